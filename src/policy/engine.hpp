@@ -1,0 +1,102 @@
+// Networks, ordered allow/deny rules and the engine that decides one request against them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/address.hpp"
+
+namespace fwgate::policy {
+
+// A named set of address ranges and domain suffixes. A domain entry "example.com" matches
+// "example.com" and every name below it ("www.example.com"), case-insensitively, ignoring a
+// trailing dot. The built-in network "any" matches every address and name.
+struct Network {
+  std::string name;
+  std::vector<IpRange> ranges;
+  std::vector<std::string> domains;
+  bool any = false;
+
+  bool containsAddress(const IpAddress& a) const;
+  bool containsDomain(std::string_view name) const;
+};
+
+enum class Action : std::uint8_t { Allow, Deny };
+
+// Command bits; a rule's `commands` is a mask of these (0 never appears: empty means all).
+enum class Command : std::uint8_t { Connect = 1, Bind = 2, Udp = 4 };
+inline constexpr std::uint8_t kAllCommands = 1 | 2 | 4;
+std::string_view toString(Command c);
+
+// A rule as written in the configuration. Empty lists mean "any".
+struct Rule {
+  std::string name;
+  Action action = Action::Deny;
+  std::vector<std::string> sources;       // network names the client address must be in
+  std::vector<std::string> users;         // authenticated user names
+  std::vector<std::string> groups;        // group names (members from Engine's groups)
+  std::vector<std::string> destinations;  // network names the destination must be in
+  std::vector<PortRange> ports;           // destination ports
+  std::uint8_t commands = kAllCommands;   // mask of Command
+};
+
+// One request to decide. The gateway fills the facts it knows.
+struct Request {
+  IpAddress client;
+  bool clientIsLocal = false;              // the client connected from this host itself
+  std::optional<std::string> user;         // authenticated user; nullopt when anonymous
+  Command command = Command::Connect;
+  std::optional<IpAddress> destinationAddress;  // resolved or literal destination address
+  std::string destinationName;             // requested domain name, empty if an address was given
+  std::uint16_t destinationPort = 0;
+  // The destination is loopback, unspecified, or one of the gateway's own listening sockets.
+  // A client that is not local reaches it only through an allow rule whose `destinations`
+  // explicitly name a network (not "any") that contains the address.
+  bool destinationIsProtected = false;
+};
+
+struct Decision {
+  bool allowed = false;
+  int ruleIndex = -1;          // index into the rules, -1 when no rule matched (default deny)
+  std::string ruleName;        // the rule's name, or "default-deny" / "protected-destination"
+};
+
+// Immutable after construction, safe to share between threads; counters are atomic.
+class Engine {
+ public:
+  // Names in rules must resolve (config validation guarantees it); unknown names never match.
+  Engine(std::vector<Network> networks, std::map<std::string, std::vector<std::string>> groups,
+         std::vector<Rule> rules);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // First matching rule wins; no match is deny.
+  Decision decide(const Request& request) const;
+
+  const std::vector<Rule>& rules() const { return rules_; }
+  const Network* findNetwork(std::string_view name) const;
+  std::uint64_t hits(std::size_t ruleIndex) const;
+  std::uint64_t allowedCount() const { return allowed_.load(std::memory_order_relaxed); }
+  std::uint64_t deniedCount() const { return denied_.load(std::memory_order_relaxed); }
+
+ private:
+  struct CompiledRule;
+  std::vector<Network> networks_;
+  std::map<std::string, std::vector<std::string>> groups_;
+  std::vector<Rule> rules_;
+  std::vector<CompiledRule> compiled_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> hits_;
+  mutable std::atomic<std::uint64_t> allowed_{0};
+  mutable std::atomic<std::uint64_t> denied_{0};
+
+ public:
+  ~Engine();
+};
+
+}  // namespace fwgate::policy

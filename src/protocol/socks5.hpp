@@ -1,0 +1,99 @@
+// SOCKS Protocol Version 5 (RFC 1928) and Username/Password authentication (RFC 1929).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/address.hpp"
+#include "protocol/parse.hpp"
+
+namespace fwgate::protocol::socks5 {
+
+inline constexpr std::uint8_t kVersion = 0x05;
+inline constexpr std::uint8_t kUserPassVersion = 0x01;
+
+// Method identifiers (RFC 1928 section 3).
+enum class Method : std::uint8_t {
+  NoAuthentication = 0x00,
+  Gssapi = 0x01,
+  UsernamePassword = 0x02,
+  NoAcceptable = 0xFF,
+};
+
+enum class Command : std::uint8_t { Connect = 0x01, Bind = 0x02, UdpAssociate = 0x03 };
+
+// REP values (RFC 1928 section 6).
+enum class Reply : std::uint8_t {
+  Succeeded = 0x00,
+  GeneralFailure = 0x01,
+  NotAllowed = 0x02,
+  NetworkUnreachable = 0x03,
+  HostUnreachable = 0x04,
+  ConnectionRefused = 0x05,
+  TtlExpired = 0x06,
+  CommandNotSupported = 0x07,
+  AddressTypeNotSupported = 0x08,
+};
+
+/*
+ * Greeting:  +----+----------+----------+
+ *            |VER | NMETHODS | METHODS  |
+ *            +----+----------+----------+
+ *            | 1  |    1     | 1 to 255 |
+ */
+struct Greeting {
+  std::vector<std::uint8_t> methods;
+  bool offers(Method m) const;
+};
+ParseResult<Greeting> parseGreeting(Bytes in);
+std::array<std::uint8_t, 2> encodeMethodSelection(Method method);
+
+/*
+ * RFC 1929:  +----+------+----------+------+----------+
+ *            |VER | ULEN |  UNAME   | PLEN |  PASSWD  |
+ *            +----+------+----------+------+----------+
+ *            | 1  |  1   | 1 to 255 |  1   | 1 to 255 |
+ * ULEN == 0 is invalid (BadLength); PLEN == 0 is accepted (an empty password).
+ */
+struct UserPassRequest {
+  std::string username;
+  std::string password;
+};
+ParseResult<UserPassRequest> parseUserPass(Bytes in);
+std::array<std::uint8_t, 2> encodeUserPassStatus(bool success);
+
+/*
+ * Request:   +----+-----+-------+------+----------+----------+
+ *            |VER | CMD |  RSV  | ATYP | DST.ADDR | DST.PORT |
+ *            +----+-----+-------+------+----------+----------+
+ *            | 1  |  1  | X'00' |  1   | Variable |    2     |
+ * The command byte is returned raw: an unknown command parses Complete and the session replies 0x07.
+ * A domain of length 0 is BadLength. RSV is not checked (peers send garbage there).
+ */
+struct Request {
+  std::uint8_t command = 0;  // compare with Command values
+  Address destination;
+};
+ParseResult<Request> parseRequest(Bytes in);
+
+// Reply: VER REP RSV ATYP BND.ADDR BND.PORT.
+std::vector<std::uint8_t> encodeReply(Reply reply, const Address& bound);
+
+/*
+ * UDP request header: +----+------+------+----------+----------+----------+
+ *                     |RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
+ *                     +----+------+------+----------+----------+----------+
+ *                     | 2  |  1   |  1   | Variable |    2     | Variable |
+ * A datagram is whole: NeedMore is never returned; a short datagram is Invalid (BadLength).
+ * `consumed` is the header length; the payload is the rest.
+ */
+struct UdpHeader {
+  std::uint8_t fragment = 0;
+  Address address;
+};
+ParseResult<UdpHeader> parseUdpHeader(Bytes datagram);
+std::vector<std::uint8_t> encodeUdpHeader(const Address& address);
+
+}  // namespace fwgate::protocol::socks5
