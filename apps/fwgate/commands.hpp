@@ -7,8 +7,8 @@
 namespace fwgate::app {
 
 struct GatewayOptions {
-  std::string configPath;               // empty: the embedded default
-  std::vector<std::string> listen;      // --listen ADDR:PORT, replaces the config's listeners
+  std::string configPath;           // empty: the embedded default
+  std::vector<std::string> listen;  // --listen ADDR:PORT, replaces the config's listeners
 };
 int runGateway(const GatewayOptions& options);  // cmd_gateway.cpp
 
@@ -20,8 +20,8 @@ int runConfigDefault();  // cmd_config.cpp
 struct PasswdOptions {
   std::string usersFile = "/etc/fwgate/users";
   std::string user;
-  bool remove = false;        // --delete
-  bool list = false;          // --list
+  bool remove = false;             // --delete
+  bool list = false;               // --list
   bool passwordFromStdin = false;  // --stdin: read one line from standard input
 };
 int runPasswd(const PasswdOptions& options);  // cmd_passwd.cpp

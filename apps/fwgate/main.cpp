@@ -27,8 +27,7 @@ int main(int argc, char** argv) {
 
   PasswdOptions passwd;
   auto* passwdCmd = app.add_subcommand("passwd", "Add, change, delete or list users");
-  passwdCmd->add_option("-f,--users-file", passwd.usersFile, "Users file")
-      ->capture_default_str();
+  passwdCmd->add_option("-f,--users-file", passwd.usersFile, "Users file")->capture_default_str();
   passwdCmd->add_option("user", passwd.user, "User name");
   passwdCmd->add_flag("-d,--delete", passwd.remove, "Delete the user");
   passwdCmd->add_flag("--list", passwd.list, "List user names");

@@ -21,16 +21,18 @@ enum class AuthMethod : std::uint8_t { None, Password };
 // [[listeners]]: one SOCKS 4/4a/5 listening socket.
 struct Listener {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal; "::" listens dual-stack
-  std::uint16_t port = 1080;           // 0 picks a free port (tests)
+  std::uint16_t port = 1080;          // 0 picks a free port (tests)
   // Methods offered, in order of preference. Without None, the listener never accepts
   // unauthenticated clients (SOCKS 4 included: it has no password).
   std::vector<AuthMethod> methods{AuthMethod::None};
+
+  friend bool operator==(const Listener&, const Listener&) = default;
 };
 
 // [limits]
 struct Limits {
-  std::uint32_t maxSessions = 10000;        // 0 = unlimited
-  std::uint32_t maxSessionsPerClient = 0;   // per client IP address; 0 = unlimited
+  std::uint32_t maxSessions = 10000;       // 0 = unlimited
+  std::uint32_t maxSessionsPerClient = 0;  // per client IP address; 0 = unlimited
   Duration handshakeTimeout{std::chrono::seconds(10)};
   Duration connectTimeout{std::chrono::seconds(15)};
   Duration idleTimeout{std::chrono::hours(2)};
@@ -72,8 +74,9 @@ struct Config {
 };
 
 struct Diagnostic {
-  std::string path;     // key path, e.g. "rules[1].action"; empty for file-level problems
+  std::string path;  // key path, e.g. "rules[1].action"; empty for file-level problems
   std::string message;
+  std::uint32_t line = 0;        // 1-based line in the source text; 0 when unknown
   std::string toString() const;  // "rules[1].action: expected \"allow\" or \"deny\""
 };
 
@@ -87,6 +90,10 @@ struct LoadResult {
 // Parses and validates; collects every error, never throws.
 LoadResult parseConfig(std::string_view tomlText, std::string_view sourceName);
 LoadResult loadConfigFile(const std::string& path);
+
+// The warnings parseConfig reports for a valid configuration (open proxy, no rules, rules that
+// can never match or never be reached). Call again after changing listeners (--listen).
+std::vector<Diagnostic> checkWarnings(const Config& config);
 
 // The embedded default: SOCKS on 127.0.0.1:1080, loopback clients allowed, no authentication,
 // sessions logged to stderr.

@@ -1,0 +1,277 @@
+#include "gateway/gateway.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/ip/v6_only.hpp>
+#include <asio/steady_timer.hpp>
+#include <charconv>
+
+#include "gateway/net.hpp"
+#include "gateway/socks_session.hpp"
+
+namespace fwgate::gateway {
+
+using asio::ip::tcp;
+
+namespace {
+
+std::string methodNames(const config::Listener& l) {
+  std::string out;
+  for (auto m : l.methods) {
+    if (!out.empty()) out += ",";
+    out += m == config::AuthMethod::None ? "none" : "password";
+  }
+  return out;
+}
+
+// The session's frame owns the socket and the session; the registry slot is released on every
+// way out, exceptions included.
+asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket, config::Listener listener,
+                                   asio::ip::address client) {
+  struct Slot {
+    Runtime& runtime;
+    asio::ip::address client;
+    ~Slot() { runtime.release(client); }
+  } slot{runtime, client};
+  SocksSession session(runtime, std::move(socket), listener);
+  co_await session.run();
+}
+
+}  // namespace
+
+bool parseListenAddress(const std::string& text, std::string& address, std::uint16_t& port) {
+  std::string host;
+  std::string portText;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    portText = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) return false;
+    host = text.substr(0, colon);
+    portText = text.substr(colon + 1);
+  }
+  std::error_code ec;
+  asio::ip::make_address(host, ec);
+  if (ec || portText.empty()) return false;
+  unsigned value = 0;
+  auto [end, err] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
+  if (err != std::errc{} || end != portText.data() + portText.size() || value > 65535) {
+    return false;
+  }
+  address = host;
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial)
+    : options_(std::move(options)),
+      runtime_(io_, std::move(initial)),
+      signals_(io_, SIGHUP, SIGTERM, SIGINT) {
+  listeners_ = options_.listenOverride.empty() ? runtime_.snapshot()->config->listeners
+                                               : options_.listenOverride;
+}
+
+Gateway::~Gateway() {
+  runtime_.resolverPool().stop();
+  runtime_.authPool().stop();
+}
+
+bool Gateway::openListeners() {
+  for (const auto& listener : listeners_) {
+    std::error_code ec;
+    const auto address = asio::ip::make_address(listener.address, ec);
+    if (ec) {
+      spdlog::error("listener {}: not an IP address", listener.address);
+      return false;
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(io_);
+    const tcp::endpoint endpoint{address, listener.port};
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && address.is_v6()) {
+      // "::" serves IPv4 too; a specific IPv6 address only IPv6.
+      acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
+    }
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::error("cannot listen on {}: {}", endpointString(address, listener.port),
+                    ec.message());
+      return false;
+    }
+    const auto bound = acceptor->local_endpoint(ec);
+    runtime_.addListeningPort(bound.port());
+    spdlog::info("socks listening on {} (methods: {})",
+                 endpointString(bound.address(), bound.port()), methodNames(listener));
+    acceptors_.push_back(std::move(acceptor));
+  }
+  return true;
+}
+
+bool Gateway::dropPrivileges() {
+  const auto& user = runtime_.snapshot()->config->runAsUser;
+  if (user.empty() || ::geteuid() != 0) return true;
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (pw == nullptr) {
+    spdlog::error("gateway.user: no such user \"{}\"", user);
+    return false;
+  }
+  if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
+      ::setuid(pw->pw_uid) != 0) {
+    spdlog::error("cannot drop privileges to \"{}\": {}", user, std::strerror(errno));
+    return false;
+  }
+  spdlog::info("running as user {} (uid {})", user, pw->pw_uid);
+  return true;
+}
+
+int Gateway::run() {
+  const auto snapshot = runtime_.snapshot();
+  std::string error;
+  if (!runtime_.sessionLog().open(snapshot->config->log.sessions, error)) {
+    spdlog::error("log.sessions: {}", error);
+    return 1;
+  }
+  spdlog::info("fwgate 0.1.0 gateway: config {} ({} rules, {} listeners)", snapshot->config->source,
+               snapshot->config->rules.size(), listeners_.size());
+  if (!openListeners()) return 1;
+  spdlog::info("session log: {}", snapshot->config->log.sessions == "-"
+                                      ? std::string("stderr")
+                                      : snapshot->config->log.sessions);
+  if (!dropPrivileges()) return 1;
+
+  auto onException = [this](std::exception_ptr e) {
+    if (!e) return;
+    ++runtime_.counters().sessionExceptions;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("internal error: {}", ex.what());
+    }
+  };
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
+    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i]), onException);
+  }
+  asio::co_spawn(io_, handleSignals(), onException);
+  io_.run();
+  spdlog::info("stopped: {} sessions served, {} internal errors",
+               runtime_.counters().sessionsAccepted, runtime_.counters().sessionExceptions);
+  return 0;
+}
+
+asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, config::Listener listener) {
+  auto onException = [this](std::exception_ptr e) {
+    if (!e) return;
+    ++runtime_.counters().sessionExceptions;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("session ended by internal error: {}", ex.what());
+    }
+  };
+  asio::steady_timer backoff(io_);
+  while (!stopping_) {
+    auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) co_return;
+      // Out of descriptors or memory: say so and pause instead of spinning.
+      spdlog::warn("accept: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kNoThrow);
+      continue;
+    }
+    std::error_code peerEc;
+    const auto client = unmapped(socket.remote_endpoint(peerEc).address());
+    if (peerEc) continue;
+    if (!runtime_.admit(client)) {
+      ++runtime_.counters().sessionsRejectedByLimit;
+      SessionRecord record;
+      record.client = endpointString(client, socket.remote_endpoint(peerEc).port());
+      record.result = "session-limit";
+      runtime_.sessionLog().write(record);
+      continue;  // the socket closes here
+    }
+    ++runtime_.counters().sessionsAccepted;
+    asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client), onException);
+  }
+}
+
+asio::awaitable<void> Gateway::handleSignals() {
+  for (;;) {
+    auto [ec, signal] = co_await signals_.async_wait(kNoThrow);
+    if (ec) co_return;
+    if (signal == SIGHUP) {
+      reload();
+      continue;
+    }
+    spdlog::info("signal {}: no new sessions; waiting up to {} ms for {} active", signal,
+                 runtime_.snapshot()->config->limits.shutdownGrace.count(),
+                 runtime_.activeSessions());
+    stopping_ = true;
+    for (auto& a : acceptors_) {
+      std::error_code ignored;
+      a->close(ignored);
+    }
+    co_await drainAndStop();
+    co_return;
+  }
+}
+
+asio::awaitable<void> Gateway::drainAndStop() {
+  asio::steady_timer tick(io_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + runtime_.snapshot()->config->limits.shutdownGrace;
+  while (runtime_.activeSessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+    tick.expires_after(std::chrono::milliseconds(50));
+    co_await tick.async_wait(kNoThrow);
+  }
+  if (runtime_.activeSessions() > 0) {
+    spdlog::warn("grace period over: closing {} sessions", runtime_.activeSessions());
+  }
+  io_.stop();
+}
+
+void Gateway::reload() {
+  std::string error;
+  if (options_.configPath.empty()) {
+    spdlog::info("SIGHUP: embedded configuration; reopening the session log");
+  } else {
+    auto loaded = config::loadConfigFile(options_.configPath);
+    for (const auto& w : loaded.warnings) spdlog::warn("config: {}", w.toString());
+    if (!loaded.ok()) {
+      for (const auto& e : loaded.errors) spdlog::error("config: {}", e.toString());
+      spdlog::error("SIGHUP: {} errors in {}; keeping the running configuration",
+                    loaded.errors.size(), options_.configPath);
+    } else {
+      std::vector<std::string> errors;
+      auto snapshot = makeSnapshot(loaded.config, errors);
+      if (!snapshot) {
+        for (const auto& e : errors) spdlog::error("config: {}", e);
+        spdlog::error("SIGHUP: keeping the running configuration");
+      } else {
+        if (options_.listenOverride.empty() && snapshot->config->listeners != listeners_) {
+          spdlog::warn("SIGHUP: listener changes take effect at the next restart");
+        }
+        spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));
+        runtime_.setSnapshot(std::move(snapshot));
+        runtime_.refreshHostAddresses();
+        spdlog::info("SIGHUP: reloaded {} ({} rules); established sessions keep their rules",
+                     options_.configPath, runtime_.snapshot()->config->rules.size());
+      }
+    }
+  }
+  if (!runtime_.sessionLog().open(runtime_.snapshot()->config->log.sessions, error)) {
+    spdlog::error("log.sessions: {}", error);
+  }
+}
+
+}  // namespace fwgate::gateway

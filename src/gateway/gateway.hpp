@@ -1,0 +1,49 @@
+// The gateway daemon: listeners, the accept loop, signals (HUP reload, TERM graceful stop).
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/signal_set.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "gateway/runtime.hpp"
+
+namespace fwgate::gateway {
+
+struct GatewayOptions {
+  std::string configPath;                        // empty: the embedded default
+  std::vector<config::Listener> listenOverride;  // --listen: replaces the configured listeners
+};
+
+class Gateway {
+ public:
+  Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial);
+  ~Gateway();
+  // Binds every listener, drops privileges, serves until SIGTERM/SIGINT. Returns an exit status.
+  int run();
+
+ private:
+  asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor, config::Listener listener);
+  asio::awaitable<void> handleSignals();
+  asio::awaitable<void> drainAndStop();
+  void reload();
+  bool openListeners();
+  bool dropPrivileges();
+
+  GatewayOptions options_;
+  asio::io_context io_{1};
+  Runtime runtime_;
+  asio::signal_set signals_;
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<config::Listener> listeners_;
+  bool stopping_ = false;
+};
+
+// "127.0.0.1:1080", "[::1]:1080", "0.0.0.0:0". False if malformed.
+bool parseListenAddress(const std::string& text, std::string& address, std::uint16_t& port);
+
+}  // namespace fwgate::gateway

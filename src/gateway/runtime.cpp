@@ -1,0 +1,137 @@
+#include "gateway/runtime.hpp"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sodium.h>
+
+#include <algorithm>
+
+#include "gateway/net.hpp"
+#include "gateway/offload.hpp"
+
+namespace fwgate::gateway {
+
+std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Config> config,
+                                             std::vector<std::string>& errors) {
+  auto snapshot = std::make_shared<Snapshot>();
+  if (!config->usersFile.empty()) {
+    std::string error;
+    auto users = config::UserDatabase::load(config->usersFile, error);
+    if (!users) {
+      errors.push_back("gateway.users_file: " + error);
+      return nullptr;
+    }
+    snapshot->users = std::make_shared<const config::UserDatabase>(std::move(*users));
+  }
+  snapshot->engine = config->makeEngine();
+  snapshot->config = std::move(config);
+  return snapshot;
+}
+
+Runtime::Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot)
+    : io_(io), snapshot_(std::move(snapshot)), buffers_(snapshot_->config->limits.relayBufferSize) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  digestKey_.resize(crypto_generichash_KEYBYTES);
+  randombytes_buf(digestKey_.data(), digestKey_.size());
+  refreshHostAddresses();
+}
+
+void Runtime::setSnapshot(std::shared_ptr<const Snapshot> s) {
+  snapshot_ = std::move(s);
+  buffers_.setBufferSize(snapshot_->config->limits.relayBufferSize);
+}
+
+void Runtime::refreshHostAddresses() {
+  hostAddresses_.clear();
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return;
+  for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      asio::ip::address_v4::bytes_type b;
+      std::memcpy(b.data(), &sin->sin_addr, 4);
+      hostAddresses_.push_back(asio::ip::address_v4(b));
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      asio::ip::address_v6::bytes_type b;
+      std::memcpy(b.data(), &sin6->sin6_addr, 16);
+      hostAddresses_.push_back(asio::ip::address_v6(b, sin6->sin6_scope_id));
+    }
+  }
+  freeifaddrs(list);
+}
+
+bool Runtime::isHostAddress(const asio::ip::address& address) const {
+  const auto a = unmapped(address);
+  if (a.is_loopback()) return true;
+  return std::any_of(hostAddresses_.begin(), hostAddresses_.end(), [&](const auto& h) {
+    if (h.is_v6() && a.is_v6()) return h.to_v6().to_bytes() == a.to_v6().to_bytes();
+    return h == a;
+  });
+}
+
+bool Runtime::isProtectedDestination(const asio::ip::address& address, std::uint16_t port) const {
+  const auto p = toPolicy(address);
+  if (p.isLoopback() || p.isUnspecified()) return true;
+  return listeningPorts_.contains(port) && isHostAddress(address);
+}
+
+bool Runtime::admit(const asio::ip::address& client) {
+  const auto& limits = snapshot_->config->limits;
+  if (limits.maxSessions != 0 && active_ >= limits.maxSessions) return false;
+  auto& n = perClient_[client];
+  if (limits.maxSessionsPerClient != 0 && n >= limits.maxSessionsPerClient) {
+    if (n == 0) perClient_.erase(client);
+    return false;
+  }
+  ++n;
+  ++active_;
+  return true;
+}
+
+void Runtime::release(const asio::ip::address& client) {
+  --active_;
+  auto it = perClient_.find(client);
+  if (it != perClient_.end() && --it->second == 0) perClient_.erase(it);
+}
+
+void Runtime::addConnect(const asio::ip::address& client, const asio::ip::address& host) {
+  ++connects_[{client, host}];
+}
+
+void Runtime::removeConnect(const asio::ip::address& client, const asio::ip::address& host) {
+  auto it = connects_.find({client, host});
+  if (it != connects_.end() && --it->second == 0) connects_.erase(it);
+}
+
+bool Runtime::hasConnect(const asio::ip::address& client, const asio::ip::address& host) const {
+  return connects_.contains({client, host});
+}
+
+asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::UserDatabase> users,
+                                              std::string user, std::string password) {
+  if (!users) co_return false;
+  if (cachedUsers_ != users.get()) {
+    verified_.clear();
+    cachedUsers_ = users.get();
+  }
+  std::string digest(crypto_generichash_BYTES, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(digest.data()), digest.size(),
+                     reinterpret_cast<const unsigned char*>(password.data()), password.size(),
+                     reinterpret_cast<const unsigned char*>(digestKey_.data()), digestKey_.size());
+  if (auto it = verified_.find(user); it != verified_.end()) {
+    if (sodium_memcmp(it->second.data(), digest.data(), digest.size()) == 0) co_return true;
+  }
+  auto ok = co_await offload<bool>(
+      authPool_, [users, user, password] { return users->verify(user, password); },
+      std::chrono::seconds(30));
+  if (ok && *ok) {
+    // Only remember users of the database still in force.
+    if (cachedUsers_ == users.get()) verified_[user] = digest;
+    co_return true;
+  }
+  co_return false;
+}
+
+}  // namespace fwgate::gateway

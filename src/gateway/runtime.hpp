@@ -1,0 +1,93 @@
+// What every session of one gateway shares: the current configuration snapshot, the session
+// registry and limits, the buffer pool, the session log, and the worker pools for blocking calls.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/thread_pool.hpp>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/users.hpp"
+#include "gateway/buffer_pool.hpp"
+#include "gateway/session_log.hpp"
+#include "policy/engine.hpp"
+
+namespace fwgate::gateway {
+
+// An immutable view of the configuration; a session keeps the one it started with.
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const policy::Engine> engine;
+  std::shared_ptr<const config::UserDatabase> users;  // null when no users file is configured
+};
+
+// Builds a snapshot (engine and users file included). Errors are appended to `errors`.
+std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Config> config,
+                                             std::vector<std::string>& errors);
+
+struct Counters {
+  std::uint64_t sessionsAccepted = 0;
+  std::uint64_t sessionsRejectedByLimit = 0;
+  std::uint64_t sessionExceptions = 0;
+};
+
+class Runtime {
+ public:
+  Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot);
+
+  asio::io_context& io() { return io_; }
+  std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
+  void setSnapshot(std::shared_ptr<const Snapshot> s);
+
+  BufferPool& buffers() { return buffers_; }
+  SessionLog& sessionLog() { return log_; }
+  asio::thread_pool& resolverPool() { return resolverPool_; }
+  asio::thread_pool& authPool() { return authPool_; }
+  Counters& counters() { return counters_; }
+
+  // The host's own addresses (getifaddrs) and the ports the gateway listens on.
+  void refreshHostAddresses();
+  void addListeningPort(std::uint16_t port) { listeningPorts_.insert(port); }
+  bool isHostAddress(const asio::ip::address& a) const;
+  // Loopback, unspecified, or one of this gateway's own listening sockets.
+  bool isProtectedDestination(const asio::ip::address& a, std::uint16_t port) const;
+
+  // Session registry: admission by limits, per-client counts, active CONNECTs by (client, host).
+  bool admit(const asio::ip::address& client);
+  void release(const asio::ip::address& client);
+  std::size_t activeSessions() const { return active_; }
+  void addConnect(const asio::ip::address& client, const asio::ip::address& host);
+  void removeConnect(const asio::ip::address& client, const asio::ip::address& host);
+  bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const;
+
+  // Password check off the event loop; successful checks are remembered (keyed digest) until the
+  // users file changes, so a returning client costs one hash, not an argon2id run.
+  asio::awaitable<bool> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
+                                       std::string user, std::string password);
+
+ private:
+  asio::io_context& io_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  BufferPool buffers_;
+  SessionLog log_;
+  asio::thread_pool resolverPool_{4};
+  asio::thread_pool authPool_{2};
+  Counters counters_;
+  std::vector<asio::ip::address> hostAddresses_;
+  std::set<std::uint16_t> listeningPorts_;
+  std::size_t active_ = 0;
+  std::map<asio::ip::address, std::uint32_t> perClient_;
+  std::map<std::pair<asio::ip::address, asio::ip::address>, std::uint32_t> connects_;
+  const config::UserDatabase* cachedUsers_ = nullptr;
+  std::map<std::string, std::string> verified_;  // user -> keyed digest of the password
+  std::string digestKey_;
+};
+
+}  // namespace fwgate::gateway

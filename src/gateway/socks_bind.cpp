@@ -1,0 +1,105 @@
+// SOCKS BIND: listen on the gateway for one incoming connection from the expected peer.
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include "gateway/net.hpp"
+#include "gateway/reply_code.hpp"
+#include "gateway/socks_session.hpp"
+
+namespace fwgate::gateway {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
+  record_.command = "bind";
+  std::error_code ec;
+  // The expected peer: DST.ADDR, unless zero (any peer). A name is resolved to its addresses.
+  std::vector<asio::ip::address> expectedAddresses;
+  if (!expected.isUnspecified()) {
+    expectedAddresses = co_await resolve(expected, ec);
+    if (ec) {
+      co_await fail(toSocks5Reply(ec), "resolve " + expected.host() + ": " + ec.message());
+      co_return;
+    }
+  }
+  const std::string name =
+      expected.type == protocol::AddressType::Domain ? expected.domain : std::string{};
+  const std::optional<asio::ip::address> peer =
+      expectedAddresses.empty() ? std::nullopt : std::optional(expectedAddresses.front());
+
+  const auto decision = decide(policy::Command::Bind, peer, expected.port, name);
+  record_.rule = decision.ruleName;
+  if (!decision.allowed) {
+    co_await fail(Reply::NotAllowed, "denied by " + decision.ruleName);
+    co_return;
+  }
+  if (snapshot_->config->bind.requireConnect) {
+    // The seed's strict mode: only a client already connected to that host may BIND.
+    const bool connected = std::any_of(
+        expectedAddresses.begin(), expectedAddresses.end(),
+        [&](const auto& a) { return runtime_.hasConnect(clientEndpoint_.address(), a); });
+    if (!connected) {
+      co_await fail(Reply::NotAllowed, "bind.require_connect: no CONNECT session to " +
+                                           (peer ? peer->to_string() : std::string("any host")));
+      co_return;
+    }
+  }
+
+  const auto listenAddress = externalAddressToward(peer);
+  tcp::acceptor acceptor(client_.get_executor());
+  acceptor.open(listenAddress.is_v4() ? tcp::v4() : tcp::v6(), ec);
+  if (!ec) acceptor.bind({listenAddress, 0}, ec);
+  if (!ec) acceptor.listen(1, ec);
+  if (ec) {
+    co_await fail(toSocks5Reply(ec),
+                  "bind listen on " + listenAddress.to_string() + ": " + ec.message());
+    co_return;
+  }
+  const auto listening = acceptor.local_endpoint(ec);
+  record_.bound = endpointString(listening.address(), listening.port());
+  // First reply: where the peer should connect.
+  if (!co_await sendReply(Reply::Succeeded, listening)) co_return;
+
+  deadline_.expires_after(snapshot_->config->limits.bindTimeout);
+  for (;;) {
+    auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_.async_wait(kNoThrow) ||
+                             waitClientClose(true));
+    if (outcome.index() == 1) {
+      co_await fail(Reply::TtlExpired, "no connection within bind_timeout");
+      co_return;
+    }
+    if (outcome.index() == 2) {
+      record_.result = "client-closed";
+      record_.error = "client closed before the peer connected";
+      co_return;
+    }
+    auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
+    if (acceptEc) {
+      co_await fail(toSocks5Reply(acceptEc), "accept: " + acceptEc.message());
+      co_return;
+    }
+    const auto from = incoming.remote_endpoint(ec);
+    const auto fromAddress = unmapped(from.address());
+    const bool expectedPeer = !peer || std::find(expectedAddresses.begin(), expectedAddresses.end(),
+                                                 fromAddress) != expectedAddresses.end();
+    const auto peerDecision =
+        expectedPeer ? decide(policy::Command::Bind, fromAddress, from.port(), {}) : decision;
+    if (!expectedPeer || !peerDecision.allowed) {
+      // Someone else knocked: refuse that connection, keep waiting for the right one.
+      record_.error = "refused peer " + endpointString(fromAddress, from.port()) +
+                      (expectedPeer ? " (denied by " + peerDecision.ruleName + ")"
+                                    : " (not the requested DST.ADDR)");
+      incoming.close(ec);
+      continue;
+    }
+    record_.rule = peerDecision.ruleName;
+    record_.resolved = endpointString(fromAddress, from.port());
+    acceptor.close(ec);
+    // Second reply: who connected.
+    if (!co_await sendReply(Reply::Succeeded, from)) co_return;
+    co_await relayWith(incoming);
+    co_return;
+  }
+}
+
+}  // namespace fwgate::gateway

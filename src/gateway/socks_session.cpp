@@ -1,0 +1,473 @@
+#include "gateway/socks_session.hpp"
+
+#include <netdb.h>
+
+#include <algorithm>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/ip/udp.hpp>
+#include <asio/write.hpp>
+
+#include "gateway/net.hpp"
+#include "gateway/offload.hpp"
+#include "gateway/relay.hpp"
+#include "gateway/reply_code.hpp"
+#include "protocol/socks4.hpp"
+
+namespace fwgate::gateway {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+namespace socks5 = protocol::socks5;
+namespace socks4 = protocol::socks4;
+
+SocksSession::SocksSession(Runtime& runtime, tcp::socket client, const config::Listener& listener)
+    : runtime_(runtime),
+      snapshot_(runtime.snapshot()),
+      client_(std::move(client)),
+      listener_(listener),
+      deadline_(client_.get_executor()) {}
+
+asio::awaitable<void> SocksSession::run() {
+  std::error_code ec;
+  clientEndpoint_ = client_.remote_endpoint(ec);
+  localEndpoint_ = client_.local_endpoint(ec);
+  record_.client = endpointString(clientEndpoint_.address(), clientEndpoint_.port());
+  deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
+  if (co_await readMore()) {
+    // One listener serves every dialect: the first byte tells them apart.
+    switch (in_[0]) {
+      case socks5::kVersion:
+        co_await socks5();
+        break;
+      case socks4::kVersion:
+        co_await socks4();
+        break;
+      default:
+        record_.result = "bad-version";
+        record_.error = "first byte " + std::to_string(in_[0]) + " is not SOCKS 4 or 5";
+        break;
+    }
+  }
+  client_.close(ec);
+  runtime_.sessionLog().write(record_);
+}
+
+asio::awaitable<bool> SocksSession::readMore() {
+  if (inLength_ == in_.size()) {
+    record_.result = "bad-request";
+    record_.error = "handshake message too large";
+    co_return false;
+  }
+  auto outcome =
+      co_await (client_.async_read_some(
+                    asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
+                deadline_.async_wait(kNoThrow));
+  if (outcome.index() == 1) {
+    record_.result = "handshake-timeout";
+    co_return false;
+  }
+  auto [ec, n] = std::get<0>(outcome);
+  if (ec) {
+    record_.result = "closed-in-handshake";
+    if (ec != asio::error::eof) record_.error = ec.message();
+    co_return false;
+  }
+  inLength_ += n;
+  co_return true;
+}
+
+void SocksSession::consume(std::size_t n) {
+  std::memmove(in_.data(), in_.data() + n, inLength_ - n);
+  inLength_ -= n;
+}
+
+asio::awaitable<bool> SocksSession::write(const std::uint8_t* data, std::size_t n) {
+  auto [ec, written] = co_await asio::async_write(client_, asio::buffer(data, n), kNoThrow);
+  if (ec) {
+    record_.error = "write to client: " + ec.message();
+    co_return false;
+  }
+  co_return true;
+}
+
+// --- SOCKS 5 --------------------------------------------------------------------------------
+
+asio::awaitable<void> SocksSession::socks5() {
+  dialect_ = Dialect::Socks5;
+  record_.protocol = "socks5";
+
+  auto greeting = socks5::parseGreeting({in_.data(), inLength_});
+  while (greeting.needMore()) {
+    if (!co_await readMore()) co_return;
+    greeting = socks5::parseGreeting({in_.data(), inLength_});
+  }
+  if (greeting.invalid()) {
+    record_.result = "bad-greeting";
+    co_return;
+  }
+  consume(greeting.consumed);
+
+  // The listener's methods in its order of preference; a password-only listener never takes 0x00.
+  auto chosen = socks5::Method::NoAcceptable;
+  for (auto m : listener_.methods) {
+    if (m == config::AuthMethod::None && greeting.value.offers(socks5::Method::NoAuthentication)) {
+      chosen = socks5::Method::NoAuthentication;
+      break;
+    }
+    if (m == config::AuthMethod::Password &&
+        greeting.value.offers(socks5::Method::UsernamePassword)) {
+      chosen = socks5::Method::UsernamePassword;
+      break;
+    }
+  }
+  const auto selection = socks5::encodeMethodSelection(chosen);
+  if (!co_await write(selection.data(), selection.size())) co_return;
+  if (chosen == socks5::Method::NoAcceptable) {
+    record_.result = "no-acceptable-method";
+    co_return;
+  }
+  if (chosen == socks5::Method::UsernamePassword && !co_await authenticate()) co_return;
+
+  auto request = socks5::parseRequest({in_.data(), inLength_});
+  while (request.needMore()) {
+    if (!co_await readMore()) co_return;
+    request = socks5::parseRequest({in_.data(), inLength_});
+  }
+  if (request.invalid()) {
+    if (request.error == protocol::ParseError::BadAddressType) {
+      record_.error = "address type " + std::to_string(in_[3]) + " not supported";
+      co_await fail(Reply::AddressTypeNotSupported, record_.error);
+    } else {
+      record_.result = "bad-request";
+    }
+    co_return;
+  }
+  consume(request.consumed);
+  const auto& destination = request.value.destination;
+  requestType_ = destination.type;
+  record_.requested = destination.toString();
+
+  switch (static_cast<socks5::Command>(request.value.command)) {
+    case socks5::Command::Connect:
+      co_await connect(destination);
+      break;
+    case socks5::Command::Bind:
+      co_await bind(destination);
+      break;
+    case socks5::Command::UdpAssociate:
+      co_await udpAssociate(destination);
+      break;
+    default:
+      record_.command = "unknown";
+      co_await fail(Reply::CommandNotSupported,
+                    "command " + std::to_string(request.value.command) + " not supported");
+      break;
+  }
+}
+
+asio::awaitable<bool> SocksSession::authenticate() {
+  auto auth = socks5::parseUserPass({in_.data(), inLength_});
+  while (auth.needMore()) {
+    if (!co_await readMore()) co_return false;
+    auth = socks5::parseUserPass({in_.data(), inLength_});
+  }
+  if (auth.invalid()) {
+    const auto status = socks5::encodeUserPassStatus(false);
+    co_await write(status.data(), status.size());
+    record_.result = "bad-auth-request";
+    co_return false;
+  }
+  consume(auth.consumed);
+  auto& [name, password] = auth.value;
+  record_.user = name;
+  const bool ok = co_await runtime_.verifyPassword(snapshot_->users, name, std::move(password));
+  const auto status = socks5::encodeUserPassStatus(ok);
+  if (!co_await write(status.data(), status.size())) co_return false;
+  if (!ok) {
+    // RFC 1929: a failure status is followed by closing the connection.
+    record_.result = "auth-failed";
+    co_return false;
+  }
+  user_ = name;
+  co_return true;
+}
+
+// --- SOCKS 4 / 4a ----------------------------------------------------------------------------
+
+asio::awaitable<void> SocksSession::socks4() {
+  dialect_ = Dialect::Socks4;
+  record_.protocol = "socks4";
+  auto request = socks4::parseRequest({in_.data(), inLength_});
+  while (request.needMore()) {
+    if (!co_await readMore()) co_return;
+    request = socks4::parseRequest({in_.data(), inLength_});
+  }
+  if (request.invalid()) {
+    record_.error = "malformed SOCKS 4 request";
+    co_await fail(Reply::GeneralFailure, record_.error);
+    record_.result = "bad-request";
+    co_return;
+  }
+  consume(request.consumed);
+  if (request.value.isSocks4a) record_.protocol = "socks4a";
+  const auto& destination = request.value.destination;
+  requestType_ = protocol::AddressType::IPv4;
+  record_.requested = destination.toString();
+
+  // SOCKS 4 has no authentication: a listener that requires a password refuses it.
+  if (std::find(listener_.methods.begin(), listener_.methods.end(), config::AuthMethod::None) ==
+      listener_.methods.end()) {
+    co_await fail(Reply::NotAllowed, "listener requires authentication; SOCKS 4 has none");
+    co_return;
+  }
+  switch (static_cast<socks4::Command>(request.value.command)) {
+    case socks4::Command::Connect:
+      co_await connect(destination);
+      break;
+    case socks4::Command::Bind:
+      co_await bind(destination);
+      break;
+    default:
+      record_.command = "unknown";
+      co_await fail(Reply::CommandNotSupported,
+                    "command " + std::to_string(request.value.command) + " not supported");
+      break;
+  }
+}
+
+// --- Replies --------------------------------------------------------------------------------
+
+asio::awaitable<bool> SocksSession::sendReply(Reply reply, const protocol::Address& bound) {
+  record_.result = replyName(reply);
+  if (dialect_ == Dialect::Socks4) {
+    const auto code = toSocks4Reply(reply);
+    record_.reply = static_cast<int>(code);
+    std::array<std::uint8_t, 4> ip{};
+    if (bound.type == protocol::AddressType::IPv4) std::copy_n(bound.ip.begin(), 4, ip.begin());
+    const auto bytes = socks4::encodeReply(code, ip, bound.port);
+    co_return co_await write(bytes.data(), bytes.size());
+  }
+  record_.reply = static_cast<int>(reply);
+  const auto bytes = socks5::encodeReply(reply, bound);
+  co_return co_await write(bytes.data(), bytes.size());
+}
+
+asio::awaitable<bool> SocksSession::sendReply(Reply reply, const tcp::endpoint& bound) {
+  co_return co_await sendReply(reply, toWire(bound));
+}
+
+asio::awaitable<void> SocksSession::fail(Reply reply, std::string error) {
+  if (!error.empty()) record_.error = std::move(error);
+  // Error replies carry the address type of the request (a domain request gets IPv4 zeros).
+  const auto zero = requestType_ == protocol::AddressType::IPv6
+                        ? protocol::Address::ipv6({}, 0)
+                        : protocol::Address::ipv4({0, 0, 0, 0}, 0);
+  co_await sendReply(reply, zero);
+}
+
+// --- Resolution and policy --------------------------------------------------------------------
+
+asio::awaitable<std::vector<asio::ip::address>> SocksSession::resolve(
+    const protocol::Address& destination, std::error_code& ec) {
+  asio::ip::address literal;
+  if (wireToAsio(destination, literal)) co_return std::vector{literal};
+
+  struct Answer {
+    int status = 0;
+    std::vector<asio::ip::address> addresses;
+  };
+  // getaddrinfo blocks: it runs on the resolver pool, never on the event loop.
+  auto answer = co_await offload<Answer>(
+      runtime_.resolverPool(),
+      [host = destination.domain] {
+        Answer a;
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* list = nullptr;
+        a.status = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
+        if (a.status != 0) return a;
+        for (addrinfo* i = list; i != nullptr; i = i->ai_next) {
+          asio::ip::address address;
+          if (i->ai_family == AF_INET) {
+            const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ai_addr);
+            asio::ip::address_v4::bytes_type b;
+            std::memcpy(b.data(), &sin->sin_addr, 4);
+            address = asio::ip::address_v4(b);
+          } else if (i->ai_family == AF_INET6) {
+            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ai_addr);
+            asio::ip::address_v6::bytes_type b;
+            std::memcpy(b.data(), &sin6->sin6_addr, 16);
+            address = asio::ip::address_v6(b, sin6->sin6_scope_id);
+          } else {
+            continue;
+          }
+          if (std::find(a.addresses.begin(), a.addresses.end(), address) == a.addresses.end()) {
+            a.addresses.push_back(address);
+          }
+        }
+        ::freeaddrinfo(list);
+        return a;
+      },
+      snapshot_->config->limits.connectTimeout);
+  if (!answer) {
+    ec = asio::error::timed_out;
+    co_return std::vector<asio::ip::address>{};
+  }
+  if (answer->status != 0) {
+    ec = std::error_code(answer->status, asio::error::get_addrinfo_category());
+    co_return std::vector<asio::ip::address>{};
+  }
+  if (answer->addresses.empty()) ec = asio::error::host_not_found;
+  co_return std::move(answer->addresses);
+}
+
+policy::Decision SocksSession::decide(policy::Command command,
+                                      const std::optional<asio::ip::address>& address,
+                                      std::uint16_t port, const std::string& name) {
+  policy::Request request;
+  request.client = toPolicy(clientEndpoint_.address());
+  request.clientIsLocal = runtime_.isHostAddress(clientEndpoint_.address());
+  request.user = user_;
+  request.command = command;
+  if (address) {
+    request.destinationAddress = toPolicy(*address);
+    request.destinationIsProtected = runtime_.isProtectedDestination(*address, port);
+  }
+  request.destinationName = name;
+  request.destinationPort = port;
+  return snapshot_->engine->decide(request);
+}
+
+// --- CONNECT --------------------------------------------------------------------------------
+
+asio::awaitable<void> SocksSession::connect(const protocol::Address& destination) {
+  record_.command = "connect";
+  std::error_code ec;
+  const auto candidates = co_await resolve(destination, ec);
+  if (ec) {
+    co_await fail(toSocks5Reply(ec), "resolve " + destination.host() + ": " + ec.message());
+    co_return;
+  }
+  const std::string name =
+      destination.type == protocol::AddressType::Domain ? destination.domain : std::string{};
+  std::vector<asio::ip::address> allowed;
+  std::string denyingRule;
+  for (const auto& a : candidates) {
+    const auto decision = decide(policy::Command::Connect, a, destination.port, name);
+    if (decision.allowed) {
+      if (allowed.empty()) record_.rule = decision.ruleName;
+      allowed.push_back(a);
+    } else if (denyingRule.empty()) {
+      denyingRule = decision.ruleName;
+    }
+  }
+  if (allowed.empty()) {
+    record_.rule = denyingRule;
+    co_await fail(Reply::NotAllowed, "denied by " + denyingRule);
+    co_return;
+  }
+
+  // Every allowed address in resolver order, all within one connect timeout.
+  deadline_.expires_after(snapshot_->config->limits.connectTimeout);
+  tcp::socket server(client_.get_executor());
+  std::error_code lastError = asio::error::host_unreachable;
+  for (const auto& a : allowed) {
+    tcp::socket attempt(client_.get_executor());
+    attempt.open(a.is_v4() ? tcp::v4() : tcp::v6(), ec);
+    if (ec) {
+      lastError = ec;
+      continue;
+    }
+    auto outcome = co_await (attempt.async_connect({a, destination.port}, kNoThrow) ||
+                             deadline_.async_wait(kNoThrow));
+    if (outcome.index() == 1) {
+      lastError = asio::error::timed_out;
+      break;
+    }
+    auto [connectEc] = std::get<0>(outcome);
+    if (!connectEc) {
+      server = std::move(attempt);
+      record_.resolved = endpointString(a, destination.port);
+      break;
+    }
+    lastError = connectEc;
+  }
+  if (!server.is_open()) {
+    co_await fail(toSocks5Reply(lastError),
+                  "connect " + destination.toString() + ": " + lastError.message());
+    co_return;
+  }
+
+  const auto serverAddress = server.remote_endpoint(ec).address();
+  runtime_.addConnect(clientEndpoint_.address(), serverAddress);
+  if (co_await sendReply(Reply::Succeeded, server.local_endpoint(ec))) co_await relayWith(server);
+  runtime_.removeConnect(clientEndpoint_.address(), serverAddress);
+}
+
+asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
+  if (inLength_ > 0) {
+    // Bytes the client pipelined behind its request go first, in order.
+    auto [ec, n] =
+        co_await asio::async_write(server, asio::buffer(in_.data(), inLength_), kNoThrow);
+    record_.bytesUp += n;
+    inLength_ = 0;
+    if (ec) {
+      record_.error = "write to destination: " + ec.message();
+      co_return;
+    }
+  }
+  const auto result =
+      co_await relay(client_, server, runtime_.buffers(), snapshot_->config->limits.idleTimeout);
+  record_.bytesUp += result.bytesUp;
+  record_.bytesDown += result.bytesDown;
+  if (result.idleTimeout) {
+    record_.error = "idle timeout";
+  } else if (!result.error.empty()) {
+    record_.error = result.error;
+  }
+}
+
+asio::awaitable<void> SocksSession::waitClientClose(bool keepData) {
+  std::array<std::uint8_t, 256> sink;
+  for (;;) {
+    auto [ec] = co_await client_.async_wait(tcp::socket::wait_read, kNoThrow);
+    if (ec) co_return;
+    const auto n = ::recv(client_.native_handle(), sink.data(), sink.size(),
+                          keepData ? MSG_PEEK | MSG_DONTWAIT : MSG_DONTWAIT);
+    if (n == 0) co_return;  // EOF: the client is gone
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      co_return;
+    }
+    if (keepData) {
+      // Data for the relay that follows: stop watching, wait until cancelled.
+      asio::steady_timer forever(client_.get_executor(), std::chrono::hours(24 * 365));
+      co_await forever.async_wait(kNoThrow);
+      co_return;
+    }
+  }
+}
+
+asio::ip::address SocksSession::externalAddressToward(
+    const std::optional<asio::ip::address>& peer) {
+  const auto& configured = snapshot_->config->bind.externalAddress;
+  std::error_code ec;
+  if (!configured.empty()) {
+    auto a = asio::ip::make_address(configured, ec);
+    if (!ec) return a;
+  }
+  if (peer) {
+    // The local address of the route toward the peer: a connected UDP socket sends nothing.
+    asio::ip::udp::socket probe(client_.get_executor());
+    probe.open(peer->is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
+    if (!ec) probe.connect({*peer, 9}, ec);
+    if (!ec) {
+      auto local = probe.local_endpoint(ec);
+      if (!ec) return unmapped(local.address());
+    }
+  }
+  return unmapped(localEndpoint_.address());
+}
+
+}  // namespace fwgate::gateway

@@ -1,0 +1,76 @@
+// One SOCKS 4/4a/5 client connection, top to bottom: greeting -> authenticate -> request ->
+// decide -> connect | bind | udp -> reply -> relay, with a record logged once at the end.
+#pragma once
+
+#include <array>
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "config/config.hpp"
+#include "gateway/runtime.hpp"
+#include "gateway/session_log.hpp"
+#include "protocol/socks5.hpp"
+
+namespace fwgate::gateway {
+
+class SocksSession {
+ public:
+  SocksSession(Runtime& runtime, asio::ip::tcp::socket client, const config::Listener& listener);
+  asio::awaitable<void> run();
+
+ private:
+  using Reply = protocol::socks5::Reply;
+  enum class Dialect { Socks4, Socks5 };
+
+  // Phases.
+  asio::awaitable<void> socks5();
+  asio::awaitable<void> socks4();
+  asio::awaitable<bool> authenticate();  // RFC 1929 sub-negotiation
+  asio::awaitable<void> connect(const protocol::Address& destination);
+  asio::awaitable<void> bind(const protocol::Address& expectedPeer);
+  asio::awaitable<void> udpAssociate(const protocol::Address& clientHint);
+
+  // Helpers.
+  // Reads more handshake bytes; false on EOF, error, full buffer or handshake timeout.
+  asio::awaitable<bool> readMore();
+  void consume(std::size_t n);
+  // Resolves a wire address into candidate addresses (in resolver order); sets `ec` on failure.
+  asio::awaitable<std::vector<asio::ip::address>> resolve(const protocol::Address& destination,
+                                                          std::error_code& ec);
+  // `address` empty: the destination is not known yet (BIND from any peer).
+  policy::Decision decide(policy::Command command, const std::optional<asio::ip::address>& address,
+                          std::uint16_t port, const std::string& name);
+  // Sends the reply for the dialect in use; `bound` is BND.ADDR/BND.PORT (or SOCKS4 DSTIP/PORT).
+  asio::awaitable<bool> sendReply(Reply reply, const protocol::Address& bound);
+  asio::awaitable<bool> sendReply(Reply reply, const asio::ip::tcp::endpoint& bound);
+  // Fails the request: reply code, result name and error in the record, reply sent.
+  asio::awaitable<void> fail(Reply reply, std::string error = {});
+  asio::awaitable<bool> write(const std::uint8_t* data, std::size_t n);
+  // Relays between the client and `server`, forwarding pipelined handshake bytes first.
+  asio::awaitable<void> relayWith(asio::ip::tcp::socket& server);
+  // Completes when the client closes the control connection (or errors); for BIND and UDP.
+  // With `keepData`, bytes the client sends are left unread (they belong to the relay after).
+  asio::awaitable<void> waitClientClose(bool keepData);
+  // The address remote peers should use to reach this gateway, towards `peer` if known.
+  asio::ip::address externalAddressToward(const std::optional<asio::ip::address>& peer);
+
+  Runtime& runtime_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  asio::ip::tcp::socket client_;
+  const config::Listener listener_;
+  asio::ip::tcp::endpoint clientEndpoint_;
+  asio::ip::tcp::endpoint localEndpoint_;
+  asio::steady_timer deadline_;
+  Dialect dialect_ = Dialect::Socks5;
+  std::optional<std::string> user_;
+  std::array<std::uint8_t, 2048> in_{};  // greeting + auth + request, pipelined
+  std::size_t inLength_ = 0;
+  protocol::AddressType requestType_ = protocol::AddressType::IPv4;
+  SessionRecord record_;
+};
+
+}  // namespace fwgate::gateway

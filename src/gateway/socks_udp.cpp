@@ -1,0 +1,40 @@
+// SOCKS 5 UDP ASSOCIATE: the TCP control connection bounds the association's life.
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include "gateway/net.hpp"
+#include "gateway/reply_code.hpp"
+#include "gateway/socks_session.hpp"
+#include "gateway/udp_relay.hpp"
+
+namespace fwgate::gateway {
+
+using namespace asio::experimental::awaitable_operators;
+
+asio::awaitable<void> SocksSession::udpAssociate(const protocol::Address& hint) {
+  record_.command = "udp";
+  // DST.ADDR is where the client will send from: zeros, or the client's own address.
+  asio::ip::address hintAddress;
+  if (!wireToAsio(hint, hintAddress) ||
+      (!hintAddress.is_unspecified() && hintAddress != unmapped(clientEndpoint_.address()))) {
+    co_await fail(Reply::NotAllowed,
+                  "UDP ASSOCIATE address " + hint.toString() + " is not the client's own");
+    co_return;
+  }
+  UdpRelay relay(
+      client_.get_executor(), clientEndpoint_.address(), hint.port,
+      [this](const asio::ip::address& a, std::uint16_t port, const std::string& name) {
+        return decide(policy::Command::Udp, a, port, name);
+      },
+      runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
+  if (auto ec = relay.open(unmapped(localEndpoint_.address()))) {
+    co_await fail(toSocks5Reply(ec), "udp socket: " + ec.message());
+    co_return;
+  }
+  const auto bound = relay.clientFacingEndpoint();
+  record_.bound = endpointString(bound.address(), bound.port());
+  if (!co_await sendReply(Reply::Succeeded, toWire(bound.address(), bound.port()))) co_return;
+  co_await (relay.run() || waitClientClose(false));
+  record_.result = "succeeded";
+}
+
+}  // namespace fwgate::gateway
