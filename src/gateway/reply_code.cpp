@@ -14,7 +14,8 @@ Reply toSocks5Reply(const std::error_code& ec) {
     // A name that does not resolve, or has no address of a usable family.
     return Reply::HostUnreachable;
   }
-  if (ec.category() == std::system_category() || ec.category() == std::generic_category()) {
+  if (ec.category() == std::system_category() || ec.category() == std::generic_category() ||
+      ec.category() == asio::error::get_system_category()) {
     switch (ec.value()) {
       case ECONNREFUSED:
         return Reply::ConnectionRefused;

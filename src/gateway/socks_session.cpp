@@ -271,6 +271,10 @@ asio::awaitable<std::vector<asio::ip::address>> SocksSession::resolve(
     const protocol::Address& destination, std::error_code& ec) {
   asio::ip::address literal;
   if (wireToAsio(destination, literal)) co_return std::vector{literal};
+  if (!protocol::isValidHostName(destination.domain)) {
+    ec = asio::error::host_not_found;  // never hand odd bytes to the resolver or to policy
+    co_return std::vector<asio::ip::address>{};
+  }
 
   struct Answer {
     int status = 0;

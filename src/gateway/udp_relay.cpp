@@ -136,7 +136,7 @@ asio::awaitable<void> UdpRelay::fromClient() {
     std::string name;
     if (!wireToAsio(wire, address)) {
       name = wire.domain;
-      if (!co_await resolve(name, address)) continue;
+      if (!protocol::isValidHostName(name) || !co_await resolve(name, address)) continue;
     }
     const udp::endpoint destination{address, wire.port};
     if (!allowed(destination, name)) continue;

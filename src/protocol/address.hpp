@@ -4,7 +4,10 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "protocol/parse.hpp"
 
 namespace fwgate::protocol {
 
@@ -23,6 +26,9 @@ struct Address {
 
   // All-zero IPv4/IPv6 address (the "unspecified" DST.ADDR of BIND and UDP ASSOCIATE).
   bool isUnspecified() const;
+  // True unless a Domain is empty or longer than 255 bytes: what a SOCKS5 ATYP/ADDR can carry.
+  // Every parser yields encodable addresses; encoders return nothing for the others.
+  bool isEncodable() const;
   // "1.2.3.4:80", "[2001:db8::1]:443", "example.com:80".
   std::string toString() const;
   // Host part only: "1.2.3.4", "2001:db8::1", "example.com".
@@ -31,7 +37,23 @@ struct Address {
   friend bool operator==(const Address&, const Address&) = default;
 };
 
-// SOCKS5 address encoding: ATYP, address, port (network order). Appends to `out`.
+/*
+ *  +------+----------+----------+
+ *  | ATYP | DST.ADDR | DST.PORT |   ATYP 1: 4 bytes; 4: 16 bytes; 3: one length byte, then the name
+ *  +------+----------+----------+
+ *  |  1   | Variable |    2     |
+ */
+// SOCKS5 address encoding: ATYP, address, port (network order). Appends to `out`;
+// appends nothing when !address.isEncodable().
 void appendSocks5Address(std::vector<std::uint8_t>& out, const Address& address);
+
+// Parses ATYP, address, port from the front of `in`. ATYP other than 1, 3, 4 is BadAddressType as
+// soon as that byte is present; a domain of length 0 is BadLength. Domain bytes are not validated.
+ParseResult<Address> parseSocks5Address(Bytes in);
+
+// A name fit to resolve: 1..253 bytes of letters, digits, '-', '_' and '.', no empty label
+// (a trailing dot is allowed). A name with NUL or other bytes would let "evil\0.allowed.com" pass
+// a suffix rule for allowed.com while the resolver looks up "evil".
+bool isValidHostName(std::string_view name);
 
 }  // namespace fwgate::protocol

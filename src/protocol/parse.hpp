@@ -15,11 +15,11 @@ enum class ParseStatus { Complete, NeedMore, Invalid };
 // Why a message is invalid; the session turns this into the protocol's reply (or a clean close).
 enum class ParseError {
   None,
-  BadVersion,          // first byte is not the expected protocol version
-  BadAddressType,      // SOCKS5 ATYP not 1, 3 or 4: reply 0x08
-  BadLength,           // a length field that is zero where forbidden, or a field past its limit
-  BadReserved,         // a reserved field that must be zero is not
-  NoMethods,           // SOCKS5 greeting with NMETHODS == 0
+  BadVersion,      // first byte is not the expected protocol version
+  BadAddressType,  // SOCKS5 ATYP not 1, 3 or 4: reply 0x08
+  BadLength,       // a length field that is zero where forbidden, or a field past its limit
+  BadReserved,     // a reserved field that must be zero is not (SOCKS codecs leave RSV alone)
+  NoMethods,       // SOCKS5 greeting with NMETHODS == 0
 };
 
 // The result of parsing one message from the front of a buffer.

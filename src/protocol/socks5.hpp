@@ -44,10 +44,14 @@ enum class Reply : std::uint8_t {
  *            | 1  |    1     | 1 to 255 |
  */
 struct Greeting {
-  std::vector<std::uint8_t> methods;
+  std::vector<std::uint8_t> methods;  // raw, in the client's order
   bool offers(Method m) const;
+  friend bool operator==(const Greeting&, const Greeting&) = default;
 };
 ParseResult<Greeting> parseGreeting(Bytes in);
+// Client side; empty when methods is empty or has more than 255 entries.
+std::vector<std::uint8_t> encodeGreeting(const Greeting& greeting);
+// Server's choice: VER, METHOD.
 std::array<std::uint8_t, 2> encodeMethodSelection(Method method);
 
 /*
@@ -60,8 +64,12 @@ std::array<std::uint8_t, 2> encodeMethodSelection(Method method);
 struct UserPassRequest {
   std::string username;
   std::string password;
+  friend bool operator==(const UserPassRequest&, const UserPassRequest&) = default;
 };
 ParseResult<UserPassRequest> parseUserPass(Bytes in);
+// Client side; empty when the username is empty or either field is longer than 255 bytes.
+std::vector<std::uint8_t> encodeUserPass(const UserPassRequest& request);
+// VER=1, STATUS: 0x00 on success, 0x01 otherwise (RFC 1929 section 2).
 std::array<std::uint8_t, 2> encodeUserPassStatus(bool success);
 
 /*
@@ -69,16 +77,21 @@ std::array<std::uint8_t, 2> encodeUserPassStatus(bool success);
  *            |VER | CMD |  RSV  | ATYP | DST.ADDR | DST.PORT |
  *            +----+-----+-------+------+----------+----------+
  *            | 1  |  1  | X'00' |  1   | Variable |    2     |
- * The command byte is returned raw: an unknown command parses Complete and the session replies 0x07.
- * A domain of length 0 is BadLength. RSV is not checked (peers send garbage there).
+ * The command byte is returned raw: an unknown command parses Complete and the session replies
+ * 0x07. An ATYP other than 1, 3, 4 is BadAddressType as soon as the 4th byte is present (reply
+ * 0x08). A domain of length 0 is BadLength. RSV is not checked (peers send garbage there).
  */
 struct Request {
   std::uint8_t command = 0;  // compare with Command values
   Address destination;
+  friend bool operator==(const Request&, const Request&) = default;
 };
 ParseResult<Request> parseRequest(Bytes in);
+// Client side, RSV=0; empty when !destination.isEncodable().
+std::vector<std::uint8_t> encodeRequest(const Request& request);
 
-// Reply: VER REP RSV ATYP BND.ADDR BND.PORT.
+// Reply: VER REP RSV ATYP BND.ADDR BND.PORT; a Domain is encoded as ATYP 3.
+// Empty when !bound.isEncodable().
 std::vector<std::uint8_t> encodeReply(Reply reply, const Address& bound);
 
 /*
@@ -87,13 +100,16 @@ std::vector<std::uint8_t> encodeReply(Reply reply, const Address& bound);
  *                     +----+------+------+----------+----------+----------+
  *                     | 2  |  1   |  1   | Variable |    2     | Variable |
  * A datagram is whole: NeedMore is never returned; a short datagram is Invalid (BadLength).
- * `consumed` is the header length; the payload is the rest.
+ * `consumed` is the header length; the payload is the rest. RSV is not checked; FRAG is returned
+ * and the caller drops FRAG != 0 (this gateway does not reassemble).
  */
 struct UdpHeader {
   std::uint8_t fragment = 0;
   Address address;
+  friend bool operator==(const UdpHeader&, const UdpHeader&) = default;
 };
 ParseResult<UdpHeader> parseUdpHeader(Bytes datagram);
+// RSV=0, FRAG=0, then the address; empty when !address.isEncodable().
 std::vector<std::uint8_t> encodeUdpHeader(const Address& address);
 
 }  // namespace fwgate::protocol::socks5

@@ -1,0 +1,141 @@
+// The relay over real loopback sockets, in the manner of a TCP proxy integration test:
+// upstream writes first, half-close in both directions, a large transfer, a reset.
+#include "gateway/relay.hpp"
+
+#include <gtest/gtest.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <thread>
+
+#include "gateway/net.hpp"
+
+namespace fwgate::gateway {
+namespace {
+
+using asio::ip::tcp;
+
+// Four sockets: app <-> client_ ... server_ <-> upstream; the relay joins client_ and server_.
+struct Pairs {
+  asio::io_context io;
+  tcp::socket app{io}, client{io}, server{io}, upstream{io};
+
+  Pairs() {
+    tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+    app.connect(acceptor.local_endpoint());
+    client = acceptor.accept();
+    server.connect(acceptor.local_endpoint());
+    upstream = acceptor.accept();
+  }
+};
+
+RelayResult runRelay(Pairs& p, BufferPool& pool, std::chrono::milliseconds idle,
+                     std::function<void()> peers) {
+  RelayResult result;
+  bool done = false;
+  asio::co_spawn(p.io, relay(p.client, p.server, pool, idle),
+                 [&](std::exception_ptr e, RelayResult r) {
+                   ASSERT_FALSE(e);
+                   result = r;
+                   done = true;
+                 });
+  std::thread t(peers);
+  p.io.run_for(std::chrono::seconds(20));
+  t.join();
+  EXPECT_TRUE(done) << "relay did not finish";
+  return result;
+}
+
+std::string readAll(tcp::socket& s) {
+  std::string out;
+  std::error_code ec;
+  asio::read(s, asio::dynamic_buffer(out), ec);
+  EXPECT_EQ(ec, asio::error::eof);
+  return out;
+}
+
+TEST(Relay, UpstreamWritesFirstThenBothHalfClose) {
+  Pairs p;
+  BufferPool pool(4096);
+  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+    asio::write(p.upstream, asio::buffer(std::string("220 hello\r\n")));
+    std::string greet(11, '\0');
+    asio::read(p.app, asio::buffer(greet));
+    EXPECT_EQ(greet, "220 hello\r\n");
+    // The app half-closes: upstream sees EOF but can still answer.
+    asio::write(p.app, asio::buffer(std::string("QUIT\r\n")));
+    p.app.shutdown(tcp::socket::shutdown_send);
+    EXPECT_EQ(readAll(p.upstream), "QUIT\r\n");
+    asio::write(p.upstream, asio::buffer(std::string("221 bye\r\n")));
+    p.upstream.shutdown(tcp::socket::shutdown_send);
+    EXPECT_EQ(readAll(p.app), "221 bye\r\n");
+  });
+  EXPECT_EQ(r.bytesUp, 6u);
+  EXPECT_EQ(r.bytesDown, 20u);
+  EXPECT_FALSE(r.idleTimeout);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+}
+
+TEST(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
+  Pairs p;
+  BufferPool pool(4096);
+  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+    asio::write(p.upstream, asio::buffer(std::string("done")));
+    p.upstream.shutdown(tcp::socket::shutdown_send);
+    EXPECT_EQ(readAll(p.app), "done");
+    asio::write(p.app, asio::buffer(std::string("still talking")));
+    p.app.shutdown(tcp::socket::shutdown_send);
+    EXPECT_EQ(readAll(p.upstream), "still talking");
+  });
+  EXPECT_EQ(r.bytesUp, 13u);
+  EXPECT_EQ(r.bytesDown, 4u);
+}
+
+TEST(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
+  Pairs p;
+  BufferPool pool(1000);  // odd size: chunk boundaries fall everywhere
+  constexpr std::size_t kSize = 32 * 1024 * 1024;
+  std::vector<std::uint8_t> data(kSize);
+  for (std::size_t i = 0; i < kSize; ++i) data[i] = static_cast<std::uint8_t>((i * 7919) >> 3);
+  std::vector<std::uint8_t> received;
+  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+    std::thread writer([&] {
+      asio::write(p.app, asio::buffer(data));
+      p.app.shutdown(tcp::socket::shutdown_send);
+    });
+    std::error_code ec;
+    asio::read(p.upstream, asio::dynamic_buffer(received), ec);
+    writer.join();
+    p.upstream.shutdown(tcp::socket::shutdown_send);
+    readAll(p.app);
+  });
+  EXPECT_EQ(r.bytesUp, kSize);
+  EXPECT_TRUE(received == data);
+  EXPECT_LE(pool.idleCount(), 2u);
+}
+
+TEST(Relay, ResetOnOneSideEndsBoth) {
+  Pairs p;
+  BufferPool pool(4096);
+  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+    asio::write(p.app, asio::buffer(std::string("x")));
+    std::string one(1, '\0');
+    asio::read(p.upstream, asio::buffer(one));
+    // SO_LINGER 0 then close: the kernel sends RST.
+    p.upstream.set_option(asio::socket_base::linger(true, 0));
+    p.upstream.close();
+  });
+  EXPECT_FALSE(r.error.empty());
+}
+
+TEST(Relay, IdleTimeoutEndsASilentRelay) {
+  Pairs p;
+  BufferPool pool(4096);
+  auto r = runRelay(p, pool, std::chrono::milliseconds(200), [] {});
+  EXPECT_TRUE(r.idleTimeout);
+}
+
+}  // namespace
+}  // namespace fwgate::gateway
