@@ -1,6 +1,8 @@
 #include "gateway/reply_code.hpp"
 
+#include <netdb.h>
 #include <asio/error.hpp>
+
 #include <cerrno>
 
 namespace fwgate::gateway {
@@ -44,6 +46,13 @@ Reply toSocks5Reply(const std::error_code& ec) {
 protocol::socks4::Reply toSocks4Reply(Reply reply) {
   return reply == Reply::Succeeded ? protocol::socks4::Reply::Granted
                                    : protocol::socks4::Reply::Rejected;
+}
+
+std::string errorText(const std::error_code& ec) {
+  if (ec.category() == asio::error::get_addrinfo_category() && ec.value() < 0) {
+    return ::gai_strerror(ec.value());
+  }
+  return ec.message();
 }
 
 const char* replyName(Reply reply) {

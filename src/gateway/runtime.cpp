@@ -123,9 +123,9 @@ asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::User
   if (auto it = verified_.find(user); it != verified_.end()) {
     if (sodium_memcmp(it->second.data(), digest.data(), digest.size()) == 0) co_return true;
   }
-  auto ok = co_await offload<bool>(
-      authPool_, [users, user, password] { return users->verify(user, password); },
-      std::chrono::seconds(30));
+  // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
+  auto check = [users, user, password] { return users->verify(user, password); };
+  auto ok = co_await offload<bool>(authPool_, std::move(check), std::chrono::seconds(30));
   if (ok && *ok) {
     // Only remember users of the database still in force.
     if (cachedUsers_ == users.get()) verified_[user] = digest;

@@ -18,7 +18,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   if (!expected.isUnspecified()) {
     expectedAddresses = co_await resolve(expected, ec);
     if (ec) {
-      co_await fail(toSocks5Reply(ec), "resolve " + expected.host() + ": " + ec.message());
+      co_await fail(toSocks5Reply(ec), "resolve " + expected.host() + ": " + errorText(ec));
       co_return;
     }
   }
@@ -52,7 +52,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   if (!ec) acceptor.listen(1, ec);
   if (ec) {
     co_await fail(toSocks5Reply(ec),
-                  "bind listen on " + listenAddress.to_string() + ": " + ec.message());
+                  "bind listen on " + listenAddress.to_string() + ": " + errorText(ec));
     co_return;
   }
   const auto listening = acceptor.local_endpoint(ec);

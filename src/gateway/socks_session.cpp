@@ -281,39 +281,39 @@ asio::awaitable<std::vector<asio::ip::address>> SocksSession::resolve(
     std::vector<asio::ip::address> addresses;
   };
   // getaddrinfo blocks: it runs on the resolver pool, never on the event loop.
-  auto answer = co_await offload<Answer>(
-      runtime_.resolverPool(),
-      [host = destination.domain] {
-        Answer a;
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* list = nullptr;
-        a.status = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
-        if (a.status != 0) return a;
-        for (addrinfo* i = list; i != nullptr; i = i->ai_next) {
-          asio::ip::address address;
-          if (i->ai_family == AF_INET) {
-            const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ai_addr);
-            asio::ip::address_v4::bytes_type b;
-            std::memcpy(b.data(), &sin->sin_addr, 4);
-            address = asio::ip::address_v4(b);
-          } else if (i->ai_family == AF_INET6) {
-            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ai_addr);
-            asio::ip::address_v6::bytes_type b;
-            std::memcpy(b.data(), &sin6->sin6_addr, 16);
-            address = asio::ip::address_v6(b, sin6->sin6_scope_id);
-          } else {
-            continue;
-          }
-          if (std::find(a.addresses.begin(), a.addresses.end(), address) == a.addresses.end()) {
-            a.addresses.push_back(address);
-          }
-        }
-        ::freeaddrinfo(list);
-        return a;
-      },
-      snapshot_->config->limits.connectTimeout);
+  // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
+  auto lookup = [host = destination.domain] {
+    Answer a;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* list = nullptr;
+    a.status = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
+    if (a.status != 0) return a;
+    for (addrinfo* i = list; i != nullptr; i = i->ai_next) {
+      asio::ip::address address;
+      if (i->ai_family == AF_INET) {
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ai_addr);
+        asio::ip::address_v4::bytes_type b;
+        std::memcpy(b.data(), &sin->sin_addr, 4);
+        address = asio::ip::address_v4(b);
+      } else if (i->ai_family == AF_INET6) {
+        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ai_addr);
+        asio::ip::address_v6::bytes_type b;
+        std::memcpy(b.data(), &sin6->sin6_addr, 16);
+        address = asio::ip::address_v6(b, sin6->sin6_scope_id);
+      } else {
+        continue;
+      }
+      if (std::find(a.addresses.begin(), a.addresses.end(), address) == a.addresses.end()) {
+        a.addresses.push_back(address);
+      }
+    }
+    ::freeaddrinfo(list);
+    return a;
+  };
+  auto answer = co_await offload<Answer>(runtime_.resolverPool(), std::move(lookup),
+                                         snapshot_->config->limits.connectTimeout);
   if (!answer) {
     ec = asio::error::timed_out;
     co_return std::vector<asio::ip::address>{};
@@ -350,7 +350,7 @@ asio::awaitable<void> SocksSession::connect(const protocol::Address& destination
   std::error_code ec;
   const auto candidates = co_await resolve(destination, ec);
   if (ec) {
-    co_await fail(toSocks5Reply(ec), "resolve " + destination.host() + ": " + ec.message());
+    co_await fail(toSocks5Reply(ec), "resolve " + destination.host() + ": " + errorText(ec));
     co_return;
   }
   const std::string name =

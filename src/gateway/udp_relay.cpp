@@ -81,31 +81,30 @@ asio::awaitable<bool> UdpRelay::resolve(const std::string& name, asio::ip::addre
     out = it->second;
     co_return true;
   }
-  auto answer = co_await offload<std::optional<asio::ip::address>>(
-      resolverPool_,
-      [name]() -> std::optional<asio::ip::address> {
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_DGRAM;
-        addrinfo* list = nullptr;
-        if (::getaddrinfo(name.c_str(), nullptr, &hints, &list) != 0 || list == nullptr) {
-          return std::nullopt;
-        }
-        std::optional<asio::ip::address> result;
-        if (list->ai_family == AF_INET) {
-          asio::ip::address_v4::bytes_type b;
-          std::memcpy(b.data(), &reinterpret_cast<const sockaddr_in*>(list->ai_addr)->sin_addr, 4);
-          result = asio::ip::address_v4(b);
-        } else if (list->ai_family == AF_INET6) {
-          asio::ip::address_v6::bytes_type b;
-          std::memcpy(b.data(), &reinterpret_cast<const sockaddr_in6*>(list->ai_addr)->sin6_addr,
-                      16);
-          result = asio::ip::address_v6(b);
-        }
-        ::freeaddrinfo(list);
-        return result;
-      },
-      std::chrono::seconds(10));
+  // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
+  auto lookup = [name]() -> std::optional<asio::ip::address> {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* list = nullptr;
+    if (::getaddrinfo(name.c_str(), nullptr, &hints, &list) != 0 || list == nullptr) {
+      return std::nullopt;
+    }
+    std::optional<asio::ip::address> result;
+    if (list->ai_family == AF_INET) {
+      asio::ip::address_v4::bytes_type b;
+      std::memcpy(b.data(), &reinterpret_cast<const sockaddr_in*>(list->ai_addr)->sin_addr, 4);
+      result = asio::ip::address_v4(b);
+    } else if (list->ai_family == AF_INET6) {
+      asio::ip::address_v6::bytes_type b;
+      std::memcpy(b.data(), &reinterpret_cast<const sockaddr_in6*>(list->ai_addr)->sin6_addr, 16);
+      result = asio::ip::address_v6(b);
+    }
+    ::freeaddrinfo(list);
+    return result;
+  };
+  auto answer = co_await offload<std::optional<asio::ip::address>>(resolverPool_, std::move(lookup),
+                                                                   std::chrono::seconds(10));
   if (!answer || !*answer) co_return false;
   if (names_.size() >= kMaxCached) names_.clear();
   names_[name] = **answer;
