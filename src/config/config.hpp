@@ -40,6 +40,8 @@ struct Limits {
   Duration udpIdleTimeout{std::chrono::seconds(300)};
   Duration shutdownGrace{std::chrono::seconds(10)};
   std::uint32_t relayBufferSize = 64 * 1024;  // bytes, per active direction, pooled
+  // "splice": zero-copy through kernel pipes (Linux); "copy": through user-space buffers.
+  std::string relayMode = "splice";
 };
 
 // [bind]: SOCKS BIND and UDP ASSOCIATE addressing.

@@ -5,6 +5,10 @@
 #include <asio/this_coro.hpp>
 #include <asio/write.hpp>
 
+#include <fcntl.h>
+
+#include <cerrno>
+
 #include "gateway/net.hpp"
 
 namespace fwgate::gateway {
@@ -74,6 +78,70 @@ asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, BufferPool& pool,
   }
 }
 
+// One direction by splice(2): socket -> pipe -> socket, no copy through user space. The pipe is
+// drained completely before the next read, so EAGAIN on the way in always means "no data".
+asio::awaitable<void> splicePump(tcp::socket& from, tcp::socket& to, PipePool& pipes,
+                                 BufferPool& buffers, RelayState& state, std::uint64_t& counter) {
+  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+  Pipe pipe;
+  for (;;) {
+    if (state.aborted) co_return;
+    if (!pipe.valid()) {
+      pipe = pipes.acquire();
+      if (!pipe.valid()) {
+        // Out of descriptors for pipes: this direction carries on by copying.
+        co_await pump(from, to, buffers, state, counter);
+        co_return;
+      }
+    }
+    const ssize_t n =
+        ::splice(from.native_handle(), nullptr, pipe.writeEnd(), nullptr, pipe.capacity(), kFlags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        pipes.release(std::move(pipe));  // empty: back to the pool before sleeping
+        pipe = Pipe();
+        auto [waitEc] = co_await from.async_wait(tcp::socket::wait_read, kNoThrow);
+        if (waitEc) {
+          if (waitEc != asio::error::operation_aborted) abortRelay(state, waitEc, from, to);
+          co_return;
+        }
+        continue;
+      }
+      abortRelay(state, std::error_code(errno, std::system_category()), from, to);
+      co_return;
+    }
+    if (n == 0) {
+      std::error_code ignored;
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+      pipes.release(std::move(pipe));
+      co_return;
+    }
+    state.lastActivity = Clock::now();
+    auto left = static_cast<std::size_t>(n);
+    while (left > 0) {
+      const ssize_t m =
+          ::splice(pipe.readEnd(), nullptr, to.native_handle(), nullptr, left, kFlags);
+      if (m < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+          auto [waitEc] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
+          if (waitEc) {
+            if (waitEc != asio::error::operation_aborted) abortRelay(state, waitEc, from, to);
+            co_return;  // the pipe still holds data: it is closed, not pooled
+          }
+          continue;
+        }
+        abortRelay(state, std::error_code(errno, std::system_category()), from, to);
+        co_return;
+      }
+      left -= static_cast<std::size_t>(m);
+      counter += static_cast<std::uint64_t>(m);
+    }
+    state.lastActivity = Clock::now();
+  }
+}
+
 asio::awaitable<void> idleWatch(RelayState& state, std::chrono::milliseconds idle) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   for (;;) {
@@ -87,7 +155,7 @@ asio::awaitable<void> idleWatch(RelayState& state, std::chrono::milliseconds idl
 }  // namespace
 
 asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, BufferPool& pool,
-                                   std::chrono::milliseconds idleTimeout) {
+                                   PipePool* pipes, std::chrono::milliseconds idleTimeout) {
   using namespace asio::experimental::awaitable_operators;
   RelayResult result;
   RelayState state;
@@ -97,9 +165,11 @@ asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, Buf
   client.set_option(tcp::no_delay(true), ec);
   server.set_option(tcp::no_delay(true), ec);
 
-  auto outcome = co_await ((pump(client, server, pool, state, result.bytesUp) &&
-                            pump(server, client, pool, state, result.bytesDown)) ||
-                           idleWatch(state, idleTimeout));
+  auto up = pipes ? splicePump(client, server, *pipes, pool, state, result.bytesUp)
+                  : pump(client, server, pool, state, result.bytesUp);
+  auto down = pipes ? splicePump(server, client, *pipes, pool, state, result.bytesDown)
+                    : pump(server, client, pool, state, result.bytesDown);
+  auto outcome = co_await ((std::move(up) && std::move(down)) || idleWatch(state, idleTimeout));
   result.idleTimeout = outcome.index() == 1;
   result.error = std::move(state.error);
   co_return result;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gateway/buffer_pool.hpp"
+#include "gateway/pipe_pool.hpp"
 
 namespace fwgate::gateway {
 
@@ -20,9 +21,11 @@ struct RelayResult {
 
 // Half-close is carried across: EOF read on one side becomes shutdown(SHUT_WR) on the other, and
 // the relay ends when both directions have seen EOF. A hard error on either side ends both.
-// Buffers come from `pool` only while a chunk is in flight. Idle = no byte in either direction
-// for `idleTimeout`.
+// Bytes move by splice(2) through a pipe from `pipes` when it is given (zero copy), else through
+// a buffer from `buffers`; either is held only while a chunk is in flight, so an idle relay holds
+// neither. Idle = no byte in either direction for `idleTimeout`.
 asio::awaitable<RelayResult> relay(asio::ip::tcp::socket& client, asio::ip::tcp::socket& server,
-                                   BufferPool& pool, std::chrono::milliseconds idleTimeout);
+                                   BufferPool& buffers, PipePool* pipes,
+                                   std::chrono::milliseconds idleTimeout);
 
 }  // namespace fwgate::gateway

@@ -29,7 +29,10 @@ std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Confi
 }
 
 Runtime::Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot)
-    : io_(io), snapshot_(std::move(snapshot)), buffers_(snapshot_->config->limits.relayBufferSize) {
+    : io_(io),
+      snapshot_(std::move(snapshot)),
+      buffers_(snapshot_->config->limits.relayBufferSize),
+      pipes_(snapshot_->config->limits.relayBufferSize) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   digestKey_.resize(crypto_generichash_KEYBYTES);
   randombytes_buf(digestKey_.data(), digestKey_.size());
@@ -39,6 +42,7 @@ Runtime::Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot)
 void Runtime::setSnapshot(std::shared_ptr<const Snapshot> s) {
   snapshot_ = std::move(s);
   buffers_.setBufferSize(snapshot_->config->limits.relayBufferSize);
+  pipes_.setCapacity(snapshot_->config->limits.relayBufferSize);
 }
 
 void Runtime::refreshHostAddresses() {

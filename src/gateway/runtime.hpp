@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "config/users.hpp"
 #include "gateway/buffer_pool.hpp"
+#include "gateway/pipe_pool.hpp"
 #include "gateway/session_log.hpp"
 #include "policy/engine.hpp"
 
@@ -47,6 +48,8 @@ class Runtime {
   void setSnapshot(std::shared_ptr<const Snapshot> s);
 
   BufferPool& buffers() { return buffers_; }
+  // The pipes for splice relaying, or null when the configuration asks for copying.
+  PipePool* pipes() { return snapshot_->config->limits.relayMode == "splice" ? &pipes_ : nullptr; }
   SessionLog& sessionLog() { return log_; }
   asio::thread_pool& resolverPool() { return resolverPool_; }
   asio::thread_pool& authPool() { return authPool_; }
@@ -76,6 +79,7 @@ class Runtime {
   asio::io_context& io_;
   std::shared_ptr<const Snapshot> snapshot_;
   BufferPool buffers_;
+  PipePool pipes_;
   SessionLog log_;
   asio::thread_pool resolverPool_{4};
   asio::thread_pool authPool_{2};

@@ -421,8 +421,8 @@ asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
       co_return;
     }
   }
-  const auto result =
-      co_await relay(client_, server, runtime_.buffers(), snapshot_->config->limits.idleTimeout);
+  const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
+                                     snapshot_->config->limits.idleTimeout);
   record_.bytesUp += result.bytesUp;
   record_.bytesDown += result.bytesDown;
   if (result.idleTimeout) {

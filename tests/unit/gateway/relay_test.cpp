@@ -31,11 +31,18 @@ struct Pairs {
   }
 };
 
-RelayResult runRelay(Pairs& p, BufferPool& pool, std::chrono::milliseconds idle,
+// Every test runs with the copying pump and with the splice(2) pump.
+class Relay : public ::testing::TestWithParam<bool> {
+ protected:
+  PipePool pipes_{65536};
+  PipePool* pipes() { return GetParam() ? &pipes_ : nullptr; }
+};
+
+RelayResult runRelay(Pairs& p, BufferPool& pool, PipePool* pipes, std::chrono::milliseconds idle,
                      std::function<void()> peers) {
   RelayResult result;
   bool done = false;
-  asio::co_spawn(p.io, relay(p.client, p.server, pool, idle),
+  asio::co_spawn(p.io, relay(p.client, p.server, pool, pipes, idle),
                  [&](std::exception_ptr e, RelayResult r) {
                    ASSERT_FALSE(e);
                    result = r;
@@ -56,10 +63,10 @@ std::string readAll(tcp::socket& s) {
   return out;
 }
 
-TEST(Relay, UpstreamWritesFirstThenBothHalfClose) {
+TEST_P(Relay, UpstreamWritesFirstThenBothHalfClose) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
     asio::write(p.upstream, asio::buffer(std::string("220 hello\r\n")));
     std::string greet(11, '\0');
     asio::read(p.app, asio::buffer(greet));
@@ -78,10 +85,10 @@ TEST(Relay, UpstreamWritesFirstThenBothHalfClose) {
   EXPECT_TRUE(r.error.empty()) << r.error;
 }
 
-TEST(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
+TEST_P(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
     asio::write(p.upstream, asio::buffer(std::string("done")));
     p.upstream.shutdown(tcp::socket::shutdown_send);
     EXPECT_EQ(readAll(p.app), "done");
@@ -93,14 +100,14 @@ TEST(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
   EXPECT_EQ(r.bytesDown, 4u);
 }
 
-TEST(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
+TEST_P(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
   Pairs p;
   BufferPool pool(1000);  // odd size: chunk boundaries fall everywhere
   constexpr std::size_t kSize = 32 * 1024 * 1024;
   std::vector<std::uint8_t> data(kSize);
   for (std::size_t i = 0; i < kSize; ++i) data[i] = static_cast<std::uint8_t>((i * 7919) >> 3);
   std::vector<std::uint8_t> received;
-  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
     std::thread writer([&] {
       asio::write(p.app, asio::buffer(data));
       p.app.shutdown(tcp::socket::shutdown_send);
@@ -116,10 +123,10 @@ TEST(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
   EXPECT_LE(pool.idleCount(), 2u);
 }
 
-TEST(Relay, ResetOnOneSideEndsBoth) {
+TEST_P(Relay, ResetOnOneSideEndsBoth) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
     asio::write(p.app, asio::buffer(std::string("x")));
     std::string one(1, '\0');
     asio::read(p.upstream, asio::buffer(one));
@@ -130,11 +137,29 @@ TEST(Relay, ResetOnOneSideEndsBoth) {
   EXPECT_FALSE(r.error.empty());
 }
 
-TEST(Relay, IdleTimeoutEndsASilentRelay) {
+TEST_P(Relay, IdleTimeoutEndsASilentRelay) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, std::chrono::milliseconds(200), [] {});
+  auto r = runRelay(p, pool, pipes(), std::chrono::milliseconds(200), [] {});
   EXPECT_TRUE(r.idleTimeout);
+}
+
+INSTANTIATE_TEST_SUITE_P(Pumps, Relay, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "splice" : "copy"; });
+
+TEST(PipePool, LendsEmptyPipesAndKeepsAtMostMaxIdle) {
+  PipePool pool(1 << 20, 1);
+  auto a = pool.acquire();
+  auto b = pool.acquire();
+  ASSERT_TRUE(a.valid());
+  ASSERT_TRUE(b.valid());
+  EXPECT_GE(a.capacity(), 65536u);
+  const int fd = a.readEnd();
+  pool.release(std::move(a));
+  pool.release(std::move(b));
+  EXPECT_EQ(pool.idleCount(), 1u);  // the second was closed
+  auto c = pool.acquire();
+  EXPECT_EQ(c.readEnd(), fd);
 }
 
 }  // namespace
