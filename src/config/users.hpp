@@ -39,7 +39,8 @@ class UserDatabase {
 // argon2id hash with libsodium's interactive limits; empty string on failure (out of memory).
 std::string hashPassword(std::string_view password);
 
-// User names: 1..255 bytes, no ':' or control characters or whitespace (RFC 1929 allows 255).
+// User names: 1..255 bytes, no ':' or control characters or whitespace (RFC 1929 allows 255),
+// not starting with '#' (a comment in the users file).
 bool isValidUserName(std::string_view name);
 
 // Writes the database to `path` atomically (temporary file + rename), mode 0600.

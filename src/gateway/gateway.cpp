@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
@@ -30,8 +31,8 @@ std::string methodNames(const config::Listener& l) {
 
 // The session's frame owns the socket and the session; the registry slot is released on every
 // way out, exceptions included.
-asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket, config::Listener listener,
-                                   asio::ip::address client) {
+asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
+                                   const config::Listener& listener, asio::ip::address client) {
   struct Slot {
     Runtime& runtime;
     asio::ip::address client;
@@ -135,6 +136,9 @@ bool Gateway::dropPrivileges() {
 }
 
 int Gateway::run() {
+  // splice(2) into a socket whose peer has gone raises SIGPIPE (it has no MSG_NOSIGNAL); the
+  // error comes back as EPIPE instead and ends that relay only.
+  ::signal(SIGPIPE, SIG_IGN);
   const auto snapshot = runtime_.snapshot();
   std::string error;
   if (!runtime_.sessionLog().open(snapshot->config->log.sessions, error)) {
@@ -168,7 +172,8 @@ int Gateway::run() {
   return 0;
 }
 
-asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, config::Listener listener) {
+asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor,
+                                          const config::Listener& listener) {
   auto onException = [this](std::exception_ptr e) {
     if (!e) return;
     ++runtime_.counters().sessionExceptions;

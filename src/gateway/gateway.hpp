@@ -27,7 +27,9 @@ class Gateway {
   int run();
 
  private:
-  asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor, config::Listener listener);
+  // `listener` is an element of listeners_, which outlives every session.
+  asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor,
+                                   const config::Listener& listener);
   asio::awaitable<void> handleSignals();
   asio::awaitable<void> drainAndStop();
   void reload();

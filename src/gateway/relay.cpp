@@ -1,13 +1,12 @@
 #include "gateway/relay.hpp"
 
-#include <asio/experimental/awaitable_operators.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/write.hpp>
-
 #include <fcntl.h>
+#include <sys/socket.h>
 
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <cerrno>
+#include <optional>
 
 #include "gateway/net.hpp"
 
@@ -18,160 +17,208 @@ namespace {
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
-struct RelayState {
-  Clock::time_point lastActivity = Clock::now();
-  bool aborted = false;
-  std::string error;
-};
+// Chunks one direction may move before yielding to the rest of the event loop.
+constexpr int kFairnessBudget = 16;
 
-// A hard error ends both directions: wake the other pump wherever it waits.
-void abortRelay(RelayState& state, const std::error_code& ec, tcp::socket& a, tcp::socket& b) {
-  if (!state.aborted) {
-    state.aborted = true;
-    state.error = ec.message();
+// The relay as a small state machine driven by completion handlers, not by coroutines: an idle
+// relayed connection costs two pending readiness waits and one timer, nothing more. It lives in
+// the frame of relay(), which does not return before every handler it armed has run.
+class Relay {
+ public:
+  Relay(tcp::socket& client, tcp::socket& server, BufferPool& buffers, PipePool* pipes,
+        std::chrono::milliseconds idle, RelayResult& result)
+      : buffers_(buffers),
+        pipes_(pipes),
+        idle_(idle),
+        idleTimer_(client.get_executor()),
+        done_(client.get_executor()),
+        up_{&client, &server, &result.bytesUp},
+        down_{&server, &client, &result.bytesDown},
+        result_(result) {}
+
+  asio::awaitable<void> run() {
+    lastActivity_ = Clock::now();
+    armIdle();
+    pump(up_);
+    pump(down_);
+    if (!completed_) {
+      done_.expires_at(Clock::time_point::max());
+      co_await done_.async_wait(kNoThrow);  // cancelled by complete()
+    }
+    result_.idleTimeout = idleExpired_;
+    result_.error = std::move(error_);
   }
-  std::error_code ignored;
-  a.cancel(ignored);
-  b.cancel(ignored);
-}
 
-// One direction. Waits for readability without holding a buffer, then borrows one, drains what
-// the kernel has (up to one buffer), writes it all, and returns the buffer.
-asio::awaitable<void> pump(tcp::socket& from, tcp::socket& to, BufferPool& pool, RelayState& state,
-                           std::uint64_t& counter) {
-  for (;;) {
-    if (state.aborted) co_return;
-    auto lease = pool.acquire();
-    std::error_code ec;
-    std::size_t n = from.read_some(asio::buffer(lease.data(), lease.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      // Nothing there: give the buffer back before sleeping on the socket.
-      { auto released = std::move(lease); }
-      auto [waitEc] = co_await from.async_wait(tcp::socket::wait_read, kNoThrow);
-      if (waitEc) {
-        if (!state.aborted && waitEc != asio::error::operation_aborted) {
-          state.aborted = true;
-          state.error = waitEc.message();
-        }
-        co_return;
-      }
-      continue;
-    }
-    if (ec == asio::error::eof) {
-      std::error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
-    }
-    if (ec) {
-      abortRelay(state, ec, from, to);
-      co_return;
-    }
-    state.lastActivity = Clock::now();
-    auto [writeEc, written] =
-        co_await asio::async_write(to, asio::buffer(lease.data(), n), kNoThrow);
-    counter += written;
-    if (writeEc) {
-      abortRelay(state, writeEc, from, to);
-      co_return;
-    }
-    state.lastActivity = Clock::now();
-  }
-}
+ private:
+  struct Direction {
+    tcp::socket* from;
+    tcp::socket* to;
+    std::uint64_t* counter;
+    Pipe pipe;                               // splice: bytes in flight sit in the pipe
+    std::optional<BufferPool::Lease> lease;  // copy: bytes in flight sit in a pooled buffer
+    std::size_t offset = 0;                  // copy: first unsent byte in the lease
+    std::size_t pending = 0;                 // bytes read but not yet written
+    bool copying = false;                    // no pipe could be had: this direction copies
+    bool done = false;
+  };
 
-// One direction by splice(2): socket -> pipe -> socket, no copy through user space. The pipe is
-// drained completely before the next read, so EAGAIN on the way in always means "no data".
-asio::awaitable<void> splicePump(tcp::socket& from, tcp::socket& to, PipePool& pipes,
-                                 BufferPool& buffers, RelayState& state, std::uint64_t& counter) {
-  constexpr unsigned kFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-  Pipe pipe;
-  for (;;) {
-    if (state.aborted) co_return;
-    if (!pipe.valid()) {
-      pipe = pipes.acquire();
-      if (!pipe.valid()) {
-        // Out of descriptors for pipes: this direction carries on by copying.
-        co_await pump(from, to, buffers, state, counter);
-        co_return;
-      }
-    }
-    const ssize_t n =
-        ::splice(from.native_handle(), nullptr, pipe.writeEnd(), nullptr, pipe.capacity(), kFlags);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {
-        pipes.release(std::move(pipe));  // empty: back to the pool before sleeping
-        pipe = Pipe();
-        auto [waitEc] = co_await from.async_wait(tcp::socket::wait_read, kNoThrow);
-        if (waitEc) {
-          if (waitEc != asio::error::operation_aborted) abortRelay(state, waitEc, from, to);
-          co_return;
+  bool splicing(const Direction& d) const { return pipes_ != nullptr && !d.copying; }
+
+  // Moves what the kernel allows; arms a readiness wait when blocked, finishes on EOF or error.
+  void pump(Direction& d) {
+    for (int budget = kFairnessBudget; budget > 0; --budget) {
+      if (aborted_) return finish(d);
+      while (d.pending > 0) {
+        const ssize_t m = splicing(d)
+                              ? ::splice(d.pipe.readEnd(), nullptr, d.to->native_handle(), nullptr,
+                                         d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                              : ::send(d.to->native_handle(), d.lease->data() + d.offset, d.pending,
+                                       MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (m < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) return wait(d, tcp::socket::wait_write);
+          fail(errno);
+          return finish(d);
         }
-        continue;
+        d.pending -= static_cast<std::size_t>(m);
+        d.offset += static_cast<std::size_t>(m);
+        *d.counter += static_cast<std::uint64_t>(m);
+        lastActivity_ = Clock::now();
       }
-      abortRelay(state, std::error_code(errno, std::system_category()), from, to);
-      co_return;
-    }
-    if (n == 0) {
-      std::error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
-      pipes.release(std::move(pipe));
-      co_return;
-    }
-    state.lastActivity = Clock::now();
-    auto left = static_cast<std::size_t>(n);
-    while (left > 0) {
-      const ssize_t m =
-          ::splice(pipe.readEnd(), nullptr, to.native_handle(), nullptr, left, kFlags);
-      if (m < 0) {
+      const ssize_t n = read(d);
+      if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) {
-          auto [waitEc] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
-          if (waitEc) {
-            if (waitEc != asio::error::operation_aborted) abortRelay(state, waitEc, from, to);
-            co_return;  // the pipe still holds data: it is closed, not pooled
-          }
-          continue;
+          release(d);  // nothing in flight: hold no pipe or buffer while waiting
+          return wait(d, tcp::socket::wait_read);
         }
-        abortRelay(state, std::error_code(errno, std::system_category()), from, to);
-        co_return;
+        fail(errno);
+        return finish(d);
       }
-      left -= static_cast<std::size_t>(m);
-      counter += static_cast<std::uint64_t>(m);
+      if (n == 0) {
+        // EOF: carry the half-close across.
+        std::error_code ignored;
+        d.to->shutdown(tcp::socket::shutdown_send, ignored);
+        return finish(d);
+      }
+      d.pending = static_cast<std::size_t>(n);
+      d.offset = 0;
+      lastActivity_ = Clock::now();
     }
-    state.lastActivity = Clock::now();
+    // Budget spent with data still flowing: let other connections run, then carry on.
+    ++outstanding_;
+    asio::post(d.from->get_executor(), [this, &d] {
+      --outstanding_;
+      pump(d);
+    });
   }
-}
 
-asio::awaitable<void> idleWatch(RelayState& state, std::chrono::milliseconds idle) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    timer.expires_at(state.lastActivity + idle);
-    auto [ec] = co_await timer.async_wait(kNoThrow);
-    if (ec) co_return;  // cancelled: the relay finished first
-    if (Clock::now() - state.lastActivity >= idle) co_return;
+  ssize_t read(Direction& d) {
+    if (pipes_ != nullptr && !d.copying && !d.pipe.valid()) {
+      d.pipe = pipes_->acquire();
+      if (!d.pipe.valid()) d.copying = true;  // out of descriptors for pipes
+    }
+    if (splicing(d)) {
+      return ::splice(d.from->native_handle(), nullptr, d.pipe.writeEnd(), nullptr,
+                      d.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    }
+    if (!d.lease) d.lease.emplace(buffers_.acquire());
+    return ::recv(d.from->native_handle(), d.lease->data(), d.lease->size(), MSG_DONTWAIT);
   }
-}
+
+  // Gives back the pipe or buffer; only called when nothing is in flight.
+  void release(Direction& d) {
+    if (d.pipe.valid()) pipes_->release(std::move(d.pipe));
+    d.pipe = Pipe();
+    d.lease.reset();
+  }
+
+  void wait(Direction& d, tcp::socket::wait_type type) {
+    tcp::socket& socket = type == tcp::socket::wait_read ? *d.from : *d.to;
+    ++outstanding_;
+    socket.async_wait(type, [this, &d](const std::error_code& ec) {
+      --outstanding_;
+      if (ec) {
+        if (ec != asio::error::operation_aborted) fail(ec.value());
+        return finish(d);
+      }
+      pump(d);
+    });
+  }
+
+  void finish(Direction& d) {
+    if (d.done) return;
+    d.done = true;
+    if (d.pending == 0) release(d);
+    d.pipe = Pipe();  // a pipe still holding data is closed, never pooled
+    d.lease.reset();
+    if (up_.done && down_.done) idleTimer_.cancel();
+    maybeComplete();
+  }
+
+  // A hard error ends both directions: wake whatever the other one waits for.
+  void fail(int error) {
+    if (!aborted_) {
+      aborted_ = true;
+      error_ = std::error_code(error, std::system_category()).message();
+    }
+    std::error_code ignored;
+    up_.from->cancel(ignored);
+    down_.from->cancel(ignored);
+  }
+
+  void armIdle() {
+    ++outstanding_;
+    idleTimer_.expires_at(lastActivity_ + idle_);
+    idleTimer_.async_wait([this](const std::error_code& ec) {
+      --outstanding_;
+      if (ec || (up_.done && down_.done)) return maybeComplete();
+      if (Clock::now() - lastActivity_ >= idle_) {
+        idleExpired_ = true;
+        aborted_ = true;
+        std::error_code ignored;
+        up_.from->cancel(ignored);
+        down_.from->cancel(ignored);
+        return maybeComplete();
+      }
+      armIdle();
+    });
+  }
+
+  void maybeComplete() {
+    if (completed_ || !up_.done || !down_.done || outstanding_ > 0) return;
+    completed_ = true;
+    done_.cancel();
+  }
+
+  BufferPool& buffers_;
+  PipePool* pipes_;
+  std::chrono::milliseconds idle_;
+  asio::steady_timer idleTimer_;
+  asio::steady_timer done_;  // an event: cancelled when the relay is over
+  Direction up_;
+  Direction down_;
+  RelayResult& result_;
+  Clock::time_point lastActivity_;
+  int outstanding_ = 0;  // handlers armed and not yet run
+  bool aborted_ = false;
+  bool idleExpired_ = false;
+  bool completed_ = false;
+  std::string error_;
+};
 
 }  // namespace
 
-asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, BufferPool& pool,
+asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, BufferPool& buffers,
                                    PipePool* pipes, std::chrono::milliseconds idleTimeout) {
-  using namespace asio::experimental::awaitable_operators;
   RelayResult result;
-  RelayState state;
   std::error_code ec;
   client.non_blocking(true, ec);
   server.non_blocking(true, ec);
   client.set_option(tcp::no_delay(true), ec);
   server.set_option(tcp::no_delay(true), ec);
-
-  auto up = pipes ? splicePump(client, server, *pipes, pool, state, result.bytesUp)
-                  : pump(client, server, pool, state, result.bytesUp);
-  auto down = pipes ? splicePump(server, client, *pipes, pool, state, result.bytesDown)
-                    : pump(server, client, pool, state, result.bytesDown);
-  auto outcome = co_await ((std::move(up) && std::move(down)) || idleWatch(state, idleTimeout));
-  result.idleTimeout = outcome.index() == 1;
-  result.error = std::move(state.error);
+  Relay relay(client, server, buffers, pipes, idleTimeout, result);
+  co_await relay.run();
   co_return result;
 }
 

@@ -33,35 +33,61 @@ asio::awaitable<void> SocksSession::run() {
   localEndpoint_ = client_.local_endpoint(ec);
   record_.client = endpointString(clientEndpoint_.address(), clientEndpoint_.port());
   deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
-  if (co_await readMore()) {
-    // One listener serves every dialect: the first byte tells them apart.
-    switch (in_[0]) {
-      case socks5::kVersion:
-        co_await socks5();
-        break;
-      case socks4::kVersion:
-        co_await socks4();
-        break;
-      default:
-        record_.result = "bad-version";
-        record_.error = "first byte " + std::to_string(in_[0]) + " is not SOCKS 4 or 5";
-        break;
+
+  const auto request = co_await handshake();
+  endHandshake();
+  if (request && request->command == policy::Command::Connect) {
+    auto server = co_await connect(request->destination);
+    if (server) {
+      const auto host = unmapped(server->remote_endpoint(ec).address());
+      runtime_.addConnect(clientEndpoint_.address(), host);
+      if (co_await sendReply(Reply::Succeeded, server->local_endpoint(ec))) {
+        co_await relayWith(*server);
+      }
+      runtime_.removeConnect(clientEndpoint_.address(), host);
     }
+  } else if (request && request->command == policy::Command::Bind) {
+    co_await bind(request->destination);
+  } else if (request && request->command == policy::Command::Udp) {
+    co_await udpAssociate(request->destination);
   }
   client_.close(ec);
   runtime_.sessionLog().write(record_);
 }
 
+asio::awaitable<std::optional<SocksSession::Request>> SocksSession::handshake() {
+  // GCC 12 miscompiles `co_return co_await` and co_return inside switch: plain ifs, named result.
+  std::optional<Request> request;
+  if (!co_await readMore()) co_return request;
+  // One listener serves every dialect: the first byte tells them apart.
+  const std::uint8_t version = in()[0];
+  if (version == socks5::kVersion) {
+    request = co_await socks5Handshake();
+  } else if (version == socks4::kVersion) {
+    request = co_await socks4Handshake();
+  } else {
+    record_.result = "bad-version";
+    record_.error = "first byte " + std::to_string(version) + " is not SOCKS 4 or 5";
+  }
+  co_return request;
+}
+
+void SocksSession::endHandshake() {
+  if (!in_) return;
+  pending_.assign(in(), in() + inLength_);
+  inLength_ = 0;
+  in_.reset();
+}
+
 asio::awaitable<bool> SocksSession::readMore() {
-  if (inLength_ == in_.size()) {
+  if (inLength_ == in_->size()) {
     record_.result = "bad-request";
     record_.error = "handshake message too large";
     co_return false;
   }
-  auto outcome =
-      co_await (client_.async_read_some(
-                    asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
-                deadline_.async_wait(kNoThrow));
+  auto outcome = co_await (
+      client_.async_read_some(asio::buffer(in() + inLength_, in_->size() - inLength_), kNoThrow) ||
+      deadline_.async_wait(kNoThrow));
   if (outcome.index() == 1) {
     record_.result = "handshake-timeout";
     co_return false;
@@ -77,7 +103,7 @@ asio::awaitable<bool> SocksSession::readMore() {
 }
 
 void SocksSession::consume(std::size_t n) {
-  std::memmove(in_.data(), in_.data() + n, inLength_ - n);
+  std::memmove(in(), in() + n, inLength_ - n);
   inLength_ -= n;
 }
 
@@ -92,18 +118,18 @@ asio::awaitable<bool> SocksSession::write(const std::uint8_t* data, std::size_t 
 
 // --- SOCKS 5 --------------------------------------------------------------------------------
 
-asio::awaitable<void> SocksSession::socks5() {
+asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handshake() {
   dialect_ = Dialect::Socks5;
   record_.protocol = "socks5";
 
-  auto greeting = socks5::parseGreeting({in_.data(), inLength_});
+  auto greeting = socks5::parseGreeting({in(), inLength_});
   while (greeting.needMore()) {
-    if (!co_await readMore()) co_return;
-    greeting = socks5::parseGreeting({in_.data(), inLength_});
+    if (!co_await readMore()) co_return std::nullopt;
+    greeting = socks5::parseGreeting({in(), inLength_});
   }
   if (greeting.invalid()) {
     record_.result = "bad-greeting";
-    co_return;
+    co_return std::nullopt;
   }
   consume(greeting.consumed);
 
@@ -121,55 +147,54 @@ asio::awaitable<void> SocksSession::socks5() {
     }
   }
   const auto selection = socks5::encodeMethodSelection(chosen);
-  if (!co_await write(selection.data(), selection.size())) co_return;
+  if (!co_await write(selection.data(), selection.size())) co_return std::nullopt;
   if (chosen == socks5::Method::NoAcceptable) {
     record_.result = "no-acceptable-method";
-    co_return;
+    co_return std::nullopt;
   }
-  if (chosen == socks5::Method::UsernamePassword && !co_await authenticate()) co_return;
+  if (chosen == socks5::Method::UsernamePassword && !co_await authenticate())
+    co_return std::nullopt;
 
-  auto request = socks5::parseRequest({in_.data(), inLength_});
+  auto request = socks5::parseRequest({in(), inLength_});
   while (request.needMore()) {
-    if (!co_await readMore()) co_return;
-    request = socks5::parseRequest({in_.data(), inLength_});
+    if (!co_await readMore()) co_return std::nullopt;
+    request = socks5::parseRequest({in(), inLength_});
   }
   if (request.invalid()) {
     if (request.error == protocol::ParseError::BadAddressType) {
-      record_.error = "address type " + std::to_string(in_[3]) + " not supported";
+      record_.error = "address type " + std::to_string(in()[3]) + " not supported";
       co_await fail(Reply::AddressTypeNotSupported, record_.error);
     } else {
       record_.result = "bad-request";
     }
-    co_return;
+    co_return std::nullopt;
   }
   consume(request.consumed);
   const auto& destination = request.value.destination;
   requestType_ = destination.type;
   record_.requested = destination.toString();
 
-  switch (static_cast<socks5::Command>(request.value.command)) {
-    case socks5::Command::Connect:
-      co_await connect(destination);
-      break;
-    case socks5::Command::Bind:
-      co_await bind(destination);
-      break;
-    case socks5::Command::UdpAssociate:
-      co_await udpAssociate(destination);
-      break;
-    default:
-      record_.command = "unknown";
-      co_await fail(Reply::CommandNotSupported,
-                    "command " + std::to_string(request.value.command) + " not supported");
-      break;
+  std::optional<Request> result;
+  const auto command = static_cast<socks5::Command>(request.value.command);
+  if (command == socks5::Command::Connect) {
+    result = Request{policy::Command::Connect, destination};
+  } else if (command == socks5::Command::Bind) {
+    result = Request{policy::Command::Bind, destination};
+  } else if (command == socks5::Command::UdpAssociate) {
+    result = Request{policy::Command::Udp, destination};
   }
+  if (result) co_return result;
+  record_.command = "unknown";
+  co_await fail(Reply::CommandNotSupported,
+                "command " + std::to_string(request.value.command) + " not supported");
+  co_return std::nullopt;
 }
 
 asio::awaitable<bool> SocksSession::authenticate() {
-  auto auth = socks5::parseUserPass({in_.data(), inLength_});
+  auto auth = socks5::parseUserPass({in(), inLength_});
   while (auth.needMore()) {
     if (!co_await readMore()) co_return false;
-    auth = socks5::parseUserPass({in_.data(), inLength_});
+    auth = socks5::parseUserPass({in(), inLength_});
   }
   if (auth.invalid()) {
     const auto status = socks5::encodeUserPassStatus(false);
@@ -194,19 +219,19 @@ asio::awaitable<bool> SocksSession::authenticate() {
 
 // --- SOCKS 4 / 4a ----------------------------------------------------------------------------
 
-asio::awaitable<void> SocksSession::socks4() {
+asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handshake() {
   dialect_ = Dialect::Socks4;
   record_.protocol = "socks4";
-  auto request = socks4::parseRequest({in_.data(), inLength_});
+  auto request = socks4::parseRequest({in(), inLength_});
   while (request.needMore()) {
-    if (!co_await readMore()) co_return;
-    request = socks4::parseRequest({in_.data(), inLength_});
+    if (!co_await readMore()) co_return std::nullopt;
+    request = socks4::parseRequest({in(), inLength_});
   }
   if (request.invalid()) {
     record_.error = "malformed SOCKS 4 request";
     co_await fail(Reply::GeneralFailure, record_.error);
     record_.result = "bad-request";
-    co_return;
+    co_return std::nullopt;
   }
   consume(request.consumed);
   if (request.value.isSocks4a) record_.protocol = "socks4a";
@@ -218,21 +243,20 @@ asio::awaitable<void> SocksSession::socks4() {
   if (std::find(listener_.methods.begin(), listener_.methods.end(), config::AuthMethod::None) ==
       listener_.methods.end()) {
     co_await fail(Reply::NotAllowed, "listener requires authentication; SOCKS 4 has none");
-    co_return;
+    co_return std::nullopt;
   }
-  switch (static_cast<socks4::Command>(request.value.command)) {
-    case socks4::Command::Connect:
-      co_await connect(destination);
-      break;
-    case socks4::Command::Bind:
-      co_await bind(destination);
-      break;
-    default:
-      record_.command = "unknown";
-      co_await fail(Reply::CommandNotSupported,
-                    "command " + std::to_string(request.value.command) + " not supported");
-      break;
+  std::optional<Request> result;
+  const auto command = static_cast<socks4::Command>(request.value.command);
+  if (command == socks4::Command::Connect) {
+    result = Request{policy::Command::Connect, destination};
+  } else if (command == socks4::Command::Bind) {
+    result = Request{policy::Command::Bind, destination};
   }
+  if (result) co_return result;
+  record_.command = "unknown";
+  co_await fail(Reply::CommandNotSupported,
+                "command " + std::to_string(request.value.command) + " not supported");
+  co_return std::nullopt;
 }
 
 // --- Replies --------------------------------------------------------------------------------
@@ -245,15 +269,18 @@ asio::awaitable<bool> SocksSession::sendReply(Reply reply, const protocol::Addre
     std::array<std::uint8_t, 4> ip{};
     if (bound.type == protocol::AddressType::IPv4) std::copy_n(bound.ip.begin(), 4, ip.begin());
     const auto bytes = socks4::encodeReply(code, ip, bound.port);
-    co_return co_await write(bytes.data(), bytes.size());
+    const bool ok = co_await write(bytes.data(), bytes.size());
+    co_return ok;
   }
   record_.reply = static_cast<int>(reply);
   const auto bytes = socks5::encodeReply(reply, bound);
-  co_return co_await write(bytes.data(), bytes.size());
+  const bool ok = co_await write(bytes.data(), bytes.size());
+  co_return ok;
 }
 
 asio::awaitable<bool> SocksSession::sendReply(Reply reply, const tcp::endpoint& bound) {
-  co_return co_await sendReply(reply, toWire(bound));
+  const bool ok = co_await sendReply(reply, toWire(bound));
+  co_return ok;
 }
 
 asio::awaitable<void> SocksSession::fail(Reply reply, std::string error) {
@@ -345,13 +372,14 @@ policy::Decision SocksSession::decide(policy::Command command,
 
 // --- CONNECT --------------------------------------------------------------------------------
 
-asio::awaitable<void> SocksSession::connect(const protocol::Address& destination) {
+asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
+    const protocol::Address& destination) {
   record_.command = "connect";
   std::error_code ec;
   const auto candidates = co_await resolve(destination, ec);
   if (ec) {
     co_await fail(toSocks5Reply(ec), "resolve " + destination.host() + ": " + errorText(ec));
-    co_return;
+    co_return std::nullopt;
   }
   const std::string name =
       destination.type == protocol::AddressType::Domain ? destination.domain : std::string{};
@@ -369,7 +397,7 @@ asio::awaitable<void> SocksSession::connect(const protocol::Address& destination
   if (allowed.empty()) {
     record_.rule = denyingRule;
     co_await fail(Reply::NotAllowed, "denied by " + denyingRule);
-    co_return;
+    co_return std::nullopt;
   }
 
   // Every allowed address in resolver order, all within one connect timeout.
@@ -400,22 +428,18 @@ asio::awaitable<void> SocksSession::connect(const protocol::Address& destination
   if (!server.is_open()) {
     co_await fail(toSocks5Reply(lastError),
                   "connect " + destination.toString() + ": " + lastError.message());
-    co_return;
+    co_return std::nullopt;
   }
 
-  const auto serverAddress = server.remote_endpoint(ec).address();
-  runtime_.addConnect(clientEndpoint_.address(), serverAddress);
-  if (co_await sendReply(Reply::Succeeded, server.local_endpoint(ec))) co_await relayWith(server);
-  runtime_.removeConnect(clientEndpoint_.address(), serverAddress);
+  co_return std::move(server);
 }
 
 asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
-  if (inLength_ > 0) {
+  if (!pending_.empty()) {
     // Bytes the client pipelined behind its request go first, in order.
-    auto [ec, n] =
-        co_await asio::async_write(server, asio::buffer(in_.data(), inLength_), kNoThrow);
+    auto [ec, n] = co_await asio::async_write(server, asio::buffer(pending_), kNoThrow);
     record_.bytesUp += n;
-    inLength_ = 0;
+    pending_ = {};
     if (ec) {
       record_.error = "write to destination: " + ec.message();
       co_return;

@@ -26,11 +26,20 @@ class SocksSession {
   using Reply = protocol::socks5::Reply;
   enum class Dialect { Socks4, Socks5 };
 
-  // Phases.
-  asio::awaitable<void> socks5();
-  asio::awaitable<void> socks4();
+  // What the handshake asked for.
+  struct Request {
+    policy::Command command = policy::Command::Connect;
+    protocol::Address destination;
+  };
+
+  // Phases, in order. Each returns what the next needs, so its frame is gone before the relay.
+  // nullopt: the phase failed, replied (when the protocol has a reply for it) and recorded why.
+  asio::awaitable<std::optional<Request>> handshake();
+  asio::awaitable<std::optional<Request>> socks5Handshake();
+  asio::awaitable<std::optional<Request>> socks4Handshake();
   asio::awaitable<bool> authenticate();  // RFC 1929 sub-negotiation
-  asio::awaitable<void> connect(const protocol::Address& destination);
+  asio::awaitable<std::optional<asio::ip::tcp::socket>> connect(
+      const protocol::Address& destination);
   asio::awaitable<void> bind(const protocol::Address& expectedPeer);
   asio::awaitable<void> udpAssociate(const protocol::Address& clientHint);
 
@@ -50,6 +59,10 @@ class SocksSession {
   // Fails the request: reply code, result name and error in the record, reply sent.
   asio::awaitable<void> fail(Reply reply, std::string error = {});
   asio::awaitable<bool> write(const std::uint8_t* data, std::size_t n);
+  // Handshake bytes live on the heap only until the request is parsed.
+  std::uint8_t* in() { return in_->data(); }
+  // Keeps bytes the client pipelined behind its request, frees the handshake buffer.
+  void endHandshake();
   // Relays between the client and `server`, forwarding pipelined handshake bytes first.
   asio::awaitable<void> relayWith(asio::ip::tcp::socket& server);
   // Completes when the client closes the control connection (or errors); for BIND and UDP.
@@ -61,13 +74,16 @@ class SocksSession {
   Runtime& runtime_;
   std::shared_ptr<const Snapshot> snapshot_;
   asio::ip::tcp::socket client_;
-  const config::Listener listener_;
+  const config::Listener& listener_;  // owned by the Gateway, which outlives every session
   asio::ip::tcp::endpoint clientEndpoint_;
   asio::ip::tcp::endpoint localEndpoint_;
   asio::steady_timer deadline_;
   Dialect dialect_ = Dialect::Socks5;
   std::optional<std::string> user_;
-  std::array<std::uint8_t, 2048> in_{};  // greeting + auth + request, pipelined
+  // Greeting + auth + request, pipelined; null after the handshake.
+  std::unique_ptr<std::array<std::uint8_t, 2048>> in_ =
+      std::make_unique<std::array<std::uint8_t, 2048>>();
+  std::vector<std::uint8_t> pending_;  // bytes the client sent behind its request
   std::size_t inLength_ = 0;
   protocol::AddressType requestType_ = protocol::AddressType::IPv4;
   SessionRecord record_;

@@ -27,6 +27,10 @@ struct Network {
   bool containsDomain(std::string_view name) const;
 };
 
+// The built-in networks every configuration has: "any" (any = true) and "loopback"
+// (127.0.0.0/8, ::1). Engine adds whichever of them its networks lack.
+std::vector<Network> builtinNetworks();
+
 enum class Action : std::uint8_t { Allow, Deny };
 
 // Command bits; a rule's `commands` is a mask of these (0 never appears: empty means all).
@@ -49,11 +53,11 @@ struct Rule {
 // One request to decide. The gateway fills the facts it knows.
 struct Request {
   IpAddress client;
-  bool clientIsLocal = false;              // the client connected from this host itself
-  std::optional<std::string> user;         // authenticated user; nullopt when anonymous
+  bool clientIsLocal = false;       // the client connected from this host itself
+  std::optional<std::string> user;  // authenticated user; nullopt when anonymous
   Command command = Command::Connect;
   std::optional<IpAddress> destinationAddress;  // resolved or literal destination address
-  std::string destinationName;             // requested domain name, empty if an address was given
+  std::string destinationName;  // requested domain name, empty if an address was given
   std::uint16_t destinationPort = 0;
   // The destination is loopback, unspecified, or one of the gateway's own listening sockets.
   // A client that is not local reaches it only through an allow rule whose `destinations`
@@ -63,8 +67,8 @@ struct Request {
 
 struct Decision {
   bool allowed = false;
-  int ruleIndex = -1;          // index into the rules, -1 when no rule matched (default deny)
-  std::string ruleName;        // the rule's name, or "default-deny" / "protected-destination"
+  int ruleIndex = -1;    // index into the rules, -1 when no rule matched (default deny)
+  std::string ruleName;  // the rule's name, or "default-deny" / "protected-destination"
 };
 
 // Immutable after construction, safe to share between threads; counters are atomic.

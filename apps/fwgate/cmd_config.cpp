@@ -1,0 +1,86 @@
+// `fwgate config check` and `fwgate config default`.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "config/config.hpp"
+#include "config/users.hpp"
+
+namespace fwgate::app {
+namespace {
+
+std::string counted(std::size_t n, std::string_view word) {
+  return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
+}
+
+// "path: message (line N)"; syntax errors already name their line and column.
+std::string located(const config::Diagnostic& d) {
+  if (d.line == 0 || d.path.empty()) return d.toString();
+  return fmt::format("{} (line {})", d.toString(), d.line);
+}
+
+// The gateway loads the users file at start; problems with it are reported as warnings,
+// since the check may run on another machine than the gateway.
+std::vector<config::Diagnostic> checkUsersFile(const config::Config& c) {
+  std::vector<config::Diagnostic> out;
+  if (c.usersFile.empty()) return out;
+  std::string error;
+  const auto db = config::UserDatabase::load(c.usersFile, error);
+  if (!db) {
+    out.push_back({"gateway.users_file", error + " (the gateway will not start without it)"});
+    return out;
+  }
+  const auto missing = [&](const std::string& user, std::string path) {
+    if (db->find(user) == nullptr) {
+      out.push_back({std::move(path), fmt::format("user \"{}\" is not in {}", user, c.usersFile)});
+    }
+  };
+  for (const auto& [group, members] : c.groups) {
+    for (std::size_t i = 0; i < members.size(); ++i) {
+      const bool dotted = group.find('.') != std::string::npos;
+      missing(members[i], dotted ? fmt::format("groups.\"{}\"[{}]", group, i)
+                                 : fmt::format("groups.{}[{}]", group, i));
+    }
+  }
+  for (std::size_t r = 0; r < c.rules.size(); ++r) {
+    for (std::size_t i = 0; i < c.rules[r].users.size(); ++i) {
+      missing(c.rules[r].users[i], fmt::format("rules[{}].users[{}]", r, i));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int runConfigCheck(const std::string& path) {
+  const config::LoadResult result = config::loadConfigFile(path);
+  std::vector<config::Diagnostic> warnings = result.warnings;
+  if (result.config) {
+    const auto users = checkUsersFile(*result.config);
+    warnings.insert(warnings.end(), users.begin(), users.end());
+  }
+  for (const auto& e : result.errors) fmt::print("error: {}\n", located(e));
+  for (const auto& w : warnings) fmt::print("warning: {}\n", located(w));
+
+  if (!result.errors.empty()) {
+    fmt::print("{}: {}, {}\n", path, counted(result.errors.size(), "error"),
+               counted(warnings.size(), "warning"));
+    return 1;
+  }
+  const config::Config& c = *result.config;
+  fmt::print("{}: OK ({}, {}{})\n", path, counted(c.rules.size(), "rule"),
+             counted(c.listeners.size(), "listener"),
+             warnings.empty() ? "" : ", " + counted(warnings.size(), "warning"));
+  return 0;
+}
+
+int runConfigDefault() {
+  const std::string_view text = config::embeddedDefaultConfig();
+  fmt::print("{}", text);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+}  // namespace fwgate::app

@@ -1,0 +1,565 @@
+// Parsing the gateway's TOML into a Config: every problem is collected with its key path, and
+// nothing escapes to the caller as an exception.
+#include "config/config.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <optional>
+
+#include "config/toml_reader.hpp"
+#include "config/users.hpp"
+
+namespace fwgate::config {
+namespace {
+
+using detail::indexPath;
+using detail::keyPath;
+using detail::quote;
+using detail::Reader;
+using detail::suggestion;
+using detail::typeName;
+using policy::IpAddress;
+using policy::IpRange;
+using policy::PortRange;
+
+constexpr std::int64_t kMaxUint32 = 4294967295;
+constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
+
+bool isAsciiAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// Network and group names: [A-Za-z0-9_.-]+.
+bool isValidSetName(std::string_view name) {
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+    return isAsciiAlnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+bool isValidDomain(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = name.find('.', start);
+    const std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63) return false;
+    if (!std::all_of(label.begin(), label.end(),
+                     [](char c) { return isAsciiAlnum(c) || c == '-' || c == '_'; })) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+std::string normaliseDomain(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+class ConfigParser {
+ public:
+  explicit ConfigParser(std::vector<Diagnostic>& errors) : in_(errors) {}
+
+  Config parse(const toml::table& root) {
+    in_.rejectUnknownKeys(
+        root, "", {"gateway", "listeners", "limits", "bind", "log", "groups", "networks", "rules"});
+    config_.listeners.clear();
+    config_.networks = policy::builtinNetworks();
+    if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
+    in_.tables(
+        root, "listeners",
+        [this](const toml::table& t, const std::string& path, std::size_t) { listener(t, path); });
+    if (config_.listeners.empty()) config_.listeners.push_back(Listener{});
+    if (const auto* t = in_.table(root, "limits", "")) limits(*t);
+    if (const auto* t = in_.table(root, "bind", "")) bind(*t);
+    if (const auto* t = in_.table(root, "log", "")) log(*t);
+    if (const auto* t = in_.table(root, "groups", "")) groups(*t);
+    if (const auto* t = in_.table(root, "networks", "")) networks(*t);
+    in_.tables(root, "rules",
+               [this](const toml::table& t, const std::string& path, std::size_t index) {
+                 rule(t, path, index);
+               });
+    requireUsersFile();
+    return std::move(config_);
+  }
+
+ private:
+  void gateway(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "gateway", {"user", "users_file"});
+    std::string user;
+    if (const auto* n = in_.string(t, "user", "gateway", user)) {
+      if (isValidUserName(user)) {
+        config_.runAsUser = user;
+      } else {
+        in_.error("gateway.user", *n, fmt::format("invalid user name {}", quote(user)));
+      }
+    }
+    std::string file;
+    if (const auto* n = in_.string(t, "users_file", "gateway", file)) {
+      if (file.empty()) {
+        in_.error("gateway.users_file", *n, "must not be empty (leave it out instead)");
+      } else {
+        config_.usersFile = file;
+      }
+    }
+  }
+
+  void listener(const toml::table& t, const std::string& path) {
+    in_.rejectUnknownKeys(t, path, {"address", "port", "methods"});
+    Listener l;
+    if (const auto* n = in_.string(t, "address", path, l.address)) {
+      if (!IpAddress::parse(l.address)) {
+        in_.error(keyPath(path, "address"), *n,
+                  fmt::format("{} is not an IP address literal (e.g. \"127.0.0.1\", \"0.0.0.0\", "
+                              "\"::\")",
+                              quote(l.address)));
+      }
+    }
+    std::int64_t port = 0;
+    if (in_.integer(t, "port", path, 0, 65535, port)) l.port = static_cast<std::uint16_t>(port);
+    std::vector<AuthMethod> methods;
+    const auto* array = in_.strings(
+        t, "methods", path, [&](const std::string& s, const std::string& p, const toml::node& n) {
+          AuthMethod m = AuthMethod::None;
+          if (s == "password") {
+            m = AuthMethod::Password;
+          } else if (s != "none") {
+            in_.error(
+                p, n,
+                fmt::format("unknown method {} (expected \"none\" or \"password\")", quote(s)));
+            return;
+          }
+          if (std::find(methods.begin(), methods.end(), m) != methods.end()) {
+            in_.error(p, n, fmt::format("duplicate method {}", quote(s)));
+            return;
+          }
+          methods.push_back(m);
+        });
+    if (array != nullptr) {
+      if (array->empty()) in_.error(keyPath(path, "methods"), *array, "must not be empty");
+      l.methods = methods;
+    }
+    if (std::find(l.methods.begin(), l.methods.end(), AuthMethod::Password) != l.methods.end() &&
+        passwordListener_.empty()) {
+      passwordListener_ = path;
+      passwordListenerLine_ = t.source().begin.line;
+    }
+    if (const auto address = IpAddress::parse(l.address); address && l.port != 0) {
+      const std::string endpoint = fmt::format("{} port {}", address->toString(), l.port);
+      const auto [it, inserted] = endpoints_.emplace(endpoint, path);
+      if (!inserted) {
+        in_.error(path, t.source().begin.line,
+                  fmt::format("same address and port as {} ({})", it->second, endpoint));
+      }
+    }
+    config_.listeners.push_back(std::move(l));
+  }
+
+  void limits(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "limits",
+                          {"max_sessions", "max_sessions_per_client", "handshake_timeout",
+                           "connect_timeout", "idle_timeout", "bind_timeout", "udp_idle_timeout",
+                           "shutdown_grace", "relay_buffer_size", "relay"});
+    Limits& limits = config_.limits;
+    std::int64_t v = 0;
+    if (in_.integer(t, "max_sessions", "limits", 0, kMaxUint32, v)) {
+      limits.maxSessions = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "max_sessions_per_client", "limits", 0, kMaxUint32, v)) {
+      limits.maxSessionsPerClient = static_cast<std::uint32_t>(v);
+    }
+    in_.duration(t, "handshake_timeout", "limits", limits.handshakeTimeout);
+    in_.duration(t, "connect_timeout", "limits", limits.connectTimeout);
+    in_.duration(t, "idle_timeout", "limits", limits.idleTimeout);
+    in_.duration(t, "bind_timeout", "limits", limits.bindTimeout);
+    in_.duration(t, "udp_idle_timeout", "limits", limits.udpIdleTimeout);
+    in_.duration(t, "shutdown_grace", "limits", limits.shutdownGrace);
+    if (in_.integer(t, "relay_buffer_size", "limits", 4096, 4194304, v)) {
+      limits.relayBufferSize = static_cast<std::uint32_t>(v);
+    }
+    std::string relay;
+    if (const auto* n = in_.string(t, "relay", "limits", relay)) {
+      if (relay == "splice" || relay == "copy") {
+        limits.relayMode = relay;
+      } else {
+        in_.error("limits.relay", *n,
+                  fmt::format("unknown relay mode {} (expected splice or copy)", quote(relay)));
+      }
+    }
+  }
+
+  void bind(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "bind", {"external_address", "require_connect"});
+    std::string address;
+    if (const auto* n = in_.string(t, "external_address", "bind", address)) {
+      if (address.empty() || IpAddress::parse(address)) {
+        config_.bind.externalAddress = address;
+      } else {
+        in_.error(
+            "bind.external_address", *n,
+            fmt::format("{} is not an IP address literal (or \"\" for automatic)", quote(address)));
+      }
+    }
+    in_.boolean(t, "require_connect", "bind", config_.bind.requireConnect);
+  }
+
+  void log(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "log", {"level", "sessions"});
+    static constexpr std::array<std::string_view, 5> kLevels = {"trace", "debug", "info", "warn",
+                                                                "error"};
+    std::string level;
+    if (const auto* n = in_.string(t, "level", "log", level)) {
+      if (std::find(kLevels.begin(), kLevels.end(), level) != kLevels.end()) {
+        config_.log.level = level;
+      } else {
+        in_.error("log.level", *n,
+                  fmt::format("unknown level {} (expected trace, debug, info, warn or error)",
+                              quote(level)));
+      }
+    }
+    std::string sessions;
+    if (const auto* n = in_.string(t, "sessions", "log", sessions)) {
+      if (sessions.empty()) {
+        in_.error("log.sessions", *n, "must not be empty (\"-\" is standard error)");
+      } else {
+        config_.log.sessions = sessions;
+      }
+    }
+  }
+
+  void groups(const toml::table& t) {
+    for (const auto& [key, node] : t) {
+      const std::string name(key.str());
+      const std::string path = keyPath("groups", name);
+      if (!isValidSetName(name)) {
+        in_.error(path, key.source().begin.line,
+                  "invalid group name (letters, digits, '_', '.', '-')");
+        continue;
+      }
+      std::vector<std::string> members;
+      in_.strings(node, path, [&](const std::string& s, const std::string& p, const toml::node& n) {
+        if (isValidUserName(s)) {
+          members.push_back(s);
+        } else {
+          in_.error(p, n, fmt::format("invalid user name {}", quote(s)));
+        }
+      });
+      config_.groups[name] = std::move(members);
+    }
+  }
+
+  void networks(const toml::table& t) {
+    for (const auto& [key, node] : t) {
+      const std::string name(key.str());
+      const std::string path = keyPath("networks", name);
+      if (name == "any" || name == "loopback") {
+        in_.error(path, key.source().begin.line,
+                  fmt::format("{} is built in and cannot be redefined", quote(name)));
+        continue;
+      }
+      if (!isValidSetName(name)) {
+        in_.error(path, key.source().begin.line,
+                  "invalid network name (letters, digits, '_', '.', '-')");
+        continue;
+      }
+      const auto* table = node.as_table();
+      if (table == nullptr) {
+        in_.error(path, node, fmt::format("expected a table, got {}", typeName(node)));
+        continue;
+      }
+      in_.rejectUnknownKeys(*table, path, {"ranges", "domains"});
+      policy::Network network;
+      network.name = name;
+      in_.strings(*table, "ranges", path,
+                  [&](const std::string& s, const std::string& p, const toml::node& n) {
+                    if (const auto range = IpRange::parse(s)) {
+                      network.ranges.push_back(*range);
+                    } else {
+                      in_.error(p, n,
+                                fmt::format("{} is not an address, a CIDR block or an address "
+                                            "pair \"first-last\" (same family, first <= last)",
+                                            quote(s)));
+                    }
+                  });
+      in_.strings(*table, "domains", path,
+                  [&](const std::string& s, const std::string& p, const toml::node& n) {
+                    if (IpAddress::parse(s) || IpRange::parse(s)) {
+                      in_.error(p, n, fmt::format("{} is an address: list it in ranges", quote(s)));
+                    } else if (s.starts_with("*.") || s.starts_with(".")) {
+                      in_.error(p, n,
+                                fmt::format("{}: write the bare domain, it already matches every "
+                                            "name below it",
+                                            quote(s)));
+                    } else if (!isValidDomain(s)) {
+                      in_.error(p, n, fmt::format("{} is not a domain name", quote(s)));
+                    } else {
+                      network.domains.push_back(normaliseDomain(s));
+                    }
+                  });
+      config_.networks.push_back(std::move(network));
+    }
+  }
+
+  void networkNames(const toml::table& t, std::string_view key, const std::string& path,
+                    std::vector<std::string>& out) {
+    in_.strings(t, key, path, [&](const std::string& s, const std::string& p, const toml::node& n) {
+      const bool known = std::any_of(config_.networks.begin(), config_.networks.end(),
+                                     [&](const policy::Network& net) { return net.name == s; });
+      if (known) {
+        out.push_back(s);
+        return;
+      }
+      std::vector<std::string> names;
+      for (const auto& net : config_.networks) names.push_back(net.name);
+      in_.error(p, n, fmt::format("unknown network {}{}", quote(s), suggestion(s, names)));
+    });
+  }
+
+  void rule(const toml::table& t, const std::string& path, std::size_t index) {
+    in_.rejectUnknownKeys(
+        t, path,
+        {"name", "action", "sources", "users", "groups", "destinations", "ports", "commands"});
+    policy::Rule r;
+    r.name = fmt::format("rule-{}", index + 1);
+    std::string namePath = path;
+    std::uint32_t nameLine = t.source().begin.line;
+    if (const auto* n = in_.string(t, "name", path, r.name)) {
+      namePath = keyPath(path, "name");
+      nameLine = n->source().begin.line;
+      if (r.name.empty()) in_.error(namePath, nameLine, "must not be empty");
+    }
+    if (const auto [it, inserted] = ruleNames_.emplace(r.name, path); !inserted) {
+      in_.error(namePath, nameLine,
+                fmt::format("duplicate rule name {} (also {})", quote(r.name), it->second));
+    }
+
+    std::string action;
+    if (t.get("action") == nullptr) {
+      in_.error(keyPath(path, "action"), t.source().begin.line,
+                "missing: every rule needs action = \"allow\" or \"deny\"");
+    } else if (const auto* n = in_.string(t, "action", path, action)) {
+      if (action == "allow" || action == "deny") {
+        r.action = action == "allow" ? policy::Action::Allow : policy::Action::Deny;
+      } else {
+        in_.error(keyPath(path, "action"), *n,
+                  fmt::format("expected \"allow\" or \"deny\", got {}", quote(action)));
+      }
+    }
+
+    networkNames(t, "sources", path, r.sources);
+    networkNames(t, "destinations", path, r.destinations);
+    in_.strings(t, "users", path,
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (isValidUserName(s)) {
+                    r.users.push_back(s);
+                  } else {
+                    in_.error(p, n, fmt::format("invalid user name {}", quote(s)));
+                  }
+                });
+    in_.strings(t, "groups", path,
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (config_.groups.contains(s)) {
+                    r.groups.push_back(s);
+                    return;
+                  }
+                  std::vector<std::string> names;
+                  for (const auto& [name, members] : config_.groups) names.push_back(name);
+                  in_.error(p, n,
+                            fmt::format("unknown group {} (define it in [groups]){}", quote(s),
+                                        suggestion(s, names)));
+                });
+    if ((!r.users.empty() || !r.groups.empty()) && namingRule_.empty()) {
+      namingRule_ = path;
+      namingRuleLine_ = t.source().begin.line;
+    }
+    ports(t, path, r.ports);
+    commands(t, path, r.commands);
+    config_.rules.push_back(std::move(r));
+  }
+
+  void ports(const toml::table& t, const std::string& rulePath, std::vector<PortRange>& out) {
+    const toml::node* node = t.get("ports");
+    if (node == nullptr) return;
+    const std::string path = keyPath(rulePath, "ports");
+    const auto* array = node->as_array();
+    if (array == nullptr) {
+      in_.error(path, *node, fmt::format("expected an array of ports, got {}", typeName(*node)));
+      return;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::node& element = (*array)[i];
+      if (const auto* number = element.as_integer()) {
+        if (number->get() >= 1 && number->get() <= 65535) {
+          const auto port = static_cast<std::uint16_t>(number->get());
+          out.push_back(PortRange{port, port});
+        } else {
+          in_.error(indexPath(path, i), element,
+                    fmt::format("port {} is out of range (must be 1..65535)", number->get()));
+        }
+      } else if (const auto* text = element.as_string()) {
+        if (const auto range = PortRange::parse(text->get())) {
+          out.push_back(*range);
+        } else {
+          in_.error(indexPath(path, i), element,
+                    fmt::format("{} is not a port or port range (e.g. \"443\", \"8000-8100\"; "
+                                "ports are 1..65535, first <= last)",
+                                quote(text->get())));
+        }
+      } else {
+        in_.error(indexPath(path, i), element,
+                  fmt::format("expected a port number or a \"first-last\" string, got {}",
+                              typeName(element)));
+      }
+    }
+  }
+
+  void commands(const toml::table& t, const std::string& rulePath, std::uint8_t& out) {
+    std::uint8_t mask = 0;
+    const auto* array = in_.strings(
+        t, "commands", rulePath,
+        [&](const std::string& s, const std::string& p, const toml::node& n) {
+          if (s == "connect") {
+            mask |= static_cast<std::uint8_t>(policy::Command::Connect);
+          } else if (s == "bind") {
+            mask |= static_cast<std::uint8_t>(policy::Command::Bind);
+          } else if (s == "udp") {
+            mask |= static_cast<std::uint8_t>(policy::Command::Udp);
+          } else {
+            in_.error(p, n,
+                      fmt::format("unknown command {} (expected \"connect\", \"bind\" or \"udp\")",
+                                  quote(s)));
+          }
+        });
+    if (array == nullptr) return;
+    if (array->empty()) {
+      in_.error(keyPath(rulePath, "commands"), *array,
+                "must not be empty (leave it out to allow every command)");
+    }
+    if (mask != 0) out = mask;
+  }
+
+  // Password listeners and user conditions need somewhere to look users up.
+  void requireUsersFile() {
+    if (!config_.usersFile.empty()) return;
+    if (!passwordListener_.empty()) {
+      in_.error("gateway.users_file", passwordListenerLine_,
+                fmt::format("required: {} offers \"password\"", passwordListener_));
+    } else if (!namingRule_.empty()) {
+      in_.error("gateway.users_file", namingRuleLine_,
+                fmt::format("required: {} names users or groups", namingRule_));
+    }
+  }
+
+  Reader in_;
+  Config config_;
+  std::string passwordListener_;  // first listener offering "password", and its line
+  std::uint32_t passwordListenerLine_ = 0;
+  std::string namingRule_;  // first rule with users or groups, and its line
+  std::uint32_t namingRuleLine_ = 0;
+  std::map<std::string, std::string> ruleNames_;  // name -> path of the rule that has it
+  std::map<std::string, std::string> endpoints_;  // "address port N" -> listener path
+};
+
+std::optional<std::string> readWholeFile(const std::string& path, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = fmt::format("cannot open {}: {}", path, std::strerror(errno));
+    return std::nullopt;
+  }
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = fmt::format("cannot read {}: not a regular file", path);
+    ::close(fd);
+    return std::nullopt;
+  }
+  char buffer[16384];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+      ::close(fd);
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxFileSize) {
+      error = fmt::format("cannot read {}: larger than {} bytes", path, kMaxFileSize);
+      ::close(fd);
+      return std::nullopt;
+    }
+  }
+  ::close(fd);
+  return text;
+}
+
+}  // namespace
+
+std::string Diagnostic::toString() const {
+  return path.empty() ? message : fmt::format("{}: {}", path, message);
+}
+
+std::shared_ptr<const policy::Engine> Config::makeEngine() const {
+  return std::make_shared<const policy::Engine>(networks, groups, rules);
+}
+
+LoadResult parseConfig(std::string_view tomlText, std::string_view sourceName) {
+  LoadResult result;
+  try {
+    toml::table root;
+    try {
+      root = toml::parse(tomlText, sourceName);
+    } catch (const toml::parse_error& e) {
+      const auto& at = e.source().begin;
+      result.errors.push_back(Diagnostic{
+          "", fmt::format("line {}, column {}: {}", at.line, at.column, e.description()), at.line});
+      return result;
+    }
+    Config config = ConfigParser(result.errors).parse(root);
+    // Report in file order; problems without a line (none today) go last.
+    std::stable_sort(
+        result.errors.begin(), result.errors.end(), [](const Diagnostic& a, const Diagnostic& b) {
+          return (a.line == 0 ? UINT32_MAX : a.line) < (b.line == 0 ? UINT32_MAX : b.line);
+        });
+    config.source = std::string(sourceName);
+    if (result.errors.empty()) {
+      result.warnings = checkWarnings(config);
+      result.config = std::make_shared<const Config>(std::move(config));
+    }
+  } catch (const std::exception& e) {
+    result.config.reset();
+    result.errors.push_back(Diagnostic{"", fmt::format("internal error: {}", e.what())});
+  } catch (...) {
+    result.config.reset();
+    result.errors.push_back(Diagnostic{"", "internal error"});
+  }
+  return result;
+}
+
+LoadResult loadConfigFile(const std::string& path) {
+  std::string error;
+  const auto text = readWholeFile(path, error);
+  if (!text) {
+    LoadResult result;
+    result.errors.push_back(Diagnostic{"", error});
+    return result;
+  }
+  return parseConfig(*text, path);
+}
+
+}  // namespace fwgate::config

@@ -1,0 +1,136 @@
+// Warnings about a valid configuration that probably does not do what its author meant.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "config/config.hpp"
+
+namespace fwgate::config {
+namespace {
+
+using policy::IpAddress;
+using policy::IpRange;
+using policy::Network;
+
+const Network* findNetwork(const Config& config, std::string_view name) {
+  for (const Network& n : config.networks) {
+    if (n.name == name) return &n;
+  }
+  return nullptr;
+}
+
+// Every IPv4 or every IPv6 address: 0.0.0.0/0 or ::/0 written as a range of a named network.
+bool coversAFamily(const Network& n) {
+  if (n.any) return true;
+  return std::any_of(n.ranges.begin(), n.ranges.end(), [](const IpRange& r) {
+    const std::size_t size = r.first.v6 ? 16 : 4;
+    return std::all_of(r.first.bytes.begin(), r.first.bytes.begin() + size,
+                       [](std::uint8_t b) { return b == 0x00; }) &&
+           std::all_of(r.last.bytes.begin(), r.last.bytes.begin() + size,
+                       [](std::uint8_t b) { return b == 0xff; });
+  });
+}
+
+bool isAnyNetwork(const Config& config, std::string_view name) {
+  const Network* n = findNetwork(config, name);
+  return n != nullptr && n->any;
+}
+
+bool hasUsers(const policy::Rule& r) {
+  return !r.users.empty() || !r.groups.empty();
+}
+
+// Matches every request: no condition at all (an "any" network is no condition).
+bool matchesEverything(const Config& config, const policy::Rule& r) {
+  const auto anyOrEmpty = [&](const std::vector<std::string>& names) {
+    return names.empty() || std::any_of(names.begin(), names.end(), [&](const std::string& name) {
+             return isAnyNetwork(config, name);
+           });
+  };
+  const bool allPorts =
+      r.ports.empty() || std::any_of(r.ports.begin(), r.ports.end(), [](policy::PortRange p) {
+        return p.first == 1 && p.last == 65535;
+      });
+  return anyOrEmpty(r.sources) && anyOrEmpty(r.destinations) && !hasUsers(r) && allPorts &&
+         (r.commands & policy::kAllCommands) == policy::kAllCommands;
+}
+
+std::string networkPath(std::string_view name) {
+  const bool bare = std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+  return bare ? fmt::format("networks.{}", name) : fmt::format("networks.\"{}\"", name);
+}
+
+}  // namespace
+
+std::vector<Diagnostic> checkWarnings(const Config& config) {
+  std::vector<Diagnostic> warnings;
+  if (config.rules.empty()) {
+    warnings.push_back(Diagnostic{"rules", "no rules: every request will be denied"});
+  }
+
+  // An open proxy: reachable from other hosts, no password needed, and a rule that lets
+  // anyone through.
+  const Listener* exposed = nullptr;
+  std::size_t exposedIndex = 0;
+  for (std::size_t i = 0; i < config.listeners.size() && exposed == nullptr; ++i) {
+    const Listener& l = config.listeners[i];
+    const auto address = IpAddress::parse(l.address);
+    const bool anonymous =
+        std::find(l.methods.begin(), l.methods.end(), AuthMethod::None) != l.methods.end();
+    if (address && !address->isLoopback() && anonymous) {
+      exposed = &l;
+      exposedIndex = i;
+    }
+  }
+  const bool anyPassword =
+      std::any_of(config.listeners.begin(), config.listeners.end(), [](const Listener& l) {
+        return std::find(l.methods.begin(), l.methods.end(), AuthMethod::Password) !=
+               l.methods.end();
+      });
+
+  bool unreachableReported = false;
+  for (std::size_t i = 0; i < config.rules.size(); ++i) {
+    const policy::Rule& r = config.rules[i];
+    const std::string path = fmt::format("rules[{}]", i);
+    const bool fromAnywhere =
+        r.sources.empty() || std::any_of(r.sources.begin(), r.sources.end(), [&](const auto& s) {
+          const Network* n = findNetwork(config, s);
+          return n != nullptr && coversAFamily(*n);
+        });
+    if (exposed != nullptr && r.action == policy::Action::Allow && !hasUsers(r) && fromAnywhere) {
+      warnings.push_back(Diagnostic{
+          path, fmt::format("open proxy: listeners[{}] ({} port {}) accepts clients without a "
+                            "password and rule \"{}\" allows clients from any address; restrict "
+                            "its sources or require users",
+                            exposedIndex, exposed->address, exposed->port, r.name)});
+    }
+    if (hasUsers(r) && !anyPassword) {
+      warnings.push_back(
+          Diagnostic{path, fmt::format("rule \"{}\" names users or groups but no listener offers "
+                                       "\"password\": it never matches",
+                                       r.name)});
+    }
+    // After a deny rule without conditions nothing else is ever consulted. (After such an
+    // allow rule, later rules still decide protected destinations.)
+    if (!unreachableReported && r.action == policy::Action::Deny && matchesEverything(config, r) &&
+        i + 1 < config.rules.size()) {
+      unreachableReported = true;
+      warnings.push_back(Diagnostic{
+          fmt::format("rules[{}]", i + 1),
+          fmt::format("never reached: rule \"{}\" before it denies every request", r.name)});
+    }
+  }
+
+  for (const Network& n : config.networks) {
+    if (!n.any && n.ranges.empty() && n.domains.empty()) {
+      warnings.push_back(
+          Diagnostic{networkPath(n.name), "no ranges and no domains: it matches nothing"});
+    }
+  }
+  return warnings;
+}
+
+}  // namespace fwgate::config

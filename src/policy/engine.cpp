@@ -1,0 +1,197 @@
+// The rule engine: rule names resolved to indices once, then one linear pass per request.
+#include "policy/engine.hpp"
+
+#include <algorithm>
+
+namespace fwgate::policy {
+namespace {
+
+char lowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return lowerAscii(x) == lowerAscii(y);
+         });
+}
+
+std::string_view withoutTrailingDot(std::string_view s) {
+  if (!s.empty() && s.back() == '.') s.remove_suffix(1);
+  return s;
+}
+
+// A mapped address built by hand (v6 = true, ::ffff:a.b.c.d) is still an IPv4 address.
+IpAddress canonical(const IpAddress& a) {
+  return a.v6 ? IpAddress::fromV6(a.bytes) : a;
+}
+
+}  // namespace
+
+bool Network::containsAddress(const IpAddress& a) const {
+  if (any) return true;
+  const IpAddress address = canonical(a);
+  return std::any_of(ranges.begin(), ranges.end(),
+                     [&](const IpRange& r) { return r.contains(address); });
+}
+
+bool Network::containsDomain(std::string_view name) const {
+  if (any) return true;
+  name = withoutTrailingDot(name);
+  if (name.empty()) return false;
+  return std::any_of(domains.begin(), domains.end(), [&](const std::string& entry) {
+    const std::string_view suffix = withoutTrailingDot(entry);
+    if (suffix.empty() || suffix.size() > name.size()) return false;
+    if (!equalsIgnoreCase(name.substr(name.size() - suffix.size()), suffix)) return false;
+    // "example.com" matches itself and "www.example.com", never "badexample.com".
+    return name.size() == suffix.size() || name[name.size() - suffix.size() - 1] == '.';
+  });
+}
+
+std::string_view toString(Command c) {
+  switch (c) {
+    case Command::Connect:
+      return "connect";
+    case Command::Bind:
+      return "bind";
+    case Command::Udp:
+      return "udp";
+  }
+  return "unknown";
+}
+
+std::vector<Network> builtinNetworks() {
+  Network any;
+  any.name = "any";
+  any.any = true;
+  Network loopback;
+  loopback.name = "loopback";
+  loopback.ranges.push_back(*IpRange::parse("127.0.0.0/8"));
+  loopback.ranges.push_back(*IpRange::parse("::1"));
+  return {std::move(any), std::move(loopback)};
+}
+
+struct Engine::CompiledRule {
+  bool allow = false;
+  // A list written empty matches anything; a non-empty list whose names all fail to resolve
+  // matches nothing, so "restricted" is kept apart from the resolved indices.
+  bool sourcesRestricted = false;
+  std::vector<std::size_t> sources;
+  bool usersRestricted = false;
+  std::vector<std::string> members;  // users named directly plus members of named groups, sorted
+  bool destinationsRestricted = false;
+  std::vector<std::size_t> destinations;
+  std::vector<PortRange> ports;
+  std::uint8_t commands = kAllCommands;
+};
+
+Engine::Engine(std::vector<Network> networks,
+               std::map<std::string, std::vector<std::string>> groups, std::vector<Rule> rules)
+    : networks_(std::move(networks)), groups_(std::move(groups)), rules_(std::move(rules)) {
+  for (Network& builtin : builtinNetworks()) {
+    if (findNetwork(builtin.name) == nullptr) networks_.push_back(std::move(builtin));
+  }
+  const auto resolve = [this](const std::vector<std::string>& names) {
+    std::vector<std::size_t> indices;
+    for (const std::string& name : names) {
+      for (std::size_t i = 0; i < networks_.size(); ++i) {
+        if (networks_[i].name == name) {
+          indices.push_back(i);
+          break;
+        }
+      }
+    }
+    return indices;
+  };
+  compiled_.reserve(rules_.size());
+  for (const Rule& rule : rules_) {
+    CompiledRule c;
+    c.allow = rule.action == Action::Allow;
+    c.sourcesRestricted = !rule.sources.empty();
+    c.sources = resolve(rule.sources);
+    c.usersRestricted = !rule.users.empty() || !rule.groups.empty();
+    c.members = rule.users;
+    for (const std::string& group : rule.groups) {
+      if (const auto it = groups_.find(group); it != groups_.end()) {
+        c.members.insert(c.members.end(), it->second.begin(), it->second.end());
+      }
+    }
+    std::sort(c.members.begin(), c.members.end());
+    c.members.erase(std::unique(c.members.begin(), c.members.end()), c.members.end());
+    c.destinationsRestricted = !rule.destinations.empty();
+    c.destinations = resolve(rule.destinations);
+    c.ports = rule.ports;
+    c.commands = rule.commands == 0 ? kAllCommands : rule.commands;
+    compiled_.push_back(std::move(c));
+  }
+  hits_ = std::make_unique<std::atomic<std::uint64_t>[]>(rules_.size());
+  for (std::size_t i = 0; i < rules_.size(); ++i) hits_[i].store(0, std::memory_order_relaxed);
+}
+
+Engine::~Engine() = default;
+
+const Network* Engine::findNetwork(std::string_view name) const {
+  for (const Network& n : networks_) {
+    if (n.name == name) return &n;
+  }
+  return nullptr;
+}
+
+std::uint64_t Engine::hits(std::size_t ruleIndex) const {
+  if (ruleIndex >= rules_.size()) return 0;
+  return hits_[ruleIndex].load(std::memory_order_relaxed);
+}
+
+Decision Engine::decide(const Request& request) const {
+  const IpAddress client = canonical(request.client);
+  std::optional<IpAddress> destination;
+  if (request.destinationAddress) destination = canonical(*request.destinationAddress);
+  const bool guarded = request.destinationIsProtected && !request.clientIsLocal;
+  const auto commandBit = static_cast<std::uint8_t>(request.command);
+
+  const auto inNetwork = [&](std::size_t index) {
+    const Network& n = networks_[index];
+    return (destination && n.containsAddress(*destination)) ||
+           (!request.destinationName.empty() && n.containsDomain(request.destinationName));
+  };
+
+  for (std::size_t i = 0; i < compiled_.size(); ++i) {
+    const CompiledRule& rule = compiled_[i];
+    if ((rule.commands & commandBit) == 0) continue;
+    if (!rule.ports.empty() &&
+        std::none_of(rule.ports.begin(), rule.ports.end(),
+                     [&](const PortRange& p) { return p.contains(request.destinationPort); })) {
+      continue;
+    }
+    if (rule.sourcesRestricted &&
+        std::none_of(rule.sources.begin(), rule.sources.end(),
+                     [&](std::size_t n) { return networks_[n].containsAddress(client); })) {
+      continue;
+    }
+    if (rule.usersRestricted &&
+        (!request.user ||
+         !std::binary_search(rule.members.begin(), rule.members.end(), *request.user))) {
+      continue;
+    }
+    if (rule.destinationsRestricted &&
+        std::none_of(rule.destinations.begin(), rule.destinations.end(), inNetwork)) {
+      continue;
+    }
+    // A protected destination (this host, its listeners) is reachable from elsewhere only
+    // through an allow rule that names a real network holding that very address.
+    if (rule.allow && guarded &&
+        (!destination ||
+         std::none_of(rule.destinations.begin(), rule.destinations.end(), [&](std::size_t n) {
+           return !networks_[n].any && networks_[n].containsAddress(*destination);
+         }))) {
+      continue;
+    }
+    hits_[i].fetch_add(1, std::memory_order_relaxed);
+    (rule.allow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
+    return Decision{rule.allow, static_cast<int>(i), rules_[i].name};
+  }
+  denied_.fetch_add(1, std::memory_order_relaxed);
+  return Decision{false, -1, guarded ? "protected-destination" : "default-deny"};
+}
+
+}  // namespace fwgate::policy
