@@ -1,0 +1,281 @@
+#include "common.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+namespace fwgate::bench {
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) reset(other.release());
+  return *this;
+}
+
+void Fd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+std::uint16_t Endpoint::port() const {
+  if (addr.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&addr)->sin_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in6*>(&addr)->sin6_port);
+}
+
+namespace {
+
+std::optional<std::uint16_t> parsePort(std::string_view text) {
+  if (text.empty() || text.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
+
+}  // namespace
+
+std::optional<Endpoint> parseLoopbackEndpoint(std::string_view text) {
+  Endpoint ep;
+  ep.text = std::string(text);
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    std::string host(text.substr(1, close - 1));
+    auto port = parsePort(text.substr(close + 2));
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ep.addr);
+    if (!port || inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) != 1) return std::nullopt;
+    if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) return std::nullopt;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(*port);
+    ep.len = sizeof(sockaddr_in6);
+    return ep;
+  }
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string host(text.substr(0, colon));
+  auto port = parsePort(text.substr(colon + 1));
+  auto* sin = reinterpret_cast<sockaddr_in*>(&ep.addr);
+  if (!port || inet_pton(AF_INET, host.c_str(), &sin->sin_addr) != 1) return std::nullopt;
+  if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) return std::nullopt;
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons(*port);
+  ep.len = sizeof(sockaddr_in);
+  return ep;
+}
+
+Endpoint requireLoopbackEndpoint(std::string_view option, std::string_view text) {
+  auto ep = parseLoopbackEndpoint(text);
+  if (!ep) {
+    throw std::runtime_error(std::string(option) + ": '" + std::string(text) +
+                             "' is not a loopback HOST:PORT (127.0.0.0/8 or [::1] only)");
+  }
+  return *ep;
+}
+
+Fd listenTcp(const Endpoint& where, int backlog) {
+  Fd fd(::socket(where.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) throw std::runtime_error("socket: " + errnoName(errno));
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&where.addr), where.len) != 0) {
+    throw std::runtime_error("bind " + where.text + ": " + errnoName(errno));
+  }
+  if (::listen(fd.get(), backlog) != 0) {
+    throw std::runtime_error("listen " + where.text + ": " + errnoName(errno));
+  }
+  return fd;
+}
+
+std::uint16_t localPort(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return 0;
+  Endpoint ep;
+  ep.addr = addr;
+  return ep.port();
+}
+
+int startConnect(const Endpoint& to, const Endpoint* source) {
+  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (source != nullptr && source->family() == to.family()) {
+    ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&source->addr), source->len) != 0) {
+      int err = errno;
+      ::close(fd);
+      return -err;
+    }
+  }
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), to.len) != 0 &&
+      errno != EINPROGRESS) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+std::vector<Endpoint> defaultSourcesFor(const Endpoint& destination) {
+  std::vector<Endpoint> out;
+  if (destination.family() != AF_INET) return out;
+  for (int host = 1; host <= 254; ++host) {
+    out.push_back(*parseLoopbackEndpoint("127.2.0." + std::to_string(host) + ":0"));
+  }
+  return out;
+}
+
+std::optional<std::string> fetchLine(const Endpoint& from, std::chrono::milliseconds timeout) {
+  int raw = startConnect(from);
+  if (raw < 0) return std::nullopt;
+  Fd fd(raw);
+  auto deadline = Clock::now() + timeout;
+  std::string out;
+  char buf[512];
+  for (int guard = 0; guard < 1000 && Clock::now() < deadline; ++guard) {
+    pollfd p{fd.get(), POLLIN, 0};
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (::poll(&p, 1, static_cast<int>(left > 0 ? left : 0)) <= 0) continue;
+    ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+    if (n == 0) return out;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EINTR) continue;
+      return std::nullopt;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return std::nullopt;
+}
+
+void setNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+std::string errnoName(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return "ECONNREFUSED";
+    case ECONNRESET:
+      return "ECONNRESET";
+    case ECONNABORTED:
+      return "ECONNABORTED";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    case EPIPE:
+      return "EPIPE";
+    case EMFILE:
+      return "EMFILE";
+    case ENFILE:
+      return "ENFILE";
+    case ENOBUFS:
+      return "ENOBUFS";
+    case ENOMEM:
+      return "ENOMEM";
+    case EADDRNOTAVAIL:
+      return "EADDRNOTAVAIL";
+    case EADDRINUSE:
+      return "EADDRINUSE";
+    case EHOSTUNREACH:
+      return "EHOSTUNREACH";
+    case ENETUNREACH:
+      return "ENETUNREACH";
+    case EAGAIN:
+      return "EAGAIN";
+    case EINVAL:
+      return "EINVAL";
+    default:
+      return "errno_" + std::to_string(err);
+  }
+}
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::int64_t monotonicNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void emit(const nlohmann::json& record) {
+  std::string line = record.dump();
+  line.push_back('\n');
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+nlohmann::json tagsToJson(const std::map<std::string, std::string>& tags) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [key, value] : tags) out[key] = value;
+  return out;
+}
+
+namespace {
+std::atomic<bool> gStop{false};
+std::atomic<bool> gCloseAll{false};
+void onStopSignal(int) {
+  gStop.store(true);
+}
+void onCloseAllSignal(int) {
+  gCloseAll.store(true);
+}
+}  // namespace
+
+void installStopSignals() {
+  struct sigaction sa {};
+  sa.sa_handler = onStopSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+void installCloseAllSignal() {
+  struct sigaction sa {};
+  sa.sa_handler = onCloseAllSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGUSR1, &sa, nullptr);
+}
+
+bool takeCloseAllRequest() {
+  return gCloseAll.exchange(false);
+}
+
+bool stopRequested() {
+  return gStop.load(std::memory_order_relaxed);
+}
+
+std::uint64_t ErrorCounts::total() const {
+  std::uint64_t sum = 0;
+  for (const auto& [reason, n] : counts_) sum += n;
+  return sum;
+}
+
+nlohmann::json ErrorCounts::toJson() const {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [reason, n] : counts_) out[reason] = n;
+  return out;
+}
+
+}  // namespace fwgate::bench

@@ -1,0 +1,250 @@
+// fwgate-bench: load generator and far-end servers for comparing SOCKS5 proxies on loopback.
+// Every subcommand writes JSON lines to stdout; see bench/README.md.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "load.hpp"
+#include "procstat.hpp"
+#include "report.hpp"
+#include "servers.hpp"
+
+namespace {
+
+using namespace fwgate::bench;
+
+struct LoadFlags {
+  std::string proxy = "none";
+  std::string target;
+  std::string source = "auto";
+  int watchPid = 0;
+  int farPid = 0;
+  std::vector<std::string> tags;
+
+  void add(CLI::App* cmd) {
+    cmd->add_option("--proxy", proxy, "SOCKS5 proxy HOST:PORT (loopback), or 'none' for direct")
+        ->capture_default_str();
+    cmd->add_option("--target", target, "Far end HOST:PORT (loopback)")->required();
+    cmd->add_option("--source", source,
+                    "Local addresses to connect from, used in turn: auto (127.2.0.1-254 for "
+                    "IPv4), none, or a list such as 127.0.0.5,127.0.0.6")
+        ->capture_default_str();
+    cmd->add_option("--watch-pid", watchPid,
+                    "Sample CPU/memory of this process and its descendants around the window");
+    cmd->add_option("--far-pid", farPid,
+                    "PID of the sink/echo server, to report the load side's CPU use");
+    cmd->add_option("--tag", tags, "key=value copied into every record (repeatable)");
+  }
+
+  CommonLoadOptions resolve() const {
+    CommonLoadOptions out;
+    if (proxy != "none") out.proxy = requireLoopbackEndpoint("--proxy", proxy);
+    out.target = requireLoopbackEndpoint("--target", target);
+    const Endpoint& first = out.proxy ? *out.proxy : out.target;
+    if (source == "auto") {
+      out.sources = defaultSourcesFor(first);
+    } else if (source != "none") {
+      std::size_t from = 0;
+      for (int guard = 0; guard < 4096 && from <= source.size(); ++guard) {
+        auto comma = source.find(',', from);
+        std::string one = source.substr(from, comma == std::string::npos ? comma : comma - from);
+        bool v6 = one.find(':') != std::string::npos;
+        out.sources.push_back(
+            requireLoopbackEndpoint("--source", v6 ? "[" + one + "]:0" : one + ":0"));
+        if (comma == std::string::npos) break;
+        from = comma + 1;
+      }
+    }
+    if (watchPid > 0) out.watchPid = static_cast<pid_t>(watchPid);
+    if (farPid > 0) out.farPid = static_cast<pid_t>(farPid);
+    out.tags = parseTags(tags);
+    return out;
+  }
+
+  static std::map<std::string, std::string> parseTags(const std::vector<std::string>& raw) {
+    std::map<std::string, std::string> out;
+    for (const auto& t : raw) {
+      auto eq = t.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw std::runtime_error("--tag wants key=value: " + t);
+      out[t.substr(0, eq)] = t.substr(eq + 1);
+    }
+    return out;
+  }
+};
+
+// A port below the kernel's ephemeral range: no TIME_WAIT socket of a client can hold it, so a
+// proxy can still bind it after a long run has filled the ephemeral range with TIME_WAITs.
+int freePort(const std::string& host) {
+  unsigned low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%u", &low) != 1) low = 32768;
+    std::fclose(f);
+  }
+  const unsigned first = 10000;
+  if (low <= first + 100) throw std::runtime_error("ephemeral range starts too low for free-port");
+  std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(monotonicNs()));
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    unsigned port = first + rng() % (low - first);
+    auto ep = requireLoopbackEndpoint("--host", host + ":" + std::to_string(port));
+    try {
+      Fd fd = listenTcp(ep, 1);
+      std::printf("%u\n", port);
+      return 0;
+    } catch (const std::runtime_error&) {
+      continue;  // taken: try another
+    }
+  }
+  throw std::runtime_error("free-port: no free port found below the ephemeral range");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"fwgate-bench: SOCKS5 load generator, sink and echo servers, report"};
+  app.require_subcommand(1);
+
+  std::vector<std::string> listen{"127.0.0.1:0"};
+  std::string stats = "127.0.0.1:0";
+  double lifetime = 6 * 3600;
+  auto* sinkCmd = app.add_subcommand("sink", "Discarding TCP sink with a byte-counter port");
+  sinkCmd->add_option("--listen", listen, "HOST:PORT for data, repeatable (port 0: any)")
+      ->capture_default_str();
+  sinkCmd->add_option("--stats", stats, "HOST:PORT for the counter (port 0: any)")
+      ->capture_default_str();
+  sinkCmd->add_option("--lifetime", lifetime, "Exit after this many seconds")
+      ->capture_default_str();
+  auto* echoCmd = app.add_subcommand("echo", "TCP echo server");
+  echoCmd->add_option("--listen", listen, "HOST:PORT, repeatable (port 0: any)")
+      ->capture_default_str();
+  echoCmd->add_option("--lifetime", lifetime, "Exit after this many seconds")
+      ->capture_default_str();
+  std::uint64_t closeAfter = 0;
+  echoCmd
+      ->add_option("--close-after", closeAfter,
+                   "Close a connection first once this many bytes were echoed (0: never)")
+      ->capture_default_str();
+
+  LoadFlags bulkFlags;
+  BulkOptions bulk;
+  std::string sinkStats;
+  auto* bulkCmd = app.add_subcommand("bulk", "Streams writing flat out; rate counted at the sink");
+  bulkFlags.add(bulkCmd);
+  bulkCmd->add_option("--stats", sinkStats, "The sink's counter HOST:PORT")->required();
+  bulkCmd->add_option("--streams", bulk.streams)->capture_default_str()->check(CLI::Range(1, 1024));
+  bulkCmd->add_option("--seconds", bulk.seconds, "Measured window")->capture_default_str();
+  bulkCmd->add_option("--warmup", bulk.warmupSeconds)->capture_default_str();
+  bulkCmd->add_option("--write-bytes", bulk.writeBytes)->capture_default_str();
+
+  LoadFlags sessionsFlags;
+  SessionsOptions sessions;
+  auto* sessionsCmd = app.add_subcommand("sessions", "Short sessions: handshake, echo 64 B, close");
+  sessionsFlags.add(sessionsCmd);
+  sessionsCmd->add_option("--concurrency", sessions.concurrency)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  sessionsCmd->add_option("--seconds", sessions.seconds, "Measured window")->capture_default_str();
+  sessionsCmd->add_option("--warmup", sessions.warmupSeconds)->capture_default_str();
+  sessionsCmd->add_option("--timeout", sessions.sessionTimeoutSeconds, "Per session")
+      ->capture_default_str();
+  sessionsCmd->add_option("--payload", sessions.payloadBytes)->capture_default_str();
+  sessionsCmd->add_flag("--await-close", sessions.awaitPeerClose,
+                        "After the echo, wait for the far end to close (echo --close-after)");
+
+  LoadFlags idleFlags;
+  IdleOptions idle;
+  auto* idleCmd = app.add_subcommand("idle", "Hold N relayed connections until stdin closes");
+  idleFlags.add(idleCmd);
+  idleCmd->add_option("--connections", idle.connections)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+  idleCmd->add_option("--parallel", idle.parallelOpens, "Handshakes in flight")
+      ->capture_default_str();
+  idleCmd->add_option("--settle", idle.settleSeconds, "Seconds held before sampling memory")
+      ->capture_default_str();
+  idleCmd->add_option("--open-timeout", idle.openTimeoutSeconds)->capture_default_str();
+  idleCmd->add_option("--hold-max", idle.holdMaxSeconds)->capture_default_str();
+  idleCmd->add_flag("--far-close", idle.closeFromFarEnd,
+                    "On release, SIGUSR1 the echo server (--far-pid) so it closes first");
+
+  LoadFlags probeFlags;
+  double probeTimeout = 3;
+  auto* probeCmd = app.add_subcommand("probe", "One verified session; exit 0 if it worked");
+  probeFlags.add(probeCmd);
+  probeCmd->add_option("--timeout", probeTimeout)->capture_default_str();
+
+  int statPid = 0;
+  bool statPss = false;
+  auto* procstatCmd = app.add_subcommand("procstat", "CPU and memory of a process tree");
+  procstatCmd->add_option("--pid", statPid)->required();
+  procstatCmd->add_flag("--pss", statPss, "Also sum Pss (slower)");
+
+  std::string portHost = "127.0.0.1";
+  auto* freePortCmd = app.add_subcommand("free-port", "Print a currently unused loopback port");
+  freePortCmd->add_option("--host", portHost)->capture_default_str();
+
+  std::string noteEvent;
+  std::vector<std::string> noteTags;
+  auto* noteCmd = app.add_subcommand("note", "Print {\"event\":E,\"tags\":{...}} (for scripts)");
+  noteCmd->add_option("--event", noteEvent)->required();
+  noteCmd->add_option("--tag", noteTags, "key=value (repeatable)");
+
+  std::string reportIn, reportOut;
+  auto* reportCmd = app.add_subcommand("report", "Markdown table from a run's JSON lines");
+  reportCmd->add_option("--in", reportIn)->required();
+  reportCmd->add_option("--out", reportOut, "Also write the Markdown here");
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (sinkCmd->parsed() || echoCmd->parsed()) {
+      ServerOptions server;
+      for (const auto& l : listen) server.listen.push_back(requireLoopbackEndpoint("--listen", l));
+      server.lifetimeSeconds = lifetime;
+      server.closeAfterBytes = closeAfter;
+      if (sinkCmd->parsed()) {
+        server.stats = requireLoopbackEndpoint("--stats", stats);
+        return runSink(server);
+      }
+      return runEcho(server);
+    }
+    if (bulkCmd->parsed()) {
+      bulk.common = bulkFlags.resolve();
+      bulk.sinkStats = requireLoopbackEndpoint("--stats", sinkStats);
+      return runBulk(bulk);
+    }
+    if (sessionsCmd->parsed()) {
+      sessions.common = sessionsFlags.resolve();
+      return runSessions(sessions);
+    }
+    if (idleCmd->parsed()) {
+      idle.common = idleFlags.resolve();
+      return runIdle(idle);
+    }
+    if (probeCmd->parsed()) return runProbe(probeFlags.resolve(), probeTimeout);
+    if (procstatCmd->parsed()) {
+      auto sample = sampleProcessTree(static_cast<pid_t>(statPid), statPss);
+      emit(toJson(sample));
+      return sample.found ? 0 : 1;
+    }
+    if (freePortCmd->parsed()) return freePort(portHost);
+    if (noteCmd->parsed()) {
+      emit({{"event", noteEvent}, {"tags", tagsToJson(LoadFlags::parseTags(noteTags))}});
+      return 0;
+    }
+    if (reportCmd->parsed()) return runReport(reportIn, reportOut);
+  } catch (const std::exception& e) {
+    std::cerr << "fwgate-bench: " << e.what() << "\n";
+    return 2;
+  }
+  return 2;
+}
