@@ -12,7 +12,6 @@ int runGateway(const GatewayOptions& options) {
   auto loaded = options.configPath.empty()
                     ? config::parseConfig(config::embeddedDefaultConfig(), "<embedded>")
                     : config::loadConfigFile(options.configPath);
-  for (const auto& w : loaded.warnings) spdlog::warn("config: {}", w.toString());
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) spdlog::error("config: {}", e.toString());
     spdlog::error("{} errors in {}; not starting", loaded.errors.size(),
@@ -34,8 +33,15 @@ int runGateway(const GatewayOptions& options) {
     gatewayOptions.listenOverride.push_back(listener);
   }
 
+  // Warnings (the open-proxy one above all) judge the listeners that will really be opened.
+  auto effective = std::make_shared<config::Config>(*loaded.config);
+  if (!gatewayOptions.listenOverride.empty()) effective->listeners = gatewayOptions.listenOverride;
+  for (const auto& w : config::checkWarnings(*effective)) {
+    spdlog::warn("config: {}", w.toString());
+  }
+
   std::vector<std::string> errors;
-  auto snapshot = gateway::makeSnapshot(loaded.config, errors);
+  auto snapshot = gateway::makeSnapshot(effective, errors);
   if (!snapshot) {
     for (const auto& e : errors) spdlog::error("config: {}", e);
     return 1;
