@@ -18,7 +18,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   if (!expected.isUnspecified()) {
     expectedAddresses = co_await resolve(expected, ec);
     if (ec) {
-      co_await fail(toSocks5Reply(ec), "resolve " + expected.host() + ": " + errorText(ec));
+      record_.error = "resolve " + expected.host() + ": " + errorText(ec);
+      co_await fail(toSocks5Reply(ec));
       co_return;
     }
   }
@@ -30,7 +31,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   const auto decision = decide(policy::Command::Bind, peer, expected.port, name);
   record_.rule = decision.ruleName;
   if (!decision.allowed) {
-    co_await fail(Reply::NotAllowed, "denied by " + decision.ruleName);
+    record_.error = "denied by " + decision.ruleName;
+    co_await fail(Reply::NotAllowed);
     co_return;
   }
   if (snapshot_->config->bind.requireConnect) {
@@ -39,8 +41,9 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
         expectedAddresses.begin(), expectedAddresses.end(),
         [&](const auto& a) { return runtime_.hasConnect(clientEndpoint_.address(), a); });
     if (!connected) {
-      co_await fail(Reply::NotAllowed, "bind.require_connect: no CONNECT session to " +
-                                           (peer ? peer->to_string() : std::string("any host")));
+      record_.error = "bind.require_connect: no CONNECT session to " +
+                      (peer ? peer->to_string() : std::string("any host"));
+      co_await fail(Reply::NotAllowed);
       co_return;
     }
   }
@@ -51,8 +54,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   if (!ec) acceptor.bind({listenAddress, 0}, ec);
   if (!ec) acceptor.listen(1, ec);
   if (ec) {
-    co_await fail(toSocks5Reply(ec),
-                  "bind listen on " + listenAddress.to_string() + ": " + errorText(ec));
+    record_.error = "bind listen on " + listenAddress.to_string() + ": " + errorText(ec);
+    co_await fail(toSocks5Reply(ec));
     co_return;
   }
   const auto listening = acceptor.local_endpoint(ec);
@@ -65,7 +68,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_.async_wait(kNoThrow) ||
                              waitClientClose(true));
     if (outcome.index() == 1) {
-      co_await fail(Reply::TtlExpired, "no connection within bind_timeout");
+      record_.error = "no connection within bind_timeout";
+      co_await fail(Reply::TtlExpired);
       co_return;
     }
     if (outcome.index() == 2) {
@@ -75,7 +79,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     }
     auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
     if (acceptEc) {
-      co_await fail(toSocks5Reply(acceptEc), "accept: " + acceptEc.message());
+      record_.error = "accept: " + acceptEc.message();
+      co_await fail(toSocks5Reply(acceptEc));
       co_return;
     }
     const auto from = incoming.remote_endpoint(ec);

@@ -163,7 +163,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
   if (request.invalid()) {
     if (request.error == protocol::ParseError::BadAddressType) {
       record_.error = "address type " + std::to_string(in()[3]) + " not supported";
-      co_await fail(Reply::AddressTypeNotSupported, record_.error);
+      co_await fail(Reply::AddressTypeNotSupported);
     } else {
       record_.result = "bad-request";
     }
@@ -185,8 +185,8 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
   }
   if (result) co_return result;
   record_.command = "unknown";
-  co_await fail(Reply::CommandNotSupported,
-                "command " + std::to_string(request.value.command) + " not supported");
+  record_.error = "command " + std::to_string(request.value.command) + " not supported";
+  co_await fail(Reply::CommandNotSupported);
   co_return std::nullopt;
 }
 
@@ -229,7 +229,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   }
   if (request.invalid()) {
     record_.error = "malformed SOCKS 4 request";
-    co_await fail(Reply::GeneralFailure, record_.error);
+    co_await fail(Reply::GeneralFailure);
     record_.result = "bad-request";
     co_return std::nullopt;
   }
@@ -242,7 +242,8 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   // SOCKS 4 has no authentication: a listener that requires a password refuses it.
   if (std::find(listener_.methods.begin(), listener_.methods.end(), config::AuthMethod::None) ==
       listener_.methods.end()) {
-    co_await fail(Reply::NotAllowed, "listener requires authentication; SOCKS 4 has none");
+    record_.error = "listener requires authentication; SOCKS 4 has none";
+    co_await fail(Reply::NotAllowed);
     co_return std::nullopt;
   }
   std::optional<Request> result;
@@ -254,8 +255,8 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   }
   if (result) co_return result;
   record_.command = "unknown";
-  co_await fail(Reply::CommandNotSupported,
-                "command " + std::to_string(request.value.command) + " not supported");
+  record_.error = "command " + std::to_string(request.value.command) + " not supported";
+  co_await fail(Reply::CommandNotSupported);
   co_return std::nullopt;
 }
 
@@ -279,12 +280,12 @@ asio::awaitable<bool> SocksSession::sendReply(Reply reply, const protocol::Addre
 }
 
 asio::awaitable<bool> SocksSession::sendReply(Reply reply, const tcp::endpoint& bound) {
-  const bool ok = co_await sendReply(reply, toWire(bound));
+  const auto wire = toWire(bound);
+  const bool ok = co_await sendReply(reply, wire);
   co_return ok;
 }
 
-asio::awaitable<void> SocksSession::fail(Reply reply, std::string error) {
-  if (!error.empty()) record_.error = std::move(error);
+asio::awaitable<void> SocksSession::fail(Reply reply) {
   // Error replies carry the address type of the request (a domain request gets IPv4 zeros).
   const auto zero = requestType_ == protocol::AddressType::IPv6
                         ? protocol::Address::ipv6({}, 0)
@@ -378,7 +379,8 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   std::error_code ec;
   const auto candidates = co_await resolve(destination, ec);
   if (ec) {
-    co_await fail(toSocks5Reply(ec), "resolve " + destination.host() + ": " + errorText(ec));
+    record_.error = "resolve " + destination.host() + ": " + errorText(ec);
+    co_await fail(toSocks5Reply(ec));
     co_return std::nullopt;
   }
   const std::string name =
@@ -396,7 +398,8 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   }
   if (allowed.empty()) {
     record_.rule = denyingRule;
-    co_await fail(Reply::NotAllowed, "denied by " + denyingRule);
+    record_.error = "denied by " + denyingRule;
+    co_await fail(Reply::NotAllowed);
     co_return std::nullopt;
   }
 
@@ -426,8 +429,8 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
     lastError = connectEc;
   }
   if (!server.is_open()) {
-    co_await fail(toSocks5Reply(lastError),
-                  "connect " + destination.toString() + ": " + lastError.message());
+    record_.error = "connect " + destination.toString() + ": " + lastError.message();
+    co_await fail(toSocks5Reply(lastError));
     co_return std::nullopt;
   }
 

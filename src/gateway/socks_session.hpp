@@ -56,8 +56,10 @@ class SocksSession {
   // Sends the reply for the dialect in use; `bound` is BND.ADDR/BND.PORT (or SOCKS4 DSTIP/PORT).
   asio::awaitable<bool> sendReply(Reply reply, const protocol::Address& bound);
   asio::awaitable<bool> sendReply(Reply reply, const asio::ip::tcp::endpoint& bound);
-  // Fails the request: reply code, result name and error in the record, reply sent.
-  asio::awaitable<void> fail(Reply reply, std::string error = {});
+  // Fails the request: the reply is sent and recorded; the caller has set record_.error.
+  // (No std::string parameter: GCC 12 can destroy temporaries built in a co_await twice, so no
+  // co_await expression in this code builds one.)
+  asio::awaitable<void> fail(Reply reply);
   asio::awaitable<bool> write(const std::uint8_t* data, std::size_t n);
   // Handshake bytes live on the heap only until the request is parsed.
   std::uint8_t* in() { return in_->data(); }

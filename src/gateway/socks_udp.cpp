@@ -16,8 +16,8 @@ asio::awaitable<void> SocksSession::udpAssociate(const protocol::Address& hint) 
   asio::ip::address hintAddress;
   if (!wireToAsio(hint, hintAddress) ||
       (!hintAddress.is_unspecified() && hintAddress != unmapped(clientEndpoint_.address()))) {
-    co_await fail(Reply::NotAllowed,
-                  "UDP ASSOCIATE address " + hint.toString() + " is not the client's own");
+    record_.error = "UDP ASSOCIATE address " + hint.toString() + " is not the client's own";
+    co_await fail(Reply::NotAllowed);
     co_return;
   }
   UdpRelay relay(
@@ -27,12 +27,14 @@ asio::awaitable<void> SocksSession::udpAssociate(const protocol::Address& hint) 
       },
       runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
   if (auto ec = relay.open(unmapped(localEndpoint_.address()))) {
-    co_await fail(toSocks5Reply(ec), "udp socket: " + ec.message());
+    record_.error = "udp socket: " + ec.message();
+    co_await fail(toSocks5Reply(ec));
     co_return;
   }
   const auto bound = relay.clientFacingEndpoint();
   record_.bound = endpointString(bound.address(), bound.port());
-  if (!co_await sendReply(Reply::Succeeded, toWire(bound.address(), bound.port()))) co_return;
+  const auto wire = toWire(bound.address(), bound.port());
+  if (!co_await sendReply(Reply::Succeeded, wire)) co_return;
   co_await (relay.run() || waitClientClose(false));
   record_.result = "succeeded";
 }
