@@ -149,7 +149,7 @@ TEST(ConfigValuesTest, EmptyDocumentGetsDefaults) {
   EXPECT_EQ(c.listeners[0].methods, std::vector<AuthMethod>{AuthMethod::None});
   EXPECT_EQ(c.limits.maxSessions, 10000u);
   EXPECT_EQ(c.limits.idleTimeout, 2h);
-  EXPECT_EQ(c.limits.relayBufferSize, 65536u);
+  EXPECT_EQ(c.limits.relayBufferSize, 262144u);
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.sessions, "-");
   EXPECT_EQ(c.networks.size(), 2u);  // any, loopback
