@@ -82,8 +82,11 @@ Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial
 }
 
 Gateway::~Gateway() {
+  // No worker may post a result into the io_context once it is gone: finish them first.
   runtime_.resolverPool().stop();
   runtime_.authPool().stop();
+  runtime_.resolverPool().join();
+  runtime_.authPool().join();
 }
 
 bool Gateway::openListeners() {

@@ -37,8 +37,10 @@ class Gateway {
   bool dropPrivileges();
 
   GatewayOptions options_;
-  asio::io_context io_{1};
+  // Declared before io_ so it is destroyed after it: ~io_context destroys the sessions still
+  // open after the grace period, and they release their slots in the Runtime.
   Runtime runtime_;
+  asio::io_context io_{1};
   asio::signal_set signals_;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
   std::vector<config::Listener> listeners_;

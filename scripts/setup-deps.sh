@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs everything fwgate's build, tests and benchmark need on Debian 12 (as root), then the npm
+# packages of the integration tests. Idempotent: when all is in place it only checks and returns.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+packages=(
+  # build
+  build-essential cmake ninja-build clang lld libclang-rt-14-dev clang-format pkg-config
+  libasio-dev libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
+  libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev libpcap-dev
+  # integration tests: real clients, peers, namespaces
+  curl ncat proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
+  nodejs npm ca-certificates iproute2 tcpdump procps util-linux
+  # benchmark peers
+  dante-server microsocks
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  # A nodejs build that bundles npm (and conflicts with Debian's npm package) is enough.
+  if [[ $pkg == npm ]] && command -v npm >/dev/null 2>&1; then
+    continue
+  fi
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null || true)
+  if [[ $status != ii* ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup-deps: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup-deps: need root to apt-get install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  unknown=()
+  for pkg in "${missing[@]}"; do
+    candidate=$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ {print $2}')
+    if [[ -z $candidate || $candidate == "(none)" ]]; then
+      unknown+=("$pkg")
+    fi
+  done
+  if ((${#unknown[@]} > 0)); then
+    echo "setup-deps: no installation candidate for: ${unknown[*]}" >&2
+    exit 1
+  fi
+  apt-get install -y --no-install-recommends "${missing[@]}"
+else
+  echo "setup-deps: all ${#packages[@]} Debian packages present"
+fi
+
+# The npm `socks` client for the integration tests, pinned by package-lock.json. A stamp holding the
+# lockfile's hash lets repeated runs skip npm.
+node_dir="$repo/tests/integration/node"
+stamp="$node_dir/node_modules/.fwgate-lock-sha256"
+want=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
+if [[ -f $stamp && $(cat "$stamp") == "$want" && -f $node_dir/node_modules/socks/package.json ]]; then
+  echo "setup-deps: npm packages present"
+else
+  echo "setup-deps: npm ci in tests/integration/node"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+fi

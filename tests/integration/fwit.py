@@ -1,0 +1,505 @@
+"""Helpers for the fwgate integration tests: local servers in threads, raw SOCKS bytes, bounded waits.
+
+Everything here listens on loopback (port 0) and every loop is bounded by a count or a deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import ipaddress
+import os
+import queue
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+# Where this directory lives, for the helper programs and the node package.
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+NODE_DIR = os.path.join(HERE, "node")
+HELPER_DIR = os.path.join(HERE, "helpers")
+PYTHON = "/usr/bin/python3"
+
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer", "UndefinedBehaviorSanitizer")
+
+# Slower sanitized binaries get longer bounds (never shorter ones).
+SLOW = 3.0 if os.environ.get("FWGATE_IT_SANITIZED") == "1" else 1.0
+
+
+def require_tool(name: str) -> str:
+    """Path of a program the test needs; a missing one is a hard failure (setup-deps.sh installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"required tool {name!r} is not installed: run scripts/setup-deps.sh")
+    return path
+
+
+def clean_env(**extra: str) -> dict:
+    """The environment for client programs: no proxy variables leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(extra)
+    return env
+
+
+def sanitizer_report(text: str) -> str | None:
+    for marker in SANITIZER_MARKERS:
+        if marker in text:
+            return marker
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Socket helpers
+
+
+def recv_exact(sock: socket.socket, n: int, timeout: float = 5.0) -> bytes:
+    """Exactly n bytes, or AssertionError naming what arrived before EOF or the deadline."""
+    deadline = time.monotonic() + timeout * SLOW
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out after {len(buf)} of {n} bytes: {bytes(buf)!r}")
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(n - len(buf))
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise AssertionError(f"connection closed after {len(buf)} of {n} bytes: {bytes(buf)!r}")
+        buf += chunk
+    return bytes(buf)
+
+
+def read_to_eof(sock: socket.socket, timeout: float = 5.0, limit: int = 1 << 20) -> tuple[bytes, str]:
+    """Reads until the peer closes. Returns (data, how) with how in "eof", "reset", "timeout"."""
+    deadline = time.monotonic() + timeout * SLOW
+    buf = bytearray()
+    while len(buf) <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return bytes(buf), "timeout"
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return bytes(buf), "timeout"
+        except ConnectionResetError:
+            return bytes(buf), "reset"
+        if not chunk:
+            return bytes(buf), "eof"
+        buf += chunk
+    return bytes(buf), "limit"
+
+
+def assert_closed(sock: socket.socket, timeout: float = 5.0, what: str = "gateway") -> bytes:
+    """Asserts the peer closes (EOF or RST) within the timeout; returns any bytes it sent first."""
+    data, how = read_to_eof(sock, timeout)
+    assert how in ("eof", "reset"), f"{what} did not close the connection within {timeout * SLOW:.1f}s (got {data!r})"
+    return data
+
+
+def connect(host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout * SLOW)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+# ----------------------------------------------------------------------------------------------
+# SOCKS wire format, written out byte by byte so the tests check exactly what a client sees
+
+
+def s5_address(host: str | bytes, port: int, atyp: int | None = None) -> bytes:
+    """ATYP DST.ADDR DST.PORT for an IPv4/IPv6 literal or a domain name."""
+    if isinstance(host, bytes):
+        return bytes([3, len(host)]) + host + struct.pack("!H", port)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        name = host.encode()
+        return bytes([3 if atyp is None else atyp, len(name)]) + name + struct.pack("!H", port)
+    kind = 1 if ip.version == 4 else 4
+    return bytes([kind if atyp is None else atyp]) + ip.packed + struct.pack("!H", port)
+
+
+def s5_request(cmd: int, host: str | bytes, port: int) -> bytes:
+    return bytes([5, cmd, 0]) + s5_address(host, port)
+
+
+def read_s5_reply(sock: socket.socket, timeout: float = 10.0) -> tuple[bytes, dict]:
+    """One complete RFC 1928 reply. Returns (raw bytes, fields) and asserts it is well formed."""
+    head = recv_exact(sock, 4, timeout)
+    assert head[0] == 5, f"reply version {head[0]:#04x}, expected 0x05 (reply so far {head!r})"
+    assert head[2] == 0, f"reply RSV {head[2]:#04x}, expected 0x00"
+    atyp = head[3]
+    if atyp == 1:
+        rest = recv_exact(sock, 6, timeout)
+        addr = str(ipaddress.IPv4Address(rest[:4]))
+    elif atyp == 4:
+        rest = recv_exact(sock, 18, timeout)
+        addr = str(ipaddress.IPv6Address(rest[:16]))
+    elif atyp == 3:
+        ln = recv_exact(sock, 1, timeout)
+        rest = ln + recv_exact(sock, ln[0] + 2, timeout)
+        addr = rest[1:-2].decode(errors="replace")
+    else:
+        raise AssertionError(f"reply ATYP {atyp:#04x} is not 1, 3 or 4 (reply so far {head!r})")
+    port = struct.unpack("!H", rest[-2:])[0]
+    return head + rest, {"rep": head[1], "atyp": atyp, "addr": addr, "port": port}
+
+
+def s5_greet(sock: socket.socket, methods: bytes = b"\x00") -> int:
+    sock.sendall(bytes([5, len(methods)]) + methods)
+    reply = recv_exact(sock, 2)
+    assert reply[0] == 5, f"method selection version {reply!r}"
+    return reply[1]
+
+
+def s5_login(sock: socket.socket, user: str, password: str) -> bytes:
+    u, p = user.encode(), password.encode()
+    sock.sendall(bytes([1, len(u)]) + u + bytes([len(p)]) + p)
+    return recv_exact(sock, 2)
+
+
+def s5_open(host: str, port: int, dst: str, dst_port: int, user: str | None = None,
+            password: str | None = None, timeout: float = 10.0) -> tuple[socket.socket, dict]:
+    """A SOCKS5 CONNECT through the gateway; asserts success and returns the relayed socket."""
+    sock = connect(host, port, timeout)
+    try:
+        if user is None:
+            assert s5_greet(sock, b"\x00") == 0
+        else:
+            assert s5_greet(sock, b"\x02") == 2
+            assert s5_login(sock, user, password or "") == b"\x01\x00"
+        sock.sendall(s5_request(1, dst, dst_port))
+        raw, fields = read_s5_reply(sock, timeout)
+        assert fields["rep"] == 0, f"CONNECT {dst}:{dst_port} got REP {fields['rep']:#04x} ({raw.hex(' ')})"
+    except BaseException:
+        sock.close()
+        raise
+    return sock, fields
+
+
+def s5_try(host: str, port: int, dst: str | bytes, dst_port: int, cmd: int = 1,
+           timeout: float = 15.0) -> tuple[bytes, dict, socket.socket]:
+    """Greeting (no auth) and one request; returns the raw reply, its fields and the open socket."""
+    sock = connect(host, port, timeout)
+    assert s5_greet(sock, b"\x00") == 0
+    sock.sendall(s5_request(cmd, dst, dst_port))
+    raw, fields = read_s5_reply(sock, timeout)
+    return raw, fields, sock
+
+
+def s4_request(cmd: int, ip: str, port: int, user: bytes = b"", domain: str | None = None) -> bytes:
+    if domain is not None:
+        return bytes([4, cmd]) + struct.pack("!H", port) + b"\x00\x00\x00\x01" + user + b"\x00" + domain.encode() + b"\x00"
+    return bytes([4, cmd]) + struct.pack("!H", port) + ipaddress.IPv4Address(ip).packed + user + b"\x00"
+
+
+def echo_roundtrip(sock: socket.socket, payload: bytes, timeout: float = 10.0) -> None:
+    sock.sendall(payload)
+    got = recv_exact(sock, len(payload), timeout)
+    assert got == payload, f"echo mismatch: sent {payload[:40]!r}..., got {got[:40]!r}..."
+
+
+def assert_serves(host: str, port: int, echo_port: int, user: str | None = None,
+                  password: str | None = None, tag: str = "") -> None:
+    """The gateway is alive and relays a normal SOCKS5 request to the echo server."""
+    sock, _ = s5_open(host, port, "127.0.0.1", echo_port, user, password)
+    with sock:
+        echo_roundtrip(sock, f"still-serving {tag} {os.urandom(6).hex()}\n".encode())
+
+
+# ----------------------------------------------------------------------------------------------
+# Local servers, each in a thread, on 127.0.0.1 (or ::1) port 0
+
+
+class TcpServer:
+    """A threaded accept loop calling handler(conn, addr, server) per connection."""
+
+    def __init__(self, handler, host: str = "127.0.0.1", backlog: int = 128, conn_timeout: float = 60.0):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.2)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.handler = handler
+        self.conn_timeout = conn_timeout * SLOW
+        self.stopping = threading.Event()
+        self.events: queue.Queue = queue.Queue()  # what handlers report to the test
+        self.peers: list = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept_loop, name=f"srv-{self.port}", daemon=True)
+        self._acceptor.start()
+
+    def _accept_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, addr = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(self.conn_timeout)
+            with self._lock:
+                self._conns.append(conn)
+                self.peers.append(addr)
+            t = threading.Thread(target=self._serve, args=(conn, addr), daemon=True)
+            with self._lock:
+                self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket, addr) -> None:
+        try:
+            self.handler(conn, addr, self)
+        except OSError as exc:
+            if not self.stopping.is_set():
+                self.errors.append(f"{addr}: {exc!r}")
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+        with self._lock:
+            conns, threads = list(self._conns), list(self._threads)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._acceptor.join(5)
+        for t in threads:
+            t.join(5)
+
+
+def handle_echo(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Echo until EOF, then half-close our side as well."""
+    for _ in range(1 << 26):
+        data = conn.recv(262144)
+        if not data:
+            conn.shutdown(socket.SHUT_WR)
+            return
+        conn.sendall(data)
+
+
+GREETING = b"220 fwgate-it first-writer ready\r\n"
+
+
+def handle_first_writer(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Speaks first (like SMTP/FTP), then echoes."""
+    conn.sendall(GREETING)
+    handle_echo(conn, addr, server)
+
+
+def handle_reply_after_eof(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Reads to EOF, then answers with what it got: proves the client's half-close arrived as EOF
+    while the other direction stayed open."""
+    got = bytearray()
+    for _ in range(1 << 20):
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += data
+    server.events.put(("eof", bytes(got)))
+    conn.sendall(b"after-eof:" + hashlib.sha256(got).hexdigest().encode() + f":{len(got)}\n".encode())
+    conn.shutdown(socket.SHUT_WR)
+
+
+SERVER_BYE = b"server-done-writing\n"
+
+
+def handle_server_half_close(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Writes, half-closes its side, then keeps reading: the client must still be able to send."""
+    conn.sendall(SERVER_BYE)
+    conn.shutdown(socket.SHUT_WR)
+    got = bytearray()
+    for _ in range(1 << 20):
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += data
+    server.events.put(("received", bytes(got)))
+
+
+def handle_sized(up_expected: int, down: bytes):
+    """Reads exactly up_expected bytes and EOF, then sends `down` and closes (for byte counts)."""
+
+    def handler(conn: socket.socket, addr, server: TcpServer) -> None:
+        got = bytearray()
+        for _ in range(1 << 20):
+            data = conn.recv(65536)
+            if not data:
+                break
+            got += data
+        server.events.put(("up", len(got)))
+        conn.sendall(down)
+        conn.shutdown(socket.SHUT_WR)
+
+    return handler
+
+
+def handle_hashing_echo(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Echoes everything and reports the sha256 and length of what it received."""
+    h = hashlib.sha256()
+    total = 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for _ in range(1 << 26):
+        n = conn.recv_into(buf)
+        if n == 0:
+            break
+        h.update(view[:n])
+        total += n
+        conn.sendall(view[:n])
+    conn.shutdown(socket.SHUT_WR)
+    server.events.put(("hash", h.hexdigest(), total))
+
+
+def handle_hashing_sink(conn: socket.socket, addr, server: TcpServer) -> None:
+    """Reads to EOF and reports the sha256 and length of what it received."""
+    h = hashlib.sha256()
+    total = 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for _ in range(1 << 26):
+        n = conn.recv_into(buf)
+        if n == 0:
+            break
+        h.update(view[:n])
+        total += n
+    server.events.put(("hash", h.hexdigest(), total))
+
+
+class HttpServer:
+    """http.server in a thread, serving one known body at /fwgate-it and recording client addresses."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.body = b"fwgate integration body " + os.urandom(8).hex().encode() + b"\n"
+        self.path = "/fwgate-it"
+        self.requests: list = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer.requests.append((self.client_address, self.path))
+                if self.path != outer.path:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            daemon_threads = True
+
+        self.httpd = Server((host, 0), Handler)
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def url(self, host: str | None = None) -> str:
+        h = host or self.host
+        if ":" in h:
+            h = f"[{h}]"
+        return f"http://{h}:{self.port}{self.path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+class UdpEcho:
+    """Echoes each datagram back to its sender and records the senders."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(0.2)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.senders: list = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.senders.append(addr)
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def refused_port(host: str = "127.0.0.1") -> int:
+    """A port with nothing listening: bind to get a free one, then close."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def run(cmd: list[str], timeout: float = 30.0, **kw) -> subprocess.CompletedProcess:
+    """Runs a client program with a bound, capturing output; kills it at the deadline."""
+    kw.setdefault("env", clean_env())
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=timeout * SLOW, **kw)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{cmd[0]} did not finish within {timeout * SLOW:.0f}s: "
+                             f"stdout={exc.stdout!r} stderr={exc.stderr!r}") from None
+
+
+def read_pipe(pipe, n: int, timeout: float = 10.0, until: bytes | None = None) -> bytes:
+    """Reads from a child's pipe until n bytes (or a line ending in `until`), EOF or the deadline."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(pipe, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout * SLOW
+    buf = b""
+    try:
+        while len(buf) < n and not (until and buf.endswith(until)):
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                break
+            chunk = os.read(pipe.fileno(), 1 if until else n - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        sel.close()
+    return buf

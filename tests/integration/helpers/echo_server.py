@@ -1,0 +1,51 @@
+"""A TCP echo server for a network namespace: prints its port, serves until killed or --lifetime.
+
+    python3 echo_server.py --host 10.200.1.2 [--port 0] [--lifetime 120]
+"""
+
+import argparse
+import socket
+import sys
+import threading
+import time
+
+
+def serve(conn: socket.socket) -> None:
+    with conn:
+        conn.settimeout(60)
+        try:
+            for _ in range(1 << 20):
+                data = conn.recv(65536)
+                if not data:
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+                conn.sendall(data)
+        except OSError:
+            pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--lifetime", type=float, default=120.0)
+    args = ap.parse_args()
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((args.host, args.port))
+    srv.listen(64)
+    srv.settimeout(0.2)
+    print(srv.getsockname()[1], flush=True)
+    end = time.monotonic() + args.lifetime
+    while time.monotonic() < end:
+        try:
+            conn, _ = srv.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
