@@ -72,6 +72,14 @@ step() {
   return 1
 }
 
+# Every C++ file the repository tracks is clang-formatted (.clang-format at the top).
+check_format() {
+  local files
+  mapfile -t files < <(git ls-files '*.cpp' '*.hpp' '*.h' '*.cc')
+  ((${#files[@]} > 0)) || return 0
+  clang-format --dry-run -Werror "${files[@]}"
+}
+
 configure_and_build() {
   local dir=$1
   shift
@@ -189,6 +197,7 @@ step "dependencies" bash scripts/setup-deps.sh || {
   echo "test.sh: cannot install dependencies; stopping" >&2
 }
 
+step "clang-format" check_format
 if step "build ($build)" configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
   phase_begin "unit tests"
   run_ctest "$build"
