@@ -1,0 +1,224 @@
+// The firewall-client control channel (docs/control-protocol.md): frames of typed attributes.
+// Allocation-free: decoders return views into the caller's bytes, encoders write into the caller's
+// buffer. The preload library uses this codec inside connect() and getaddrinfo().
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "protocol/parse.hpp"
+
+namespace fwgate::protocol::control {
+
+// One number, compared exactly: a client and a gateway of different versions say so and stop.
+inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kDefaultPort = 1745;
+
+/*
+ * Frame:     +------+----------------+------------------+
+ *            | TYPE | LENGTH (u24 BE) | BODY (LENGTH)    |
+ *            +------+----------------+------------------+
+ *            |  1   |       3        | 0 to kMaxBody    |
+ * Body: attributes, each
+ *            +-----+---------------+-------+
+ *            | TAG | LENGTH (u16 BE)| VALUE |
+ *            +-----+---------------+-------+
+ * Receivers skip attributes whose tag they do not know (later minor additions stay compatible).
+ */
+inline constexpr std::size_t kHeaderSize = 4;
+inline constexpr std::size_t kMaxBody = 1 << 20;
+inline constexpr std::size_t kMaxAttribute = 0xFFFF;
+
+enum class MessageType : std::uint8_t {
+  Hello = 0x01,      // client: first message on every connection
+  Welcome = 0x02,    // gateway: answer to Hello (status, the gateway's version)
+  GetConfig = 0x03,  // client: the client configuration for my network, please
+  Config = 0x04,     // gateway: LAT, local domains, application settings, refresh interval
+  Resolve = 0x05,    // client: resolve this name at the gateway
+  Resolved = 0x06,   // gateway: the addresses, or why not
+  Connect = 0x07,    // client, on the application's own socket: connect it to this destination
+  Connected = 0x08,  // gateway: the result; on Ok the connection carries the application's bytes
+};
+
+enum class Tag : std::uint8_t {
+  Version = 0x01,         // u16
+  Status = 0x02,          // u8 Status
+  Message = 0x03,         // text: a human-readable detail
+  User = 0x04,            // text
+  Password = 0x05,        // text
+  Host = 0x06,            // text: the client host's name
+  Application = 0x07,     // text: the program's binary name without path
+  Pid = 0x08,             // u32
+  OsUser = 0x09,          // text: the local account running the program (not authenticated)
+  ServerName = 0x10,      // text: the gateway's name, as it calls itself
+  Name = 0x11,            // text: a host name to resolve
+  Family = 0x12,          // u8: 0 any, 4, 6
+  Address = 0x13,         // address (repeated in Resolved)
+  Canonical = 0x14,       // text: canonical name (Resolved)
+  Destination = 0x15,     // endpoint (Connect)
+  NameHint = 0x16,        // text: the name the client resolved the destination from (Connect)
+  Bound = 0x17,           // endpoint: the gateway's address toward the destination (Connected)
+  Network = 0x20,         // text: the gateway network the client is in (Config)
+  Range = 0x21,           // range (repeated): the local address table
+  DomainSuffix = 0x22,    // text (repeated): the local domain table
+  Settings = 0x23,        // text: application settings sections, INI
+  RefreshSeconds = 0x24,  // u32
+  WebProxy = 0x25,        // text: host:port of the web proxy (for later)
+};
+
+// Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
+enum class Status : std::uint8_t {
+  Ok = 0,
+  VersionMismatch = 1,
+  AuthenticationFailed = 2,
+  NotFirewallClient = 3,  // the client's address is in no network with firewall clients enabled
+  BadRequest = 4,
+  Denied = 5,  // a rule denied it
+  Refused = 6,
+  TimedOut = 7,
+  NetworkUnreachable = 8,
+  HostUnreachable = 9,
+  NameNotFound = 10,
+  NameTemporaryFailure = 11,
+  AddressFamilyNotSupported = 12,
+  GeneralFailure = 13,
+  UnexpectedMessage = 14,
+};
+inline constexpr std::uint8_t kMaxStatus = 14;
+std::string_view statusText(Status status);
+// errno a remoted call fails with (EACCES for Denied, ECONNREFUSED, ETIMEDOUT, ...); 0 for Ok.
+int errnoFor(Status status);
+// The status a gateway reports for an errno from its own connect() or socket calls.
+Status statusForErrno(int error);
+
+// An IPv4 or IPv6 address, network order. family is 4 or 6 (0: none).
+struct IpAddress {
+  std::uint8_t family = 0;
+  std::array<std::uint8_t, 16> bytes{};
+  std::size_t size() const { return family == 4 ? 4 : 16; }
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+// Wire: FAMILY (4|6), 4 or 16 bytes. Endpoint: address, then PORT u16 BE. Range: two addresses of
+// one family, first <= last.
+struct Endpoint {
+  IpAddress address;
+  std::uint16_t port = 0;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+struct AddressRange {
+  IpAddress first;
+  IpAddress last;
+  friend bool operator==(const AddressRange&, const AddressRange&) = default;
+};
+
+// A frame at the front of `in`; body is a view into `in`. Unknown types parse Complete (the
+// receiver answers UnexpectedMessage). Invalid (BadLength) when LENGTH exceeds kMaxBody.
+struct Frame {
+  std::uint8_t type = 0;
+  Bytes body;
+};
+ParseResult<Frame> parseFrame(Bytes in);
+
+// Walks a body's attributes. next() is false at the end, and also on a truncated attribute, which
+// leaves ok() false.
+class AttributeReader {
+ public:
+  explicit AttributeReader(Bytes body) : rest_(body) {}
+  bool next(Tag& tag, Bytes& value);
+  bool ok() const { return ok_; }
+
+ private:
+  Bytes rest_;
+  bool ok_ = true;
+};
+
+bool readU8(Bytes value, std::uint8_t& out);
+bool readU16(Bytes value, std::uint16_t& out);
+bool readU32(Bytes value, std::uint32_t& out);
+std::string_view readText(Bytes value);
+bool readAddress(Bytes value, IpAddress& out);
+bool readEndpoint(Bytes value, Endpoint& out);
+bool readRange(Bytes value, AddressRange& out);
+
+// Builds one frame in a caller's buffer. finish() returns the frame's size, or 0 when it did not
+// fit, an attribute was too long, or the body passed kMaxBody: nothing partial is ever sent.
+class FrameWriter {
+ public:
+  FrameWriter(std::span<std::uint8_t> out, MessageType type);
+  FrameWriter& raw(Tag tag, Bytes value);
+  FrameWriter& u8(Tag tag, std::uint8_t value);
+  FrameWriter& u16(Tag tag, std::uint16_t value);
+  FrameWriter& u32(Tag tag, std::uint32_t value);
+  FrameWriter& text(Tag tag, std::string_view value);
+  // Skipped when value is empty: absent and empty text mean the same.
+  FrameWriter& textIfAny(Tag tag, std::string_view value);
+  FrameWriter& address(Tag tag, const IpAddress& value);
+  FrameWriter& endpoint(Tag tag, const Endpoint& value);
+  FrameWriter& range(Tag tag, const AddressRange& value);
+  std::size_t finish();
+
+ private:
+  bool reserve(Tag tag, std::size_t length);
+  std::span<std::uint8_t> out_;
+  std::size_t size_ = kHeaderSize;
+  bool failed_ = false;
+};
+
+// --- Typed messages: decode* return false when a required attribute is missing or malformed. ---
+
+struct Hello {
+  std::uint16_t version = 0;  // required
+  std::string_view user, password, host, application, osUser;
+  std::uint32_t pid = 0;
+};
+bool decodeHello(Bytes body, Hello& out);
+std::size_t encodeHello(std::span<std::uint8_t> out, const Hello& hello);
+
+struct Welcome {
+  Status status = Status::GeneralFailure;  // required
+  std::uint16_t version = 0;               // required: the gateway's version
+  std::string_view serverName, message;
+};
+bool decodeWelcome(Bytes body, Welcome& out);
+std::size_t encodeWelcome(std::span<std::uint8_t> out, const Welcome& welcome);
+
+struct Resolve {
+  std::string_view name;    // required, non-empty
+  std::uint8_t family = 0;  // 0, 4 or 6
+};
+bool decodeResolve(Bytes body, Resolve& out);
+std::size_t encodeResolve(std::span<std::uint8_t> out, const Resolve& resolve);
+
+inline constexpr std::size_t kMaxResolvedAddresses = 32;
+struct Resolved {
+  Status status = Status::GeneralFailure;  // required
+  std::string_view canonical, message;
+  std::array<IpAddress, kMaxResolvedAddresses> addresses{};  // further addresses are dropped
+  std::size_t count = 0;
+};
+bool decodeResolved(Bytes body, Resolved& out);
+std::size_t encodeResolved(std::span<std::uint8_t> out, const Resolved& resolved);
+
+struct Connect {
+  Endpoint destination;  // required
+  std::string_view nameHint;
+};
+bool decodeConnect(Bytes body, Connect& out);
+std::size_t encodeConnect(std::span<std::uint8_t> out, const Connect& connect);
+
+struct Connected {
+  Status status = Status::GeneralFailure;  // required
+  Endpoint bound;                          // family 0 when absent
+  std::string_view message;
+};
+bool decodeConnected(Bytes body, Connected& out);
+std::size_t encodeConnected(std::span<std::uint8_t> out, const Connected& connected);
+
+// Config is built with FrameWriter directly (its ranges and suffixes repeat) and read with
+// AttributeReader; this checks it: a status, and every Range and Version well formed.
+bool validConfig(Bytes body);
+
+}  // namespace fwgate::protocol::control

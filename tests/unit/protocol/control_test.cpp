@@ -1,0 +1,316 @@
+// The control-channel codec: frames, attributes, every message round trip, one byte at a time.
+#include "protocol/control.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fwgate::protocol::control {
+namespace {
+
+using Buffer = std::vector<std::uint8_t>;
+
+template <typename M>
+Buffer frameOf(std::size_t (*encode)(std::span<std::uint8_t>, const M&), const M& message) {
+  Buffer out(4096);
+  const std::size_t n = encode(out, message);
+  out.resize(n);
+  return out;
+}
+
+IpAddress v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+  IpAddress ip;
+  ip.family = 4;
+  ip.bytes[0] = a;
+  ip.bytes[1] = b;
+  ip.bytes[2] = c;
+  ip.bytes[3] = d;
+  return ip;
+}
+
+IpAddress v6Doc(std::uint8_t last) {
+  IpAddress ip;
+  ip.family = 6;
+  ip.bytes = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last};
+  return ip;
+}
+
+Frame parseWhole(const Buffer& frame) {
+  const auto r = parseFrame(frame);
+  EXPECT_TRUE(r.complete());
+  EXPECT_EQ(r.consumed, frame.size());
+  return r.value;
+}
+
+TEST(ControlFrame, HeaderCarriesTypeAndLength) {
+  Buffer buffer(64);
+  FrameWriter w(buffer, MessageType::GetConfig);
+  const std::size_t n = w.finish();
+  ASSERT_EQ(n, kHeaderSize);
+  EXPECT_EQ(buffer[0], 0x03);
+  EXPECT_EQ(buffer[1], 0);
+  EXPECT_EQ(buffer[2], 0);
+  EXPECT_EQ(buffer[3], 0);
+  buffer.resize(n);
+  const Frame f = parseWhole(buffer);
+  EXPECT_EQ(f.type, 0x03);
+  EXPECT_TRUE(f.body.empty());
+}
+
+TEST(ControlFrame, EveryPrefixNeedsMoreAndTheWholeIsComplete) {
+  const Hello hello{kVersion, "alice", "secret", "host1", "curl", "alice", 42};
+  const Buffer frame = frameOf(encodeHello, hello);
+  ASSERT_GT(frame.size(), kHeaderSize);
+  for (std::size_t n = 0; n < frame.size(); ++n) {
+    const auto r = parseFrame(Bytes(frame.data(), n));
+    EXPECT_TRUE(r.needMore()) << n;
+    EXPECT_EQ(r.consumed, 0u);
+  }
+  Buffer fed;  // one byte at a time, as a reader would accumulate them
+  for (std::uint8_t byte : frame) {
+    fed.push_back(byte);
+    const auto r = parseFrame(fed);
+    EXPECT_EQ(r.complete(), fed.size() == frame.size());
+  }
+}
+
+TEST(ControlFrame, SplitAtEveryOffsetOfTwoFrames) {
+  const Buffer a = frameOf(encodeResolve, Resolve{"www.example.com", 0});
+  const Buffer b = frameOf(encodeConnect, Connect{{v4(203, 0, 113, 7), 80}, "www.example.com"});
+  Buffer both = a;
+  both.insert(both.end(), b.begin(), b.end());
+  for (std::size_t split = 0; split <= both.size(); ++split) {
+    Buffer pending(both.begin(), both.begin() + split);
+    std::vector<std::uint8_t> types;
+    auto drain = [&] {
+      for (;;) {
+        const auto r = parseFrame(pending);
+        if (!r.complete()) break;
+        types.push_back(r.value.type);
+        pending.erase(pending.begin(), pending.begin() + r.consumed);
+      }
+    };
+    drain();
+    pending.insert(pending.end(), both.begin() + split, both.end());
+    drain();
+    ASSERT_EQ(types.size(), 2u) << split;
+    EXPECT_EQ(types[0], 0x05);
+    EXPECT_EQ(types[1], 0x07);
+    EXPECT_TRUE(pending.empty());
+  }
+}
+
+TEST(ControlFrame, LengthPastTheLimitIsInvalidAtOnce) {
+  const Buffer header{0x01, 0x10, 0x00, 0x01};  // 1 MiB + 1
+  const auto r = parseFrame(header);
+  EXPECT_TRUE(r.invalid());
+  EXPECT_EQ(r.error, ParseError::BadLength);
+}
+
+TEST(ControlFrame, UnknownTypeParsesForTheReceiverToRefuse) {
+  const Buffer frame{0x7f, 0, 0, 1, 0xaa};
+  const Frame f = parseWhole(frame);
+  EXPECT_EQ(f.type, 0x7f);
+  EXPECT_EQ(f.body.size(), 1u);
+}
+
+TEST(ControlAttributes, TruncatedAttributeStopsTheReader) {
+  const Buffer body{0x01, 0x00, 0x02, 0x00};  // says 2 bytes, has 1
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  EXPECT_FALSE(reader.next(tag, value));
+  EXPECT_FALSE(reader.ok());
+  const Buffer stub{0x01, 0x00};
+  AttributeReader short_(stub);
+  EXPECT_FALSE(short_.next(tag, value));
+  EXPECT_FALSE(short_.ok());
+}
+
+TEST(ControlAttributes, UnknownTagsAreSkipped) {
+  Buffer buffer(128);
+  FrameWriter w(buffer, MessageType::Hello);
+  w.text(static_cast<Tag>(0xEE), "from the future").u16(Tag::Version, kVersion);
+  buffer.resize(w.finish());
+  Hello hello;
+  ASSERT_TRUE(decodeHello(parseWhole(buffer).body, hello));
+  EXPECT_EQ(hello.version, kVersion);
+}
+
+TEST(ControlAttributes, WriterRefusesWhatDoesNotFit) {
+  Buffer small(10);
+  FrameWriter w(small, MessageType::Resolve);
+  w.text(Tag::Name, "a-name-longer-than-the-buffer");
+  EXPECT_EQ(w.finish(), 0u);
+
+  Buffer big(kMaxAttribute + 64);
+  FrameWriter tooLong(big, MessageType::Config);
+  tooLong.text(Tag::Settings, std::string(kMaxAttribute + 1, 'x'));
+  EXPECT_EQ(tooLong.finish(), 0u);
+
+  Buffer tiny(3);
+  FrameWriter noHeader(tiny, MessageType::Hello);
+  EXPECT_EQ(noHeader.finish(), 0u);
+
+  Buffer any(64);
+  FrameWriter badFamily(any, MessageType::Connect);
+  badFamily.endpoint(Tag::Destination, Endpoint{});
+  EXPECT_EQ(badFamily.finish(), 0u);
+
+  FrameWriter backwards(any, MessageType::Config);
+  backwards.range(Tag::Range, {v4(10, 0, 0, 9), v4(10, 0, 0, 1)});
+  EXPECT_EQ(backwards.finish(), 0u);
+}
+
+TEST(ControlMessages, HelloRoundTrip) {
+  const Hello in{kVersion, "alice", "s3cret", "ws1.corp", "curl", "alice", 4242};
+  Hello out;
+  ASSERT_TRUE(decodeHello(parseWhole(frameOf(encodeHello, in)).body, out));
+  EXPECT_EQ(out.version, kVersion);
+  EXPECT_EQ(out.user, "alice");
+  EXPECT_EQ(out.password, "s3cret");
+  EXPECT_EQ(out.host, "ws1.corp");
+  EXPECT_EQ(out.application, "curl");
+  EXPECT_EQ(out.osUser, "alice");
+  EXPECT_EQ(out.pid, 4242u);
+}
+
+TEST(ControlMessages, HelloWithoutVersionIsRejected) {
+  Buffer buffer(64);
+  FrameWriter w(buffer, MessageType::Hello);
+  w.text(Tag::User, "alice");
+  buffer.resize(w.finish());
+  Hello out;
+  EXPECT_FALSE(decodeHello(parseWhole(buffer).body, out));
+}
+
+TEST(ControlMessages, WelcomeRoundTrip) {
+  const Welcome in{Status::VersionMismatch, 7, "gw1", "client 1, gateway 7"};
+  Welcome out;
+  ASSERT_TRUE(decodeWelcome(parseWhole(frameOf(encodeWelcome, in)).body, out));
+  EXPECT_EQ(out.status, Status::VersionMismatch);
+  EXPECT_EQ(out.version, 7);
+  EXPECT_EQ(out.serverName, "gw1");
+  EXPECT_EQ(out.message, "client 1, gateway 7");
+}
+
+TEST(ControlMessages, StatusOutOfRangeIsRejected) {
+  Buffer buffer(64);
+  FrameWriter w(buffer, MessageType::Welcome);
+  w.u8(Tag::Status, kMaxStatus + 1).u16(Tag::Version, 1);
+  buffer.resize(w.finish());
+  Welcome out;
+  EXPECT_FALSE(decodeWelcome(parseWhole(buffer).body, out));
+}
+
+TEST(ControlMessages, ResolveRoundTripAndFamilies) {
+  Resolve out;
+  ASSERT_TRUE(decodeResolve(parseWhole(frameOf(encodeResolve, Resolve{"a.example", 6})).body, out));
+  EXPECT_EQ(out.name, "a.example");
+  EXPECT_EQ(out.family, 6);
+  EXPECT_FALSE(
+      decodeResolve(parseWhole(frameOf(encodeResolve, Resolve{"a.example", 5})).body, out));
+  Buffer buffer(16);
+  FrameWriter w(buffer, MessageType::Resolve);
+  buffer.resize(w.finish());
+  EXPECT_FALSE(decodeResolve(parseWhole(buffer).body, out));  // no name
+}
+
+TEST(ControlMessages, ResolvedKeepsOrderAndCapsTheCount) {
+  Resolved in;
+  in.status = Status::Ok;
+  in.canonical = "www.example.com";
+  in.addresses[0] = v4(203, 0, 113, 7);
+  in.addresses[1] = v6Doc(7);
+  in.addresses[2] = v4(203, 0, 113, 8);
+  in.count = 3;
+  Resolved out;
+  ASSERT_TRUE(decodeResolved(parseWhole(frameOf(encodeResolved, in)).body, out));
+  EXPECT_EQ(out.status, Status::Ok);
+  EXPECT_EQ(out.canonical, "www.example.com");
+  ASSERT_EQ(out.count, 3u);
+  EXPECT_EQ(out.addresses[0], v4(203, 0, 113, 7));
+  EXPECT_EQ(out.addresses[1], v6Doc(7));
+  EXPECT_EQ(out.addresses[2], v4(203, 0, 113, 8));
+
+  Buffer buffer(4096);
+  FrameWriter w(buffer, MessageType::Resolved);
+  w.u8(Tag::Status, 0);
+  for (int i = 0; i < 40; ++i) w.address(Tag::Address, v4(10, 0, 0, static_cast<std::uint8_t>(i)));
+  buffer.resize(w.finish());
+  ASSERT_TRUE(decodeResolved(parseWhole(buffer).body, out));
+  EXPECT_EQ(out.count, kMaxResolvedAddresses);
+  EXPECT_EQ(out.addresses[31], v4(10, 0, 0, 31));
+}
+
+TEST(ControlMessages, ResolvedWithABadAddressIsRejected) {
+  Buffer buffer(64);
+  FrameWriter w(buffer, MessageType::Resolved);
+  const std::uint8_t bad[] = {4, 1, 2, 3};  // family 4 with three bytes
+  w.u8(Tag::Status, 0).raw(Tag::Address, bad);
+  buffer.resize(w.finish());
+  Resolved out;
+  EXPECT_FALSE(decodeResolved(parseWhole(buffer).body, out));
+}
+
+TEST(ControlMessages, ConnectAndConnectedRoundTrip) {
+  const Connect in{{v6Doc(1), 443}, "ipv6.example"};
+  Connect out;
+  ASSERT_TRUE(decodeConnect(parseWhole(frameOf(encodeConnect, in)).body, out));
+  EXPECT_EQ(out.destination, in.destination);
+  EXPECT_EQ(out.nameHint, "ipv6.example");
+
+  const Connected reply{Status::Refused, {v4(198, 51, 100, 1), 40000}, "connect refused"};
+  Connected got;
+  ASSERT_TRUE(decodeConnected(parseWhole(frameOf(encodeConnected, reply)).body, got));
+  EXPECT_EQ(got.status, Status::Refused);
+  EXPECT_EQ(got.bound, reply.bound);
+  EXPECT_EQ(got.message, "connect refused");
+
+  const Connected bare{Status::Ok, {}, {}};
+  ASSERT_TRUE(decodeConnected(parseWhole(frameOf(encodeConnected, bare)).body, got));
+  EXPECT_EQ(got.bound.address.family, 0);
+}
+
+TEST(ControlMessages, ConfigValidation) {
+  Buffer buffer(512);
+  FrameWriter w(buffer, MessageType::Config);
+  w.u8(Tag::Status, 0)
+      .u16(Tag::Version, kVersion)
+      .range(Tag::Range, {v4(10, 0, 1, 0), v4(10, 0, 1, 255)})
+      .range(Tag::Range, {v6Doc(0), v6Doc(255)})
+      .text(Tag::DomainSuffix, ".corp.example")
+      .text(Tag::Settings, "[curl]\nNameResolution=R\n")
+      .u32(Tag::RefreshSeconds, 21600);
+  buffer.resize(w.finish());
+  EXPECT_TRUE(validConfig(parseWhole(buffer).body));
+
+  Buffer mixed(64);
+  FrameWriter m(mixed, MessageType::Config);
+  const std::uint8_t range[] = {4, 10, 0, 0, 1, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  m.u8(Tag::Status, 0).raw(Tag::Range, range);
+  mixed.resize(m.finish());
+  EXPECT_FALSE(validConfig(parseWhole(mixed).body));
+}
+
+TEST(ControlStatus, ErrnoMapping) {
+  EXPECT_EQ(errnoFor(Status::Ok), 0);
+  EXPECT_EQ(errnoFor(Status::Denied), EACCES);
+  EXPECT_EQ(errnoFor(Status::Refused), ECONNREFUSED);
+  EXPECT_EQ(errnoFor(Status::TimedOut), ETIMEDOUT);
+  EXPECT_EQ(errnoFor(Status::NetworkUnreachable), ENETUNREACH);
+  EXPECT_EQ(errnoFor(Status::HostUnreachable), EHOSTUNREACH);
+  for (int e : {ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EHOSTUNREACH, EACCES, EAFNOSUPPORT}) {
+    EXPECT_EQ(errnoFor(statusForErrno(e)), e) << e;
+  }
+  EXPECT_EQ(statusForErrno(EIO), Status::GeneralFailure);
+  for (int s = 0; s <= kMaxStatus; ++s) {
+    EXPECT_FALSE(statusText(static_cast<Status>(s)).empty());
+  }
+}
+
+}  // namespace
+}  // namespace fwgate::protocol::control
