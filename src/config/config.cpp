@@ -2,6 +2,8 @@
 // nothing escapes to the caller as an exception.
 #include "config/config.hpp"
 
+#include "protocol/client_settings.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -76,7 +78,9 @@ class ConfigParser {
 
   Config parse(const toml::table& root) {
     in_.rejectUnknownKeys(
-        root, "", {"gateway", "listeners", "limits", "bind", "log", "groups", "networks", "rules"});
+        root, "",
+        {"gateway", "listeners", "control", "firewall_client", "limits", "bind", "log", "groups",
+         "networks", "rules"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -84,6 +88,8 @@ class ConfigParser {
         root, "listeners",
         [this](const toml::table& t, const std::string& path, std::size_t) { listener(t, path); });
     if (config_.listeners.empty()) config_.listeners.push_back(Listener{});
+    if (const auto* t = in_.table(root, "control", "")) control(*t);
+    if (const auto* t = in_.table(root, "firewall_client", "")) firewallClient(*t);
     if (const auto* t = in_.table(root, "limits", "")) limits(*t);
     if (const auto* t = in_.table(root, "bind", "")) bind(*t);
     if (const auto* t = in_.table(root, "log", "")) log(*t);
@@ -167,6 +173,105 @@ class ConfigParser {
       }
     }
     config_.listeners.push_back(std::move(l));
+  }
+
+  void control(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "control", {"listen"});
+    in_.strings(t, "listen", "control",
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  Listener l;
+                  if (!parseEndpoint(s, l.address, l.port)) {
+                    in_.error(p, n,
+                              fmt::format("{} is not ADDRESS:PORT (e.g. \"10.0.0.1:1745\", "
+                                          "\"[::]:1745\")",
+                                          quote(s)));
+                    return;
+                  }
+                  if (l.port != 0) {
+                    const std::string endpoint = fmt::format("{} port {}", l.address, l.port);
+                    const auto [it, inserted] = endpoints_.emplace(endpoint, p);
+                    if (!inserted) {
+                      in_.error(p, n,
+                                fmt::format("same address and port as {} ({})", it->second,
+                                            endpoint));
+                      return;
+                    }
+                  }
+                  config_.controlListeners.push_back(l);
+                });
+  }
+
+  void firewallClient(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "firewall_client", {"refresh_interval", "web_proxy", "applications"});
+    auto& fc = config_.firewallClient;
+    in_.duration(t, "refresh_interval", "firewall_client", fc.refreshInterval);
+    if (fc.refreshInterval < std::chrono::minutes(1)) {
+      in_.error("firewall_client.refresh_interval", t.source().begin.line,
+                "must be at least 1m");
+    }
+    in_.string(t, "web_proxy", "firewall_client", fc.webProxy);
+    const auto* apps = in_.table(t, "applications", "firewall_client");
+    if (apps == nullptr) return;
+    namespace cs = protocol::settings;
+    for (const auto& [name, node] : *apps) {
+      const std::string app(name.str());
+      const std::string path = keyPath("firewall_client.applications", app);
+      const bool wildcard = app == "*";
+      if (!wildcard && (app.empty() || app.find_first_of("/[]\n\r=") != std::string::npos ||
+                        cs::equalsIgnoreCase(app, cs::kCommonSection))) {
+        in_.error(path, name.source().begin.line,
+                  "a section is named after a program's binary name (no path), or \"*\"");
+        continue;
+      }
+      const auto* section = node.as_table();
+      if (section == nullptr) {
+        in_.error(path, node, fmt::format("expected a table, got {}", typeName(node)));
+        continue;
+      }
+      std::string lines;
+      for (const auto& [keyNode, valueNode] : *section) {
+        const std::string keyText(keyNode.str());
+        const std::string keyPathText = keyPath(path, keyText);
+        const auto key = cs::keyByName(keyText);
+        if (!key) {
+          std::vector<std::string> names;
+          for (std::size_t i = 0; i < cs::kKeyCount; ++i) {
+            names.emplace_back(cs::keyName(static_cast<cs::Key>(i)));
+          }
+          in_.error(keyPathText, keyNode.source().begin.line,
+                    fmt::format("unknown key{}", suggestion(keyText, names)));
+          continue;
+        }
+        if (wildcard && !cs::allowedInWildcard(*key)) {
+          in_.error(keyPathText, keyNode.source().begin.line,
+                    "a \"*\" section may hold only DontRemoteOutboundTcpPorts and "
+                    "DontRemoteOutboundUdpPorts");
+          continue;
+        }
+        std::string value;
+        if (const auto* b = valueNode.as_boolean()) {
+          value.assign(1, b->get() ? '1' : '0');
+        } else if (const auto* i = valueNode.as_integer()) {
+          value = std::to_string(i->get());
+        } else if (const auto* str = valueNode.as_string()) {
+          value = str->get();
+        } else {
+          in_.error(keyPathText, valueNode,
+                    fmt::format("expected a string, got {}", typeName(valueNode)));
+          continue;
+        }
+        if (value.find_first_of("\n\r") != std::string::npos) {
+          in_.error(keyPathText, valueNode, "must be one line");
+          continue;
+        }
+        if (const char* bad = cs::checkValue(*key, value)) {
+          in_.error(keyPathText, valueNode, bad);
+          continue;
+        }
+        lines += fmt::format("{}={}\n", cs::keyName(*key), value);
+      }
+      fc.settingsIni += fmt::format("[{}]\n{}", app, lines);
+    }
   }
 
   void limits(const toml::table& t) {
@@ -266,6 +371,23 @@ class ConfigParser {
     for (const auto& [key, node] : t) {
       const std::string name(key.str());
       const std::string path = keyPath("networks", name);
+      if (name == "loopback" && node.as_table() != nullptr) {
+        // A built-in network can only be opened to firewall clients, not redefined.
+        const auto& table = *node.as_table();
+        if (table.size() != 1 || !table.contains("firewall_clients")) {
+          in_.error(path, key.source().begin.line,
+                    "\"loopback\" is built in and cannot be redefined (only firewall_clients "
+                    "can be set on it)");
+          continue;
+        }
+        bool enabled = false;
+        if (in_.boolean(table, "firewall_clients", path, enabled)) {
+          for (auto& net : config_.networks) {
+            if (net.name == name) net.firewallClients = enabled;
+          }
+        }
+        continue;
+      }
       if (name == "any" || name == "loopback") {
         in_.error(path, key.source().begin.line,
                   fmt::format("{} is built in and cannot be redefined", quote(name)));
@@ -281,9 +403,10 @@ class ConfigParser {
         in_.error(path, node, fmt::format("expected a table, got {}", typeName(node)));
         continue;
       }
-      in_.rejectUnknownKeys(*table, path, {"ranges", "domains"});
+      in_.rejectUnknownKeys(*table, path, {"ranges", "domains", "firewall_clients"});
       policy::Network network;
       network.name = name;
+      in_.boolean(*table, "firewall_clients", path, network.firewallClients);
       in_.strings(*table, "ranges", path,
                   [&](const std::string& s, const std::string& p, const toml::node& n) {
                     if (const auto range = IpRange::parse(s)) {

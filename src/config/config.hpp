@@ -54,6 +54,15 @@ struct BindSettings {
   bool requireConnect = false;
 };
 
+// [firewall_client]: what the control channel supplies to firewall clients.
+struct FirewallClientSettings {
+  Duration refreshInterval{std::chrono::hours(6)};
+  std::string webProxy;  // host:port, or empty
+  // [firewall_client.applications.NAME] rendered as INI sections (protocol/client_settings.hpp),
+  // validated: known keys only, `*` holds only the DontRemoteOutbound keys.
+  std::string settingsIni;
+};
+
 // [log]
 struct LogSettings {
   std::string level = "info";  // trace, debug, info, warn, error
@@ -62,6 +71,9 @@ struct LogSettings {
 
 struct Config {
   std::vector<Listener> listeners{Listener{}};
+  // [control] listen: the firewall-client control channel (TCP 1745); methods are not used.
+  std::vector<Listener> controlListeners;
+  FirewallClientSettings firewallClient;
   Limits limits;
   BindSettings bind;
   LogSettings log;
@@ -104,5 +116,8 @@ std::string_view embeddedDefaultConfig();
 
 // "250ms", "10s", "5m", "2h", or a bare integer of seconds.
 bool parseDuration(std::string_view text, Duration& out);
+
+// "127.0.0.1:1745", "[::1]:1745". False if malformed (the host must be an address literal).
+bool parseEndpoint(std::string_view text, std::string& address, std::uint16_t& port);
 
 }  // namespace fwgate::config

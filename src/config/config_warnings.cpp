@@ -124,6 +124,20 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
     }
   }
 
+  const bool anyFirewallClients =
+      std::any_of(config.networks.begin(), config.networks.end(),
+                  [](const Network& n) { return n.firewallClients; });
+  if (anyFirewallClients && config.controlListeners.empty()) {
+    warnings.push_back(Diagnostic{"control.listen",
+                                  "networks enable firewall_clients but the control channel does "
+                                  "not listen anywhere: firewall clients cannot connect"});
+  }
+  if (!anyFirewallClients && !config.controlListeners.empty()) {
+    warnings.push_back(Diagnostic{"control.listen",
+                                  "no network has firewall_clients = true: the control channel "
+                                  "refuses every client"});
+  }
+
   for (const Network& n : config.networks) {
     if (!n.any && n.ranges.empty() && n.domains.empty()) {
       warnings.push_back(

@@ -5,13 +5,20 @@ namespace fwgate::config {
 
 std::string_view embeddedDefaultConfig() {
   return R"(# fwgate embedded default configuration (`fwgate config default` prints it).
-# SOCKS 4/4a/5 on 127.0.0.1:1080 without authentication; only clients on this host are
-# allowed; sessions are logged to standard error. See docs/configuration.md.
+# SOCKS 4/4a/5 on 127.0.0.1:1080 without authentication; the firewall-client control channel
+# on 127.0.0.1:1745; only clients on this host are allowed; sessions are logged to standard
+# error. See docs/configuration.md.
 
 [[listeners]]
 address = "127.0.0.1"
 port = 1080
 methods = ["none"]
+
+[control]
+listen = ["127.0.0.1:1745"]
+
+[networks.loopback]
+firewall_clients = true
 
 [log]
 level = "info"

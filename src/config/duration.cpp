@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "config/config.hpp"
+#include "policy/address.hpp"
 
 namespace fwgate::config {
 
@@ -29,6 +30,35 @@ bool parseDuration(std::string_view text, Duration& out) {
   if (ec != std::errc{} || end != number.data() + number.size()) return false;
   if (value > std::numeric_limits<std::int64_t>::max() / millisPerUnit) return false;
   out = Duration{value * millisPerUnit};
+  return true;
+}
+
+}  // namespace fwgate::config
+
+namespace fwgate::config {
+
+bool parseEndpoint(std::string_view text, std::string& address, std::uint16_t& port) {
+  std::string_view host;
+  std::string_view portText;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    portText = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) return false;
+    host = text.substr(0, colon);
+    portText = text.substr(colon + 1);
+  }
+  if (!policy::IpAddress::parse(host) || portText.empty()) return false;
+  unsigned value = 0;
+  const auto [end, err] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
+  if (err != std::errc{} || end != portText.data() + portText.size() || value > 65535) return false;
+  address = std::string(host);
+  port = static_cast<std::uint16_t>(value);
   return true;
 }
 

@@ -22,6 +22,9 @@ struct Network {
   std::vector<IpRange> ranges;
   std::vector<std::string> domains;
   bool any = false;
+  // The seed's EnableFirewallClients: clients in it may use the control channel and receive its
+  // ranges as their local address table.
+  bool firewallClients = false;
 
   bool containsAddress(const IpAddress& a) const;
   bool containsDomain(std::string_view name) const;

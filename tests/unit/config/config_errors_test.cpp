@@ -79,6 +79,28 @@ const std::vector<ErrorCase>& errorCases() {
       {"redefining a built-in network",
        "[networks.any]\nranges = [\"10.0.0.0/8\"]\n",
        {"networks.any"}},
+      {"control listen not an endpoint",
+       "[control]\nlisten = [\"127.0.0.1\", \"gw:1745\", \"[::1]:1745\"]\n",
+       {"control.listen[0]", "control.listen[1]"}},
+      {"control and a listener on one port",
+       "[[listeners]]\naddress = \"127.0.0.1\"\nport = 1745\n[control]\nlisten = "
+       "[\"127.0.0.1:1745\"]\n",
+       {"control.listen[0]"}},
+      {"firewall_clients not a boolean",
+       "[networks.lan]\nranges = [\"10.0.0.0/8\"]\nfirewall_clients = \"yes\"\n",
+       {"networks.lan.firewall_clients"}},
+      {"application settings: unknown key, bad value, [*] restriction",
+       "[firewall_client.applications.curl]\nNameResolutoin = \"R\"\nDisable = \"maybe\"\n"
+       "DontRemoteOutboundTcpPorts = \"25,80-\"\n[firewall_client.applications.\"*\"]\n"
+       "NameResolution = \"L\"\nDontRemoteOutboundUdpPorts = \"53\"\n",
+       {"firewall_client.applications.curl.NameResolutoin",
+        "firewall_client.applications.curl.Disable",
+        "firewall_client.applications.curl.DontRemoteOutboundTcpPorts",
+        "firewall_client.applications.\"*\".NameResolution"}},
+      {"application section with a path, refresh too short",
+       "[firewall_client]\nrefresh_interval = \"10s\"\n[firewall_client.applications."
+       "\"/usr/bin/curl\"]\nDisable = 1\n",
+       {"firewall_client.refresh_interval", "firewall_client.applications.\"/usr/bin/curl\""}},
       {"redefining loopback",
        "[networks.loopback]\nranges = [\"127.0.0.1\"]\n",
        {"networks.loopback"}},

@@ -269,6 +269,11 @@ TEST(ConfigDefaultTest, EmbeddedDefaultIsClean) {
   EXPECT_EQ(c.listeners[0].port, 1080);
   EXPECT_EQ(c.listeners[0].methods, std::vector<AuthMethod>{AuthMethod::None});
   EXPECT_EQ(c.log.sessions, "-");
+  ASSERT_EQ(c.controlListeners.size(), 1u);
+  EXPECT_EQ(c.controlListeners[0].address, "127.0.0.1");
+  EXPECT_EQ(c.controlListeners[0].port, 1745);
+  ASSERT_NE(network(c, "loopback"), nullptr);
+  EXPECT_TRUE(network(c, "loopback")->firewallClients);
   ASSERT_EQ(c.rules.size(), 1u);
   EXPECT_EQ(c.rules[0].name, "loopback clients");
   EXPECT_EQ(c.rules[0].action, policy::Action::Allow);
@@ -285,6 +290,41 @@ TEST(ConfigDefaultTest, EmbeddedDefaultIsClean) {
   remote.client = *policy::IpAddress::parse("10.0.0.5");
   remote.clientIsLocal = false;
   EXPECT_EQ(engine->decide(remote).ruleName, "default-deny");
+}
+
+TEST(ConfigValuesTest, FirewallClientSettings) {
+  const LoadResult r = parseConfig(
+      "[control]\nlisten = [\"10.0.1.1:1745\", \"[::]:1745\"]\n"
+      "[networks.lan]\nranges = [\"10.0.1.0/24\"]\ndomains = [\"corp.example\"]\n"
+      "firewall_clients = true\n"
+      "[firewall_client]\nrefresh_interval = \"2h\"\nweb_proxy = \"10.0.1.1:8080\"\n"
+      "[firewall_client.applications.curl]\nnameresolution = \"R\"\nDisable = false\n"
+      "ServerBindTcpPorts = 8000\n"
+      "[firewall_client.applications.\"*\"]\nDontRemoteOutboundTcpPorts = \"25\"\n"
+      "[[rules]]\naction = \"allow\"\nsources = [\"lan\"]\n",
+      "t");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_TRUE(r.warnings.empty()) << describe(r);
+  const Config& c = *r.config;
+  ASSERT_EQ(c.controlListeners.size(), 2u);
+  EXPECT_EQ(c.controlListeners[1].address, "::");
+  EXPECT_TRUE(network(c, "lan")->firewallClients);
+  EXPECT_FALSE(network(c, "loopback")->firewallClients);
+  EXPECT_EQ(c.firewallClient.refreshInterval, 2h);
+  EXPECT_EQ(c.firewallClient.webProxy, "10.0.1.1:8080");
+  EXPECT_EQ(c.firewallClient.settingsIni,
+            "[*]\nDontRemoteOutboundTcpPorts=25\n"
+            "[curl]\nDisable=0\nServerBindTcpPorts=8000\nNameResolution=R\n");
+}
+
+TEST(ConfigWarningsTest, FirewallClientsWithoutControlChannel) {
+  const LoadResult r = parseConfig(
+      "[networks.lan]\nranges = [\"10.0.1.0/24\"]\nfirewall_clients = true\n"
+      "[[rules]]\naction = \"allow\"\nsources = [\"lan\"]\n",
+      "t");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  ASSERT_EQ(r.warnings.size(), 1u) << describe(r);
+  EXPECT_EQ(r.warnings[0].path, "control.listen");
 }
 
 TEST(ConfigDefaultTest, ExampleFileIsClean) {
