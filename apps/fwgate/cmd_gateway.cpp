@@ -33,9 +33,21 @@ int runGateway(const GatewayOptions& options) {
     gatewayOptions.listenOverride.push_back(listener);
   }
 
+  for (const auto& text : options.controlListen) {
+    config::Listener listener;
+    if (!gateway::parseListenAddress(text, listener.address, listener.port)) {
+      spdlog::error("--control-listen {}: expected ADDR:PORT, e.g. 10.0.0.1:1745", text);
+      return 2;
+    }
+    gatewayOptions.controlListenOverride.push_back(listener);
+  }
+
   // Warnings (the open-proxy one above all) judge the listeners that will really be opened.
   auto effective = std::make_shared<config::Config>(*loaded.config);
   if (!gatewayOptions.listenOverride.empty()) effective->listeners = gatewayOptions.listenOverride;
+  if (!gatewayOptions.controlListenOverride.empty()) {
+    effective->controlListeners = gatewayOptions.controlListenOverride;
+  }
   for (const auto& w : config::checkWarnings(*effective)) {
     spdlog::warn("config: {}", w.toString());
   }

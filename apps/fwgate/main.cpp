@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   gatewayCmd->add_option("-l,--listen", gateway.listen,
                          "ADDR:PORT for the SOCKS service, replacing the configured listeners "
                          "(repeatable; [::1]:1080 for IPv6)");
+  gatewayCmd->add_option("--control-listen", gateway.controlListen,
+                         "ADDR:PORT for the firewall-client control channel, replacing "
+                         "[control] listen (repeatable)");
 
   std::string checkPath;
   auto* configCmd = app.add_subcommand("config", "Check or print configuration");

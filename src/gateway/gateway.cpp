@@ -12,7 +12,9 @@
 #include <charconv>
 
 #include "gateway/net.hpp"
+#include "gateway/control_session.hpp"
 #include "gateway/socks_session.hpp"
+#include "protocol/control.hpp"
 
 namespace fwgate::gateway {
 
@@ -39,6 +41,16 @@ asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
     ~Slot() { runtime.release(client); }
   } slot{runtime, client};
   SocksSession session(runtime, std::move(socket), listener);
+  co_await session.run();
+}
+
+asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, asio::ip::address client) {
+  struct Slot {
+    Runtime& runtime;
+    asio::ip::address client;
+    ~Slot() { runtime.release(client); }
+  } slot{runtime, client};
+  ControlSession session(runtime, std::move(socket));
   co_await session.run();
 }
 
@@ -79,6 +91,11 @@ Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial
       signals_(io_, SIGHUP, SIGTERM, SIGINT) {
   listeners_ = options_.listenOverride.empty() ? runtime_.snapshot()->config->listeners
                                                : options_.listenOverride;
+  socksListeners_ = listeners_.size();
+  const auto& control = options_.controlListenOverride.empty()
+                            ? runtime_.snapshot()->config->controlListeners
+                            : options_.controlListenOverride;
+  listeners_.insert(listeners_.end(), control.begin(), control.end());
 }
 
 Gateway::~Gateway() {
@@ -90,34 +107,43 @@ Gateway::~Gateway() {
 }
 
 bool Gateway::openListeners() {
-  for (const auto& listener : listeners_) {
-    std::error_code ec;
-    const auto address = asio::ip::make_address(listener.address, ec);
-    if (ec) {
-      spdlog::error("listener {}: not an IP address", listener.address);
-      return false;
-    }
-    auto acceptor = std::make_unique<tcp::acceptor>(io_);
-    const tcp::endpoint endpoint{address, listener.port};
-    acceptor->open(endpoint.protocol(), ec);
-    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && address.is_v6()) {
-      // "::" serves IPv4 too; a specific IPv6 address only IPv6.
-      acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
-    }
-    if (!ec) acceptor->bind(endpoint, ec);
-    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      spdlog::error("cannot listen on {}: {}", endpointString(address, listener.port),
-                    ec.message());
-      return false;
-    }
-    const auto bound = acceptor->local_endpoint(ec);
-    runtime_.addListeningPort(bound.port());
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (!openListener(listeners_[i], i >= socksListeners_)) return false;
+  }
+  return true;
+}
+
+bool Gateway::openListener(const config::Listener& listener, bool control) {
+  std::error_code ec;
+  const auto address = asio::ip::make_address(listener.address, ec);
+  if (ec) {
+    spdlog::error("listener {}: not an IP address", listener.address);
+    return false;
+  }
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  const tcp::endpoint endpoint{address, listener.port};
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && address.is_v6()) {
+    // "::" serves IPv4 too; a specific IPv6 address only IPv6.
+    acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
+  }
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    spdlog::error("cannot listen on {}: {}", endpointString(address, listener.port), ec.message());
+    return false;
+  }
+  const auto bound = acceptor->local_endpoint(ec);
+  runtime_.addListeningPort(bound.port());
+  if (control) {
+    spdlog::info("control channel listening on {} (firewall clients, protocol version {})",
+                 endpointString(bound.address(), bound.port()), protocol::control::kVersion);
+  } else {
     spdlog::info("socks listening on {} (methods: {})",
                  endpointString(bound.address(), bound.port()), methodNames(listener));
-    acceptors_.push_back(std::move(acceptor));
   }
+  acceptors_.push_back(std::move(acceptor));
   return true;
 }
 
@@ -148,8 +174,9 @@ int Gateway::run() {
     spdlog::error("log.sessions: {}", error);
     return 1;
   }
-  spdlog::info("fwgate 0.1.0 gateway: config {} ({} rules, {} listeners)", snapshot->config->source,
-               snapshot->config->rules.size(), listeners_.size());
+  spdlog::info("fwgate 0.1.0 gateway: config {} ({} rules, {} SOCKS listeners, {} control)",
+               snapshot->config->source, snapshot->config->rules.size(), socksListeners_,
+               listeners_.size() - socksListeners_);
   if (!openListeners()) return 1;
   spdlog::info("session log: {}", snapshot->config->log.sessions == "-"
                                       ? std::string("stderr")
@@ -166,7 +193,8 @@ int Gateway::run() {
     }
   };
   for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i]), onException);
+    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i], i >= socksListeners_),
+                   onException);
   }
   asio::co_spawn(io_, handleSignals(), onException);
   io_.run();
@@ -176,7 +204,7 @@ int Gateway::run() {
 }
 
 asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor,
-                                          const config::Listener& listener) {
+                                          const config::Listener& listener, bool control) {
   auto onException = [this](std::exception_ptr e) {
     if (!e) return;
     ++runtime_.counters().sessionExceptions;
@@ -209,7 +237,12 @@ asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor,
       continue;  // the socket closes here
     }
     ++runtime_.counters().sessionsAccepted;
-    asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client), onException);
+    if (control) {
+      asio::co_spawn(io_, serveControl(runtime_, std::move(socket), client), onException);
+    } else {
+      asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client),
+                     onException);
+    }
   }
 }
 
@@ -266,7 +299,13 @@ void Gateway::reload() {
         for (const auto& e : errors) spdlog::error("config: {}", e);
         spdlog::error("SIGHUP: keeping the running configuration");
       } else {
-        if (options_.listenOverride.empty() && snapshot->config->listeners != listeners_) {
+        const std::vector<config::Listener> socks(listeners_.begin(),
+                                                  listeners_.begin() + socksListeners_);
+        const std::vector<config::Listener> control(listeners_.begin() + socksListeners_,
+                                                    listeners_.end());
+        if ((options_.listenOverride.empty() && snapshot->config->listeners != socks) ||
+            (options_.controlListenOverride.empty() &&
+             snapshot->config->controlListeners != control)) {
           spdlog::warn("SIGHUP: listener changes take effect at the next restart");
         }
         spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));

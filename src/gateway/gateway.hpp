@@ -17,6 +17,8 @@ namespace fwgate::gateway {
 struct GatewayOptions {
   std::string configPath;                        // empty: the embedded default
   std::vector<config::Listener> listenOverride;  // --listen: replaces the configured listeners
+  // --control-listen: replaces [control] listen
+  std::vector<config::Listener> controlListenOverride;
 };
 
 class Gateway {
@@ -29,11 +31,12 @@ class Gateway {
  private:
   // `listener` is an element of listeners_, which outlives every session.
   asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor,
-                                   const config::Listener& listener);
+                                   const config::Listener& listener, bool control);
   asio::awaitable<void> handleSignals();
   asio::awaitable<void> drainAndStop();
   void reload();
   bool openListeners();
+  bool openListener(const config::Listener& listener, bool control);
   bool dropPrivileges();
 
   GatewayOptions options_;
@@ -43,7 +46,8 @@ class Gateway {
   asio::io_context io_{1};
   asio::signal_set signals_;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-  std::vector<config::Listener> listeners_;
+  std::vector<config::Listener> listeners_;  // SOCKS, then the control channel's
+  std::size_t socksListeners_ = 0;
   bool stopping_ = false;
 };
 

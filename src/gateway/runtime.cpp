@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "gateway/net.hpp"
 #include "gateway/offload.hpp"
@@ -136,6 +137,33 @@ asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::User
     co_return true;
   }
   co_return false;
+}
+
+void Runtime::rememberResolution(const asio::ip::address& client, const std::string& name,
+                                 const std::vector<asio::ip::address>& addresses) {
+  constexpr std::size_t kMaxResolutions = 8192;
+  for (const auto& a : addresses) {
+    const auto key = std::make_pair(client, a);
+    const auto [it, inserted] = resolutions_.insert_or_assign(key, name);
+    if (inserted) resolutionOrder_.push_back(key);
+  }
+  while (resolutionOrder_.size() > kMaxResolutions) {
+    resolutions_.erase(resolutionOrder_.front());
+    resolutionOrder_.pop_front();
+  }
+}
+
+std::string Runtime::resolvedName(const asio::ip::address& client, const asio::ip::address& address,
+                                  const std::string& hint) const {
+  const auto it = resolutions_.find(std::make_pair(client, address));
+  if (it == resolutions_.end() || hint.empty()) return {};
+  // Names compare case-insensitively; a trailing dot does not matter.
+  auto norm = [](std::string s) {
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  return norm(it->second) == norm(hint) ? it->second : std::string{};
 }
 
 }  // namespace fwgate::gateway

@@ -7,6 +7,7 @@
 #include <asio/ip/address.hpp>
 #include <asio/thread_pool.hpp>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -70,6 +71,14 @@ class Runtime {
   void removeConnect(const asio::ip::address& client, const asio::ip::address& host);
   bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const;
 
+  // Names the control channel resolved for a client, so that its later Connect to one of the
+  // addresses may be decided and logged by that name (a name hint nobody resolved is ignored).
+  // Bounded: the oldest entries go first.
+  void rememberResolution(const asio::ip::address& client, const std::string& name,
+                          const std::vector<asio::ip::address>& addresses);
+  std::string resolvedName(const asio::ip::address& client, const asio::ip::address& address,
+                           const std::string& hint) const;
+
   // Password check off the event loop; successful checks are remembered (keyed digest) until the
   // users file changes, so a returning client costs one hash, not an argon2id run.
   asio::awaitable<bool> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
@@ -89,6 +98,8 @@ class Runtime {
   std::size_t active_ = 0;
   std::map<asio::ip::address, std::uint32_t> perClient_;
   std::map<std::pair<asio::ip::address, asio::ip::address>, std::uint32_t> connects_;
+  std::map<std::pair<asio::ip::address, asio::ip::address>, std::string> resolutions_;
+  std::deque<std::pair<asio::ip::address, asio::ip::address>> resolutionOrder_;
   const config::UserDatabase* cachedUsers_ = nullptr;
   std::map<std::string, std::string> verified_;  // user -> keyed digest of the password
   std::string digestKey_;

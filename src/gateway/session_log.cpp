@@ -31,6 +31,11 @@ std::string SessionRecord::toJson() const {
   j["client"] = client;
   j["user"] = user ? nlohmann::json(*user) : nlohmann::json(nullptr);
   j["protocol"] = protocol;
+  if (protocol == "fwc") {
+    j["host"] = host;
+    j["application"] = application;
+    j["os_user"] = osUser;
+  }
   j["command"] = command;
   j["requested"] = requested;
   j["resolved"] = resolved;

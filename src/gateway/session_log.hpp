@@ -15,7 +15,11 @@ struct SessionRecord {
   std::chrono::steady_clock::time_point startSteady = std::chrono::steady_clock::now();
   std::string client;                // "ip:port"
   std::optional<std::string> user;   // authenticated user
-  std::string protocol = "unknown";  // socks4, socks4a, socks5
+  std::string protocol = "unknown";  // socks4, socks4a, socks5, fwc (firewall client)
+  // Firewall clients only: the client host's name, the program, the local account (as claimed).
+  std::string host;
+  std::string application;
+  std::string osUser;
   std::string command = "none";      // connect, bind, udp, none
   std::string requested;             // destination as requested ("name:port" or "ip:port")
   std::string resolved;              // destination actually used ("ip:port"), peer for BIND

@@ -9,6 +9,7 @@
 
 #include "gateway/net.hpp"
 #include "gateway/offload.hpp"
+#include "gateway/outbound.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/reply_code.hpp"
 #include "protocol/socks4.hpp"
@@ -304,71 +305,17 @@ asio::awaitable<std::vector<asio::ip::address>> SocksSession::resolve(
     co_return std::vector<asio::ip::address>{};
   }
 
-  struct Answer {
-    int status = 0;
-    std::vector<asio::ip::address> addresses;
-  };
-  // getaddrinfo blocks: it runs on the resolver pool, never on the event loop.
-  // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
-  auto lookup = [host = destination.domain] {
-    Answer a;
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* list = nullptr;
-    a.status = ::getaddrinfo(host.c_str(), nullptr, &hints, &list);
-    if (a.status != 0) return a;
-    for (addrinfo* i = list; i != nullptr; i = i->ai_next) {
-      asio::ip::address address;
-      if (i->ai_family == AF_INET) {
-        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ai_addr);
-        asio::ip::address_v4::bytes_type b;
-        std::memcpy(b.data(), &sin->sin_addr, 4);
-        address = asio::ip::address_v4(b);
-      } else if (i->ai_family == AF_INET6) {
-        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ai_addr);
-        asio::ip::address_v6::bytes_type b;
-        std::memcpy(b.data(), &sin6->sin6_addr, 16);
-        address = asio::ip::address_v6(b, sin6->sin6_scope_id);
-      } else {
-        continue;
-      }
-      if (std::find(a.addresses.begin(), a.addresses.end(), address) == a.addresses.end()) {
-        a.addresses.push_back(address);
-      }
-    }
-    ::freeaddrinfo(list);
-    return a;
-  };
-  auto answer = co_await offload<Answer>(runtime_.resolverPool(), std::move(lookup),
-                                         snapshot_->config->limits.connectTimeout);
-  if (!answer) {
-    ec = asio::error::timed_out;
-    co_return std::vector<asio::ip::address>{};
-  }
-  if (answer->status != 0) {
-    ec = std::error_code(answer->status, asio::error::get_addrinfo_category());
-    co_return std::vector<asio::ip::address>{};
-  }
-  if (answer->addresses.empty()) ec = asio::error::host_not_found;
-  co_return std::move(answer->addresses);
+  std::string host = destination.domain;
+  auto addresses = co_await resolveHost(runtime_, std::move(host), 0,
+                                        snapshot_->config->limits.connectTimeout, ec);
+  co_return addresses;
 }
 
 policy::Decision SocksSession::decide(policy::Command command,
                                       const std::optional<asio::ip::address>& address,
                                       std::uint16_t port, const std::string& name) {
-  policy::Request request;
-  request.client = toPolicy(clientEndpoint_.address());
-  request.clientIsLocal = runtime_.isHostAddress(clientEndpoint_.address());
-  request.user = user_;
-  request.command = command;
-  if (address) {
-    request.destinationAddress = toPolicy(*address);
-    request.destinationIsProtected = runtime_.isProtectedDestination(*address, port);
-  }
-  request.destinationName = name;
-  request.destinationPort = port;
-  return snapshot_->engine->decide(request);
+  return gateway::decide(runtime_, *snapshot_, Requester{clientEndpoint_.address(), user_},
+                         command, address, port, name);
 }
 
 // --- CONNECT --------------------------------------------------------------------------------
@@ -385,49 +332,22 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   }
   const std::string name =
       destination.type == protocol::AddressType::Domain ? destination.domain : std::string{};
-  std::vector<asio::ip::address> allowed;
-  std::string denyingRule;
-  for (const auto& a : candidates) {
-    const auto decision = decide(policy::Command::Connect, a, destination.port, name);
-    if (decision.allowed) {
-      if (allowed.empty()) record_.rule = decision.ruleName;
-      allowed.push_back(a);
-    } else if (denyingRule.empty()) {
-      denyingRule = decision.ruleName;
-    }
-  }
-  if (allowed.empty()) {
-    record_.rule = denyingRule;
-    record_.error = "denied by " + denyingRule;
+  const Allowed allowed =
+      allowedAddresses(runtime_, *snapshot_, Requester{clientEndpoint_.address(), user_},
+                       candidates, destination.port, name);
+  record_.rule = allowed.rule;
+  if (allowed.addresses.empty()) {
+    record_.error = "denied by " + allowed.rule;
     co_await fail(Reply::NotAllowed);
     co_return std::nullopt;
   }
 
   // Every allowed address in resolver order, all within one connect timeout.
-  deadline_.expires_after(snapshot_->config->limits.connectTimeout);
   tcp::socket server(client_.get_executor());
-  std::error_code lastError = asio::error::host_unreachable;
-  for (const auto& a : allowed) {
-    tcp::socket attempt(client_.get_executor());
-    attempt.open(a.is_v4() ? tcp::v4() : tcp::v6(), ec);
-    if (ec) {
-      lastError = ec;
-      continue;
-    }
-    auto outcome = co_await (attempt.async_connect({a, destination.port}, kNoThrow) ||
-                             deadline_.async_wait(kNoThrow));
-    if (outcome.index() == 1) {
-      lastError = asio::error::timed_out;
-      break;
-    }
-    auto [connectEc] = std::get<0>(outcome);
-    if (!connectEc) {
-      server = std::move(attempt);
-      record_.resolved = endpointString(a, destination.port);
-      break;
-    }
-    lastError = connectEc;
-  }
+  asio::ip::address connectedTo;
+  const auto lastError = co_await connectAny(server, allowed.addresses, destination.port,
+                                             snapshot_->config->limits.connectTimeout, connectedTo);
+  if (!lastError) record_.resolved = endpointString(connectedTo, destination.port);
   if (!server.is_open()) {
     record_.error = "connect " + destination.toString() + ": " + lastError.message();
     co_await fail(toSocks5Reply(lastError));

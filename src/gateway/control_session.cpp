@@ -1,0 +1,392 @@
+#include "gateway/control_session.hpp"
+
+#include <netdb.h>
+#include <unistd.h>
+
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/write.hpp>
+#include <cstring>
+#include <fmt/format.h>
+
+#include "gateway/net.hpp"
+#include "gateway/outbound.hpp"
+#include "gateway/relay.hpp"
+#include "gateway/reply_code.hpp"
+#include "protocol/address.hpp"
+
+namespace fwgate::gateway {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+namespace control = protocol::control;
+
+namespace {
+
+// Client frames are small (a Hello, a name, an endpoint); anything larger is refused.
+constexpr std::size_t kMaxRequest = 16 * 1024;
+
+control::IpAddress toControl(const asio::ip::address& a) {
+  control::IpAddress out;
+  if (a.is_v4()) {
+    out.family = 4;
+    const auto b = a.to_v4().to_bytes();
+    std::memcpy(out.bytes.data(), b.data(), 4);
+  } else {
+    out.family = 6;
+    const auto b = a.to_v6().to_bytes();
+    std::memcpy(out.bytes.data(), b.data(), 16);
+  }
+  return out;
+}
+
+control::IpAddress toControl(const policy::IpAddress& a) {
+  control::IpAddress out;
+  out.family = a.v6 ? 6 : 4;
+  out.bytes = a.bytes;
+  return out;
+}
+
+asio::ip::address fromControl(const control::IpAddress& a) {
+  if (a.family == 4) {
+    asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), a.bytes.data(), 4);
+    return asio::ip::address_v4(b);
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), a.bytes.data(), 16);
+  return unmapped(asio::ip::address_v6(b));
+}
+
+std::string hostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "fwgate";
+  return name;
+}
+
+control::Status statusFor(const std::error_code& ec) {
+  if (ec == asio::error::timed_out) return control::Status::TimedOut;
+  if (ec.category() == asio::error::get_addrinfo_category()) {
+    return ec.value() == EAI_AGAIN ? control::Status::NameTemporaryFailure
+                                   : control::Status::NameNotFound;
+  }
+  if (ec == asio::error::host_not_found) return control::Status::NameNotFound;
+  if (ec.category() == std::system_category() || ec.category() == std::generic_category() ||
+      ec.category() == asio::error::get_system_category()) {
+    return control::statusForErrno(ec.value());
+  }
+  return control::Status::GeneralFailure;
+}
+
+}  // namespace
+
+ControlSession::ControlSession(Runtime& runtime, tcp::socket client)
+    : runtime_(runtime),
+      snapshot_(runtime.snapshot()),
+      client_(std::move(client)),
+      deadline_(client_.get_executor()),
+      in_(kMaxRequest) {}
+
+asio::awaitable<void> ControlSession::run() {
+  std::error_code ec;
+  clientEndpoint_ = client_.remote_endpoint(ec);
+  record_.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
+  record_.protocol = "fwc";
+  record_.command = "hello";
+  deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
+  if (co_await hello()) {
+    record_.result = "ok";
+    for (;;) {
+      deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
+      control::Frame frame;
+      if (!co_await readFrame(frame)) break;
+      if (frame.type == static_cast<std::uint8_t>(control::MessageType::GetConfig)) {
+        consumeFrame();
+        record_.command = "config";
+        if (!co_await sendConfig()) break;
+      } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::Resolve)) {
+        record_.command = "resolve";
+        const bool ok = co_await resolveName(frame.body);
+        consumeFrame();
+        if (!ok) break;
+      } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::Connect)) {
+        record_.command = "connect";
+        co_await connect(frame.body);
+        break;
+      } else {
+        record_.result = "bad-request";
+        record_.error = fmt::format("unexpected message type {}", frame.type);
+        const std::size_t n = control::encodeWelcome(
+            out_, {control::Status::UnexpectedMessage, control::kVersion, {}, {}});
+        co_await send(out_.data(), n);
+        break;
+      }
+    }
+  }
+  client_.close(ec);
+  runtime_.sessionLog().write(record_);
+}
+
+asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
+  for (;;) {
+    const auto parsed = control::parseFrame({in_.data(), inLength_});
+    if (parsed.complete()) {
+      frame = parsed.value;
+      frameSize_ = parsed.consumed;
+      co_return true;
+    }
+    if (parsed.invalid() || inLength_ == in_.size()) {
+      record_.result = "bad-request";
+      record_.error = "control frame too large";
+      co_return false;
+    }
+    auto outcome = co_await (
+        client_.async_read_some(
+            asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
+        deadline_.async_wait(kNoThrow));
+    if (outcome.index() == 1) {
+      if (record_.result != "ok") record_.result = "handshake-timeout";
+      co_return false;
+    }
+    auto [ec, n] = std::get<0>(outcome);
+    if (ec) {
+      // A clean close between requests is how a control connection ends.
+      if (ec != asio::error::eof || inLength_ != 0) {
+        if (record_.result != "ok") record_.result = "closed-in-handshake";
+        if (ec != asio::error::eof) record_.error = ec.message();
+      }
+      co_return false;
+    }
+    inLength_ += n;
+  }
+}
+
+void ControlSession::consumeFrame() {
+  std::memmove(in_.data(), in_.data() + frameSize_, inLength_ - frameSize_);
+  inLength_ -= frameSize_;
+  frameSize_ = 0;
+}
+
+asio::awaitable<bool> ControlSession::send(const std::uint8_t* data, std::size_t n) {
+  if (n == 0) {
+    record_.error = "reply did not fit its frame";
+    co_return false;
+  }
+  auto [ec, written] = co_await asio::async_write(client_, asio::buffer(data, n), kNoThrow);
+  if (ec) {
+    record_.error = "write to client: " + ec.message();
+    co_return false;
+  }
+  co_return true;
+}
+
+const policy::Network* ControlSession::clientNetwork() const {
+  const auto client = toPolicy(unmapped(clientEndpoint_.address()));
+  for (const auto& network : snapshot_->config->networks) {
+    if (network.firewallClients && network.containsAddress(client)) return &network;
+  }
+  return nullptr;
+}
+
+asio::awaitable<bool> ControlSession::hello() {
+  out_.resize(4096);
+  control::Frame frame;
+  if (!co_await readFrame(frame)) co_return false;
+  control::Welcome welcome{control::Status::Ok, control::kVersion, {}, {}};
+  const std::string serverName = hostName();
+  welcome.serverName = serverName;
+  std::string message;
+  control::Hello hello;
+  if (frame.type != static_cast<std::uint8_t>(control::MessageType::Hello)) {
+    welcome.status = control::Status::UnexpectedMessage;
+    message = "the first message must be Hello";
+  } else if (!control::decodeHello(frame.body, hello)) {
+    welcome.status = control::Status::BadRequest;
+    message = "malformed Hello";
+  } else {
+    record_.host = std::string(hello.host);
+    record_.application = std::string(hello.application);
+    record_.osUser = std::string(hello.osUser);
+    if (hello.version != control::kVersion) {
+      welcome.status = control::Status::VersionMismatch;
+      message = fmt::format("client control protocol version {}, gateway version {}",
+                            hello.version, control::kVersion);
+    } else if (clientNetwork() == nullptr) {
+      welcome.status = control::Status::NotFirewallClient;
+      message = fmt::format("{} is in no network with firewall_clients = true",
+                            unmapped(clientEndpoint_.address()).to_string());
+    } else if (!hello.user.empty()) {
+      std::string user(hello.user);
+      std::string password(hello.password);
+      record_.user = user;
+      const bool ok = co_await runtime_.verifyPassword(snapshot_->users, user, std::move(password));
+      if (ok) {
+        user_ = user;
+      } else {
+        welcome.status = control::Status::AuthenticationFailed;
+        message = "bad user name or password";
+      }
+    }
+  }
+  consumeFrame();
+  welcome.message = message;
+  if (welcome.status != control::Status::Ok) {
+    record_.result = std::string(control::statusText(welcome.status));
+    record_.error = message;
+  }
+  const std::size_t n = control::encodeWelcome(out_, welcome);
+  const bool sent = co_await send(out_.data(), n);
+  co_return sent && welcome.status == control::Status::Ok;
+}
+
+asio::awaitable<bool> ControlSession::sendConfig() {
+  const auto& config = *snapshot_->config;
+  const policy::Network* network = clientNetwork();
+  std::size_t size = 1024 + config.firewallClient.settingsIni.size() +
+                     config.firewallClient.webProxy.size() + network->name.size();
+  size += network->ranges.size() * 40;
+  for (const auto& d : network->domains) size += d.size() + 3;
+  out_.resize(size);
+  control::FrameWriter w(out_, control::MessageType::Config);
+  const std::string serverName = hostName();
+  w.u8(control::Tag::Status, 0)
+      .u16(control::Tag::Version, control::kVersion)
+      .text(control::Tag::ServerName, serverName)
+      .text(control::Tag::Network, network->name);
+  for (const auto& range : network->ranges) {
+    w.range(control::Tag::Range, {toControl(range.first), toControl(range.last)});
+  }
+  for (const auto& domain : network->domains) w.text(control::Tag::DomainSuffix, domain);
+  const auto refresh =
+      std::chrono::duration_cast<std::chrono::seconds>(config.firewallClient.refreshInterval);
+  w.textIfAny(control::Tag::Settings, config.firewallClient.settingsIni)
+      .u32(control::Tag::RefreshSeconds, static_cast<std::uint32_t>(refresh.count()))
+      .textIfAny(control::Tag::WebProxy, config.firewallClient.webProxy);
+  const std::size_t n = w.finish();
+  const bool sent = co_await send(out_.data(), n);
+  co_return sent;
+}
+
+asio::awaitable<bool> ControlSession::resolveName(protocol::Bytes body) {
+  control::Resolve request;
+  control::Resolved answer;
+  std::string name;
+  if (!control::decodeResolve(body, request)) {
+    answer.status = control::Status::BadRequest;
+  } else if (name = std::string(request.name); !protocol::isValidHostName(name)) {
+    answer.status = control::Status::NameNotFound;
+  } else {
+    record_.requested = name;
+    std::error_code ec;
+    std::string host = name;
+    const int family = request.family;
+    const auto addresses = co_await resolveHost(runtime_, std::move(host), family,
+                                                snapshot_->config->limits.connectTimeout, ec);
+    if (ec) {
+      answer.status = statusFor(ec);
+      record_.error = "resolve " + name + ": " + errorText(ec);
+    } else {
+      answer.status = control::Status::Ok;
+      std::string resolved;
+      for (const auto& a : addresses) {
+        if (answer.count == answer.addresses.size()) break;
+        answer.addresses[answer.count++] = toControl(unmapped(a));
+        resolved += (resolved.empty() ? "" : " ") + unmapped(a).to_string();
+      }
+      record_.resolved = resolved;
+      runtime_.rememberResolution(unmapped(clientEndpoint_.address()), name, addresses);
+    }
+  }
+  out_.resize(4096);
+  const std::size_t n = control::encodeResolved(out_, answer);
+  const bool sent = co_await send(out_.data(), n);
+  co_return sent;
+}
+
+asio::awaitable<bool> ControlSession::sendConnected(Status status, const char* message) {
+  control::Connected reply{status, {}, message};
+  std::error_code ec;
+  const auto local = client_.local_endpoint(ec);
+  if (!ec) reply.bound = {toControl(unmapped(local.address())), local.port()};
+  out_.resize(512);
+  const std::size_t n = control::encodeConnected(out_, reply);
+  if (status != Status::Ok) {
+    record_.result = std::string(control::statusText(status));
+    if (record_.error.empty()) record_.error = message;
+  }
+  const bool sent = co_await send(out_.data(), n);
+  co_return sent;
+}
+
+asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
+  control::Connect request;
+  if (!control::decodeConnect(body, request)) {
+    consumeFrame();
+    record_.error = "malformed Connect";
+    co_await sendConnected(Status::BadRequest, "malformed Connect");
+    co_return;
+  }
+  const auto address = fromControl(request.destination.address);
+  const std::uint16_t port = request.destination.port;
+  const std::string hint(request.nameHint);
+  consumeFrame();
+  // The name is used for rules and the log only if this gateway resolved it to this address for
+  // this client: a claimed name must not open what a domain rule keeps closed.
+  const std::string name =
+      runtime_.resolvedName(unmapped(clientEndpoint_.address()), address, hint);
+  record_.requested = name.empty() ? endpointString(address, port) : fmt::format("{}:{}", name, port);
+  if (port == 0) {
+    co_await sendConnected(Status::BadRequest, "port 0");
+    co_return;
+  }
+  const std::vector<asio::ip::address> candidates{address};
+  const Allowed allowed =
+      allowedAddresses(runtime_, *snapshot_, Requester{unmapped(clientEndpoint_.address()), user_},
+                       candidates, port, name);
+  record_.rule = allowed.rule;
+  if (allowed.addresses.empty()) {
+    record_.error = "denied by " + allowed.rule;
+    co_await sendConnected(Status::Denied, record_.error.c_str());
+    co_return;
+  }
+  tcp::socket server(client_.get_executor());
+  asio::ip::address connectedTo;
+  const auto error = co_await connectAny(server, allowed.addresses, port,
+                                         snapshot_->config->limits.connectTimeout, connectedTo);
+  if (error) {
+    record_.error = "connect " + endpointString(address, port) + ": " + error.message();
+    const Status status = statusFor(error);
+    co_await sendConnected(status, record_.error.c_str());
+    co_return;
+  }
+  record_.resolved = endpointString(connectedTo, port);
+  record_.result = "succeeded";
+  if (!co_await sendConnected(Status::Ok, "")) co_return;
+
+  // From here the connection is the application's byte stream. Bytes it sent behind its Connect
+  // (none, with fwgate's client) go first.
+  std::vector<std::uint8_t> pending(in_.begin(), in_.begin() + inLength_);
+  inLength_ = 0;
+  in_ = {};
+  out_ = {};
+  if (!pending.empty()) {
+    auto [ec, n] = co_await asio::async_write(server, asio::buffer(pending), kNoThrow);
+    record_.bytesUp += n;
+    if (ec) {
+      record_.error = "write to destination: " + ec.message();
+      co_return;
+    }
+  }
+  runtime_.addConnect(unmapped(clientEndpoint_.address()), connectedTo);
+  const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
+                                     snapshot_->config->limits.idleTimeout);
+  runtime_.removeConnect(unmapped(clientEndpoint_.address()), connectedTo);
+  inLength_ += result.bytesUp;
+  record_.bytesDown += result.bytesDown;
+  if (result.idleTimeout) {
+    record_.error = "idle timeout";
+  } else if (!result.error.empty()) {
+    record_.error = result.error;
+  }
+}
+
+}  // namespace fwgate::gateway

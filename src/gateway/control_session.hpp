@@ -1,0 +1,58 @@
+// One firewall-client control connection (docs/control-protocol.md): Hello -> Welcome, then
+// requests (GetConfig, Resolve) answered in order, or a Connect after which the same connection is
+// relayed to the destination as a SOCKS CONNECT is. Logged once at the end, with the user, the
+// client host and the application.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/runtime.hpp"
+#include "gateway/session_log.hpp"
+#include "protocol/control.hpp"
+
+namespace fwgate::gateway {
+
+class ControlSession {
+ public:
+  ControlSession(Runtime& runtime, asio::ip::tcp::socket client);
+  asio::awaitable<void> run();
+
+ private:
+  using Status = protocol::control::Status;
+
+  // Phases. hello() answers the Welcome; false ends the connection.
+  asio::awaitable<bool> hello();
+  asio::awaitable<bool> sendConfig();
+  asio::awaitable<bool> resolveName(protocol::Bytes body);
+  // Connects and relays; always the last request.
+  asio::awaitable<void> connect(protocol::Bytes body);
+
+  // Reads until a whole frame is at the front of the input; false on EOF, error, timeout or a
+  // frame too large (recorded). The frame stays until consumeFrame().
+  asio::awaitable<bool> readFrame(protocol::control::Frame& frame);
+  void consumeFrame();
+  asio::awaitable<bool> send(const std::uint8_t* data, std::size_t n);
+  asio::awaitable<bool> sendConnected(Status status, const char* message);
+  // The network (with firewall_clients) the client is in, or null.
+  const policy::Network* clientNetwork() const;
+
+  Runtime& runtime_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  asio::ip::tcp::socket client_;
+  asio::ip::tcp::endpoint clientEndpoint_;
+  asio::steady_timer deadline_;
+  std::optional<std::string> user_;
+  std::vector<std::uint8_t> in_;  // control frames; released before a relay
+  std::size_t inLength_ = 0;      // bytes received into in_
+  std::size_t frameSize_ = 0;     // bytes of the frame at the front of in_
+  std::vector<std::uint8_t> out_;
+  SessionRecord record_;
+};
+
+}  // namespace fwgate::gateway
