@@ -27,4 +27,33 @@ struct PasswdOptions {
 };
 int runPasswd(const PasswdOptions& options);  // cmd_passwd.cpp
 
+// The firewall client (cmd_client.cpp).
+struct ClientRunOptions {
+  std::string server;                // --server: FWGATE_SERVER for the program
+  bool debug = false;                // --debug: FWGATE_DEBUG=2
+  std::vector<std::string> command;  // the program and its arguments
+};
+int runProgram(const ClientRunOptions& options);  // execs; returns only on failure
+// libfwgate-client.so: FWGATE_CLIENT_LIB, beside the executable (installed or build tree), or the
+// install directory. Empty when not found.
+std::string findClientLibrary();
+
+struct ClientCheckOptions {
+  std::string server;
+  std::string app;  // check: the program whose settings to show
+  int timeoutMs = 5000;
+};
+// Exit status: 0 versions match and the gateway accepts this client, 1 mismatch or refused,
+// 2 no gateway configured or unreachable.
+int runCheck(const ClientCheckOptions& options);
+// Fetches the configuration now and writes the cache; 0 on success.
+int runDetect(const ClientCheckOptions& options);
+
+struct ClientAgentOptions {
+  std::string server;
+  bool once = false;  // one refresh, then exit (0 on success)
+  int timeoutMs = 5000;
+};
+int runAgent(const ClientAgentOptions& options);
+
 }  // namespace fwgate::app

@@ -1,6 +1,7 @@
 // fwgate: one executable, one subcommand per part. Parses flags and calls into commands.hpp.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <string_view>
 
 #include "commands.hpp"
 
@@ -37,7 +38,54 @@ int main(int argc, char** argv) {
   passwdCmd->add_flag("--stdin", passwd.passwordFromStdin,
                       "Read the password from standard input instead of prompting");
 
+  ClientRunOptions run;
+  auto* runCmd = app.add_subcommand(
+      "run", "Run a program through the gateway: fwgate run [--server S] [--debug] -- PROGRAM ...");
+  runCmd->add_option("--server", run.server, "Gateway HOST[:PORT] (else the client settings)");
+  runCmd->add_flag("--debug", run.debug, "One line on stderr per remoting decision");
+  runCmd->prefix_command();
+  runCmd->allow_extras();
+
+  ClientCheckOptions check;
+  auto* clientCheckCmd = app.add_subcommand(
+      "check", "Test the gateway: control protocol versions, LAT, settings for --app");
+  clientCheckCmd->add_option("--server", check.server, "Gateway HOST[:PORT]");
+  clientCheckCmd->add_option("--app", check.app, "Show the settings that apply to this program");
+  clientCheckCmd->add_option("--timeout-ms", check.timeoutMs, "Time limit per step")
+      ->capture_default_str();
+
+  ClientCheckOptions detect;
+  auto* detectCmd =
+      app.add_subcommand("detect", "Fetch the client configuration from the gateway now");
+  detectCmd->add_option("--server", detect.server, "Gateway HOST[:PORT]");
+  detectCmd->add_option("--timeout-ms", detect.timeoutMs, "Time limit")->capture_default_str();
+
+  ClientAgentOptions agent;
+  auto* agentCmd =
+      app.add_subcommand("agent", "Keep the client configuration fresh (refresh on schedule)");
+  agentCmd->add_option("--server", agent.server, "Gateway HOST[:PORT]");
+  agentCmd->add_flag("--once", agent.once, "Refresh once and exit");
+  agentCmd->add_option("--timeout-ms", agent.timeoutMs, "Time limit per refresh")
+      ->capture_default_str();
+
+  // `fwgate run [OPTIONS] -- PROGRAM ARGS...`: everything after "--" is the program's, untouched.
+  if (argc > 1 && std::string_view(argv[1]) == "run") {
+    for (int i = 2; i < argc; ++i) {
+      if (std::string_view(argv[i]) != "--") continue;
+      for (int k = i + 1; k < argc; ++k) run.command.emplace_back(argv[k]);
+      argc = i;
+      break;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
+
+  if (runCmd->parsed()) {
+    if (run.command.empty()) run.command = runCmd->remaining();
+    return runProgram(run);
+  }
+  if (clientCheckCmd->parsed()) return runCheck(check);
+  if (detectCmd->parsed()) return runDetect(detect);
+  if (agentCmd->parsed()) return runAgent(agent);
 
   if (gatewayCmd->parsed()) return runGateway(gateway);
   if (checkCmd->parsed()) return runConfigCheck(checkPath);

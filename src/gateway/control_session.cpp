@@ -302,11 +302,15 @@ asio::awaitable<bool> ControlSession::resolveName(protocol::Bytes body) {
   co_return sent;
 }
 
-asio::awaitable<bool> ControlSession::sendConnected(Status status, const char* message) {
+asio::awaitable<bool> ControlSession::sendConnected(Status status, const char* message,
+                                                    const tcp::socket* server) {
   control::Connected reply{status, {}, message};
   std::error_code ec;
-  const auto local = client_.local_endpoint(ec);
-  if (!ec) reply.bound = {toControl(unmapped(local.address())), local.port()};
+  const auto local = server != nullptr ? server->local_endpoint(ec) : tcp::endpoint{};
+  if (server != nullptr && !ec) {
+    reply.bound = {toControl(unmapped(local.address())), local.port()};
+    record_.bound = endpointString(unmapped(local.address()), local.port());
+  }
   out_.resize(512);
   const std::size_t n = control::encodeConnected(out_, reply);
   if (status != Status::Ok) {
@@ -360,7 +364,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   }
   record_.resolved = endpointString(connectedTo, port);
   record_.result = "succeeded";
-  if (!co_await sendConnected(Status::Ok, "")) co_return;
+  if (!co_await sendConnected(Status::Ok, "", &server)) co_return;
 
   // From here the connection is the application's byte stream. Bytes it sent behind its Connect
   // (none, with fwgate's client) go first.

@@ -38,7 +38,9 @@ class ControlSession {
   asio::awaitable<bool> readFrame(protocol::control::Frame& frame);
   void consumeFrame();
   asio::awaitable<bool> send(const std::uint8_t* data, std::size_t n);
-  asio::awaitable<bool> sendConnected(Status status, const char* message);
+  // `server`: the connected destination socket, whose local address is reported as Bound.
+  asio::awaitable<bool> sendConnected(Status status, const char* message,
+                                      const asio::ip::tcp::socket* server = nullptr);
   // The network (with firewall_clients) the client is in, or null.
   const policy::Network* clientNetwork() const;
 

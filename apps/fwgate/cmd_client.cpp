@@ -1,0 +1,388 @@
+// The firewall client's commands: `fwgate run` (a program with the preload library), `fwgate check`
+// (the seed's chkwsp32 / "Test Server"), `fwgate detect` ("Detect Now") and `fwgate agent` (the
+// refresh daemon).
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/client_config.hpp"
+#include "client/gateway_link.hpp"
+#include "client/refresh_schedule.hpp"
+#include "commands.hpp"
+#include "protocol/client_settings.hpp"
+#include "protocol/control.hpp"
+
+#ifndef FWGATE_INSTALL_LIBDIR
+#define FWGATE_INSTALL_LIBDIR "/usr/local/lib/fwgate"
+#endif
+
+namespace fwgate::app {
+
+namespace control = protocol::control;
+namespace cs = protocol::settings;
+
+namespace {
+
+std::string executableDir() {
+  char path[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (n <= 0) return ".";
+  path[n] = '\0';
+  std::string s(path);
+  return s.substr(0, s.rfind('/'));
+}
+
+bool exists(const std::string& path) {
+  return ::access(path.c_str(), R_OK) == 0;
+}
+
+void applyServerOption(const std::string& server) {
+  if (!server.empty()) ::setenv("FWGATE_SERVER", server.c_str(), 1);
+}
+
+struct Loaded {
+  client::Paths paths;
+  client::ClientConfig config;
+  std::vector<char> scratch = std::vector<char>(256 * 1024);
+  std::vector<std::string> problems;
+};
+
+void noteProblem(void* context, const char* where, std::uint32_t line, std::string_view section,
+                 std::string_view key, const char* what) {
+  auto* problems = static_cast<std::vector<std::string>*>(context);
+  std::string text = where;
+  if (line != 0) text += ":" + std::to_string(line);
+  if (!section.empty()) text += " [" + std::string(section) + "]";
+  if (!key.empty()) text += " " + std::string(key);
+  text += ": ";
+  text += what;
+  problems->push_back(text);
+}
+
+void load(Loaded& l, const std::string& app, protocol::Bytes fresh = {}) {
+  client::defaultPaths(l.paths);
+  l.problems.clear();
+  client::assemble(l.config, l.paths, app, fresh, {l.scratch.data(), l.scratch.size()}, true,
+                   noteProblem, &l.problems);
+}
+
+std::string serverText(const client::ServerAddress& s) {
+  char text[300];
+  client::formatServer(s, text, sizeof text);
+  return text;
+}
+
+std::string addressText(const client::IpAddress& a) {
+  char text[64];
+  client::formatAddress(a, text, sizeof text);
+  return text;
+}
+
+// Fetches the configuration; on success `frame` holds the whole Config frame.
+int fetch(const client::ClientConfig& config, const client::GatewayEndpoints& gateway,
+          std::vector<std::uint8_t>& frame, client::Reply& reply, int timeoutMs) {
+  std::uint8_t request[control::kHeaderSize];
+  control::FrameWriter w(request, control::MessageType::GetConfig);
+  const std::size_t size = w.finish();
+  client::Identity identity;
+  client::fillIdentity(config, identity);
+  frame.assign(control::kMaxBody + 2 * control::kHeaderSize + 64 * 1024, 0);
+  const int error = client::exchange(gateway, identity, {request, size}, frame, timeoutMs, reply);
+  return error;
+}
+
+// Writes the fetched configuration to the cache this user may write.
+std::string saveCache(const Loaded& l, const client::Reply& reply, std::int64_t now) {
+  const auto* start = reply.body.data() - control::kHeaderSize;
+  const protocol::Bytes frame(start, control::kHeaderSize + reply.body.size());
+  client::CacheHeader header{now, l.config.server};
+  const bool root = ::geteuid() == 0;
+  for (const char* path : {root ? l.paths.systemCache.data() : l.paths.userCache.data(),
+                           l.paths.systemCache.data()}) {
+    if (path[0] != '\0' && client::writeCache(path, header, frame)) return path;
+  }
+  return {};
+}
+
+const char* keyValueText(const cs::AppSettings& s, cs::Key key, char* buf, std::size_t size) {
+  switch (key) {
+    case cs::Key::ServerName:
+      return s.serverName.data();
+    case cs::Key::Disable:
+      return s.disable ? "1" : "0";
+    case cs::Key::NameResolution:
+      buf[0] = s.nameResolution;
+      buf[1] = '\0';
+      return buf;
+    default: {
+      const cs::PortList* list = nullptr;
+      switch (key) {
+        case cs::Key::LocalBindTcpPorts: list = &s.localBindTcp; break;
+        case cs::Key::LocalBindUdpPorts: list = &s.localBindUdp; break;
+        case cs::Key::RemoteBindTcpPorts: list = &s.remoteBindTcp; break;
+        case cs::Key::RemoteBindUdpPorts: list = &s.remoteBindUdp; break;
+        case cs::Key::ServerBindTcpPorts: list = &s.serverBindTcp; break;
+        case cs::Key::DontRemoteOutboundTcpPorts: list = &s.dontRemoteTcp; break;
+        default: list = &s.dontRemoteUdp; break;
+      }
+      std::string out;
+      for (std::size_t i = 0; i < list->count; ++i) {
+        if (!out.empty()) out += ",";
+        out += std::to_string(list->ranges[i].first);
+        if (list->ranges[i].last != list->ranges[i].first) {
+          out += "-" + std::to_string(list->ranges[i].last);
+        }
+      }
+      std::snprintf(buf, size, "%s", out.c_str());
+      return buf;
+    }
+  }
+}
+
+}  // namespace
+
+std::string findClientLibrary() {
+  if (const char* env = std::getenv("FWGATE_CLIENT_LIB"); env != nullptr && *env != '\0') {
+    return env;
+  }
+  const std::string dir = executableDir();
+  for (const std::string& candidate :
+       {dir + "/../lib/fwgate/libfwgate-client.so", dir + "/../../src/client/libfwgate-client.so",
+        std::string(FWGATE_INSTALL_LIBDIR) + "/libfwgate-client.so"}) {
+    if (exists(candidate)) {
+      char real[PATH_MAX];
+      return ::realpath(candidate.c_str(), real) != nullptr ? std::string(real) : candidate;
+    }
+  }
+  return {};
+}
+
+int runProgram(const ClientRunOptions& options) {
+  if (options.command.empty()) {
+    std::fprintf(stderr, "fwgate run: no program given (fwgate run -- PROGRAM [ARGS...])\n");
+    return 2;
+  }
+  const std::string library = findClientLibrary();
+  if (library.empty()) {
+    std::fprintf(stderr,
+                 "fwgate run: libfwgate-client.so not found (set FWGATE_CLIENT_LIB, or install "
+                 "it to %s)\n",
+                 FWGATE_INSTALL_LIBDIR);
+    return 127;
+  }
+  applyServerOption(options.server);
+  if (options.debug) ::setenv("FWGATE_DEBUG", "2", 1);
+  std::string preload = library;
+  if (const char* existing = std::getenv("LD_PRELOAD"); existing != nullptr && *existing != '\0') {
+    preload += ":";
+    preload += existing;
+  }
+  ::setenv("LD_PRELOAD", preload.c_str(), 1);
+  std::vector<char*> argv;
+  for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
+  return errno == ENOENT ? 127 : 126;
+}
+
+int runCheck(const ClientCheckOptions& options) {
+  applyServerOption(options.server);
+  Loaded l;
+  const std::string app = options.app.empty() ? "*" : options.app;
+  load(l, app);
+  const auto& c = l.config;
+  if (c.server.empty()) {
+    std::printf("No gateway configured: set ServerName in [Common] of %s/client.ini, or "
+                "FWGATE_SERVER, or pass --server.\n",
+                l.paths.configDir.data());
+    return 2;
+  }
+  std::printf("Gateway: %s (from %s)\n", serverText(c.server).c_str(), c.serverFrom);
+  client::GatewayEndpoints gateway;
+  if (const int rc = client::resolveServer(c.server, gateway); rc != 0) {
+    std::printf("Cannot resolve the gateway %s: %s\n", c.server.host.data(), ::gai_strerror(rc));
+    return 2;
+  }
+  std::vector<std::uint8_t> frame;
+  client::Reply reply;
+  const int error = fetch(c, gateway, frame, reply, options.timeoutMs);
+  if (error != 0) {
+    std::printf("Cannot reach the control channel at %s: %s\n", serverText(c.server).c_str(),
+                std::strerror(error));
+    return 2;
+  }
+  int status = 0;
+  if (reply.welcome.version == control::kVersion) {
+    std::printf("Client control protocol version MATCHES the server control protocol "
+                "(version %u)\n",
+                reply.welcome.version);
+  } else {
+    std::printf("Client control protocol version (%u) DOES NOT MATCH the server control "
+                "protocol (version %u)\n",
+                control::kVersion, reply.welcome.version);
+    status = 1;
+  }
+  if (!reply.welcome.serverName.empty()) {
+    std::printf("Gateway name: %.*s\n", static_cast<int>(reply.welcome.serverName.size()),
+                reply.welcome.serverName.data());
+  }
+  if (reply.welcome.status != control::Status::Ok) {
+    std::printf("The gateway refused this client: %s%s%.*s\n",
+                std::string(control::statusText(reply.welcome.status)).c_str(),
+                reply.welcome.message.empty() ? "" : " — ",
+                static_cast<int>(reply.welcome.message.size()), reply.welcome.message.data());
+    return status != 0 ? status : 1;
+  }
+  // The configuration in force is the one just fetched.
+  if (reply.type == static_cast<std::uint8_t>(control::MessageType::Config)) {
+    load(l, app, reply.body);
+  }
+  std::printf("Network: %s\n", c.network[0] ? c.network.data() : "(none)");
+  std::printf("Refresh interval: %u s\n", c.refreshSeconds);
+  if (c.webProxy[0] != '\0') std::printf("Web proxy: %s\n", c.webProxy.data());
+  std::printf("Local address table (%zu ranges: %zu from the gateway, %zu from locallat.txt, "
+              "%zu directly connected routes; loopback and link-local are always local):\n",
+              c.lat.size(), c.gatewayRanges, c.localLatRanges, c.routeRanges);
+  for (std::size_t i = 0; i < c.lat.size(); ++i) {
+    const char* from = i < c.gatewayRanges                       ? "gateway"
+                       : i < c.gatewayRanges + c.localLatRanges ? "locallat.txt"
+                                                                 : "route";
+    std::printf("  %-40s %s\n",
+                (addressText(c.lat[i].first) + " - " + addressText(c.lat[i].last)).c_str(), from);
+  }
+  std::printf("Local domain table (%zu):\n", c.ldt.size());
+  for (std::size_t i = 0; i < c.ldt.size(); ++i) {
+    std::printf("  %.*s\n", static_cast<int>(c.ldt[i].size()), c.ldt[i].data());
+  }
+  std::printf("Settings for %s:%s\n", options.app.empty() ? "all programs ([*])" : app.c_str(),
+              c.disabled() ? " DISABLED (every call goes direct)" : "");
+  bool any = false;
+  for (std::size_t k = 0; k < cs::kKeyCount; ++k) {
+    const auto key = static_cast<cs::Key>(k);
+    if (!c.settings.has(key)) continue;
+    char buf[1024];
+    std::printf("  %s = %s\n", std::string(cs::keyName(key)).c_str(),
+                keyValueText(c.settings, key, buf, sizeof buf));
+    any = true;
+  }
+  if (!any) std::printf("  (defaults: names with a dot resolved by the gateway)\n");
+  if (!l.problems.empty()) {
+    std::printf("Problems in the settings (%zu):\n", l.problems.size());
+    for (const auto& p : l.problems) std::printf("  %s\n", p.c_str());
+  }
+  return status;
+}
+
+int runDetect(const ClientCheckOptions& options) {
+  applyServerOption(options.server);
+  Loaded l;
+  load(l, "*");
+  if (l.config.server.empty()) {
+    std::fprintf(stderr, "fwgate detect: no gateway configured (ServerName in [Common] of "
+                         "client.ini, FWGATE_SERVER or --server)\n");
+    return 2;
+  }
+  client::GatewayEndpoints gateway;
+  if (const int rc = client::resolveServer(l.config.server, gateway); rc != 0) {
+    std::fprintf(stderr, "fwgate detect: cannot resolve %s: %s\n", l.config.server.host.data(),
+                 ::gai_strerror(rc));
+    return 2;
+  }
+  std::vector<std::uint8_t> frame;
+  client::Reply reply;
+  const int error = fetch(l.config, gateway, frame, reply, options.timeoutMs);
+  if (error != 0 || reply.welcome.status != control::Status::Ok ||
+      reply.type != static_cast<std::uint8_t>(control::MessageType::Config)) {
+    std::fprintf(stderr, "fwgate detect: %s: %s; the cached configuration stays in force\n",
+                 serverText(l.config.server).c_str(),
+                 error != 0 ? std::strerror(error)
+                            : std::string(control::statusText(reply.welcome.status)).c_str());
+    return 1;
+  }
+  const std::int64_t now = std::time(nullptr);
+  const std::string path = saveCache(l, reply, now);
+  load(l, "*", reply.body);
+  std::printf("fwgate detect: configuration from %s: network %s, %zu LAT ranges, %zu local "
+              "domains, refresh every %u s\n",
+              serverText(l.config.server).c_str(), l.config.network.data(),
+              l.config.gatewayRanges, l.config.ldt.size(), l.config.refreshSeconds);
+  if (path.empty()) {
+    std::fprintf(stderr, "fwgate detect: cannot write the cache (%s, %s): %s\n",
+                 l.paths.systemCache.data(), l.paths.userCache.data(), std::strerror(errno));
+    return 1;
+  }
+  std::printf("cached in %s\n", path.c_str());
+  return 0;
+}
+
+namespace {
+volatile sig_atomic_t g_stop = 0;
+void onStop(int) {
+  g_stop = 1;
+}
+}  // namespace
+
+int runAgent(const ClientAgentOptions& options) {
+  applyServerOption(options.server);
+  struct sigaction sa {};
+  sa.sa_handler = onStop;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  Loaded l;
+  load(l, "*");
+  client::RefreshSchedule schedule(l.config.haveGatewayConfig ? l.config.fetchedAt : 0,
+                                   l.config.refreshSeconds);
+  std::fprintf(stderr, "fwgate agent: gateway %s; refreshing now, then every %u s\n",
+               l.config.server.empty() ? "(none configured)" : serverText(l.config.server).c_str(),
+               schedule.interval());
+  while (g_stop == 0) {
+    const std::int64_t now = std::time(nullptr);
+    load(l, "*");
+    client::GatewayEndpoints gateway;
+    std::vector<std::uint8_t> frame;
+    client::Reply reply;
+    int error = l.config.server.empty() ? EDESTADDRREQ : 0;
+    if (error == 0 && client::resolveServer(l.config.server, gateway) != 0) error = EHOSTUNREACH;
+    if (error == 0) error = fetch(l.config, gateway, frame, reply, options.timeoutMs);
+    if (error == 0 && (reply.welcome.status != control::Status::Ok ||
+                       reply.type != static_cast<std::uint8_t>(control::MessageType::Config))) {
+      error = control::errnoFor(reply.welcome.status);
+    }
+    std::string path;
+    if (error == 0) path = saveCache(l, reply, now);
+    if (error == 0 && !path.empty()) {
+      load(l, "*", reply.body);
+      schedule.succeeded(now, l.config.refreshSeconds);
+      std::fprintf(stderr, "fwgate agent: configuration refreshed (%zu LAT ranges) into %s; next "
+                           "in %lld s\n",
+                   l.config.gatewayRanges, path.c_str(),
+                   static_cast<long long>(schedule.next() - now));
+    } else {
+      schedule.failed(now);
+      std::fprintf(stderr, "fwgate agent: refresh failed: %s; the last good configuration stays; "
+                           "retry in %lld s\n",
+                   error != 0 ? std::strerror(error) : "cannot write the cache",
+                   static_cast<long long>(schedule.next() - now));
+    }
+    if (options.once) return error == 0 && !path.empty() ? 0 : 1;
+    while (g_stop == 0 && std::time(nullptr) < schedule.next()) {
+      ::sleep(1);
+    }
+  }
+  std::fprintf(stderr, "fwgate agent: stopped\n");
+  return 0;
+}
+
+}  // namespace fwgate::app

@@ -1,0 +1,97 @@
+// Everything a firewall client knows: which gateway, which credentials, the local address and
+// domain tables, and the settings for one program, assembled from (lowest precedence first) the
+// gateway's configuration (cached on the host), /etc/fwgate/client.ini, the user's client.ini and
+// the environment. Shared by the preload library and the fwgate commands; no allocation, only
+// open/read/close and getenv.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "client/local_table.hpp"
+#include "protocol/client_settings.hpp"
+#include "protocol/control.hpp"
+
+namespace fwgate::client {
+
+// A gateway as configured: a host name or address literal, and the control port.
+struct ServerAddress {
+  std::array<char, 256> host{};
+  std::uint16_t port = protocol::control::kDefaultPort;
+  bool empty() const { return host[0] == '\0'; }
+};
+// "gw", "gw:1745", "10.0.0.1", "[2001:db8::1]:1745", "2001:db8::1".
+bool parseServer(std::string_view text, ServerAddress& out);
+// "host:port" / "[v6]:port" into out (NUL-terminated, truncated to size).
+void formatServer(const ServerAddress& server, char* out, std::size_t size);
+
+struct Paths {
+  std::array<char, 512> configDir{};    // FWGATE_CONFIG_DIR, else /etc/fwgate
+  std::array<char, 512> userConfig{};   // FWGATE_USER_CONFIG, else ~/.config/fwgate/client.ini
+  std::array<char, 512> systemCache{};  // FWGATE_CACHE, else /var/cache/fwgate/client.cache
+  std::array<char, 512> userCache{};    // ~/.cache/fwgate/client.cache; empty with FWGATE_CACHE
+};
+// From the environment (XDG_CONFIG_HOME, XDG_CACHE_HOME and HOME are honoured).
+void defaultPaths(Paths& out);
+
+// Cache file: "fwgate-cache 1\nfetched UNIX-SECONDS\nserver HOST:PORT\n\n" then the Config frame
+// exactly as the gateway sent it.
+struct CacheHeader {
+  std::int64_t fetchedAt = 0;
+  ServerAddress server;
+};
+bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
+                protocol::Bytes& configBody);
+// Writes atomically (a temporary file renamed over `path`), creating the directory; false and
+// errno on failure.
+bool writeCache(const char* path, const CacheHeader& header, protocol::Bytes configFrame);
+
+// Where a problem was found, for `fwgate check`: file (or "gateway"), line, what.
+using ProblemFn = void (*)(void* context, const char* where, std::uint32_t line,
+                           std::string_view section, std::string_view key, const char* what);
+
+struct ClientConfig {
+  std::array<char, 64> app{};  // the program's binary name without path
+
+  ServerAddress server;
+  const char* serverFrom = "nowhere";  // FWGATE_SERVER, an application section, [Common], cache
+  std::array<char, 256> user{};
+  std::array<char, 256> password{};
+
+  LocalAddressTable lat;
+  LocalDomainTable ldt;
+  protocol::settings::AppSettings settings;
+  bool disabledByEnvironment = false;  // FWGATE_DISABLE=1
+
+  // From the gateway's configuration (cached or fresh).
+  bool haveGatewayConfig = false;
+  std::int64_t fetchedAt = 0;
+  std::uint32_t refreshSeconds = 6 * 3600;
+  std::array<char, 64> network{};
+  std::array<char, 256> gatewayName{};
+  std::array<char, 256> webProxy{};
+  std::size_t gatewayRanges = 0;  // how many LAT ranges came from the gateway
+  std::size_t localLatRanges = 0;
+  std::size_t routeRanges = 0;
+  std::array<char, 512> cacheRead{};  // the cache file used, if any
+
+  bool disabled() const { return disabledByEnvironment || settings.disable; }
+};
+
+// Assembles `out` for program `app`. `gatewayConfig` is a Config body (fresh from the gateway);
+// when empty, the newest cache file is read. `scratch` holds one file at a time (64 KiB or more).
+// Routes are read from /proc/net/route and /proc/net/ipv6_route unless `withRoutes` is false.
+void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
+              protocol::Bytes gatewayConfig, std::span<char> scratch, bool withRoutes = true,
+              ProblemFn problem = nullptr, void* context = nullptr);
+
+// Applies a Config body's ranges, domains and facts (not its settings) onto `out`.
+bool applyGatewayConfig(protocol::Bytes body, ClientConfig& out);
+
+// Reads a whole file into buf; returns its size, or -1 (errno set), or -2 when larger than buf.
+long readWholeFile(const char* path, char* buf, std::size_t size);
+
+}  // namespace fwgate::client

@@ -1,0 +1,325 @@
+#include "client/gateway_link.hpp"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace fwgate::client {
+
+namespace control = protocol::control;
+
+namespace {
+
+std::int64_t nowMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+void copyTo(char* out, std::size_t size, std::string_view text) {
+  const std::size_t n = text.size() < size - 1 ? text.size() : size - 1;
+  std::memcpy(out, text.data(), n);
+  out[n] = '\0';
+}
+
+}  // namespace
+
+int resolveServer(const ServerAddress& server, GatewayEndpoints& out) {
+  out = GatewayEndpoints{};
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* list = nullptr;
+  char port[8];
+  std::snprintf(port, sizeof port, "%u", static_cast<unsigned>(server.port));
+  const int rc = ::getaddrinfo(server.host.data(), port, &hints, &list);
+  if (rc != 0) return rc;
+  for (addrinfo* i = list; i != nullptr; i = i->ai_next) {
+    if (i->ai_family == AF_INET && out.v4Length == 0) {
+      std::memcpy(&out.v4, i->ai_addr, i->ai_addrlen);
+      out.v4Length = i->ai_addrlen;
+    } else if (i->ai_family == AF_INET6 && out.v6Length == 0) {
+      std::memcpy(&out.v6, i->ai_addr, i->ai_addrlen);
+      out.v6Length = i->ai_addrlen;
+    }
+  }
+  ::freeaddrinfo(list);
+  return out.any() ? 0 : EAI_NONAME;
+}
+
+void fillIdentity(const ClientConfig& config, Identity& out) {
+  out = Identity{};
+  if (::gethostname(out.host, sizeof out.host - 1) != 0) out.host[0] = '\0';
+  // The environment, not getpwuid: NSS might go to the network from inside a hook.
+  const char* login = std::getenv("USER");
+  if (login == nullptr) login = std::getenv("LOGNAME");
+  if (login != nullptr) {
+    copyTo(out.osUser, sizeof out.osUser, login);
+  } else {
+    std::snprintf(out.osUser, sizeof out.osUser, "uid %u", static_cast<unsigned>(::getuid()));
+  }
+  out.app = config.app.data();
+  out.user = config.user.data();
+  out.password = config.password.data();
+  out.pid = static_cast<std::uint32_t>(::getpid());
+}
+
+std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out) {
+  control::Hello hello;
+  hello.version = control::kVersion;
+  hello.user = identity.user;
+  hello.password = identity.password;
+  hello.host = identity.host;
+  hello.application = identity.app;
+  hello.osUser = identity.osUser;
+  hello.pid = identity.pid;
+  return control::encodeHello(out, hello);
+}
+
+int waitFor(int fd, short events, int timeoutMs) {
+  const std::int64_t deadline = nowMs() + timeoutMs;
+  for (;;) {
+    const std::int64_t left = deadline - nowMs();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    pollfd p{fd, events, 0};
+    const int rc = ::poll(&p, 1, static_cast<int>(left));
+    if (rc > 0) return 0;
+    if (rc == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    if (errno != EINTR) return -1;
+  }
+}
+
+int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
+  int lastError = ENETUNREACH;
+  for (int family : {AF_INET, AF_INET6}) {
+    const auto* address = family == AF_INET ? &gateway.v4 : &gateway.v6;
+    const socklen_t length = family == AF_INET ? gateway.v4Length : gateway.v6Length;
+    if (length == 0) continue;
+    const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+      lastError = errno;
+      continue;
+    }
+    int err = 0;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(address), length) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        err = waitFor(fd, POLLOUT, timeoutMs) == 0 ? 0 : errno;
+        socklen_t len = sizeof err;
+        if (err == 0 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      }
+    }
+    if (err == 0) return fd;
+    ::close(fd);
+    lastError = err;
+  }
+  errno = lastError;
+  return -1;
+}
+
+namespace {
+
+bool sendAll(int fd, const std::uint8_t* data, std::size_t n, int timeoutMs) {
+  while (n > 0) {
+    const ssize_t sent = ::send(fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent > 0) {
+      data += sent;
+      n -= static_cast<std::size_t>(sent);
+      continue;
+    }
+    if (sent < 0 && errno == EINTR) continue;
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (waitFor(fd, POLLOUT, timeoutMs) != 0) return false;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+// Reads one frame into buf; returns its size, or -1 with errno.
+long readFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline) {
+  std::size_t have = 0;
+  for (;;) {
+    const auto parsed = control::parseFrame({buf, have});
+    if (parsed.complete()) return static_cast<long>(parsed.consumed);
+    if (parsed.invalid() || have == cap) {
+      errno = EPROTO;
+      return -1;
+    }
+    // Read no further than this frame: what follows belongs to the next reader.
+    std::size_t want = control::kHeaderSize - (have < control::kHeaderSize ? have : 0);
+    if (have >= control::kHeaderSize) {
+      const std::size_t length = (std::size_t{buf[1]} << 16) | (std::size_t{buf[2]} << 8) | buf[3];
+      want = control::kHeaderSize + length - have;
+    } else {
+      want = control::kHeaderSize - have;
+    }
+    if (want > cap - have) want = cap - have;
+    const ssize_t n = ::recv(fd, buf + have, want, MSG_DONTWAIT);
+    if (n > 0) {
+      have += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      errno = ECONNRESET;
+      return -1;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    const std::int64_t left = deadline - nowMs();
+    if (left <= 0 || waitFor(fd, POLLIN, static_cast<int>(left)) != 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+  }
+}
+
+}  // namespace
+
+int exchange(const GatewayEndpoints& gateway, const Identity& identity,
+             std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer, int timeoutMs,
+             Reply& reply) {
+  const std::int64_t deadline = nowMs() + timeoutMs;
+  const int fd = openControl(gateway, timeoutMs);
+  if (fd < 0) return errno;
+  std::uint8_t out[2048];
+  const std::size_t helloSize = encodeHelloFor(identity, out);
+  int error = 0;
+  if (helloSize == 0 || helloSize + request.size() > sizeof out) {
+    error = EMSGSIZE;
+  } else {
+    std::memcpy(out + helloSize, request.data(), request.size());
+    if (!sendAll(fd, out, helloSize + request.size(), timeoutMs)) error = errno;
+  }
+  long welcomeSize = -1;
+  if (error == 0) {
+    welcomeSize = readFrame(fd, buffer.data(), buffer.size(), deadline);
+    if (welcomeSize < 0) error = errno;
+  }
+  if (error == 0) {
+    const auto welcome = control::parseFrame(buffer.first(static_cast<std::size_t>(welcomeSize)));
+    if (welcome.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
+        !control::decodeWelcome(welcome.value.body, reply.welcome)) {
+      error = EPROTO;
+    } else if (reply.welcome.status != control::Status::Ok) {
+      reply.type = 0;
+      reply.body = {};
+    } else {
+      auto rest = buffer.subspan(static_cast<std::size_t>(welcomeSize));
+      const long n = readFrame(fd, rest.data(), rest.size(), deadline);
+      if (n < 0) {
+        error = errno;
+      } else {
+        const auto frame = control::parseFrame(rest.first(static_cast<std::size_t>(n)));
+        reply.type = frame.value.type;
+        reply.body = frame.value.body;
+      }
+    }
+  }
+  ::close(fd);
+  return error;
+}
+
+int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
+                       const char* nameHint) {
+  std::uint8_t out[2048];
+  const std::size_t helloSize = encodeHelloFor(identity, out);
+  control::Connect connect;
+  connect.destination = destination;
+  connect.nameHint = nameHint != nullptr ? nameHint : "";
+  const std::size_t connectSize =
+      helloSize == 0 ? 0 : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
+  if (connectSize == 0) return EMSGSIZE;
+  return sendAll(fd, out, helloSize + connectSize, 5000) ? 0 : errno;
+}
+
+ReplyState takeConnectReply(int fd, int& error, char* detail, std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  std::uint8_t buf[2048];
+  ssize_t n;
+  do {
+    n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return ReplyState::NeedMore;
+    error = errno;
+    return ReplyState::Done;
+  }
+  const protocol::Bytes have(buf, static_cast<std::size_t>(n));
+  const auto welcome = control::parseFrame(have);
+  if (welcome.invalid()) {
+    error = EPROTO;
+    return ReplyState::Done;
+  }
+  control::Welcome w;
+  if (welcome.complete()) {
+    if (welcome.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
+        !control::decodeWelcome(welcome.value.body, w)) {
+      error = EPROTO;
+      return ReplyState::Done;
+    }
+    if (w.status != control::Status::Ok) {
+      // The gateway closes after a refused Hello: no Connected follows.
+      copyTo(detail, detailSize, w.message);
+      error = control::errnoFor(w.status);
+      ::recv(fd, buf, welcome.consumed, MSG_DONTWAIT);
+      return ReplyState::Done;
+    }
+    const auto connected = control::parseFrame(have.subspan(welcome.consumed));
+    control::Connected c;
+    if (connected.complete()) {
+      if (connected.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
+          !control::decodeConnected(connected.value.body, c)) {
+        error = EPROTO;
+        return ReplyState::Done;
+      }
+      copyTo(detail, detailSize, c.message);
+      error = control::errnoFor(c.status);
+      // Consume exactly the two frames: the destination's first bytes may follow them.
+      const std::size_t total = welcome.consumed + connected.consumed;
+      std::size_t taken = 0;
+      while (taken < total) {
+        const ssize_t r = ::recv(fd, buf, total - taken, MSG_DONTWAIT);
+        if (r <= 0) {
+          if (r < 0 && errno == EINTR) continue;
+          break;
+        }
+        taken += static_cast<std::size_t>(r);
+      }
+      return ReplyState::Done;
+    }
+    if (connected.invalid()) {
+      error = EPROTO;
+      return ReplyState::Done;
+    }
+  }
+  if (n == 0 || static_cast<std::size_t>(n) == sizeof buf) {
+    // EOF before the answer, or an answer larger than any the gateway sends.
+    error = n == 0 ? ECONNABORTED : EPROTO;
+    return ReplyState::Done;
+  }
+  // Not all there yet: is the peer gone (EOF after a partial answer)?
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
+    error = ECONNABORTED;
+    return ReplyState::Done;
+  }
+  return ReplyState::NeedMore;
+}
+
+}  // namespace fwgate::client

@@ -1,0 +1,75 @@
+// Talking to the gateway's control channel from a firewall client: blocking exchanges with time
+// limits (configuration, name resolution) and the two halves of a remoted connect on the
+// application's own socket. Plain sockets and poll; no allocation, no threads. In the preload
+// library these calls run with the hooks switched off for the calling thread.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "client/client_config.hpp"
+#include "protocol/control.hpp"
+
+namespace fwgate::client {
+
+// The gateway's addresses, by family (len 0: none).
+struct GatewayEndpoints {
+  sockaddr_storage v4{};
+  socklen_t v4Length = 0;
+  sockaddr_storage v6{};
+  socklen_t v6Length = 0;
+  bool any() const { return v4Length != 0 || v6Length != 0; }
+};
+// Resolves the configured server (getaddrinfo; the gateway's name is an internal one). Returns 0
+// or the EAI_* error.
+int resolveServer(const ServerAddress& server, GatewayEndpoints& out);
+
+// Who is asking, for Hello.
+struct Identity {
+  char host[256] = {};
+  char osUser[64] = {};
+  const char* app = "";
+  const char* user = "";
+  const char* password = "";
+  std::uint32_t pid = 0;
+};
+void fillIdentity(const ClientConfig& config, Identity& out);
+// Hello, into out; returns its size (0 if it did not fit).
+std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out);
+
+// Waits until fd is ready for `events` (POLLIN/POLLOUT) within timeoutMs (EINTR is retried with
+// what is left). 0 when ready, else -1 with errno (ETIMEDOUT).
+int waitFor(int fd, short events, int timeoutMs);
+
+// A new TCP connection to the gateway (the first family that works), within timeoutMs.
+// Returns the fd (close-on-exec) or -1 with errno.
+int openControl(const GatewayEndpoints& gateway, int timeoutMs);
+
+struct Reply {
+  protocol::control::Welcome welcome;
+  std::uint8_t type = 0;  // of the reply to the request
+  protocol::Bytes body;   // its body, a view into the caller's buffer
+};
+// Hello + `request` on a fresh connection, reads the Welcome and one reply into `buffer`.
+// 0 on a complete exchange (check reply.welcome.status), else an errno: the gateway could not be
+// reached, closed early (ECONNRESET) or answered nonsense (EPROTO).
+int exchange(const GatewayEndpoints& gateway, const Identity& identity,
+             std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer,
+             int timeoutMs, Reply& reply);
+
+// --- Remoted connect on the application's socket ---------------------------------------------
+
+// Sends Hello + Connect on `fd`, already connected to the gateway. 0 or an errno.
+int sendConnectRequest(int fd, const Identity& identity,
+                       const protocol::control::Endpoint& destination, const char* nameHint);
+
+// The gateway's answer to a remoted connect, read without blocking: NeedMore until both the
+// Welcome and the Connected frames are in (MSG_PEEK), then exactly those bytes are consumed and
+// `error` is 0 (connected) or the errno for the status. `detail` gets the gateway's message.
+enum class ReplyState { NeedMore, Done };
+ReplyState takeConnectReply(int fd, int& error, char* detail, std::size_t detailSize);
+
+}  // namespace fwgate::client

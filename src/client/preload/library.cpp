@@ -1,0 +1,410 @@
+#include "client/preload/library.hpp"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+extern "C" {
+extern char* program_invocation_short_name;
+}
+
+namespace fwgate::client::preload {
+
+namespace control = protocol::control;
+
+thread_local int t_inside __attribute__((tls_model("initial-exec"))) = 0;
+
+std::atomic<int> g_pendingCount{0};
+std::atomic<int> g_remotedCount{0};
+std::atomic<int> g_taggedCount{0};
+
+namespace {
+
+RealFunctions g_real;
+pthread_once_t g_realOnce = PTHREAD_ONCE_INIT;
+
+template <typename F>
+void lookup(F& out, const char* name, void* ours) {
+  void* symbol = ::dlsym(RTLD_NEXT, name);
+  // RTLD_NEXT can find ourselves again when the library is loaded twice: never call that.
+  if (symbol == ours) symbol = nullptr;
+  out = reinterpret_cast<F>(symbol);
+}
+
+}  // namespace
+
+}  // namespace fwgate::client::preload
+
+// The hooks, declared here so lookup() can compare addresses with them.
+extern "C" {
+int connect(int, const sockaddr*, socklen_t);
+int getaddrinfo(const char*, const char*, const addrinfo*, addrinfo**);
+hostent* gethostbyname(const char*);
+hostent* gethostbyname2(const char*, int);
+int gethostbyname_r(const char*, hostent*, char*, size_t, hostent**, int*);
+int gethostbyname2_r(const char*, int, hostent*, char*, size_t, hostent**, int*);
+int getpeername(int, sockaddr*, socklen_t*);
+int getsockopt(int, int, int, void*, socklen_t*);
+int poll(pollfd*, nfds_t, int);
+int ppoll(pollfd*, nfds_t, const timespec*, const sigset_t*);
+int select(int, fd_set*, fd_set*, fd_set*, timeval*);
+int pselect(int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*);
+int epoll_ctl(int, int, int, epoll_event*);
+int epoll_wait(int, epoll_event*, int, int);
+int epoll_pwait(int, epoll_event*, int, int, const sigset_t*);
+}
+
+namespace fwgate::client::preload {
+
+namespace {
+
+void resolveReal() {
+  auto& r = g_real;
+  lookup(r.connect, "connect", reinterpret_cast<void*>(&::connect));
+  lookup(r.getaddrinfo, "getaddrinfo", reinterpret_cast<void*>(&::getaddrinfo));
+  lookup(r.gethostbyname, "gethostbyname", reinterpret_cast<void*>(&::gethostbyname));
+  lookup(r.gethostbyname2, "gethostbyname2", reinterpret_cast<void*>(&::gethostbyname2));
+  lookup(r.gethostbyname_r, "gethostbyname_r", reinterpret_cast<void*>(&::gethostbyname_r));
+  lookup(r.gethostbyname2_r, "gethostbyname2_r", reinterpret_cast<void*>(&::gethostbyname2_r));
+  lookup(r.getpeername, "getpeername", reinterpret_cast<void*>(&::getpeername));
+  lookup(r.getsockopt, "getsockopt", reinterpret_cast<void*>(&::getsockopt));
+  lookup(r.poll, "poll", reinterpret_cast<void*>(&::poll));
+  lookup(r.ppoll, "ppoll", reinterpret_cast<void*>(&::ppoll));
+  lookup(r.select, "select", reinterpret_cast<void*>(&::select));
+  lookup(r.pselect, "pselect", reinterpret_cast<void*>(&::pselect));
+  lookup(r.epoll_ctl, "epoll_ctl", reinterpret_cast<void*>(&::epoll_ctl));
+  lookup(r.epoll_wait, "epoll_wait", reinterpret_cast<void*>(&::epoll_wait));
+  lookup(r.epoll_pwait, "epoll_pwait", reinterpret_cast<void*>(&::epoll_pwait));
+  // Newer than some libcs: looked up by name only.
+  r.epoll_pwait2 = reinterpret_cast<decltype(r.epoll_pwait2)>(::dlsym(RTLD_NEXT, "epoll_pwait2"));
+}
+
+Global g_global;
+pthread_once_t g_globalOnce = PTHREAD_ONCE_INIT;
+// One file at a time while assembling; a fresh configuration is kept in g_fresh.
+char g_scratch[256 * 1024];
+std::uint8_t g_fresh[256 * 1024];
+
+int envInt(const char* name, int fallback, int low, int high) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < low || n > high) return fallback;
+  return static_cast<int>(n);
+}
+
+// Fetches the configuration from the gateway into g_fresh; returns the frame's size or 0.
+std::size_t fetchConfig(Global& g) {
+  std::uint8_t request[control::kHeaderSize];
+  control::FrameWriter w(request, control::MessageType::GetConfig);
+  const std::size_t requestSize = w.finish();
+  Reply reply;
+  const int error =
+      exchange(g.gateway, g.identity, {request, requestSize}, g_fresh, g.gatewayTimeoutMs, reply);
+  if (error != 0 || reply.welcome.status != control::Status::Ok ||
+      reply.type != static_cast<std::uint8_t>(control::MessageType::Config)) {
+    char server[300];
+    formatServer(g.config.server, server, sizeof server);
+    debugLine(1, "refreshing the configuration from %s failed: %s", server,
+              error != 0 ? std::strerror(error)
+                         : std::string_view(control::statusText(reply.welcome.status)).data());
+    return 0;
+  }
+  // Move the Config frame (header + body) to the front of g_fresh.
+  const auto* frameStart = reply.body.data() - control::kHeaderSize;
+  const std::size_t size = control::kHeaderSize + reply.body.size();
+  std::memmove(g_fresh, frameStart, size);
+  return size;
+}
+
+void load() {
+  Inside inside;
+  Global& g = g_global;
+  g.debug = envInt("FWGATE_DEBUG", 0, 0, 9);
+  g.gatewayTimeoutMs = envInt("FWGATE_TIMEOUT", 5000, 100, 600000);
+  Paths paths;
+  defaultPaths(paths);
+  const char* app = program_invocation_short_name != nullptr ? program_invocation_short_name : "";
+  assemble(g.config, paths, app, {}, {g_scratch, sizeof g_scratch});
+  fillIdentity(g.config, g.identity);
+  if (g.config.disabled()) {
+    debugLine(2, "disabled for this program: every call goes direct");
+    return;
+  }
+  if (g.config.server.empty()) {
+    debugLine(1, "no gateway configured (FWGATE_SERVER, client.ini [Common] ServerName or "
+                 "`fwgate detect`): every call goes direct");
+    return;
+  }
+  char server[300];
+  formatServer(g.config.server, server, sizeof server);
+  if (const int rc = resolveServer(g.config.server, g.gateway); rc != 0) {
+    debugLine(1, "cannot resolve the gateway %s: %s; every call goes direct", server,
+              ::gai_strerror(rc));
+    return;
+  }
+  // A stale or missing configuration is refreshed once, now; the old one stays if that fails.
+  const std::int64_t now = std::time(nullptr);
+  if (!g.config.haveGatewayConfig || now - g.config.fetchedAt > g.config.refreshSeconds) {
+    if (const std::size_t size = fetchConfig(g); size > 0) {
+      const protocol::Bytes body(g_fresh + control::kHeaderSize, size - control::kHeaderSize);
+      assemble(g.config, paths, app, body, {g_scratch, sizeof g_scratch});
+      g.config.fetchedAt = now;
+      CacheHeader header{now, g.config.server};
+      const char* path = ::geteuid() == 0 || paths.userCache[0] == '\0' ? paths.systemCache.data()
+                                                                         : paths.userCache.data();
+      if (!writeCache(path, header, {g_fresh, size})) {
+        debugLine(2, "cannot write the cache %s: %s", path, std::strerror(errno));
+      }
+      fillIdentity(g.config, g.identity);
+    }
+  }
+  // The gateway itself is always reached directly.
+  for (const auto* s : {&g.gateway.v4, &g.gateway.v6}) {
+    control::AddressRange range;
+    if (s->ss_family == AF_INET) {
+      range.first.family = 4;
+      std::memcpy(range.first.bytes.data(), &reinterpret_cast<const sockaddr_in*>(s)->sin_addr, 4);
+    } else if (s->ss_family == AF_INET6) {
+      range.first.family = 6;
+      std::memcpy(range.first.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(s)->sin6_addr,
+                  16);
+    } else {
+      continue;
+    }
+    range.first = normalise(range.first);
+    range.last = range.first;
+    g.config.lat.add(range);
+  }
+  g.active = true;
+  debugLine(2, "gateway %s (%s); LAT %zu ranges (gateway %zu, locallat %zu, routes %zu)", server,
+            g.config.serverFrom, g.config.lat.size(), g.config.gatewayRanges,
+            g.config.localLatRanges, g.config.routeRanges);
+}
+
+pthread_mutex_t g_tables = PTHREAD_MUTEX_INITIALIZER;
+constexpr std::size_t kMaxPending = 256;
+Pending g_pending[kMaxPending];
+
+struct Remoted {
+  bool used = false;
+  SocketId id;
+  sockaddr_storage destination{};
+  socklen_t length = 0;
+};
+constexpr std::size_t kMaxRemoted = 4096;
+Remoted g_remoted[kMaxRemoted];
+std::size_t g_remotedNext = 0;
+
+struct NameEntry {
+  control::IpAddress address;
+  char name[254] = {};
+};
+constexpr std::size_t kMaxNames = 256;
+NameEntry g_names[kMaxNames];
+std::size_t g_namesNext = 0;
+pthread_mutex_t g_namesMutex = PTHREAD_MUTEX_INITIALIZER;
+
+// fork() in another thread while one holds a table lock would leave the child's copy locked.
+void atforkPrepare() {
+  pthread_mutex_lock(&g_tables);
+  pthread_mutex_lock(&g_namesMutex);
+}
+void atforkRelease() {
+  pthread_mutex_unlock(&g_namesMutex);
+  pthread_mutex_unlock(&g_tables);
+}
+
+__attribute__((constructor)) void initialise() {
+  pthread_once(&g_realOnce, resolveReal);
+  pthread_atfork(atforkPrepare, atforkRelease, atforkRelease);
+}
+
+}  // namespace
+
+const RealFunctions& real() {
+  pthread_once(&g_realOnce, resolveReal);
+  return g_real;
+}
+
+const Global& global() {
+  pthread_once(&g_globalOnce, load);
+  return g_global;
+}
+
+void debugLine(int level, const char* format, ...) {
+  if (g_global.debug < level) return;
+  char line[768];
+  int n = std::snprintf(line, sizeof line, "fwgate: %s[%d]: ",
+                        program_invocation_short_name != nullptr ? program_invocation_short_name
+                                                                 : "?",
+                        static_cast<int>(::getpid()));
+  va_list args;
+  va_start(args, format);
+  const int m = std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n) - 1, format, args);
+  va_end(args);
+  n = m < 0 ? n : (n + m >= static_cast<int>(sizeof line) - 1 ? static_cast<int>(sizeof line) - 2
+                                                                : n + m);
+  line[n++] = '\n';
+  const int saved = errno;
+  [[maybe_unused]] const ssize_t ignored = ::write(2, line, static_cast<std::size_t>(n));
+  errno = saved;
+}
+
+bool socketId(int fd, SocketId& out) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  return true;
+}
+
+void lockTables() {
+  pthread_mutex_lock(&g_tables);
+}
+
+void unlockTables() {
+  pthread_mutex_unlock(&g_tables);
+}
+
+Pending* findPendingLocked(int fd) {
+  if (g_pendingCount.load() == 0) return nullptr;
+  for (auto& e : g_pending) {
+    if (e.state == PendingState::Free || e.fd != fd) continue;
+    SocketId now;
+    if (socketId(fd, now) && now == e.id) return &e;
+    freePendingLocked(e);  // closed, and the number reused (or not): forget it
+    return nullptr;
+  }
+  return nullptr;
+}
+
+Pending* addPendingLocked(int fd, const SocketId& id, const sockaddr* destination,
+                          socklen_t length) {
+  for (auto& e : g_pending) {
+    if (e.state != PendingState::Free && e.fd == fd) freePendingLocked(e);
+  }
+  for (auto& e : g_pending) {
+    if (e.state != PendingState::Free) continue;
+    e = Pending{};
+    e.state = PendingState::Waiting;
+    e.fd = fd;
+    e.id = id;
+    std::memcpy(&e.destination, destination, length);
+    e.destinationLength = length;
+    g_pendingCount.fetch_add(1);
+    return &e;
+  }
+  return nullptr;
+}
+
+void freePendingLocked(Pending& e) {
+  if (e.state == PendingState::Free) return;
+  if (e.hasEpoll) g_taggedCount.fetch_sub(1);
+  e = Pending{};
+  g_pendingCount.fetch_sub(1);
+}
+
+namespace {
+
+void restoreEpollLocked(Pending& e) {
+  if (!e.hasEpoll) return;
+  // Back to the application's own registration; the kernel reports the socket's readiness to it
+  // (an epoll_ctl MOD re-queues a ready socket, edge-triggered too).
+  if (real().epoll_ctl(e.epfd, EPOLL_CTL_MOD, e.fd, &e.appEvent) != 0) {
+    debugLine(1, "restoring the epoll registration of fd %d failed: %s", e.fd,
+              std::strerror(errno));
+  }
+  e.hasEpoll = false;
+  g_taggedCount.fetch_sub(1);
+}
+
+}  // namespace
+
+void settleLocked(Pending& e, int error) {
+  if (error == 0) {
+    addRemoted(e.id, reinterpret_cast<const sockaddr*>(&e.destination), e.destinationLength);
+    restoreEpollLocked(e);
+    freePendingLocked(e);
+    return;
+  }
+  e.state = PendingState::Failed;
+  e.error = error;
+  // Reads and writes on it fail from now on, as on a socket whose connect failed.
+  ::shutdown(e.fd, SHUT_RDWR);
+  restoreEpollLocked(e);
+  debugLine(1, "connect on fd %d failed: %s%s%s", e.fd, std::strerror(error),
+            e.detail[0] != '\0' ? " — " : "", e.detail);
+}
+
+bool progressLocked(Pending& e) {
+  if (e.state != PendingState::Waiting) return true;
+  int error = 0;
+  Inside inside;
+  if (takeConnectReply(e.fd, error, e.detail, sizeof e.detail) == ReplyState::NeedMore) {
+    return false;
+  }
+  settleLocked(e, error);
+  return true;
+}
+
+void addRemoted(const SocketId& id, const sockaddr* destination, socklen_t length) {
+  Remoted* slot = nullptr;
+  for (auto& r : g_remoted) {
+    if (r.used && r.id == id) slot = &r;
+  }
+  if (slot == nullptr) {
+    slot = &g_remoted[g_remotedNext];
+    g_remotedNext = (g_remotedNext + 1) % kMaxRemoted;
+    if (!slot->used) g_remotedCount.fetch_add(1);
+  }
+  slot->used = true;
+  slot->id = id;
+  std::memcpy(&slot->destination, destination, length);
+  slot->length = length;
+}
+
+bool findRemoted(const SocketId& id, sockaddr_storage& destination, socklen_t& length) {
+  for (const auto& r : g_remoted) {
+    if (r.used && r.id == id) {
+      destination = r.destination;
+      length = r.length;
+      return true;
+    }
+  }
+  return false;
+}
+
+void rememberName(const control::IpAddress& address, const char* name) {
+  pthread_mutex_lock(&g_namesMutex);
+  NameEntry& e = g_names[g_namesNext];
+  g_namesNext = (g_namesNext + 1) % kMaxNames;
+  e.address = address;
+  std::snprintf(e.name, sizeof e.name, "%s", name);
+  pthread_mutex_unlock(&g_namesMutex);
+}
+
+bool nameFor(const control::IpAddress& address, char* out, std::size_t size) {
+  bool found = false;
+  pthread_mutex_lock(&g_namesMutex);
+  // Newest first: a name resolved again wins over an older one for the same address.
+  for (std::size_t k = 1; k <= kMaxNames && !found; ++k) {
+    const NameEntry& e = g_names[(g_namesNext + kMaxNames - k) % kMaxNames];
+    if (e.name[0] != '\0' && e.address == address) {
+      std::snprintf(out, size, "%s", e.name);
+      found = true;
+    }
+  }
+  pthread_mutex_unlock(&g_namesMutex);
+  return found;
+}
+
+}  // namespace fwgate::client::preload
