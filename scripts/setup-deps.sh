@@ -12,7 +12,7 @@ packages=(
   libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev libpcap-dev
   # integration tests: real clients, peers, namespaces
   curl ncat proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
-  nodejs npm ca-certificates iproute2 tcpdump procps util-linux
+  nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
   # benchmark peers
   dante-server microsocks
 )

@@ -108,8 +108,8 @@ std::string saveCache(const Loaded& l, const client::Reply& reply, std::int64_t 
   const protocol::Bytes frame(start, control::kHeaderSize + reply.body.size());
   client::CacheHeader header{now, l.config.server};
   const bool root = ::geteuid() == 0;
-  for (const char* path : {root ? l.paths.systemCache.data() : l.paths.userCache.data(),
-                           l.paths.systemCache.data()}) {
+  for (const char* path :
+       {root ? l.paths.systemCache.data() : l.paths.userCache.data(), l.paths.systemCache.data()}) {
     if (path[0] != '\0' && client::writeCache(path, header, frame)) return path;
   }
   return {};
@@ -128,13 +128,27 @@ const char* keyValueText(const cs::AppSettings& s, cs::Key key, char* buf, std::
     default: {
       const cs::PortList* list = nullptr;
       switch (key) {
-        case cs::Key::LocalBindTcpPorts: list = &s.localBindTcp; break;
-        case cs::Key::LocalBindUdpPorts: list = &s.localBindUdp; break;
-        case cs::Key::RemoteBindTcpPorts: list = &s.remoteBindTcp; break;
-        case cs::Key::RemoteBindUdpPorts: list = &s.remoteBindUdp; break;
-        case cs::Key::ServerBindTcpPorts: list = &s.serverBindTcp; break;
-        case cs::Key::DontRemoteOutboundTcpPorts: list = &s.dontRemoteTcp; break;
-        default: list = &s.dontRemoteUdp; break;
+        case cs::Key::LocalBindTcpPorts:
+          list = &s.localBindTcp;
+          break;
+        case cs::Key::LocalBindUdpPorts:
+          list = &s.localBindUdp;
+          break;
+        case cs::Key::RemoteBindTcpPorts:
+          list = &s.remoteBindTcp;
+          break;
+        case cs::Key::RemoteBindUdpPorts:
+          list = &s.remoteBindUdp;
+          break;
+        case cs::Key::ServerBindTcpPorts:
+          list = &s.serverBindTcp;
+          break;
+        case cs::Key::DontRemoteOutboundTcpPorts:
+          list = &s.dontRemoteTcp;
+          break;
+        default:
+          list = &s.dontRemoteUdp;
+          break;
       }
       std::string out;
       for (std::size_t i = 0; i < list->count; ++i) {
@@ -204,9 +218,10 @@ int runCheck(const ClientCheckOptions& options) {
   load(l, app);
   const auto& c = l.config;
   if (c.server.empty()) {
-    std::printf("No gateway configured: set ServerName in [Common] of %s/client.ini, or "
-                "FWGATE_SERVER, or pass --server.\n",
-                l.paths.configDir.data());
+    std::printf(
+        "No gateway configured: set ServerName in [Common] of %s/client.ini, or "
+        "FWGATE_SERVER, or pass --server.\n",
+        l.paths.configDir.data());
     return 2;
   }
   std::printf("Gateway: %s (from %s)\n", serverText(c.server).c_str(), c.serverFrom);
@@ -225,13 +240,15 @@ int runCheck(const ClientCheckOptions& options) {
   }
   int status = 0;
   if (reply.welcome.version == control::kVersion) {
-    std::printf("Client control protocol version MATCHES the server control protocol "
-                "(version %u)\n",
-                reply.welcome.version);
+    std::printf(
+        "Client control protocol version MATCHES the server control protocol "
+        "(version %u)\n",
+        reply.welcome.version);
   } else {
-    std::printf("Client control protocol version (%u) DOES NOT MATCH the server control "
-                "protocol (version %u)\n",
-                control::kVersion, reply.welcome.version);
+    std::printf(
+        "Client control protocol version (%u) DOES NOT MATCH the server control "
+        "protocol (version %u)\n",
+        control::kVersion, reply.welcome.version);
     status = 1;
   }
   if (!reply.welcome.serverName.empty()) {
@@ -252,13 +269,14 @@ int runCheck(const ClientCheckOptions& options) {
   std::printf("Network: %s\n", c.network[0] ? c.network.data() : "(none)");
   std::printf("Refresh interval: %u s\n", c.refreshSeconds);
   if (c.webProxy[0] != '\0') std::printf("Web proxy: %s\n", c.webProxy.data());
-  std::printf("Local address table (%zu ranges: %zu from the gateway, %zu from locallat.txt, "
-              "%zu directly connected routes; loopback and link-local are always local):\n",
-              c.lat.size(), c.gatewayRanges, c.localLatRanges, c.routeRanges);
+  std::printf(
+      "Local address table (%zu ranges: %zu from the gateway, %zu from locallat.txt, "
+      "%zu directly connected routes; loopback and link-local are always local):\n",
+      c.lat.size(), c.gatewayRanges, c.localLatRanges, c.routeRanges);
   for (std::size_t i = 0; i < c.lat.size(); ++i) {
-    const char* from = i < c.gatewayRanges                       ? "gateway"
+    const char* from = i < c.gatewayRanges                      ? "gateway"
                        : i < c.gatewayRanges + c.localLatRanges ? "locallat.txt"
-                                                                 : "route";
+                                                                : "route";
     std::printf("  %-40s %s\n",
                 (addressText(c.lat[i].first) + " - " + addressText(c.lat[i].last)).c_str(), from);
   }
@@ -290,8 +308,9 @@ int runDetect(const ClientCheckOptions& options) {
   Loaded l;
   load(l, "*");
   if (l.config.server.empty()) {
-    std::fprintf(stderr, "fwgate detect: no gateway configured (ServerName in [Common] of "
-                         "client.ini, FWGATE_SERVER or --server)\n");
+    std::fprintf(stderr,
+                 "fwgate detect: no gateway configured (ServerName in [Common] of "
+                 "client.ini, FWGATE_SERVER or --server)\n");
     return 2;
   }
   client::GatewayEndpoints gateway;
@@ -314,10 +333,11 @@ int runDetect(const ClientCheckOptions& options) {
   const std::int64_t now = std::time(nullptr);
   const std::string path = saveCache(l, reply, now);
   load(l, "*", reply.body);
-  std::printf("fwgate detect: configuration from %s: network %s, %zu LAT ranges, %zu local "
-              "domains, refresh every %u s\n",
-              serverText(l.config.server).c_str(), l.config.network.data(),
-              l.config.gatewayRanges, l.config.ldt.size(), l.config.refreshSeconds);
+  std::printf(
+      "fwgate detect: configuration from %s: network %s, %zu LAT ranges, %zu local "
+      "domains, refresh every %u s\n",
+      serverText(l.config.server).c_str(), l.config.network.data(), l.config.gatewayRanges,
+      l.config.ldt.size(), l.config.refreshSeconds);
   if (path.empty()) {
     std::fprintf(stderr, "fwgate detect: cannot write the cache (%s, %s): %s\n",
                  l.paths.systemCache.data(), l.paths.userCache.data(), std::strerror(errno));
@@ -365,14 +385,16 @@ int runAgent(const ClientAgentOptions& options) {
     if (error == 0 && !path.empty()) {
       load(l, "*", reply.body);
       schedule.succeeded(now, l.config.refreshSeconds);
-      std::fprintf(stderr, "fwgate agent: configuration refreshed (%zu LAT ranges) into %s; next "
-                           "in %lld s\n",
+      std::fprintf(stderr,
+                   "fwgate agent: configuration refreshed (%zu LAT ranges) into %s; next "
+                   "in %lld s\n",
                    l.config.gatewayRanges, path.c_str(),
                    static_cast<long long>(schedule.next() - now));
     } else {
       schedule.failed(now);
-      std::fprintf(stderr, "fwgate agent: refresh failed: %s; the last good configuration stays; "
-                           "retry in %lld s\n",
+      std::fprintf(stderr,
+                   "fwgate agent: refresh failed: %s; the last good configuration stays; "
+                   "retry in %lld s\n",
                    error != 0 ? std::strerror(error) : "cannot write the cache",
                    static_cast<long long>(schedule.next() - now));
     }

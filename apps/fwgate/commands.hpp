@@ -7,8 +7,8 @@
 namespace fwgate::app {
 
 struct GatewayOptions {
-  std::string configPath;           // empty: the embedded default
-  std::vector<std::string> listen;  // --listen ADDR:PORT, replaces the config's listeners
+  std::string configPath;                  // empty: the embedded default
+  std::vector<std::string> listen;         // --listen ADDR:PORT, replaces the config's listeners
   std::vector<std::string> controlListen;  // --control-listen ADDR:PORT, replaces [control] listen
 };
 int runGateway(const GatewayOptions& options);  // cmd_gateway.cpp

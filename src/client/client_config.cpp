@@ -339,8 +339,8 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
     if (n <= 0) continue;
     const std::string_view text(scratch.data(), static_cast<std::size_t>(n));
     ProblemContext pc{problem, context, path};
-    settings::applySettings(text, app, out.settings,
-                            problem != nullptr ? settingsProblem : nullptr, &pc);
+    settings::applySettings(text, app, out.settings, problem != nullptr ? settingsProblem : nullptr,
+                            &pc);
     applyCommon(text, out, commonServer, &pc);
   }
 

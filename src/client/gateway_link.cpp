@@ -243,83 +243,102 @@ int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint
   connect.destination = destination;
   connect.nameHint = nameHint != nullptr ? nameHint : "";
   const std::size_t connectSize =
-      helloSize == 0 ? 0 : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
+      helloSize == 0 ? 0
+                     : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
   if (connectSize == 0) return EMSGSIZE;
   return sendAll(fd, out, helloSize + connectSize, 5000) ? 0 : errno;
 }
 
-ReplyState takeConnectReply(int fd, int& error, char* detail, std::size_t detailSize) {
-  if (detailSize > 0) detail[0] = '\0';
-  std::uint8_t buf[2048];
+namespace {
+
+// Peeks for one whole frame at the front of the socket's input. NeedMore, or Done with either the
+// frame's size in `size` (error 0) or an error.
+ReplyState peekFrame(int fd, std::uint8_t* buf, std::size_t cap, std::size_t& size, int& error) {
   ssize_t n;
   do {
-    n = ::recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    n = ::recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ReplyState::NeedMore;
     error = errno;
     return ReplyState::Done;
   }
-  const protocol::Bytes have(buf, static_cast<std::size_t>(n));
-  const auto welcome = control::parseFrame(have);
-  if (welcome.invalid()) {
-    error = EPROTO;
+  if (n == 0) {
+    error = ECONNABORTED;  // the gateway closed before answering
     return ReplyState::Done;
   }
-  control::Welcome w;
-  if (welcome.complete()) {
-    if (welcome.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
-        !control::decodeWelcome(welcome.value.body, w)) {
-      error = EPROTO;
-      return ReplyState::Done;
-    }
-    if (w.status != control::Status::Ok) {
-      // The gateway closes after a refused Hello: no Connected follows.
-      copyTo(detail, detailSize, w.message);
-      error = control::errnoFor(w.status);
-      ::recv(fd, buf, welcome.consumed, MSG_DONTWAIT);
-      return ReplyState::Done;
-    }
-    const auto connected = control::parseFrame(have.subspan(welcome.consumed));
-    control::Connected c;
-    if (connected.complete()) {
-      if (connected.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
-          !control::decodeConnected(connected.value.body, c)) {
-        error = EPROTO;
-        return ReplyState::Done;
-      }
-      copyTo(detail, detailSize, c.message);
-      error = control::errnoFor(c.status);
-      // Consume exactly the two frames: the destination's first bytes may follow them.
-      const std::size_t total = welcome.consumed + connected.consumed;
-      std::size_t taken = 0;
-      while (taken < total) {
-        const ssize_t r = ::recv(fd, buf, total - taken, MSG_DONTWAIT);
-        if (r <= 0) {
-          if (r < 0 && errno == EINTR) continue;
-          break;
-        }
-        taken += static_cast<std::size_t>(r);
-      }
-      return ReplyState::Done;
-    }
-    if (connected.invalid()) {
-      error = EPROTO;
-      return ReplyState::Done;
-    }
-  }
-  if (n == 0 || static_cast<std::size_t>(n) == sizeof buf) {
-    // EOF before the answer, or an answer larger than any the gateway sends.
-    error = n == 0 ? ECONNABORTED : EPROTO;
+  const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+  if (frame.complete()) {
+    size = frame.consumed;
+    error = 0;
     return ReplyState::Done;
   }
-  // Not all there yet: is the peer gone (EOF after a partial answer)?
+  if (frame.invalid() || static_cast<std::size_t>(n) == cap) {
+    error = EPROTO;  // larger than any answer the gateway sends
+    return ReplyState::Done;
+  }
+  // Part of a frame: is the rest still coming?
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
   if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
     error = ECONNABORTED;
     return ReplyState::Done;
   }
   return ReplyState::NeedMore;
+}
+
+void consume(int fd, std::size_t n) {
+  std::uint8_t sink[512];
+  while (n > 0) {
+    const ssize_t r = ::recv(fd, sink, n < sizeof sink ? n : sizeof sink, MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+}  // namespace
+
+ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
+                            std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  std::uint8_t buf[2048];
+  std::size_t size = 0;
+  if (!welcomed) {
+    if (peekFrame(fd, buf, sizeof buf, size, error) == ReplyState::NeedMore) {
+      return ReplyState::NeedMore;
+    }
+    if (error != 0) return ReplyState::Done;
+    control::Welcome w;
+    const auto frame = control::parseFrame({buf, size});
+    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
+        !control::decodeWelcome(frame.value.body, w)) {
+      error = EPROTO;
+      return ReplyState::Done;
+    }
+    consume(fd, size);
+    if (w.status != control::Status::Ok) {
+      // The gateway closes after a refused Hello: no Connected follows.
+      copyTo(detail, detailSize, w.message);
+      error = control::errnoFor(w.status);
+      return ReplyState::Done;
+    }
+    welcomed = true;
+  }
+  if (peekFrame(fd, buf, sizeof buf, size, error) == ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error != 0) return ReplyState::Done;
+  control::Connected c;
+  const auto frame = control::parseFrame({buf, size});
+  if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
+      !control::decodeConnected(frame.value.body, c)) {
+    error = EPROTO;
+    return ReplyState::Done;
+  }
+  copyTo(detail, detailSize, c.message);
+  error = control::errnoFor(c.status);
+  consume(fd, size);
+  return ReplyState::Done;
 }
 
 }  // namespace fwgate::client

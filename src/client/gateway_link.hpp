@@ -57,8 +57,8 @@ struct Reply {
 // 0 on a complete exchange (check reply.welcome.status), else an errno: the gateway could not be
 // reached, closed early (ECONNRESET) or answered nonsense (EPROTO).
 int exchange(const GatewayEndpoints& gateway, const Identity& identity,
-             std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer,
-             int timeoutMs, Reply& reply);
+             std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer, int timeoutMs,
+             Reply& reply);
 
 // --- Remoted connect on the application's socket ---------------------------------------------
 
@@ -66,10 +66,13 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
 int sendConnectRequest(int fd, const Identity& identity,
                        const protocol::control::Endpoint& destination, const char* nameHint);
 
-// The gateway's answer to a remoted connect, read without blocking: NeedMore until both the
-// Welcome and the Connected frames are in (MSG_PEEK), then exactly those bytes are consumed and
-// `error` is 0 (connected) or the errno for the status. `detail` gets the gateway's message.
+// The gateway's answer to a remoted connect, read without blocking. Each frame is consumed as
+// soon as it is whole (found with MSG_PEEK), and nothing beyond it: the destination's first bytes
+// may follow. `welcomed` carries the progress between calls (start with false). NeedMore until the
+// Connected frame is in; then `error` is 0 (connected) or the errno for the status, and `detail`
+// the gateway's message.
 enum class ReplyState { NeedMore, Done };
-ReplyState takeConnectReply(int fd, int& error, char* detail, std::size_t detailSize);
+ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
+                            std::size_t detailSize);
 
 }  // namespace fwgate::client

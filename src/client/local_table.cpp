@@ -260,8 +260,8 @@ bool alwaysLocal(const IpAddress& raw) {
   bool zeroPrefix = true;
   for (int i = 0; i < 15; ++i) zeroPrefix = zeroPrefix && b[i] == 0;
   if (zeroPrefix && (b[15] == 0 || b[15] == 1)) return true;  // :: and ::1
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;      // fe80::/10
-  return b[0] == 0xff;                                          // multicast
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;     // fe80::/10
+  return b[0] == 0xff;                                        // multicast
 }
 
 }  // namespace fwgate::client

@@ -18,7 +18,9 @@ class RefreshSchedule {
       : lastSuccess_(lastSuccess), interval_(intervalSeconds) {}
 
   // Whether a configuration fetched at lastSuccess is older than the interval at `now`.
-  bool stale(std::int64_t now) const { return lastSuccess_ == 0 || now - lastSuccess_ >= interval_; }
+  bool stale(std::int64_t now) const {
+    return lastSuccess_ == 0 || now - lastSuccess_ >= interval_;
+  }
   // When to try next, in absolute seconds.
   std::int64_t next() const { return next_; }
 

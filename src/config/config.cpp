@@ -77,10 +77,9 @@ class ConfigParser {
   explicit ConfigParser(std::vector<Diagnostic>& errors) : in_(errors) {}
 
   Config parse(const toml::table& root) {
-    in_.rejectUnknownKeys(
-        root, "",
-        {"gateway", "listeners", "control", "firewall_client", "limits", "bind", "log", "groups",
-         "networks", "rules"});
+    in_.rejectUnknownKeys(root, "",
+                          {"gateway", "listeners", "control", "firewall_client", "limits", "bind",
+                           "log", "groups", "networks", "rules"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -191,9 +190,9 @@ class ConfigParser {
                     const std::string endpoint = fmt::format("{} port {}", l.address, l.port);
                     const auto [it, inserted] = endpoints_.emplace(endpoint, p);
                     if (!inserted) {
-                      in_.error(p, n,
-                                fmt::format("same address and port as {} ({})", it->second,
-                                            endpoint));
+                      in_.error(
+                          p, n,
+                          fmt::format("same address and port as {} ({})", it->second, endpoint));
                       return;
                     }
                   }
@@ -206,8 +205,7 @@ class ConfigParser {
     auto& fc = config_.firewallClient;
     in_.duration(t, "refresh_interval", "firewall_client", fc.refreshInterval);
     if (fc.refreshInterval < std::chrono::minutes(1)) {
-      in_.error("firewall_client.refresh_interval", t.source().begin.line,
-                "must be at least 1m");
+      in_.error("firewall_client.refresh_interval", t.source().begin.line, "must be at least 1m");
     }
     in_.string(t, "web_proxy", "firewall_client", fc.webProxy);
     const auto* apps = in_.table(t, "applications", "firewall_client");

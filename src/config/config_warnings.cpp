@@ -124,9 +124,8 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
     }
   }
 
-  const bool anyFirewallClients =
-      std::any_of(config.networks.begin(), config.networks.end(),
-                  [](const Network& n) { return n.firewallClients; });
+  const bool anyFirewallClients = std::any_of(config.networks.begin(), config.networks.end(),
+                                              [](const Network& n) { return n.firewallClients; });
   if (anyFirewallClients && config.controlListeners.empty()) {
     warnings.push_back(Diagnostic{"control.listen",
                                   "networks enable firewall_clients but the control channel does "

@@ -55,7 +55,8 @@ bool parseEndpoint(std::string_view text, std::string& address, std::uint16_t& p
   }
   if (!policy::IpAddress::parse(host) || portText.empty()) return false;
   unsigned value = 0;
-  const auto [end, err] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
+  const auto [end, err] =
+      std::from_chars(portText.data(), portText.data() + portText.size(), value);
   if (err != std::errc{} || end != portText.data() + portText.size() || value > 65535) return false;
   address = std::string(host);
   port = static_cast<std::uint16_t>(value);

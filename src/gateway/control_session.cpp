@@ -3,10 +3,10 @@
 #include <netdb.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/write.hpp>
 #include <cstring>
-#include <fmt/format.h>
 
 #include "gateway/net.hpp"
 #include "gateway/outbound.hpp"
@@ -139,10 +139,10 @@ asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
       record_.error = "control frame too large";
       co_return false;
     }
-    auto outcome = co_await (
-        client_.async_read_some(
-            asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
-        deadline_.async_wait(kNoThrow));
+    auto outcome =
+        co_await (client_.async_read_some(
+                      asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
+                  deadline_.async_wait(kNoThrow));
     if (outcome.index() == 1) {
       if (record_.result != "ok") record_.result = "handshake-timeout";
       co_return false;
@@ -208,8 +208,8 @@ asio::awaitable<bool> ControlSession::hello() {
     record_.osUser = std::string(hello.osUser);
     if (hello.version != control::kVersion) {
       welcome.status = control::Status::VersionMismatch;
-      message = fmt::format("client control protocol version {}, gateway version {}",
-                            hello.version, control::kVersion);
+      message = fmt::format("client control protocol version {}, gateway version {}", hello.version,
+                            control::kVersion);
     } else if (clientNetwork() == nullptr) {
       welcome.status = control::Status::NotFirewallClient;
       message = fmt::format("{} is in no network with firewall_clients = true",
@@ -235,7 +235,7 @@ asio::awaitable<bool> ControlSession::hello() {
   }
   const std::size_t n = control::encodeWelcome(out_, welcome);
   const bool sent = co_await send(out_.data(), n);
-  co_return sent && welcome.status == control::Status::Ok;
+  co_return sent&& welcome.status == control::Status::Ok;
 }
 
 asio::awaitable<bool> ControlSession::sendConfig() {
@@ -337,7 +337,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   // this client: a claimed name must not open what a domain rule keeps closed.
   const std::string name =
       runtime_.resolvedName(unmapped(clientEndpoint_.address()), address, hint);
-  record_.requested = name.empty() ? endpointString(address, port) : fmt::format("{}:{}", name, port);
+  record_.requested =
+      name.empty() ? endpointString(address, port) : fmt::format("{}:{}", name, port);
   if (port == 0) {
     co_await sendConnected(Status::BadRequest, "port 0");
     co_return;

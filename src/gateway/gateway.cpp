@@ -11,8 +11,8 @@
 #include <asio/steady_timer.hpp>
 #include <charconv>
 
-#include "gateway/net.hpp"
 #include "gateway/control_session.hpp"
+#include "gateway/net.hpp"
 #include "gateway/socks_session.hpp"
 #include "protocol/control.hpp"
 
@@ -203,8 +203,8 @@ int Gateway::run() {
   return 0;
 }
 
-asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor,
-                                          const config::Listener& listener, bool control) {
+asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener,
+                                          bool control) {
   auto onException = [this](std::exception_ptr e) {
     if (!e) return;
     ++runtime_.counters().sessionExceptions;
@@ -240,8 +240,7 @@ asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor,
     if (control) {
       asio::co_spawn(io_, serveControl(runtime_, std::move(socket), client), onException);
     } else {
-      asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client),
-                     onException);
+      asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client), onException);
     }
   }
 }

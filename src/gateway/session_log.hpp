@@ -20,16 +20,16 @@ struct SessionRecord {
   std::string host;
   std::string application;
   std::string osUser;
-  std::string command = "none";      // connect, bind, udp, none
-  std::string requested;             // destination as requested ("name:port" or "ip:port")
-  std::string resolved;              // destination actually used ("ip:port"), peer for BIND
-  std::string bound;                 // the gateway's address told to the client (BIND/UDP)
-  std::string rule;                  // the rule that decided, if a decision was made
-  std::string result = "closed";     // reply name or handshake outcome
-  int reply = -1;                    // SOCKS5 REP or SOCKS4 CD sent, -1 if none
-  std::uint64_t bytesUp = 0;         // client -> destination
-  std::uint64_t bytesDown = 0;       // destination -> client
-  std::uint64_t datagramsUp = 0;     // UDP ASSOCIATE only
+  std::string command = "none";   // connect, bind, udp, none
+  std::string requested;          // destination as requested ("name:port" or "ip:port")
+  std::string resolved;           // destination actually used ("ip:port"), peer for BIND
+  std::string bound;              // the gateway's address told to the client (BIND/UDP)
+  std::string rule;               // the rule that decided, if a decision was made
+  std::string result = "closed";  // reply name or handshake outcome
+  int reply = -1;                 // SOCKS5 REP or SOCKS4 CD sent, -1 if none
+  std::uint64_t bytesUp = 0;      // client -> destination
+  std::uint64_t bytesDown = 0;    // destination -> client
+  std::uint64_t datagramsUp = 0;  // UDP ASSOCIATE only
   std::uint64_t datagramsDown = 0;
   std::string error;  // the underlying error, human readable
 

@@ -314,8 +314,8 @@ asio::awaitable<std::vector<asio::ip::address>> SocksSession::resolve(
 policy::Decision SocksSession::decide(policy::Command command,
                                       const std::optional<asio::ip::address>& address,
                                       std::uint16_t port, const std::string& name) {
-  return gateway::decide(runtime_, *snapshot_, Requester{clientEndpoint_.address(), user_},
-                         command, address, port, name);
+  return gateway::decide(runtime_, *snapshot_, Requester{clientEndpoint_.address(), user_}, command,
+                         address, port, name);
 }
 
 // --- CONNECT --------------------------------------------------------------------------------

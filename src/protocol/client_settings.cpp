@@ -7,9 +7,15 @@ namespace fwgate::protocol::settings {
 namespace {
 
 constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
-    "ServerName",          "Disable",           "NameResolution",
-    "LocalBindTcpPorts",   "LocalBindUdpPorts", "RemoteBindTcpPorts",
-    "RemoteBindUdpPorts",  "ServerBindTcpPorts", "DontRemoteOutboundTcpPorts",
+    "ServerName",
+    "Disable",
+    "NameResolution",
+    "LocalBindTcpPorts",
+    "LocalBindUdpPorts",
+    "RemoteBindTcpPorts",
+    "RemoteBindUdpPorts",
+    "ServerBindTcpPorts",
+    "DontRemoteOutboundTcpPorts",
     "DontRemoteOutboundUdpPorts",
 };
 
@@ -71,8 +77,8 @@ PortList* portListFor(AppSettings& s, Key key) {
 void store(AppSettings& s, Key key, std::string_view value) {
   switch (key) {
     case Key::ServerName: {
-      const std::size_t n = value.size() < s.serverName.size() - 1 ? value.size()
-                                                                     : s.serverName.size() - 1;
+      const std::size_t n =
+          value.size() < s.serverName.size() - 1 ? value.size() : s.serverName.size() - 1;
       std::memcpy(s.serverName.data(), value.data(), n);
       s.serverName[n] = '\0';
       break;
@@ -211,7 +217,8 @@ bool nextIniLine(std::string_view text, std::size_t& pos, std::string_view& sect
 void applySettings(std::string_view text, std::string_view app, AppSettings& out,
                    ProblemSink report, void* context) {
   auto problem = [&](const IniLine& line, const char* what) {
-    if (report != nullptr) report(context, SettingsProblem{line.line, line.section, line.key, what});
+    if (report != nullptr)
+      report(context, SettingsProblem{line.line, line.section, line.key, what});
   };
   // Two passes: `*` first, then the program's own section, whatever their order in the text.
   for (int pass = 0; pass < 2; ++pass) {
@@ -233,7 +240,8 @@ void applySettings(std::string_view text, std::string_view app, AppSettings& out
       if (!key) {
         bad = "unknown key";
       } else if (wildcard && !allowedInWildcard(*key)) {
-        bad = "a [*] section may hold only DontRemoteOutboundTcpPorts and DontRemoteOutboundUdpPorts";
+        bad =
+            "a [*] section may hold only DontRemoteOutboundTcpPorts and DontRemoteOutboundUdpPorts";
       } else {
         bad = checkValue(*key, line.value);
       }
@@ -241,7 +249,8 @@ void applySettings(std::string_view text, std::string_view app, AppSettings& out
         if (pass == 0) problem(line, bad);
         return;
       }
-      const bool applies = pass == 0 ? wildcard : (!wildcard && equalsIgnoreCase(line.section, app));
+      const bool applies =
+          pass == 0 ? wildcard : (!wildcard && equalsIgnoreCase(line.section, app));
       if (applies) store(out, *key, line.value);
     });
   }

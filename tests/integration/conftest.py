@@ -24,6 +24,7 @@ import fwit
 TARGET = os.environ.get("FWGATE_IT_TARGET", "fwgate")
 FWGATE_BIN = os.environ.get("FWGATE_BIN") or os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate")
 LISTEN_RE = re.compile(r"socks listening on (\S+):(\d+)")
+CONTROL_RE = re.compile(r"control channel listening on (\S+):(\d+)")
 
 
 def pytest_configure(config):
@@ -84,6 +85,8 @@ def render_config(*, listeners, users_file, limits, bind_external, sessions_log,
         for key in ("ranges", "domains"):
             if key in net:
                 out.append(f"{key} = {qlist(net[key])}")
+        if "firewall_clients" in net:
+            out.append(f"firewall_clients = {'true' if net['firewall_clients'] else 'false'}")
         out.append("")
     for rule in rules:
         out.append("[[rules]]")
@@ -152,6 +155,10 @@ class Gateway:
     def stderr(self) -> str:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def control_addresses(self) -> list[tuple[str, int]]:
+        """The control channel's listening addresses, from the start-up lines."""
+        return [(h.strip("[]"), int(p)) for h, p in CONTROL_RE.findall(self.stderr())]
 
     def sessions(self) -> list[dict]:
         """Parsed session log lines; a line that is not JSON fails the test."""

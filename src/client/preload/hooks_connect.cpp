@@ -143,12 +143,13 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
     // No room to track it: answer as a blocking connect would.
   }
   char detail[160] = {};
+  bool welcomed = false;
   for (;;) {
     if (waitFor(fd, POLLIN, g.replyTimeoutMs) != 0) {
       error = ETIMEDOUT;
       break;
     }
-    if (takeConnectReply(fd, error, detail, sizeof detail) == ReplyState::Done) break;
+    if (takeConnectReply(fd, welcomed, error, detail, sizeof detail) == ReplyState::Done) break;
   }
   restore();
   if (error != 0) {
@@ -261,7 +262,8 @@ int selectPending(int nfds, fd_set* readfds, fd_set* writefds, fd_set* exceptfds
   {
     TablesLock lock;
     for (int fd = 0; fd < nfds && !any; ++fd) {
-      const bool asked = (readfds && FD_ISSET(fd, readfds)) || (writefds && FD_ISSET(fd, writefds)) ||
+      const bool asked = (readfds && FD_ISSET(fd, readfds)) ||
+                         (writefds && FD_ISSET(fd, writefds)) ||
                          (exceptfds && FD_ISSET(fd, exceptfds));
       any = asked && findPendingLocked(fd) != nullptr;
     }
@@ -400,20 +402,26 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
   if (error == EINPROGRESS) {
     // The program did not wait for writability: wait for the answer here, bounded.
     const Global& g = global();
-    {
-      Inside inside;
-      waitFor(fd, POLLIN, g.replyTimeoutMs);
-    }
-    TablesLock lock;
-    Pending* e = findPendingLocked(fd);
-    if (e != nullptr && e->state == PendingState::Waiting && !progressLocked(*e)) {
-      settleLocked(*e, ETIMEDOUT);
-    }
-    e = findPendingLocked(fd);
-    error = 0;
-    if (e != nullptr && e->state == PendingState::Failed) {
-      error = e->error;
-      freePendingLocked(*e);
+    const std::int64_t deadline = nowMs() + g.replyTimeoutMs;
+    for (;;) {
+      const std::int64_t left = deadline - nowMs();
+      {
+        Inside inside;
+        if (left > 0) waitFor(fd, POLLIN, static_cast<int>(left));
+      }
+      TablesLock lock;
+      Pending* e = findPendingLocked(fd);
+      if (e != nullptr && e->state == PendingState::Waiting && !progressLocked(*e)) {
+        if (nowMs() < deadline) continue;
+        settleLocked(*e, ETIMEDOUT);
+      }
+      e = findPendingLocked(fd);
+      error = 0;
+      if (e != nullptr && e->state == PendingState::Failed) {
+        error = e->error;
+        freePendingLocked(*e);
+      }
+      break;
     }
   }
   *static_cast<int*>(value) = error;
@@ -491,8 +499,7 @@ __attribute__((visibility("default"))) int pselect(int nfds, fd_set* readfds, fd
   return handled ? rc : r.pselect(nfds, readfds, writefds, exceptfds, timeout, mask);
 }
 
-__attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd,
-                                                     epoll_event* event) {
+__attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
   const auto& r = real();
   if (t_inside != 0 || g_pendingCount.load() == 0) return r.epoll_ctl(epfd, op, fd, event);
   TablesLock lock;
@@ -555,8 +562,9 @@ __attribute__((visibility("default"))) int epoll_pwait2(int epfd, epoll_event* e
   if (t_inside != 0 || (g_taggedCount.load() == 0 && g_pendingCount.load() == 0)) {
     return r.epoll_pwait2(epfd, events, max, timeout, mask);
   }
-  const int timeoutMs =
-      timeout == nullptr ? -1 : static_cast<int>(timeout->tv_sec * 1000 + timeout->tv_nsec / 1000000);
+  const int timeoutMs = timeout == nullptr
+                            ? -1
+                            : static_cast<int>(timeout->tv_sec * 1000 + timeout->tv_nsec / 1000000);
   return epollWaitPending(events, max, timeoutMs, [&](epoll_event* ev, int m, int ms) {
     timespec ts{ms / 1000, (ms % 1000) * 1000000L};
     return r.epoll_pwait2(epfd, ev, m, ms < 0 ? nullptr : &ts, mask);

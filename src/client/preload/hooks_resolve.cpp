@@ -394,9 +394,8 @@ __attribute__((visibility("default"))) int gethostbyname_r(const char* name, hos
 }
 
 __attribute__((visibility("default"))) int gethostbyname2_r(const char* name, int family,
-                                                            hostent* out, char* buffer,
-                                                            size_t size, hostent** result,
-                                                            int* herr) {
+                                                            hostent* out, char* buffer, size_t size,
+                                                            hostent** result, int* herr) {
   bool handled = false;
   const int rc = byName2r(name, family, out, buffer, size, result, herr, handled);
   return handled ? rc : real().gethostbyname2_r(name, family, out, buffer, size, result, herr);

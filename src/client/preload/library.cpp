@@ -140,8 +140,9 @@ void load() {
     return;
   }
   if (g.config.server.empty()) {
-    debugLine(1, "no gateway configured (FWGATE_SERVER, client.ini [Common] ServerName or "
-                 "`fwgate detect`): every call goes direct");
+    debugLine(1,
+              "no gateway configured (FWGATE_SERVER, client.ini [Common] ServerName or "
+              "`fwgate detect`): every call goes direct");
     return;
   }
   char server[300];
@@ -160,7 +161,7 @@ void load() {
       g.config.fetchedAt = now;
       CacheHeader header{now, g.config.server};
       const char* path = ::geteuid() == 0 || paths.userCache[0] == '\0' ? paths.systemCache.data()
-                                                                         : paths.userCache.data();
+                                                                        : paths.userCache.data();
       if (!writeCache(path, header, {g_fresh, size})) {
         debugLine(2, "cannot write the cache %s: %s", path, std::strerror(errno));
       }
@@ -243,16 +244,18 @@ const Global& global() {
 void debugLine(int level, const char* format, ...) {
   if (g_global.debug < level) return;
   char line[768];
-  int n = std::snprintf(line, sizeof line, "fwgate: %s[%d]: ",
-                        program_invocation_short_name != nullptr ? program_invocation_short_name
-                                                                 : "?",
-                        static_cast<int>(::getpid()));
+  int n =
+      std::snprintf(line, sizeof line, "fwgate: %s[%d]: ",
+                    program_invocation_short_name != nullptr ? program_invocation_short_name : "?",
+                    static_cast<int>(::getpid()));
   va_list args;
   va_start(args, format);
-  const int m = std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n) - 1, format, args);
+  const int m =
+      std::vsnprintf(line + n, sizeof line - static_cast<std::size_t>(n) - 1, format, args);
   va_end(args);
-  n = m < 0 ? n : (n + m >= static_cast<int>(sizeof line) - 1 ? static_cast<int>(sizeof line) - 2
-                                                                : n + m);
+  n = m < 0 ? n
+            : (n + m >= static_cast<int>(sizeof line) - 1 ? static_cast<int>(sizeof line) - 2
+                                                          : n + m);
   line[n++] = '\n';
   const int saved = errno;
   [[maybe_unused]] const ssize_t ignored = ::write(2, line, static_cast<std::size_t>(n));
@@ -349,7 +352,8 @@ bool progressLocked(Pending& e) {
   if (e.state != PendingState::Waiting) return true;
   int error = 0;
   Inside inside;
-  if (takeConnectReply(e.fd, error, e.detail, sizeof e.detail) == ReplyState::NeedMore) {
+  if (takeConnectReply(e.fd, e.welcomed, error, e.detail, sizeof e.detail) ==
+      ReplyState::NeedMore) {
     return false;
   }
   settleLocked(e, error);

@@ -52,10 +52,10 @@ struct Global {
   ClientConfig config;
   GatewayEndpoints gateway;
   Identity identity;
-  bool active = false;  // a gateway is known and resolved, and the program is not disabled
-  int debug = 0;        // FWGATE_DEBUG: 1 failures, 2 every decision
-  int gatewayTimeoutMs = 5000;   // reaching the gateway (FWGATE_TIMEOUT, ms)
-  int replyTimeoutMs = 120000;   // the gateway's answer to a remoted connect or resolution
+  bool active = false;          // a gateway is known and resolved, and the program is not disabled
+  int debug = 0;                // FWGATE_DEBUG: 1 failures, 2 every decision
+  int gatewayTimeoutMs = 5000;  // reaching the gateway (FWGATE_TIMEOUT, ms)
+  int replyTimeoutMs = 120000;  // the gateway's answer to a remoted connect or resolution
 };
 // Loads the configuration on first use (thread-safe, once per process).
 const Global& global();
@@ -78,6 +78,7 @@ struct Pending {
   int fd = -1;
   SocketId id;
   int error = 0;
+  bool welcomed = false;  // the gateway's Welcome is read; its Connected is awaited
   sockaddr_storage destination{};
   socklen_t destinationLength = 0;
   bool hasEpoll = false;  // the application's epoll registration is replaced by ours

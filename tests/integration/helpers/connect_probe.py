@@ -1,0 +1,80 @@
+"""Connects the way a program does and prints what it saw, as one JSON line.
+
+usage: connect_probe.py HOST PORT MODE [FAMILY]
+MODE: blocking | poll | select | epoll | epoll-et | early-sockopt
+FAMILY: 4 (default) or 6 (an AF_INET6 socket; HOST may be an IPv4 address, used v4-mapped)
+
+Prints {"connect": errno name or "ok", "so_error": ..., "peer": [host, port], "nonblocking_kept": bool,
+"echo": text} — with an HTTP-less check: when connected, it sends "ping\\n" and reads what comes back.
+"""
+import errno
+import fcntl
+import json
+import resource
+import os
+import select
+import socket
+import sys
+import time
+
+
+def name(code):
+    return "ok" if code == 0 else errno.errorcode.get(code, str(code))
+
+
+def main():
+    host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    family = socket.AF_INET6 if len(sys.argv) > 4 and sys.argv[4] == "6" else socket.AF_INET
+    target = host
+    if family == socket.AF_INET6 and ":" not in host:
+        target = "::ffff:" + host
+    out = {"mode": mode}
+    s = socket.socket(family, socket.SOCK_STREAM)
+    if mode != "blocking":
+        s.setblocking(False)
+    flags_before = fcntl.fcntl(s.fileno(), fcntl.F_GETFL)
+    started = time.monotonic()
+    code = s.connect_ex((target, port))
+    out["connect"] = name(code)
+    if mode != "blocking" and code == errno.EINPROGRESS:
+        if mode == "early-sockopt":
+            pass  # asks SO_ERROR without waiting for writability
+        elif mode == "poll":
+            p = select.poll()
+            p.register(s.fileno(), select.POLLOUT)
+            ready = p.poll(30000)
+            out["poll"] = ready[0][1] if ready else 0
+        elif mode == "select":
+            _, w, _ = select.select([], [s], [], 30)
+            out["select_writable"] = bool(w)
+        else:
+            ep = select.epoll()
+            ep.register(s.fileno(), select.EPOLLOUT | (select.EPOLLET if mode == "epoll-et" else 0))
+            events = ep.poll(30)
+            out["epoll"] = events[0][1] if events else 0
+            ep.close()
+        code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        out["so_error"] = name(code)
+    out["seconds"] = round(time.monotonic() - started, 3)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu"] = round(usage.ru_utime + usage.ru_stime, 3)
+    out["nonblocking_kept"] = (fcntl.fcntl(s.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK) == (flags_before & os.O_NONBLOCK)
+    if code == 0:
+        peer = s.getpeername()
+        out["peer"] = [peer[0], peer[1]]
+        s.setblocking(True)
+        s.settimeout(10)
+        s.sendall(b"ping\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            data += chunk
+        out["echo"] = data.decode(errors="replace").strip()
+    s.close()
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
