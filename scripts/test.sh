@@ -212,7 +212,9 @@ if ((quick == 0)); then
     phase_begin "unit tests (ASan+UBSan)"
     run_ctest "$build_asan"
     phase_begin "integration tests (ASan+UBSan)"
-    run_pytest "$build_asan/apps/fwgate/fwgate" asan FWGATE_IT_SANITIZED=1
+    # The preload library is loaded into uninstrumented programs: the regular build's one.
+    run_pytest "$build_asan/apps/fwgate/fwgate" asan FWGATE_IT_SANITIZED=1 \
+      FWGATE_CLIENT_LIB="$repo/$build/src/client/libfwgate-client.so"
     unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
   fi
 

@@ -235,10 +235,14 @@ bool writeCache(const char* path, const CacheHeader& header, protocol::Bytes con
   std::snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, static_cast<int>(::getpid()));
   const int fd = ::open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  char server[300];
-  formatServer(header.server, server, sizeof server);
+  char server[320] = {};
+  if (!header.server.empty()) {
+    std::memcpy(server, "server ", 7);
+    formatServer(header.server, server + 7, sizeof server - 8);
+    std::strcat(server, "\n");
+  }
   char head[400];
-  const int n = std::snprintf(head, sizeof head, "fwgate-cache 1\nfetched %lld\nserver %s\n\n",
+  const int n = std::snprintf(head, sizeof head, "fwgate-cache 1\nfetched %lld\n%s\n",
                               static_cast<long long>(header.fetchedAt), server);
   bool ok = ::write(fd, head, static_cast<std::size_t>(n)) == n &&
             ::write(fd, configFrame.data(), configFrame.size()) ==
