@@ -385,7 +385,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
   runtime_.removeConnect(unmapped(clientEndpoint_.address()), connectedTo);
-  inLength_ += result.bytesUp;
+  record_.bytesUp += result.bytesUp;
   record_.bytesDown += result.bytesDown;
   if (result.idleTimeout) {
     record_.error = "idle timeout";

@@ -331,7 +331,7 @@ def test_connect_semantics(topo, gateway, mode):
 
     ok = run(port)
     assert ok.get("so_error", ok["connect"]) == "ok" and ok["echo"] == "ping", ok
-    assert ok["peer"] == [EXTERNAL, port] and ok["nonblocking_kept"], ok
+    assert ok["peer"] == [EXTERNAL, port] and ok["peer_dup"] == ok["peer"] and ok["nonblocking_kept"], ok
     if mode != "blocking":
         assert ok["connect"] == "EINPROGRESS", ok
     v6 = run(port, "6")

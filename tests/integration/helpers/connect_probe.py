@@ -62,6 +62,11 @@ def main():
     if code == 0:
         peer = s.getpeername()
         out["peer"] = [peer[0], peer[1]]
+        # A duplicate descriptor is the same socket: it has the same peer.
+        dup_fd = os.dup(s.fileno())
+        dup = socket.socket(fileno=dup_fd)
+        out["peer_dup"] = list(dup.getpeername()[:2])
+        dup.close()
         s.setblocking(True)
         s.settimeout(10)
         s.sendall(b"ping\n")
