@@ -1,7 +1,9 @@
 #include "client/preload/library.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -153,18 +155,34 @@ void load() {
     return;
   }
   // A stale or missing configuration is refreshed once, now; the old one stays if that fails.
+  // A failed attempt is remembered for a minute (the mtime of CACHE.attempt), so that with the
+  // gateway away every program start does not wait for it again.
   const std::int64_t now = std::time(nullptr);
-  if (!g.config.haveGatewayConfig || now - g.config.fetchedAt > g.config.refreshSeconds) {
-    if (const std::size_t size = fetchConfig(g); size > 0) {
+  const char* cachePath = ::geteuid() == 0 || paths.userCache[0] == '\0' ? paths.systemCache.data()
+                                                                         : paths.userCache.data();
+  char attemptPath[600];
+  std::snprintf(attemptPath, sizeof attemptPath, "%s.attempt", cachePath);
+  struct stat attempt {};
+  const bool triedRecently = ::stat(attemptPath, &attempt) == 0 && now - attempt.st_mtime >= 0 &&
+                             now - attempt.st_mtime < 60;
+  if ((!g.config.haveGatewayConfig || now - g.config.fetchedAt > g.config.refreshSeconds) &&
+      !triedRecently) {
+    const std::size_t size = fetchConfig(g);
+    if (size == 0) {
+      const int fd = ::open(attemptPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        ::futimens(fd, nullptr);
+        ::close(fd);
+      }
+    } else {
       const protocol::Bytes body(g_fresh + control::kHeaderSize, size - control::kHeaderSize);
       assemble(g.config, paths, app, body, {g_scratch, sizeof g_scratch});
       g.config.fetchedAt = now;
       CacheHeader header{now, g.config.server};
-      const char* path = ::geteuid() == 0 || paths.userCache[0] == '\0' ? paths.systemCache.data()
-                                                                        : paths.userCache.data();
-      if (!writeCache(path, header, {g_fresh, size})) {
-        debugLine(2, "cannot write the cache %s: %s", path, std::strerror(errno));
+      if (!writeCache(cachePath, header, {g_fresh, size})) {
+        debugLine(2, "cannot write the cache %s: %s", cachePath, std::strerror(errno));
       }
+      ::unlink(attemptPath);
       fillIdentity(g.config, g.identity);
     }
   }
