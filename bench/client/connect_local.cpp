@@ -81,11 +81,14 @@ int main(int argc, char** argv) {
   close(listener);
 
   std::sort(perCall.begin(), perCall.end());
-  const auto at = [&](double q) { return perCall[static_cast<std::size_t>(q * (perCall.size() - 1))]; };
-  std::printf("{\"target\":\"%s\",\"batches\":%d,\"per_batch\":%d,\"ns_per_connect_p50\":%.0f,"
-              "\"ns_per_connect_min\":%.0f,\"ns_per_connect_max\":%.0f,\"failures\":%d,"
-              "\"preloaded\":%s}\n",
-              argv[1], batches, perBatch, at(0.5), perCall.front(), perCall.back(), failures,
-              std::getenv("LD_PRELOAD") != nullptr ? "true" : "false");
+  const auto at = [&](double q) {
+    return perCall[static_cast<std::size_t>(q * (perCall.size() - 1))];
+  };
+  std::printf(
+      "{\"target\":\"%s\",\"batches\":%d,\"per_batch\":%d,\"ns_per_connect_p50\":%.0f,"
+      "\"ns_per_connect_min\":%.0f,\"ns_per_connect_max\":%.0f,\"failures\":%d,"
+      "\"preloaded\":%s}\n",
+      argv[1], batches, perBatch, at(0.5), perCall.front(), perCall.back(), failures,
+      std::getenv("LD_PRELOAD") != nullptr ? "true" : "false");
   return failures == 0 ? 0 : 1;
 }

@@ -32,6 +32,7 @@ MARKER = "fwgate-outside-page"
 NAME = "www.outside.test"
 EXTERNAL = "203.0.113.7"
 DNS = "203.0.113.53"
+EXTERNAL6 = "2001:db8:e::7"
 
 
 class ClientTopology:
@@ -85,6 +86,9 @@ class ClientTopology:
                                (p, L["pi"], f"{self.peer}/24")):
             self.ip("-n", ns, "addr", "add", addr, "dev", link)
             self.ip("-n", ns, "link", "set", link, "up")
+        # IPv6 between the gateway and the external host only (nodad: usable at once).
+        self.ip("-n", g, "addr", "add", "2001:db8:e::1/64", "dev", L["ge"], "nodad")
+        self.ip("-n", e, "addr", "add", f"{EXTERNAL6}/64", "dev", L["eg"], "nodad")
         # The internal host's default route points at the gateway, which does not forward.
         self.ip("-n", i, "route", "add", "default", "via", self.gw_inside)
         self.ip("-n", e, "route", "add", "default", "via", "203.0.113.1")
@@ -294,7 +298,16 @@ def test_real_programs(topo, gateway):
                        "with f.ThreadPoolExecutor(16) as x:\n"
                        "  r=list(x.map(lambda i: urllib.request.urlopen(u,timeout=30).read().decode(),range(16)))\n"
                        f"assert all('{MARKER}' in p for p in r),r\nprint(r[0])"],
+        "node fetch": ["node", "--no-warnings", "-e", f"fetch('{url}').then(r=>r.text()).then(t=>console.log(t))"
+                       ".catch(e=>{console.error(e);process.exit(1)})"],
         "shell fork+exec": ["sh", "-c", f"for i in 1 2 3; do curl -sS --max-time 20 {url} & done; wait"],
+        # Python's subprocess starts children with vfork/posix_spawn where it can.
+        "python3 subprocess (posix_spawn)": [fwit.PYTHON, "-c",
+                                             "import subprocess,sys
+"
+                                             f"r=subprocess.run(['curl','-sS','--max-time','20','{url}'],capture_output=True)
+"
+                                             "sys.stdout.write(r.stdout.decode());sys.exit(r.returncode)"],
     }
     failures = {}
     for label, argv in programs.items():
@@ -341,6 +354,16 @@ def test_connect_semantics(topo, gateway, mode):
     assert refused.get("so_error", refused["connect"]) == "ECONNREFUSED", refused
     denied = run(23)
     assert denied.get("so_error", denied["connect"]) == "EACCES", denied
+    # The gateway has no route to 198.51.100.0/24.
+    unreachable = run(80, host="198.51.100.7")
+    assert unreachable.get("so_error", unreachable["connect"]) == "ENETUNREACH", unreachable
+    # An IPv6 destination from an IPv6 socket (the gateway is reached on its IPv4-mapped address).
+    echo6 = topo.spawn("external", [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "echo_server.py"),
+                                    "--host", EXTERNAL6, "--lifetime", "120"])
+    port6 = int(fwit.read_pipe(echo6.stdout, 64, 15, until=b"\n"))
+    v6only = run(port6, "6", host=EXTERNAL6)
+    assert v6only.get("so_error", v6only["connect"]) == "ok" and v6only["echo"] == "ping", v6only
+    assert v6only["peer"] == [EXTERNAL6, port6], v6only
     # Nobody answers at .99: the gateway gives up after its 2 s connect timeout. The program waited
     # in its own poll/select/epoll (or in connect), without burning CPU meanwhile.
     silent = run(80, host="203.0.113.99")
