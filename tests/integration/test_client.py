@@ -378,6 +378,19 @@ def test_gateway_unreachable_fails_fast_with_a_clear_error(topo, gateway):
     text = out(cp)
     assert cp.returncode == 7, text  # curl: could not connect
     assert "gateway" in text and "unreachable" in text and "Connection refused" in text, text
+    # Name resolution fails as temporary (EAI_AGAIN), at once, with its line.
+    code = ("import socket,sys\ntry:\n  socket.getaddrinfo('www.outside.test',80)\nexcept socket.gaierror as e:\n"
+            "  print('gaierror', e.errno);sys.exit(0)\nsys.exit(1)")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code], FWGATE_SERVER=f"{topo.gw_inside}:1799", FWGATE_DEBUG="1")
+    assert cp.returncode == 0 and f"gaierror {socket.EAI_AGAIN}" in out(cp), out(cp)
+    assert "resolve www.outside.test: gateway" in out(cp), out(cp)
+    # A gateway address where nothing answers at all: bounded by FWGATE_TIMEOUT, not a hang.
+    started = time.monotonic()
+    cp = fwrun(topo, ["curl", "-sS", "--max-time", "30", f"http://{EXTERNAL}/"],
+               FWGATE_SERVER=f"10.{topo.a}.1.99:1745", FWGATE_TIMEOUT="1000", FWGATE_DEBUG="1")
+    elapsed = time.monotonic() - started
+    assert cp.returncode in (7, 28) and elapsed < 15, (elapsed, out(cp))
+    assert "unreachable" in out(cp), out(cp)
 
 
 def test_check_against_a_matching_gateway(topo, gateway):

@@ -168,7 +168,8 @@ TEST(ControlAttributes, WriterRefusesWhatDoesNotFit) {
 TEST(ControlMessages, HelloRoundTrip) {
   const Hello in{kVersion, "alice", "s3cret", "ws1.corp", "curl", "alice", 4242};
   Hello out;
-  ASSERT_TRUE(decodeHello(parseWhole(frameOf(encodeHello, in)).body, out));
+  const Buffer frame1 = frameOf(encodeHello, in);
+  ASSERT_TRUE(decodeHello(parseWhole(frame1).body, out));
   EXPECT_EQ(out.version, kVersion);
   EXPECT_EQ(out.user, "alice");
   EXPECT_EQ(out.password, "s3cret");
@@ -190,7 +191,8 @@ TEST(ControlMessages, HelloWithoutVersionIsRejected) {
 TEST(ControlMessages, WelcomeRoundTrip) {
   const Welcome in{Status::VersionMismatch, 7, "gw1", "client 1, gateway 7"};
   Welcome out;
-  ASSERT_TRUE(decodeWelcome(parseWhole(frameOf(encodeWelcome, in)).body, out));
+  const Buffer frame2 = frameOf(encodeWelcome, in);
+  ASSERT_TRUE(decodeWelcome(parseWhole(frame2).body, out));
   EXPECT_EQ(out.status, Status::VersionMismatch);
   EXPECT_EQ(out.version, 7);
   EXPECT_EQ(out.serverName, "gw1");
@@ -208,7 +210,8 @@ TEST(ControlMessages, StatusOutOfRangeIsRejected) {
 
 TEST(ControlMessages, ResolveRoundTripAndFamilies) {
   Resolve out;
-  ASSERT_TRUE(decodeResolve(parseWhole(frameOf(encodeResolve, Resolve{"a.example", 6})).body, out));
+  const Buffer frame3 = frameOf(encodeResolve, Resolve{"a.example", 6});
+  ASSERT_TRUE(decodeResolve(parseWhole(frame3).body, out));
   EXPECT_EQ(out.name, "a.example");
   EXPECT_EQ(out.family, 6);
   EXPECT_FALSE(
@@ -228,7 +231,8 @@ TEST(ControlMessages, ResolvedKeepsOrderAndCapsTheCount) {
   in.addresses[2] = v4(203, 0, 113, 8);
   in.count = 3;
   Resolved out;
-  ASSERT_TRUE(decodeResolved(parseWhole(frameOf(encodeResolved, in)).body, out));
+  const Buffer frame4 = frameOf(encodeResolved, in);
+  ASSERT_TRUE(decodeResolved(parseWhole(frame4).body, out));
   EXPECT_EQ(out.status, Status::Ok);
   EXPECT_EQ(out.canonical, "www.example.com");
   ASSERT_EQ(out.count, 3u);
@@ -259,19 +263,22 @@ TEST(ControlMessages, ResolvedWithABadAddressIsRejected) {
 TEST(ControlMessages, ConnectAndConnectedRoundTrip) {
   const Connect in{{v6Doc(1), 443}, "ipv6.example"};
   Connect out;
-  ASSERT_TRUE(decodeConnect(parseWhole(frameOf(encodeConnect, in)).body, out));
+  const Buffer frame5 = frameOf(encodeConnect, in);
+  ASSERT_TRUE(decodeConnect(parseWhole(frame5).body, out));
   EXPECT_EQ(out.destination, in.destination);
   EXPECT_EQ(out.nameHint, "ipv6.example");
 
   const Connected reply{Status::Refused, {v4(198, 51, 100, 1), 40000}, "connect refused"};
   Connected got;
-  ASSERT_TRUE(decodeConnected(parseWhole(frameOf(encodeConnected, reply)).body, got));
+  const Buffer frame6 = frameOf(encodeConnected, reply);
+  ASSERT_TRUE(decodeConnected(parseWhole(frame6).body, got));
   EXPECT_EQ(got.status, Status::Refused);
   EXPECT_EQ(got.bound, reply.bound);
   EXPECT_EQ(got.message, "connect refused");
 
   const Connected bare{Status::Ok, {}, {}};
-  ASSERT_TRUE(decodeConnected(parseWhole(frameOf(encodeConnected, bare)).body, got));
+  const Buffer frame7 = frameOf(encodeConnected, bare);
+  ASSERT_TRUE(decodeConnected(parseWhole(frame7).body, got));
   EXPECT_EQ(got.bound.address.family, 0);
 }
 
