@@ -303,10 +303,8 @@ def test_real_programs(topo, gateway):
         "shell fork+exec": ["sh", "-c", f"for i in 1 2 3; do curl -sS --max-time 20 {url} & done; wait"],
         # Python's subprocess starts children with vfork/posix_spawn where it can.
         "python3 subprocess (posix_spawn)": [fwit.PYTHON, "-c",
-                                             "import subprocess,sys
-"
-                                             f"r=subprocess.run(['curl','-sS','--max-time','20','{url}'],capture_output=True)
-"
+                                             "import subprocess,sys\n"
+                                             f"r=subprocess.run(['curl','-sS','--max-time','20','{url}'],capture_output=True)\n"
                                              "sys.stdout.write(r.stdout.decode());sys.exit(r.returncode)"],
     }
     failures = {}
