@@ -325,7 +325,8 @@ def test_git_clone_over_http(topo, gateway):
     assert (dest / "README").read_text() == "cloned through fwgate\n"
 
 
-@pytest.mark.parametrize("mode", ["blocking", "poll", "select", "epoll", "epoll-et", "early-sockopt"])
+@pytest.mark.parametrize("mode", ["blocking", "poll", "select", "epoll", "epoll-et", "early-sockopt",
+                                  "connect-again"])
 def test_connect_semantics(topo, gateway, mode):
     start_gateway(gateway, topo, limits={"connect_timeout": "2s"}, rules=[
         {"name": "no telnet", "action": "deny", "ports": ["23"]},

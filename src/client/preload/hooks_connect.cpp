@@ -371,8 +371,22 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addre
     return r.connect(fd, address, length);  // UDP and raw sockets: not remoted here
   }
   {
-    TablesLock lock;  // a socket connected again after a failed remoted connect starts afresh
-    if (Pending* e = findPendingLocked(fd); e != nullptr) freePendingLocked(*e);
+    // connect() again on a socket whose remoted connect is under way answers as the kernel does:
+    // EALREADY while in progress, EISCONN once connected, the error once (then it is forgotten).
+    TablesLock lock;
+    if (Pending* e = findPendingLocked(fd); e != nullptr) {
+      if (e->state == PendingState::Waiting) progressLocked(*e);
+      e = findPendingLocked(fd);
+      if (e == nullptr) {
+        errno = EISCONN;
+      } else if (e->state == PendingState::Waiting) {
+        errno = EALREADY;
+      } else {
+        errno = e->error;
+        freePendingLocked(*e);
+      }
+      return -1;
+    }
   }
   return remoteConnect(fd, address, length, destination, g);
 }

@@ -1,7 +1,7 @@
 """Connects the way a program does and prints what it saw, as one JSON line.
 
 usage: connect_probe.py HOST PORT MODE [FAMILY]
-MODE: blocking | poll | select | epoll | epoll-et | early-sockopt
+MODE: blocking | poll | select | epoll | epoll-et | early-sockopt | connect-again
 FAMILY: 4 (default) or 6 (an AF_INET6 socket; HOST may be an IPv4 address, used v4-mapped)
 
 Prints {"connect": errno name or "ok", "so_error": ..., "peer": [host, port], "nonblocking_kept": bool,
@@ -39,6 +39,17 @@ def main():
     if mode != "blocking" and code == errno.EINPROGRESS:
         if mode == "early-sockopt":
             pass  # asks SO_ERROR without waiting for writability
+        elif mode == "connect-again":
+            # Old-style polling: connect() again until it says EISCONN (or the error).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                again = s.connect_ex((target, port))
+                if again not in (errno.EALREADY, errno.EINPROGRESS):
+                    break
+                time.sleep(0.01)
+            out["again"] = name(again)
+            code = 0 if again == errno.EISCONN else again
+            out["so_error"] = name(code)
         elif mode == "poll":
             p = select.poll()
             p.register(s.fileno(), select.POLLOUT)
@@ -53,8 +64,9 @@ def main():
             events = ep.poll(30)
             out["epoll"] = events[0][1] if events else 0
             ep.close()
-        code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        out["so_error"] = name(code)
+        if mode != "connect-again":
+            code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            out["so_error"] = name(code)
     out["seconds"] = round(time.monotonic() - started, 3)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu"] = round(usage.ru_utime + usage.ru_stime, 3)
