@@ -434,3 +434,26 @@ def test_detect_writes_the_cache_and_programs_use_it(topo, gateway):
                                   f"http://{EXTERNAL}/"], env=env)
     assert cp.returncode == 0 and MARKER in out(cp), out(cp)
     assert any(s["command"] == "config" for s in fwc_sessions(gw))
+
+
+def test_signals_during_a_blocking_connect(topo, gateway):
+    # A timer signal every 100 ms while a blocking connect waits for the gateway (2 s for the
+    # silent host): the handler runs, the connect neither fails with EINTR nor loses its result.
+    # (The library waits on as SA_RESTART would; Python runs its handler once the call returns.)
+    start_gateway(gateway, topo, limits={"connect_timeout": "2s"})
+    code = ("import errno,signal,socket,sys\n"
+            "hits=[]\n"
+            "signal.signal(signal.SIGALRM, lambda *a: hits.append(1))\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)\n"
+            "results=[]\n"
+            f"for host in ('{EXTERNAL}', '203.0.113.99'):\n"
+            "  s=socket.socket()\n"
+            "  results.append(errno.errorcode.get(s.connect_ex((host, 80)), 'ok'))\n"
+            "  s.close()\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "print(results[0], results[1], len(hits))\n")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0, out(cp)
+    first, second, hits = cp.stdout.decode().split()
+    assert first == "ok" and second in ("ETIMEDOUT", "EHOSTUNREACH"), out(cp)
+    assert int(hits) >= 1, out(cp)
