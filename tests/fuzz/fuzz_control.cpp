@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "protocol/control.hpp"
 
 namespace {
@@ -15,14 +16,6 @@ namespace {
 using namespace fwgate::protocol;
 using namespace fwgate::protocol::control;
 using Buffer = std::vector<std::uint8_t>;
-
-#define FUZZ_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 // Encodes `message`, parses the frame back and hands its body to `decode`.
 template <typename M, typename Encode, typename Decode>

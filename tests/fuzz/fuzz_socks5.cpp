@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "protocol/address.hpp"
 #include "protocol/socks5.hpp"
 
@@ -16,14 +17,6 @@ namespace {
 
 using namespace fwgate::protocol;
 using Buffer = std::vector<std::uint8_t>;
-
-#define FUZZ_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 Buffer copyOf(Bytes in, std::size_t n) {
   return Buffer(in.begin(), in.begin() + n);

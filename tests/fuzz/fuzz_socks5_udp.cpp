@@ -7,20 +7,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_check.hpp"
 #include "protocol/socks5.hpp"
 
 namespace {
 
 using namespace fwgate::protocol;
 using Buffer = std::vector<std::uint8_t>;
-
-#define FUZZ_CHECK(cond)                                                          \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      std::fprintf(stderr, "invariant failed at line %d: %s\n", __LINE__, #cond); \
-      std::abort();                                                               \
-    }                                                                             \
-  } while (0)
 
 Buffer copyOf(Bytes in, std::size_t n) {
   return Buffer(in.begin(), in.begin() + n);

@@ -503,3 +503,58 @@ def read_pipe(pipe, n: int, timeout: float = 10.0, until: bytes | None = None) -
     finally:
         sel.close()
     return buf
+
+
+class Namespaces:
+    """Network namespaces and veth links a test builds, and the helper processes it starts in them.
+
+    teardown() kills every process (by PID), deletes the namespaces and any veth end left in the
+    root namespace, and returns what it could not undo.
+    """
+
+    def __init__(self, names: dict[str, str], links: list[str]):
+        self.ns = names  # role -> namespace name
+        self.links = links
+        self.procs: list[subprocess.Popen] = []
+        self.created: list[str] = []
+
+    def ip(self, *args: str) -> None:
+        cp = subprocess.run(["ip", *args], capture_output=True, timeout=15)
+        assert cp.returncode == 0, f"ip {' '.join(args)}: {cp.stderr.decode(errors='replace')}"
+
+    def create(self) -> None:
+        for name in self.ns.values():
+            self.ip("netns", "add", name)
+            self.created.append(name)
+            self.ip("-n", name, "link", "set", "lo", "up")
+
+    def spawn(self, role: str, argv: list[str], **kw) -> subprocess.Popen:
+        kw.setdefault("stdout", subprocess.PIPE)
+        kw.setdefault("stderr", subprocess.PIPE)
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[role]] + argv, stdin=subprocess.DEVNULL, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def run_in(self, role: str, argv: list[str], timeout: float = 30.0, env=None) -> subprocess.CompletedProcess:
+        return run(["ip", "netns", "exec", self.ns[role]] + argv, timeout=timeout, env=env)
+
+    def teardown(self) -> list[str]:
+        problems = []
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                problems.append(f"helper pid {proc.pid} did not die")
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe:
+                    pipe.close()
+        for name in reversed(self.created):
+            cp = subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=15)
+            if cp.returncode != 0:
+                problems.append(f"ip netns del {name}: {cp.stderr.decode(errors='replace')}")
+        # A veth left in the root namespace by a half-finished build.
+        for link in self.links:
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=15)
+        return problems

@@ -35,16 +35,16 @@ DNS = "203.0.113.53"
 EXTERNAL6 = "2001:db8:e::7"
 
 
-class ClientTopology:
+class ClientTopology(fwit.Namespaces):
     def __init__(self, tmp_path):
         pid = os.getpid()
         self.a = 100 + pid % 100
-        self.ns = {r: f"fwc{pid}{r[0]}" for r in ("internal", "gateway", "external", "peer")}
-        self.links = {k: f"fc{pid}{k}" for k in ("ig", "gi", "ge", "eg", "ip", "pi")}
-        self.procs: list[subprocess.Popen] = []
-        self.created: list[str] = []
+        self.link = {k: f"fc{pid}{k}" for k in ("ig", "gi", "ge", "eg", "ip", "pi")}
+        super().__init__({r: f"fwc{pid}{r[0]}" for r in ("internal", "gateway", "external", "peer")},
+                         list(self.link.values()))
         self.tmp = tmp_path
         self.netns_etc: list[str] = []
+        self.logs: list = []
 
     @property
     def internal(self) -> str:
@@ -58,10 +58,6 @@ class ClientTopology:
     def peer(self) -> str:
         return f"10.{self.a}.3.2"
 
-    def ip(self, *args: str) -> None:
-        cp = subprocess.run(["ip", *args], capture_output=True, timeout=15)
-        assert cp.returncode == 0, f"ip {' '.join(args)}: {cp.stderr.decode(errors='replace')}"
-
     def resolv_conf(self, role: str, nameserver: str) -> None:
         # `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
         d = f"/etc/netns/{self.ns[role]}"
@@ -71,12 +67,9 @@ class ClientTopology:
             f.write(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
 
     def build(self) -> None:
-        for name in self.ns.values():
-            self.ip("netns", "add", name)
-            self.created.append(name)
-            self.ip("-n", name, "link", "set", "lo", "up")
+        self.create()
         i, g, e, p = (self.ns[r] for r in ("internal", "gateway", "external", "peer"))
-        L = self.links
+        L = self.link
         self.ip("link", "add", L["ig"], "netns", i, "type", "veth", "peer", "name", L["gi"], "netns", g)
         self.ip("link", "add", L["ge"], "netns", g, "type", "veth", "peer", "name", L["eg"], "netns", e)
         self.ip("link", "add", L["ip"], "netns", i, "type", "veth", "peer", "name", L["pi"], "netns", p)
@@ -95,16 +88,6 @@ class ClientTopology:
         fwit.run(["ip", "netns", "exec", g, "sysctl", "-qw", "net.ipv4.ip_forward=0"])
         self.resolv_conf("gateway", DNS)
         self.resolv_conf("internal", self.gw_inside)
-
-    def spawn(self, role: str, argv: list[str], **kw) -> subprocess.Popen:
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[role]] + argv, stdin=subprocess.DEVNULL,
-                                stdout=kw.pop("stdout", subprocess.PIPE), stderr=kw.pop("stderr", subprocess.PIPE),
-                                **kw)
-        self.procs.append(proc)
-        return proc
-
-    def run_in(self, role: str, argv: list[str], timeout: float = 60.0, env=None) -> subprocess.CompletedProcess:
-        return fwit.run(["ip", "netns", "exec", self.ns[role]] + argv, timeout=timeout, env=env)
 
     def wait_port(self, role: str, host: str, port: int) -> None:
         code = (f"import socket,time,sys\nfor _ in range(100):\n  try:\n    socket.create_connection(('{host}',{port}),0.5).close();break\n"
@@ -126,6 +109,7 @@ class ClientTopology:
         assert fwit.run(["git", "clone", "-q", "--bare", str(repo), str(www / "repo.git")]).returncode == 0
         assert fwit.run(["git", "-C", str(www / "repo.git"), "update-server-info"]).returncode == 0
         self.http_log = open(self.tmp / "external-http.log", "wb")
+        self.logs.append(self.http_log)
         self.spawn("external", [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "http_server.py"), EXTERNAL, "80", str(www)],
                    stdout=self.http_log, stderr=self.http_log)
         self.spawn("external", ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
@@ -136,32 +120,16 @@ class ClientTopology:
         peer_www.mkdir()
         (peer_www / "index.html").write_text("fwgate-peer-page\n")
         self.peer_log = open(self.tmp / "peer-http.log", "wb")
+        self.logs.append(self.peer_log)
         self.spawn("peer", [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "http_server.py"), self.peer, "8080",
                             str(peer_www)], stdout=self.peer_log, stderr=self.peer_log)
         self.wait_port("external", EXTERNAL, 80)
         self.wait_port("peer", self.peer, 8080)
 
     def teardown(self) -> list[str]:
-        problems = []
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                problems.append(f"helper pid {proc.pid} did not die")
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe:
-                    pipe.close()
-        for log in (getattr(self, "peer_log", None), getattr(self, "http_log", None)):
-            if log:
-                log.close()
-        for name in reversed(self.created):
-            cp = subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=15)
-            if cp.returncode != 0:
-                problems.append(f"ip netns del {name}: {cp.stderr.decode(errors='replace')}")
-        for link in self.links.values():
-            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=15)
+        problems = super().teardown()
+        for log in self.logs:
+            log.close()
         for d in self.netns_etc:
             shutil.rmtree(d, ignore_errors=True)
         return problems

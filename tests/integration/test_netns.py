@@ -20,15 +20,13 @@ import fwit
 pytestmark = pytest.mark.fwgate_only
 
 
-class Topology:
+class Topology(fwit.Namespaces):
     def __init__(self):
         pid = os.getpid()
         a = 1 + (pid % 120) * 2
         self.client_net, self.server_net = f"10.200.{a}", f"10.200.{a + 1}"
-        self.ns = {role: f"fwgit{pid}{role[0]}" for role in ("client", "gateway", "server")}
-        self.links = [f"fwg{pid}cg", f"fwg{pid}gc", f"fwg{pid}gs", f"fwg{pid}sg"]
-        self.procs: list[subprocess.Popen] = []
-        self.created: list[str] = []
+        super().__init__({role: f"fwgit{pid}{role[0]}" for role in ("client", "gateway", "server")},
+                         [f"fwg{pid}cg", f"fwg{pid}gc", f"fwg{pid}gs", f"fwg{pid}sg"])
 
     @property
     def gw_inside(self) -> str:
@@ -42,15 +40,8 @@ class Topology:
     def server_addr(self) -> str:
         return f"{self.server_net}.2"
 
-    def ip(self, *args: str) -> None:
-        cp = subprocess.run(["ip", *args], capture_output=True, timeout=15)
-        assert cp.returncode == 0, f"ip {' '.join(args)}: {cp.stderr.decode(errors='replace')}"
-
     def build(self) -> None:
-        for name in self.ns.values():
-            self.ip("netns", "add", name)
-            self.created.append(name)
-            self.ip("-n", name, "link", "set", "lo", "up")
+        self.create()
         c, g, s = self.ns["client"], self.ns["gateway"], self.ns["server"]
         cg, gc, gs, sg = self.links
         self.ip("link", "add", cg, "netns", c, "type", "veth", "peer", "name", gc, "netns", g)
@@ -60,12 +51,6 @@ class Topology:
             self.ip("-n", ns, "addr", "add", addr, "dev", link)
             self.ip("-n", ns, "link", "set", link, "up")
 
-    def spawn(self, role: str, argv: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[role]] + argv, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.procs.append(proc)
-        return proc
-
     def echo_server(self, role: str, host: str) -> int:
         proc = self.spawn(role, [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "echo_server.py"), "--host", host,
                                  "--lifetime", str(int(180 * fwit.SLOW))])
@@ -73,37 +58,12 @@ class Topology:
         assert line.strip().isdigit(), f"echo server in {role} did not start: {line!r} {proc.poll()}"
         return int(line)
 
-    def run_in(self, role: str, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
-        return fwit.run(["ip", "netns", "exec", self.ns[role]] + argv, timeout=timeout)
-
     def probe(self, proxy_port: int, dst: str, dst_port: int, payload: str = "") -> dict:
         cp = self.run_in("client", [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "socks_probe.py"), self.gw_inside,
                                     str(proxy_port), dst, str(dst_port)] + ([payload] if payload else []))
         out = cp.stdout.decode(errors="replace").strip()
         assert out, f"probe printed nothing: {cp.stderr.decode(errors='replace')}"
         return json.loads(out.splitlines()[-1])
-
-    def teardown(self) -> list[str]:
-        problems = []
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                problems.append(f"helper pid {proc.pid} did not die")
-            for pipe in (proc.stdout, proc.stderr):
-                if pipe:
-                    pipe.close()
-        for name in reversed(self.created):
-            cp = subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=15)
-            if cp.returncode != 0:
-                problems.append(f"ip netns del {name}: {cp.stderr.decode(errors='replace')}")
-        # A veth left in the root namespace by a half-finished build.
-        for link in self.links:
-            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=15)
-        return problems
-
 
 @pytest.fixture
 def topology():
