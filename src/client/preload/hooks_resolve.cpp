@@ -91,7 +91,7 @@ void resolveAtGateway(const Global& g, const char* name, int family, Lookup& out
   std::uint8_t request[600];
   const std::size_t size =
       control::encodeResolve(request, {name, static_cast<std::uint8_t>(family)});
-  static thread_local std::uint8_t buffer[8192];
+  std::uint8_t buffer[8192];  // on the stack: no per-thread storage in every thread of the host
   Reply reply;
   out.error = size == 0 ? ENAMETOOLONG
                         : exchange(g.gateway, g.identity, {request, size}, buffer,
@@ -333,7 +333,8 @@ struct StaticHost {
 };
 
 hostent* byName2Static(const char* name, int family, bool& handled) {
-  static thread_local StaticHost storage;
+  // gethostbyname is not reentrant by contract: one result area per process, as glibc's.
+  static StaticHost storage;
   hostent* result = nullptr;
   int herr = 0;
   byName2r(name, family, &storage.entry, storage.buffer, sizeof storage.buffer, &result, &herr,
