@@ -155,6 +155,9 @@ def test_sighup_reopens_session_log(gateway, echo_server):
         fwit.assert_serves(gw.host, gw.port, echo_server.port, tag="after-rotate")
         time.sleep(0.2)
     assert os.path.exists(gw.session_log), "session log not reopened after SIGHUP (logrotate)"
+    # A session served after the reopen is logged in the new file (the loop above may not have
+    # run at all when the reopen came first).
+    fwit.assert_serves(gw.host, gw.port, echo_server.port, tag="after-reopen")
     gw.wait_session(lambda r: True)
 
 
