@@ -385,13 +385,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
   runtime_.removeConnect(unmapped(clientEndpoint_.address()), connectedTo);
-  record_.bytesUp += result.bytesUp;
-  record_.bytesDown += result.bytesDown;
-  if (result.idleTimeout) {
-    record_.error = "idle timeout";
-  } else if (!result.error.empty()) {
-    record_.error = result.error;
-  }
+  record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 
 }  // namespace fwgate::gateway

@@ -9,7 +9,6 @@
 #include <asio/co_spawn.hpp>
 #include <asio/ip/v6_only.hpp>
 #include <asio/steady_timer.hpp>
-#include <charconv>
 
 #include "gateway/control_session.hpp"
 #include "gateway/net.hpp"
@@ -57,32 +56,7 @@ asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, asio::i
 }  // namespace
 
 bool parseListenAddress(const std::string& text, std::string& address, std::uint16_t& port) {
-  std::string host;
-  std::string portText;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    portText = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string::npos || text.find(':') != colon) return false;
-    host = text.substr(0, colon);
-    portText = text.substr(colon + 1);
-  }
-  std::error_code ec;
-  asio::ip::make_address(host, ec);
-  if (ec || portText.empty()) return false;
-  unsigned value = 0;
-  auto [end, err] = std::from_chars(portText.data(), portText.data() + portText.size(), value);
-  if (err != std::errc{} || end != portText.data() + portText.size() || value > 65535) {
-    return false;
-  }
-  address = host;
-  port = static_cast<std::uint16_t>(value);
-  return true;
+  return config::parseEndpoint(text, address, port);
 }
 
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial)

@@ -54,6 +54,17 @@ std::string SessionRecord::toJson() const {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+void SessionRecord::addRelay(std::uint64_t up, std::uint64_t down, bool idleTimeout,
+                             const std::string& why) {
+  bytesUp += up;
+  bytesDown += down;
+  if (idleTimeout) {
+    error = "idle timeout";
+  } else if (!why.empty()) {
+    error = why;
+  }
+}
+
 SessionLog::~SessionLog() {
   if (fd_ > 2) ::close(fd_);
 }

@@ -34,6 +34,8 @@ struct SessionRecord {
   std::string error;  // the underlying error, human readable
 
   std::string toJson() const;
+  // Adds a relay's byte counts and, when it ended badly, why.
+  void addRelay(std::uint64_t up, std::uint64_t down, bool idleTimeout, const std::string& why);
 };
 
 // The session log sink: stderr ("-") or an append-only file, reopened on SIGHUP for logrotate.

@@ -370,13 +370,7 @@ asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
   }
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
-  record_.bytesUp += result.bytesUp;
-  record_.bytesDown += result.bytesDown;
-  if (result.idleTimeout) {
-    record_.error = "idle timeout";
-  } else if (!result.error.empty()) {
-    record_.error = result.error;
-  }
+  record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 
 asio::awaitable<void> SocksSession::waitClientClose(bool keepData) {
