@@ -52,6 +52,13 @@ struct BindSettings {
   std::string externalAddress;
   // The seed's strict mode: BIND only for a client that has a CONNECT session to that host.
   bool requireConnect = false;
+  // The seed's Port_Any: the range port 0 in a protocol definition stands for, and where the
+  // gateway picks ports for listens that asked for port 0 (SOCKS BIND, remoted listens).
+  policy::PortRange dynamicPorts = policy::kDefaultDynamicPorts;
+  // Who may connect to a remoted listen that is a secondary connection: only the host the
+  // program's primary connection went to ("primary"), or any peer a bind rule allows ("rules").
+  enum class SecondaryPeers : std::uint8_t { Primary, Rules };
+  SecondaryPeers secondaryPeers = SecondaryPeers::Primary;
 };
 
 // [firewall_client]: what the control channel supplies to firewall clients.
@@ -82,7 +89,9 @@ struct Config {
   std::map<std::string, std::vector<std::string>> groups;  // [groups] name = ["user", ...]
   std::vector<policy::Network> networks;  // [networks.NAME]; includes the built-ins any, loopback
   std::vector<policy::Rule> rules;        // [[rules]], in order
-  std::string source = "<embedded>";      // where it came from, for start-up lines
+  // [protocols.NAME] in file order, then the built-in catalogue's definitions not overridden.
+  std::vector<policy::ProtocolDefinition> protocols = policy::builtinProtocols();
+  std::string source = "<embedded>";  // where it came from, for start-up lines
 
   // Builds the decision engine for this snapshot.
   std::shared_ptr<const policy::Engine> makeEngine() const;

@@ -112,6 +112,10 @@ asio::awaitable<void> ControlSession::run() {
         record_.command = "connect";
         co_await connect(frame.body);
         break;
+      } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::Bind)) {
+        record_.command = "listen";
+        co_await bindAndListen(frame.body);
+        break;
       } else {
         record_.result = "bad-request";
         record_.error = fmt::format("unexpected message type {}", frame.type);
@@ -206,6 +210,7 @@ asio::awaitable<bool> ControlSession::hello() {
     record_.host = std::string(hello.host);
     record_.application = std::string(hello.application);
     record_.osUser = std::string(hello.osUser);
+    pid_ = hello.pid;
     if (hello.version != control::kVersion) {
       welcome.status = control::Status::VersionMismatch;
       message = fmt::format("client control protocol version {}, gateway version {}", hello.version,
@@ -304,7 +309,10 @@ asio::awaitable<bool> ControlSession::resolveName(protocol::Bytes body) {
 
 asio::awaitable<bool> ControlSession::sendConnected(Status status, const char* message,
                                                     const tcp::socket* server) {
-  control::Connected reply{status, {}, message};
+  control::Connected reply;
+  reply.status = status;
+  reply.definition = record_.definition;
+  reply.message = message;
   std::error_code ec;
   const auto local = server != nullptr ? server->local_endpoint(ec) : tcp::endpoint{};
   if (server != nullptr && !ec) {
@@ -348,14 +356,25 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
       allowedAddresses(runtime_, *snapshot_, Requester{unmapped(clientEndpoint_.address()), user_},
                        candidates, port, name);
   record_.rule = allowed.rule;
-  if (allowed.addresses.empty()) {
+  record_.definition = allowed.protocol;
+  std::vector<asio::ip::address> addresses = allowed.addresses;
+  if (addresses.empty()) {
+    // A secondary connection (FTP's passive data connection) is allowed within the definition of
+    // a primary connection the same program has open to the same host.
+    if (const auto primary = secondaryOf(address, port)) {
+      addresses.push_back(address);
+      record_.rule = primary->rule;
+      record_.definition = primary->definition + " (secondary)";
+    }
+  }
+  if (addresses.empty()) {
     record_.error = "denied by " + allowed.rule;
     co_await sendConnected(Status::Denied, record_.error.c_str());
     co_return;
   }
   tcp::socket server(client_.get_executor());
   asio::ip::address connectedTo;
-  const auto error = co_await connectAny(server, allowed.addresses, port,
+  const auto error = co_await connectAny(server, addresses, port,
                                          snapshot_->config->limits.connectTimeout, connectedTo);
   if (error) {
     record_.error = "connect " + endpointString(address, port) + ": " + error.message();
@@ -382,10 +401,28 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
     }
   }
   runtime_.addConnect(unmapped(clientEndpoint_.address()), connectedTo);
+  const auto primary = runtime_.addPrimary(
+      unmapped(clientEndpoint_.address()), pid_, connectedTo, port,
+      allowed.addresses.empty() ? std::string() : allowed.protocol, record_.rule);
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
+  runtime_.removePrimary(primary);
   runtime_.removeConnect(unmapped(clientEndpoint_.address()), connectedTo);
   record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
+}
+
+std::shared_ptr<PrimaryConnection> ControlSession::secondaryOf(const asio::ip::address& destination,
+                                                               std::uint16_t port) const {
+  const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Outbound, port};
+  for (const auto& primary : runtime_.primariesOf(unmapped(clientEndpoint_.address()), pid_)) {
+    if (!primary->alive || primary->destination != destination) continue;
+    const auto* definition = snapshot_->engine->findProtocol(primary->definition);
+    if (definition != nullptr &&
+        policy::coversSecondary(*definition, facts, snapshot_->engine->dynamicPorts())) {
+      return primary;
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace fwgate::gateway

@@ -32,6 +32,13 @@ class ControlSession {
   asio::awaitable<bool> resolveName(protocol::Bytes body);
   // Connects and relays; always the last request.
   asio::awaitable<void> connect(protocol::Bytes body);
+  // A remoted listen (control_listen.cpp): Bind -> Bound, Listen -> Listening, then accepts for
+  // as long as the policy allows; always the last request.
+  asio::awaitable<void> bindAndListen(protocol::Bytes body);
+  // The live primary connection of this program to `destination` whose definition allows an
+  // outbound secondary connection to `port`, or null.
+  std::shared_ptr<PrimaryConnection> secondaryOf(const asio::ip::address& destination,
+                                                 std::uint16_t port) const;
 
   // Reads until a whole frame is at the front of the input; false on EOF, error, timeout or a
   // frame too large (recorded). The frame stays until consumeFrame().
@@ -50,6 +57,7 @@ class ControlSession {
   asio::ip::tcp::endpoint clientEndpoint_;
   asio::steady_timer deadline_;
   std::optional<std::string> user_;
+  std::uint32_t pid_ = 0;         // the program's PID, from Hello (0: not told)
   std::vector<std::uint8_t> in_;  // control frames; released before a relay
   std::size_t inLength_ = 0;      // bytes received into in_
   std::size_t frameSize_ = 0;     // bytes of the frame at the front of in_

@@ -58,7 +58,8 @@ Answer lookup(const std::string& host, int family) {
 policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
                         const Requester& requester, policy::Command command,
                         const std::optional<asio::ip::address>& address, std::uint16_t port,
-                        const std::string& name) {
+                        const std::string& name,
+                        const std::optional<policy::ConnectionFacts>& connection) {
   policy::Request request;
   request.client = toPolicy(requester.client);
   request.clientIsLocal = runtime.isHostAddress(requester.client);
@@ -70,6 +71,7 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
   }
   request.destinationName = name;
   request.destinationPort = port;
+  request.connection = connection;
   return snapshot.engine->decide(request);
 }
 
@@ -79,17 +81,25 @@ Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const std::string& name) {
   Allowed out;
   std::string denyingRule;
+  std::string denyingProtocol;
   for (const auto& a : candidates) {
     const auto decision =
         decide(runtime, snapshot, requester, policy::Command::Connect, a, port, name);
     if (decision.allowed) {
-      if (out.addresses.empty()) out.rule = decision.ruleName;
+      if (out.addresses.empty()) {
+        out.rule = decision.ruleName;
+        out.protocol = decision.protocol;
+      }
       out.addresses.push_back(a);
     } else if (denyingRule.empty()) {
       denyingRule = decision.ruleName;
+      denyingProtocol = decision.protocol;
     }
   }
-  if (out.addresses.empty()) out.rule = denyingRule;
+  if (out.addresses.empty()) {
+    out.rule = denyingRule;
+    out.protocol = denyingProtocol;
+  }
   return out;
 }
 

@@ -26,13 +26,15 @@ struct Requester {
 policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
                         const Requester& requester, policy::Command command,
                         const std::optional<asio::ip::address>& address, std::uint16_t port,
-                        const std::string& name);
+                        const std::string& name,
+                        const std::optional<policy::ConnectionFacts>& connection = std::nullopt);
 
 // The candidates a CONNECT may use, in order. `rule` names the rule that allowed the first, or,
 // when none is allowed, the rule that denied the first.
 struct Allowed {
   std::vector<asio::ip::address> addresses;
   std::string rule;
+  std::string protocol;  // the protocol definition that matched the first (allowed or denied)
 };
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const Requester& requester,

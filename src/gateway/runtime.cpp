@@ -110,6 +110,45 @@ void Runtime::removeConnect(const asio::ip::address& client, const asio::ip::add
   if (it != connects_.end() && --it->second == 0) connects_.erase(it);
 }
 
+std::shared_ptr<PrimaryConnection> Runtime::addPrimary(const asio::ip::address& client,
+                                                       std::uint32_t pid,
+                                                       const asio::ip::address& destination,
+                                                       std::uint16_t port, std::string definition,
+                                                       std::string rule) {
+  auto primary = std::make_shared<PrimaryConnection>();
+  primary->id = nextPrimaryId_++;
+  primary->client = client;
+  primary->pid = pid;
+  primary->destination = destination;
+  primary->port = port;
+  primary->definition = std::move(definition);
+  primary->rule = std::move(rule);
+  primary->ended = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
+  primaries_.emplace(std::make_pair(client, pid), primary);
+  return primary;
+}
+
+void Runtime::removePrimary(const std::shared_ptr<PrimaryConnection>& primary) {
+  if (!primary) return;
+  primary->alive = false;
+  primary->ended->cancel();
+  auto [first, last] = primaries_.equal_range(std::make_pair(primary->client, primary->pid));
+  for (auto it = first; it != last; ++it) {
+    if (it->second == primary) {
+      primaries_.erase(it);
+      break;
+    }
+  }
+}
+
+std::vector<std::shared_ptr<PrimaryConnection>> Runtime::primariesOf(
+    const asio::ip::address& client, std::uint32_t pid) const {
+  std::vector<std::shared_ptr<PrimaryConnection>> out;
+  auto [first, last] = primaries_.equal_range(std::make_pair(client, pid));
+  for (auto it = first; it != last; ++it) out.push_back(it->second);
+  return out;
+}
+
 bool Runtime::hasConnect(const asio::ip::address& client, const asio::ip::address& host) const {
   return connects_.contains({client, host});
 }

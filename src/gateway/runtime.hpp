@@ -5,6 +5,7 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 #include <cstdint>
 #include <deque>
@@ -33,6 +34,21 @@ struct Snapshot {
 // Builds a snapshot (engine and users file included). Errors are appended to `errors`.
 std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Config> config,
                                              std::vector<std::string>& errors);
+
+// A firewall client's remoted connection that is under way: the primary connection its protocol
+// definition's secondary connections belong to. `ended` is cancelled when it ends, so that what
+// depends on it (a remoted listen) can wait on it; `alive` is false from then on.
+struct PrimaryConnection {
+  std::uint64_t id = 0;
+  asio::ip::address client;
+  std::uint32_t pid = 0;
+  asio::ip::address destination;
+  std::uint16_t port = 0;
+  std::string definition;  // empty: no definition covers it (then it has no secondaries)
+  std::string rule;
+  bool alive = true;
+  std::shared_ptr<asio::steady_timer> ended;
+};
 
 struct Counters {
   std::uint64_t sessionsAccepted = 0;
@@ -71,6 +87,16 @@ class Runtime {
   void removeConnect(const asio::ip::address& client, const asio::ip::address& host);
   bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const;
 
+  // Primary connections of firewall clients, by client address and program (PID), for the
+  // secondary connections their protocol definitions allow.
+  std::shared_ptr<PrimaryConnection> addPrimary(const asio::ip::address& client, std::uint32_t pid,
+                                                const asio::ip::address& destination,
+                                                std::uint16_t port, std::string definition,
+                                                std::string rule);
+  void removePrimary(const std::shared_ptr<PrimaryConnection>& primary);
+  std::vector<std::shared_ptr<PrimaryConnection>> primariesOf(const asio::ip::address& client,
+                                                              std::uint32_t pid) const;
+
   // Names the control channel resolved for a client, so that its later Connect to one of the
   // addresses may be decided and logged by that name (a name hint nobody resolved is ignored).
   // Bounded: the oldest entries go first.
@@ -98,6 +124,9 @@ class Runtime {
   std::size_t active_ = 0;
   std::map<asio::ip::address, std::uint32_t> perClient_;
   std::map<std::pair<asio::ip::address, asio::ip::address>, std::uint32_t> connects_;
+  std::multimap<std::pair<asio::ip::address, std::uint32_t>, std::shared_ptr<PrimaryConnection>>
+      primaries_;
+  std::uint64_t nextPrimaryId_ = 1;
   std::map<std::pair<asio::ip::address, asio::ip::address>, std::string> resolutions_;
   std::deque<std::pair<asio::ip::address, asio::ip::address>> resolutionOrder_;
   const config::UserDatabase* cachedUsers_ = nullptr;

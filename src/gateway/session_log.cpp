@@ -41,6 +41,7 @@ std::string SessionRecord::toJson() const {
   j["resolved"] = resolved;
   if (!bound.empty()) j["bound"] = bound;
   j["rule"] = rule;
+  if (!definition.empty()) j["definition"] = definition;
   j["result"] = result;
   j["reply"] = reply;
   j["bytes_up"] = bytesUp;

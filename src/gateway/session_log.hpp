@@ -20,11 +20,12 @@ struct SessionRecord {
   std::string host;
   std::string application;
   std::string osUser;
-  std::string command = "none";   // connect, bind, udp, none
+  std::string command = "none";   // connect, bind, udp, listen, accept, none
   std::string requested;          // destination as requested ("name:port" or "ip:port")
   std::string resolved;           // destination actually used ("ip:port"), peer for BIND
   std::string bound;              // the gateway's address told to the client (BIND/UDP)
   std::string rule;               // the rule that decided, if a decision was made
+  std::string definition;         // the protocol definition that matched, if any
   std::string result = "closed";  // reply name or handshake outcome
   int reply = -1;                 // SOCKS5 REP or SOCKS4 CD sent, -1 if none
   std::uint64_t bytesUp = 0;      // client -> destination

@@ -1,6 +1,7 @@
 // SOCKS BIND: listen on the gateway for one incoming connection from the expected peer.
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include "gateway/inbound.hpp"
 #include "gateway/net.hpp"
 #include "gateway/reply_code.hpp"
 #include "gateway/socks_session.hpp"
@@ -48,10 +49,10 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     }
   }
 
-  const auto listenAddress = externalAddressToward(peer);
+  const auto listenAddress = externalAddressToward(*snapshot_->config, runtime_.io(), peer,
+                                                   unmapped(localEndpoint_.address()));
   tcp::acceptor acceptor(client_.get_executor());
-  acceptor.open(listenAddress.is_v4() ? tcp::v4() : tcp::v6(), ec);
-  if (!ec) acceptor.bind({listenAddress, 0}, ec);
+  ec = openInbound(acceptor, listenAddress, 0, snapshot_->config->bind.dynamicPorts);
   if (!ec) acceptor.listen(1, ec);
   if (ec) {
     record_.error = "bind listen on " + listenAddress.to_string() + ": " + errorText(ec);

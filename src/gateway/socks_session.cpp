@@ -336,6 +336,7 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
       allowedAddresses(runtime_, *snapshot_, Requester{clientEndpoint_.address(), user_},
                        candidates, destination.port, name);
   record_.rule = allowed.rule;
+  record_.definition = allowed.protocol;
   if (allowed.addresses.empty()) {
     record_.error = "denied by " + allowed.rule;
     co_await fail(Reply::NotAllowed);
@@ -392,27 +393,6 @@ asio::awaitable<void> SocksSession::waitClientClose(bool keepData) {
       co_return;
     }
   }
-}
-
-asio::ip::address SocksSession::externalAddressToward(
-    const std::optional<asio::ip::address>& peer) {
-  const auto& configured = snapshot_->config->bind.externalAddress;
-  std::error_code ec;
-  if (!configured.empty()) {
-    auto a = asio::ip::make_address(configured, ec);
-    if (!ec) return a;
-  }
-  if (peer) {
-    // The local address of the route toward the peer: a connected UDP socket sends nothing.
-    asio::ip::udp::socket probe(client_.get_executor());
-    probe.open(peer->is_v4() ? asio::ip::udp::v4() : asio::ip::udp::v6(), ec);
-    if (!ec) probe.connect({*peer, 9}, ec);
-    if (!ec) {
-      auto local = probe.local_endpoint(ec);
-      if (!ec) return unmapped(local.address());
-    }
-  }
-  return unmapped(localEndpoint_.address());
 }
 
 }  // namespace fwgate::gateway

@@ -70,8 +70,6 @@ class SocksSession {
   // Completes when the client closes the control connection (or errors); for BIND and UDP.
   // With `keepData`, bytes the client sends are left unread (they belong to the relay after).
   asio::awaitable<void> waitClientClose(bool keepData);
-  // The address remote peers should use to reach this gateway, towards `peer` if known.
-  asio::ip::address externalAddressToward(const std::optional<asio::ip::address>& peer);
 
   Runtime& runtime_;
   std::shared_ptr<const Snapshot> snapshot_;

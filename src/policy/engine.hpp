@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "policy/address.hpp"
+#include "policy/protocols.hpp"
 
 namespace fwgate::policy {
 
@@ -51,6 +52,10 @@ struct Rule {
   std::vector<std::string> destinations;  // network names the destination must be in
   std::vector<PortRange> ports;           // destination ports
   std::uint8_t commands = kAllCommands;   // mask of Command
+  // Protocol definitions by name. Empty: any traffic, whether a definition covers it or not (the
+  // log still names the first definition that does). Not empty: only traffic that one of these
+  // definitions covers.
+  std::vector<std::string> protocols;
 };
 
 // One request to decide. The gateway fills the facts it knows.
@@ -66,20 +71,27 @@ struct Request {
   // A client that is not local reaches it only through an allow rule whose `destinations`
   // explicitly name a network (not "any") that contains the address.
   bool destinationIsProtected = false;
+  // What the connection is, for protocol definitions. Unset: from the command (connect: TCP
+  // outbound, bind: TCP inbound, udp: UDP send) and destinationPort.
+  std::optional<ConnectionFacts> connection;
 };
 
 struct Decision {
   bool allowed = false;
   int ruleIndex = -1;    // index into the rules, -1 when no rule matched (default deny)
   std::string ruleName;  // the rule's name, or "default-deny" / "protected-destination"
+  std::string protocol;  // the protocol definition that matched; empty when none covers it
 };
 
 // Immutable after construction, safe to share between threads; counters are atomic.
 class Engine {
  public:
   // Names in rules must resolve (config validation guarantees it); unknown names never match.
+  // `protocols` in order of precedence (the configuration's own first, then the catalogue's);
+  // `dynamicPorts` is what port 0 in a definition stands for.
   Engine(std::vector<Network> networks, std::map<std::string, std::vector<std::string>> groups,
-         std::vector<Rule> rules);
+         std::vector<Rule> rules, std::vector<ProtocolDefinition> protocols = {},
+         PortRange dynamicPorts = kDefaultDynamicPorts);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -88,6 +100,11 @@ class Engine {
 
   const std::vector<Rule>& rules() const { return rules_; }
   const Network* findNetwork(std::string_view name) const;
+  const std::vector<ProtocolDefinition>& protocols() const { return protocols_; }
+  const ProtocolDefinition* findProtocol(std::string_view name) const;
+  // The first definition whose primary connection covers `facts`, or null.
+  const ProtocolDefinition* primaryFor(const ConnectionFacts& facts) const;
+  PortRange dynamicPorts() const { return dynamicPorts_; }
   std::uint64_t hits(std::size_t ruleIndex) const;
   std::uint64_t allowedCount() const { return allowed_.load(std::memory_order_relaxed); }
   std::uint64_t deniedCount() const { return denied_.load(std::memory_order_relaxed); }
@@ -97,6 +114,8 @@ class Engine {
   std::vector<Network> networks_;
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;
+  std::vector<ProtocolDefinition> protocols_;
+  PortRange dynamicPorts_;
   std::vector<CompiledRule> compiled_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> hits_;
   mutable std::atomic<std::uint64_t> allowed_{0};

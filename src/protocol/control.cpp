@@ -507,6 +507,9 @@ bool decodeConnected(Bytes body, Connected& out) {
       case Tag::Bound:
         if (!readEndpoint(value, out.bound)) return false;
         break;
+      case Tag::Definition:
+        out.definition = readText(value);
+        break;
       case Tag::Message:
         out.message = readText(value);
         break;
@@ -521,7 +524,159 @@ std::size_t encodeConnected(std::span<std::uint8_t> out, const Connected& connec
   FrameWriter w(out, MessageType::Connected);
   w.u8(Tag::Status, static_cast<std::uint8_t>(connected.status));
   if (connected.bound.address.family != 0) w.endpoint(Tag::Bound, connected.bound);
-  w.textIfAny(Tag::Message, connected.message);
+  w.textIfAny(Tag::Definition, connected.definition).textIfAny(Tag::Message, connected.message);
+  return w.finish();
+}
+
+bool decodeBind(Bytes body, BindRequest& out) {
+  out = BindRequest{};
+  bool haveRequested = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    switch (tag) {
+      case Tag::Requested:
+        if (!readEndpoint(value, out.requested)) return false;
+        haveRequested = true;
+        break;
+      case Tag::LocalPort:
+        if (!readU16(value, out.localPort)) return false;
+        break;
+      case Tag::BindMode: {
+        std::uint8_t mode = 0;
+        if (!readU8(value, mode) || mode > 1) return false;
+        out.mode = static_cast<BindMode>(mode);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return reader.ok() && haveRequested && out.localPort != 0;
+}
+
+std::size_t encodeBind(std::span<std::uint8_t> out, const BindRequest& bind) {
+  FrameWriter w(out, MessageType::Bind);
+  w.endpoint(Tag::Requested, bind.requested)
+      .u16(Tag::LocalPort, bind.localPort)
+      .u8(Tag::BindMode, static_cast<std::uint8_t>(bind.mode));
+  return w.finish();
+}
+
+bool decodeBound(Bytes body, BoundReply& out) {
+  out = BoundReply{};
+  bool haveStatus = false;
+  bool haveBound = false;
+  bool haveToken = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    switch (tag) {
+      case Tag::Status:
+        if (!readStatus(value, out.status)) return false;
+        haveStatus = true;
+        break;
+      case Tag::Bound:
+        if (!readEndpoint(value, out.bound)) return false;
+        haveBound = true;
+        break;
+      case Tag::Token:
+        if (value.size() != kTokenSize) return false;
+        std::memcpy(out.token.data(), value.data(), kTokenSize);
+        haveToken = true;
+        break;
+      case Tag::Definition:
+        out.definition = readText(value);
+        break;
+      case Tag::Message:
+        out.message = readText(value);
+        break;
+      default:
+        break;
+    }
+  }
+  // An Ok answer is useless without where the gateway listens and how its connections prove
+  // themselves.
+  return reader.ok() && haveStatus && (out.status != Status::Ok || (haveBound && haveToken));
+}
+
+std::size_t encodeBound(std::span<std::uint8_t> out, const BoundReply& bound) {
+  FrameWriter w(out, MessageType::Bound);
+  w.u8(Tag::Status, static_cast<std::uint8_t>(bound.status));
+  if (bound.status == Status::Ok) {
+    w.endpoint(Tag::Bound, bound.bound).raw(Tag::Token, {bound.token.data(), bound.token.size()});
+  }
+  w.textIfAny(Tag::Definition, bound.definition).textIfAny(Tag::Message, bound.message);
+  return w.finish();
+}
+
+bool decodeListen(Bytes body, ListenRequest& out) {
+  out = ListenRequest{};
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    if (tag == Tag::Backlog && !readU16(value, out.backlog)) return false;
+  }
+  return reader.ok();
+}
+
+std::size_t encodeListen(std::span<std::uint8_t> out, const ListenRequest& listen) {
+  FrameWriter w(out, MessageType::Listen);
+  w.u16(Tag::Backlog, listen.backlog);
+  return w.finish();
+}
+
+bool decodeListening(Bytes body, ListeningReply& out) {
+  out = ListeningReply{};
+  bool haveStatus = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    if (tag == Tag::Status) {
+      if (!readStatus(value, out.status)) return false;
+      haveStatus = true;
+    } else if (tag == Tag::Message) {
+      out.message = readText(value);
+    }
+  }
+  return reader.ok() && haveStatus;
+}
+
+std::size_t encodeListening(std::span<std::uint8_t> out, const ListeningReply& listening) {
+  FrameWriter w(out, MessageType::Listening);
+  w.u8(Tag::Status, static_cast<std::uint8_t>(listening.status))
+      .textIfAny(Tag::Message, listening.message);
+  return w.finish();
+}
+
+bool decodeAccepted(Bytes body, AcceptedNotice& out) {
+  out = AcceptedNotice{};
+  bool haveToken = false;
+  bool havePeer = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    if (tag == Tag::Token) {
+      if (value.size() != kTokenSize) return false;
+      std::memcpy(out.token.data(), value.data(), kTokenSize);
+      haveToken = true;
+    } else if (tag == Tag::Peer) {
+      if (!readEndpoint(value, out.peer)) return false;
+      havePeer = true;
+    }
+  }
+  return reader.ok() && haveToken && havePeer;
+}
+
+std::size_t encodeAccepted(std::span<std::uint8_t> out, const AcceptedNotice& accepted) {
+  FrameWriter w(out, MessageType::Accepted);
+  w.raw(Tag::Token, {accepted.token.data(), accepted.token.size()})
+      .endpoint(Tag::Peer, accepted.peer);
   return w.finish();
 }
 

@@ -41,6 +41,11 @@ enum class MessageType : std::uint8_t {
   Resolved = 0x06,   // gateway: the addresses, or why not
   Connect = 0x07,    // client, on the application's own socket: connect it to this destination
   Connected = 0x08,  // gateway: the result; on Ok the connection carries the application's bytes
+  Bind = 0x09,       // client: a remoted bind; the gateway binds a socket on its external side
+  Bound = 0x0A,      // gateway: the external address and port, and the connect-back token
+  Listen = 0x0B,     // client: the program listens; the gateway starts accepting
+  Listening = 0x0C,  // gateway: the result of Listen
+  Accepted = 0x0D,   // gateway, first frame on a connection to the client's listening socket
 };
 
 enum class Tag : std::uint8_t {
@@ -60,7 +65,15 @@ enum class Tag : std::uint8_t {
   Canonical = 0x14,       // text: canonical name (Resolved)
   Destination = 0x15,     // endpoint (Connect)
   NameHint = 0x16,        // text: the name the client resolved the destination from (Connect)
-  Bound = 0x17,           // endpoint: the gateway's address toward the destination (Connected)
+  Bound = 0x17,           // endpoint: the gateway's address toward the destination (Connected),
+                          // the remoted listening socket's external address (Bound)
+  Requested = 0x18,       // endpoint: the address and port the program bound to (Bind)
+  LocalPort = 0x19,       // u16: the port of the client's own listening socket (Bind)
+  BindMode = 0x1A,        // u8 BindMode (Bind)
+  Token = 0x1B,           // 16 bytes: proves a connection to the client comes from the gateway
+  Peer = 0x1C,            // endpoint: the remote host that connected (Accepted)
+  Backlog = 0x1D,         // u16 (Listen)
+  Definition = 0x1E,      // text: the protocol definition that allowed it (Bound, Connected)
   Network = 0x20,         // text: the gateway network the client is in (Config)
   Range = 0x21,           // range (repeated): the local address table
   DomainSuffix = 0x22,    // text (repeated): the local domain table
@@ -212,10 +225,56 @@ std::size_t encodeConnect(std::span<std::uint8_t> out, const Connect& connect);
 struct Connected {
   Status status = Status::GeneralFailure;  // required
   Endpoint bound;                          // family 0 when absent
-  std::string_view message;
+  std::string_view definition, message;
 };
 bool decodeConnected(Bytes body, Connected& out);
 std::size_t encodeConnected(std::span<std::uint8_t> out, const Connected& connected);
+
+// --- Remoted listening sockets (bind / listen / accept), docs/control-protocol.md -------------
+
+// Secondary: a connection back for a primary connection the same program opened (FTP's PORT),
+// as long as that primary lives, from its host only by default. Server: a server bound on the
+// gateway (ServerBindTcpPorts), accepting many connections, as its rules allow.
+enum class BindMode : std::uint8_t { Secondary = 0, Server = 1 };
+inline constexpr std::size_t kTokenSize = 16;
+using Token = std::array<std::uint8_t, kTokenSize>;
+
+struct BindRequest {
+  Endpoint requested;           // required: what the program passed to bind()
+  std::uint16_t localPort = 0;  // required: the client's own listening socket, non-zero
+  BindMode mode = BindMode::Secondary;
+};
+bool decodeBind(Bytes body, BindRequest& out);
+std::size_t encodeBind(std::span<std::uint8_t> out, const BindRequest& bind);
+
+struct BoundReply {
+  Status status = Status::GeneralFailure;  // required
+  Endpoint bound;                          // on Ok: the gateway's external address and port
+  Token token{};                           // on Ok
+  std::string_view definition, message;
+};
+bool decodeBound(Bytes body, BoundReply& out);
+std::size_t encodeBound(std::span<std::uint8_t> out, const BoundReply& bound);
+
+struct ListenRequest {
+  std::uint16_t backlog = 0;
+};
+bool decodeListen(Bytes body, ListenRequest& out);
+std::size_t encodeListen(std::span<std::uint8_t> out, const ListenRequest& listen);
+
+struct ListeningReply {
+  Status status = Status::GeneralFailure;  // required
+  std::string_view message;
+};
+bool decodeListening(Bytes body, ListeningReply& out);
+std::size_t encodeListening(std::span<std::uint8_t> out, const ListeningReply& listening);
+
+struct AcceptedNotice {
+  Token token{};  // required
+  Endpoint peer;  // required: the remote host that connected to the gateway
+};
+bool decodeAccepted(Bytes body, AcceptedNotice& out);
+std::size_t encodeAccepted(std::span<std::uint8_t> out, const AcceptedNotice& accepted);
 
 // Config is built with FrameWriter directly (its ranges and suffixes repeat) and read with
 // AttributeReader; this checks it: a status, and every Range and Version well formed.

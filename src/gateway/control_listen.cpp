@@ -1,0 +1,355 @@
+// A firewall client's remoted listening socket (seed 004, "Remoted Connections", second half):
+// Bind opens a socket on the gateway's external side and answers its address, Listen starts
+// accepting, and every connection a remote host makes there is carried to the client's own
+// listening socket: the gateway connects to it, proves itself with the listen's token and the
+// remote host's address (an Accepted frame), and relays.
+#include <sodium.h>
+
+#include <spdlog/spdlog.h>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/write.hpp>
+#include <cstring>
+
+#include "gateway/control_session.hpp"
+#include "gateway/inbound.hpp"
+#include "gateway/net.hpp"
+#include "gateway/outbound.hpp"
+#include "gateway/relay.hpp"
+
+namespace fwgate::gateway {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+namespace control = protocol::control;
+
+namespace {
+
+control::Endpoint toControlEndpoint(const asio::ip::address& a, std::uint16_t port) {
+  control::Endpoint out;
+  out.port = port;
+  const auto plain = unmapped(a);
+  if (plain.is_v4()) {
+    out.address.family = 4;
+    const auto b = plain.to_v4().to_bytes();
+    std::memcpy(out.address.bytes.data(), b.data(), 4);
+  } else {
+    out.address.family = 6;
+    const auto b = plain.to_v6().to_bytes();
+    std::memcpy(out.address.bytes.data(), b.data(), 16);
+  }
+  return out;
+}
+
+asio::ip::address fromControlAddress(const control::IpAddress& a) {
+  if (a.family == 4) {
+    asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), a.bytes.data(), 4);
+    return asio::ip::address_v4(b);
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), a.bytes.data(), 16);
+  return unmapped(asio::ip::address_v6(b));
+}
+
+// One connection a remote host made to a remoted listen: to the client's listening socket, the
+// Accepted frame, then the relay; logged once ("accept").
+asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Snapshot> snapshot,
+                                     tcp::socket incoming, tcp::endpoint clientBack,
+                                     control::Token token, SessionRecord record) {
+  struct Slot {
+    Runtime& runtime;
+    asio::ip::address client;
+    ~Slot() { runtime.release(client); }
+  } slot{runtime, clientBack.address()};
+  std::error_code ec;
+  const auto peer = incoming.remote_endpoint(ec);
+  tcp::socket back(incoming.get_executor());
+  asio::ip::address connectedTo;
+  const std::vector<asio::ip::address> candidates{clientBack.address()};
+  const auto error = co_await connectAny(back, candidates, clientBack.port(),
+                                         snapshot->config->limits.connectTimeout, connectedTo);
+  if (error) {
+    record.result = "client-unreachable";
+    record.error = "connect back to " + endpointString(clientBack.address(), clientBack.port()) +
+                   ": " + error.message();
+    runtime.sessionLog().write(record);
+    co_return;
+  }
+  std::array<std::uint8_t, 128> frame{};
+  const control::AcceptedNotice notice{token, toControlEndpoint(peer.address(), peer.port())};
+  const std::size_t n = control::encodeAccepted(frame, notice);
+  auto [writeEc, written] =
+      co_await asio::async_write(back, asio::buffer(frame.data(), n), kNoThrow);
+  if (writeEc) {
+    record.result = "client-unreachable";
+    record.error = "write to client: " + writeEc.message();
+    runtime.sessionLog().write(record);
+    co_return;
+  }
+  record.result = "succeeded";
+  // The client's side is the relay's "client": bytes up go from the program to the remote host.
+  const auto result = co_await relay(back, incoming, runtime.buffers(), runtime.pipes(),
+                                     snapshot->config->limits.idleTimeout);
+  record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
+  runtime.sessionLog().write(record);
+}
+
+}  // namespace
+
+asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
+  control::BindRequest request;
+  control::BoundReply reply;
+  out_.resize(512);
+  if (!control::decodeBind(body, request)) {
+    consumeFrame();
+    record_.result = "BadRequest";
+    record_.error = "malformed Bind";
+    reply.status = Status::BadRequest;
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeBound(out_, reply));
+    co_return;
+  }
+  consumeFrame();
+  const auto& config = *snapshot_->config;
+  const auto& engine = *snapshot_->engine;
+  const auto client = unmapped(clientEndpoint_.address());
+  const auto requestedAddress = fromControlAddress(request.requested.address);
+  const bool server = request.mode == control::BindMode::Server;
+  const std::uint16_t requestedPort = request.requested.port;
+  record_.requested = endpointString(requestedAddress, requestedPort);
+  record_.command = server ? "listen-server" : "listen";
+
+  // Policy: a server needs a definition whose primary connection is inbound on its port and a
+  // rule allowing it; a secondary listen needs a live primary connection of the same program
+  // whose definition has an inbound TCP secondary connection covering the port.
+  std::shared_ptr<PrimaryConnection> primary;
+  policy::PortRange range{requestedPort, requestedPort};
+  Status refusal = Status::Ok;
+  if (server) {
+    const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
+                                        requestedPort};
+    const auto decision = decide(runtime_, *snapshot_, Requester{client, user_},
+                                 policy::Command::Bind, std::nullopt, requestedPort, {}, facts);
+    record_.rule = decision.ruleName;
+    record_.definition = decision.protocol;
+    if (requestedPort == 0) {
+      refusal = Status::BadRequest;
+      record_.error = "a server bind needs a port";
+    } else if (!decision.allowed) {
+      refusal = Status::Denied;
+      record_.error = "denied by " + decision.ruleName;
+    } else if (decision.protocol.empty()) {
+      refusal = Status::Denied;
+      record_.error =
+          fmt::format("no protocol definition covers inbound TCP port {}", requestedPort);
+    }
+  } else {
+    const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
+                                        requestedPort};
+    for (const auto& candidate : runtime_.primariesOf(client, pid_)) {
+      const auto* definition = engine.findProtocol(candidate->definition);
+      if (!candidate->alive || definition == nullptr) continue;
+      for (const auto& spec : definition->secondary) {
+        if (spec.transport != policy::Transport::Tcp ||
+            spec.direction != policy::Direction::Inbound) {
+          continue;
+        }
+        if (requestedPort != 0 &&
+            !policy::coversSecondary(*definition, facts, engine.dynamicPorts())) {
+          continue;
+        }
+        primary = candidate;
+        if (requestedPort == 0) range = spec.anyDynamicPort() ? engine.dynamicPorts() : spec.ports;
+        break;
+      }
+      if (primary) break;
+    }
+    if (!primary) {
+      refusal = Status::Denied;
+      record_.error =
+          requestedPort == 0
+              ? fmt::format(
+                    "no primary connection of {} (pid {}) whose protocol definition has "
+                    "an inbound TCP secondary connection",
+                    record_.application, pid_)
+              : fmt::format(
+                    "no primary connection of {} (pid {}) whose protocol definition "
+                    "allows an inbound TCP secondary connection on port {}",
+                    record_.application, pid_, requestedPort);
+    } else {
+      record_.rule = primary->rule;
+      record_.definition = primary->definition;
+    }
+  }
+  if (refusal != Status::Ok) {
+    record_.result = std::string(control::statusText(refusal));
+    reply.status = refusal;
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeBound(out_, reply));
+    co_return;
+  }
+
+  // The socket on the external side.
+  std::optional<asio::ip::address> toward;
+  if (primary) toward = primary->destination;
+  std::error_code ec;
+  auto listenAddress =
+      externalAddressToward(config, runtime_.io(), toward, asio::ip::address_v4::any());
+  if (!toward && config.bind.externalAddress.empty() && runtime_.isHostAddress(requestedAddress) &&
+      !requestedAddress.is_loopback()) {
+    listenAddress = requestedAddress;  // the program named one of the gateway's own addresses
+  }
+  tcp::acceptor acceptor(client_.get_executor());
+  ec = openInbound(acceptor, listenAddress, requestedPort, range);
+  if (ec) {
+    const Status status = control::statusForErrno(ec.value());
+    record_.result = std::string(control::statusText(status));
+    record_.error = "listen on " + listenAddress.to_string() + ": " + ec.message();
+    reply.status = status;
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeBound(out_, reply));
+    co_return;
+  }
+  const auto listening = acceptor.local_endpoint(ec);
+  record_.bound = endpointString(listening.address(), listening.port());
+  control::Token token{};
+  randombytes_buf(token.data(), token.size());
+  reply.status = Status::Ok;
+  reply.bound = toControlEndpoint(listening.address(), listening.port());
+  reply.token = token;
+  reply.definition = record_.definition;
+  if (!co_await send(out_.data(), control::encodeBound(out_, reply))) co_return;
+
+  // Listen: the program called listen() on its socket.
+  deadline_.expires_after(config.limits.bindTimeout);
+  control::Frame frame;
+  if (!co_await readFrame(frame)) {
+    record_.result = "client-closed";
+    if (record_.error.empty()) record_.error = "closed before listen()";
+    co_return;
+  }
+  control::ListenRequest listen;
+  control::ListeningReply listeningReply;
+  if (frame.type != static_cast<std::uint8_t>(control::MessageType::Listen) ||
+      !control::decodeListen(frame.body, listen)) {
+    consumeFrame();
+    record_.result = "bad-request";
+    record_.error = "expected Listen";
+    listeningReply.status = Status::UnexpectedMessage;
+    listeningReply.message = record_.error;
+    co_await send(out_.data(), control::encodeListening(out_, listeningReply));
+    co_return;
+  }
+  consumeFrame();
+  const int backlog = listen.backlog == 0 ? 1 : std::min<int>(listen.backlog, 128);
+  acceptor.listen(server ? backlog : 1, ec);
+  listeningReply.status = ec ? control::statusForErrno(ec.value()) : Status::Ok;
+  if (ec) {
+    record_.error = "listen: " + ec.message();
+    listeningReply.message = record_.error;
+  }
+  if (!co_await send(out_.data(), control::encodeListening(out_, listeningReply)) || ec) {
+    record_.result = ec ? std::string(control::statusText(listeningReply.status)) : "closed";
+    co_return;
+  }
+  record_.result = "listening";
+
+  // Accept until the policy says stop: a secondary listen takes one connection within
+  // bind_timeout and ends with its primary connection; a server listens while the client keeps
+  // its control connection open.
+  const tcp::endpoint clientBack{client, request.localPort};
+  asio::steady_timer never(client_.get_executor(), asio::steady_timer::time_point::max());
+  asio::steady_timer& primaryEnded = primary ? *primary->ended : never;
+  if (server) {
+    deadline_.expires_at(asio::steady_timer::time_point::max());
+  } else {
+    deadline_.expires_after(config.limits.bindTimeout);
+  }
+  std::uint64_t accepted = 0;
+  std::array<std::uint8_t, 64> sink{};
+  for (;;) {
+    if (primary && !primary->alive) {
+      record_.error = "the primary connection ended";
+      break;
+    }
+    auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_.async_wait(kNoThrow) ||
+                             client_.async_read_some(asio::buffer(sink), kNoThrow) ||
+                             primaryEnded.async_wait(kNoThrow));
+    if (outcome.index() == 1) {
+      record_.error = "no connection within bind_timeout";
+      break;
+    }
+    if (outcome.index() == 2) {
+      if (record_.error.empty()) record_.error = "the client closed its listening socket";
+      break;
+    }
+    if (outcome.index() == 3) {
+      record_.error = "the primary connection ended";
+      break;
+    }
+    auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
+    if (acceptEc) {
+      record_.error = "accept: " + acceptEc.message();
+      break;
+    }
+    const auto from = incoming.remote_endpoint(ec);
+    if (ec) continue;
+    const auto fromAddress = unmapped(from.address());
+    SessionRecord inbound;
+    inbound.client = record_.client;
+    inbound.user = record_.user;
+    inbound.protocol = "fwc";
+    inbound.host = record_.host;
+    inbound.application = record_.application;
+    inbound.osUser = record_.osUser;
+    inbound.command = "accept";
+    inbound.requested = record_.bound;
+    inbound.bound = record_.bound;
+    inbound.resolved = endpointString(fromAddress, from.port());
+    inbound.definition = record_.definition;
+    // Who may connect: the primary connection's host (by default), or whom the rules allow.
+    std::string refusedWhy;
+    if (primary && config.bind.secondaryPeers == config::BindSettings::SecondaryPeers::Primary) {
+      inbound.rule = primary->rule;
+      if (fromAddress != primary->destination) {
+        refusedWhy = "only " + primary->destination.to_string() +
+                     ", the host of the primary connection, may connect";
+      }
+    } else {
+      const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
+                                          listening.port()};
+      const auto decision = decide(runtime_, *snapshot_, Requester{client, user_},
+                                   policy::Command::Bind, fromAddress, listening.port(), {}, facts);
+      inbound.rule = decision.ruleName;
+      if (!decision.allowed) refusedWhy = "denied by " + decision.ruleName;
+    }
+    if (refusedWhy.empty() && !runtime_.admit(client)) refusedWhy = "session limit";
+    if (!refusedWhy.empty()) {
+      inbound.result = "refused";
+      inbound.error = "peer " + inbound.resolved + " refused: " + refusedWhy;
+      runtime_.sessionLog().write(inbound);
+      incoming.close(ec);
+      continue;
+    }
+    ++accepted;
+    auto onException = [&runtime = runtime_](std::exception_ptr e) {
+      if (!e) return;
+      ++runtime.counters().sessionExceptions;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("accepted connection ended by internal error: {}", ex.what());
+      }
+    };
+    asio::co_spawn(client_.get_executor(),
+                   deliverInbound(runtime_, snapshot_, std::move(incoming), clientBack, token,
+                                  std::move(inbound)),
+                   onException);
+    if (!server) break;  // one connection per secondary listen
+  }
+  record_.result = accepted > 0 ? "succeeded" : "closed";
+  record_.resolved = fmt::format("{} connection{}", accepted, accepted == 1 ? "" : "s");
+}
+
+}  // namespace fwgate::gateway
