@@ -299,7 +299,7 @@ void consume(int fd, std::size_t n) {
 }  // namespace
 
 ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
-                            std::size_t detailSize) {
+                            std::size_t detailSize, control::Endpoint* bound) {
   if (detailSize > 0) detail[0] = '\0';
   std::uint8_t buf[2048];
   std::size_t size = 0;
@@ -337,8 +337,103 @@ ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
   }
   copyTo(detail, detailSize, c.message);
   error = control::errnoFor(c.status);
+  if (bound != nullptr) *bound = c.bound;
   consume(fd, size);
   return ReplyState::Done;
+}
+
+int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
+               const control::BindRequest& request, int timeoutMs, int& controlFd, RemoteBind& out,
+               char* detail, std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  controlFd = -1;
+  const std::int64_t deadline = nowMs() + timeoutMs;
+  const int fd = openControl(gateway, timeoutMs);
+  if (fd < 0) return errno;
+  std::uint8_t buf[2048];
+  const std::size_t helloSize = encodeHelloFor(identity, buf);
+  const std::size_t bindSize =
+      helloSize == 0 ? 0 : control::encodeBind({buf + helloSize, sizeof buf - helloSize}, request);
+  int error = 0;
+  if (bindSize == 0) {
+    error = EMSGSIZE;
+  } else if (!sendAll(fd, buf, helloSize + bindSize, timeoutMs)) {
+    error = errno;
+  }
+  long n = error == 0 ? readFrame(fd, buf, sizeof buf, deadline) : -1;
+  if (error == 0 && n < 0) error = errno;
+  if (error == 0) {
+    control::Welcome welcome;
+    const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
+        !control::decodeWelcome(frame.value.body, welcome)) {
+      error = EPROTO;
+    } else if (welcome.status != control::Status::Ok) {
+      copyTo(detail, detailSize, welcome.message);
+      error = control::errnoFor(welcome.status);
+    }
+  }
+  if (error == 0) {
+    n = readFrame(fd, buf, sizeof buf, deadline);
+    if (n < 0) error = errno;
+  }
+  if (error == 0) {
+    control::BoundReply reply;
+    const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Bound) ||
+        !control::decodeBound(frame.value.body, reply)) {
+      error = EPROTO;
+    } else {
+      copyTo(detail, detailSize, reply.message);
+      error = control::errnoFor(reply.status);
+      out.bound = reply.bound;
+      out.token = reply.token;
+    }
+  }
+  if (error != 0) {
+    ::close(fd);
+    return error;
+  }
+  controlFd = fd;
+  return 0;
+}
+
+int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,
+                 std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  const std::int64_t deadline = nowMs() + timeoutMs;
+  std::uint8_t buf[512];
+  const std::size_t size = control::encodeListen(buf, control::ListenRequest{backlog});
+  if (size == 0) return EMSGSIZE;
+  if (!sendAll(controlFd, buf, size, timeoutMs)) return errno;
+  const long n = readFrame(controlFd, buf, sizeof buf, deadline);
+  if (n < 0) return errno;
+  control::ListeningReply reply;
+  const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+  if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Listening) ||
+      !control::decodeListening(frame.value.body, reply)) {
+    return EPROTO;
+  }
+  copyTo(detail, detailSize, reply.message);
+  return control::errnoFor(reply.status);
+}
+
+int readAccepted(int fd, const control::Token& token, int timeoutMs, control::Endpoint& peer) {
+  std::uint8_t buf[256];
+  const long n = readFrame(fd, buf, sizeof buf, nowMs() + timeoutMs);
+  if (n < 0) return EPROTO;
+  control::AcceptedNotice notice;
+  const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+  if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Accepted) ||
+      !control::decodeAccepted(frame.value.body, notice)) {
+    return EPROTO;
+  }
+  // Constant time: the token is the only thing that tells the gateway from anyone else.
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < token.size(); ++i) diff |= token[i] ^ notice.token[i];
+  if (diff != 0) return EPROTO;
+  peer = notice.peer;
+  return 0;
 }
 
 }  // namespace fwgate::client

@@ -71,8 +71,32 @@ int sendConnectRequest(int fd, const Identity& identity,
 // may follow. `welcomed` carries the progress between calls (start with false). NeedMore until the
 // Connected frame is in; then `error` is 0 (connected) or the errno for the status, and `detail`
 // the gateway's message.
+// `bound`, when given, receives the gateway's address toward the destination (family 0 if the
+// gateway did not say).
 enum class ReplyState { NeedMore, Done };
 ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
-                            std::size_t detailSize);
+                            std::size_t detailSize, protocol::control::Endpoint* bound = nullptr);
+
+// --- Remoted listening socket ------------------------------------------------------------------
+
+// A remoted bind: a new control connection (returned in `controlFd`, close-on-exec, kept open by
+// the caller for as long as the listening socket lives) carrying Hello + Bind; waits for Welcome
+// and Bound within timeoutMs. 0 with `bound` and `token` filled, else an errno (EACCES for a
+// policy refusal) with the gateway's words in `detail`; controlFd is -1 then.
+struct RemoteBind {
+  protocol::control::Endpoint bound;
+  protocol::control::Token token{};
+};
+int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
+               const protocol::control::BindRequest& request, int timeoutMs, int& controlFd,
+               RemoteBind& out, char* detail, std::size_t detailSize);
+// Listen on the control connection of a remoted bind, and its answer. 0 or an errno.
+int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,
+                 std::size_t detailSize);
+// The Accepted frame at the start of a connection the gateway made to the client's listening
+// socket, read exactly (nothing after it), within timeoutMs. 0 with `peer` filled when the token
+// matches; EPROTO for anything else (not the gateway, or another listen's token).
+int readAccepted(int fd, const protocol::control::Token& token, int timeoutMs,
+                 protocol::control::Endpoint& peer);
 
 }  // namespace fwgate::client

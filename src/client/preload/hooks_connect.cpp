@@ -18,32 +18,6 @@ namespace control = fwgate::protocol::control;
 
 namespace {
 
-bool toEndpoint(const sockaddr* address, socklen_t length, control::Endpoint& out) {
-  if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(address);
-    out.address.family = 4;
-    std::memcpy(out.address.bytes.data(), &sin->sin_addr, 4);
-    out.port = ntohs(sin->sin_port);
-    return true;
-  }
-  if (address->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
-    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(address);
-    out.address.family = 6;
-    std::memcpy(out.address.bytes.data(), &sin6->sin6_addr, 16);
-    out.address = normalise(out.address);
-    out.port = ntohs(sin6->sin6_port);
-    return true;
-  }
-  return false;
-}
-
-void endpointText(const control::Endpoint& e, char* out, std::size_t size) {
-  char host[64];
-  formatAddress(e.address, host, sizeof host);
-  std::snprintf(out, size, e.address.family == 6 ? "[%s]:%u" : "%s:%u", host,
-                static_cast<unsigned>(e.port));
-}
-
 // The gateway's address as the program's socket (of `family`) can reach it.
 socklen_t gatewayFor(const Global& g, int family, sockaddr_storage& out) {
   if (family == AF_INET) {
@@ -144,12 +118,15 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   }
   char detail[160] = {};
   bool welcomed = false;
+  control::Endpoint bound;
   for (;;) {
     if (waitFor(fd, POLLIN, g.replyTimeoutMs) != 0) {
       error = ETIMEDOUT;
       break;
     }
-    if (takeConnectReply(fd, welcomed, error, detail, sizeof detail) == ReplyState::Done) break;
+    if (takeConnectReply(fd, welcomed, error, detail, sizeof detail, &bound) == ReplyState::Done) {
+      break;
+    }
   }
   restore();
   if (error != 0) {
@@ -160,7 +137,7 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
     return -1;
   }
   TablesLock lock;
-  addRemoted(id, address, length);
+  addRemoted(fd, id, address, length, bound);
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@ thread_local int t_inside __attribute__((tls_model("initial-exec"))) = 0;
 std::atomic<int> g_pendingCount{0};
 std::atomic<int> g_remotedCount{0};
 std::atomic<int> g_taggedCount{0};
+std::atomic<int> g_listenCount{0};
 
 namespace {
 
@@ -47,6 +49,11 @@ void lookup(F& out, const char* name, void* ours) {
 // The hooks, declared here so lookup() can compare addresses with them.
 extern "C" {
 int connect(int, const sockaddr*, socklen_t);
+int bind(int, const sockaddr*, socklen_t);
+int listen(int, int);
+int accept(int, sockaddr*, socklen_t*);
+int accept4(int, sockaddr*, socklen_t*, int);
+int getsockname(int, sockaddr*, socklen_t*);
 int getaddrinfo(const char*, const char*, const addrinfo*, addrinfo**);
 hostent* gethostbyname(const char*);
 hostent* gethostbyname2(const char*, int);
@@ -70,6 +77,11 @@ namespace {
 void resolveReal() {
   auto& r = g_real;
   lookup(r.connect, "connect", reinterpret_cast<void*>(&::connect));
+  lookup(r.bind, "bind", reinterpret_cast<void*>(&::bind));
+  lookup(r.listen, "listen", reinterpret_cast<void*>(&::listen));
+  lookup(r.accept, "accept", reinterpret_cast<void*>(&::accept));
+  lookup(r.accept4, "accept4", reinterpret_cast<void*>(&::accept4));
+  lookup(r.getsockname, "getsockname", reinterpret_cast<void*>(&::getsockname));
   lookup(r.getaddrinfo, "getaddrinfo", reinterpret_cast<void*>(&::getaddrinfo));
   lookup(r.gethostbyname, "gethostbyname", reinterpret_cast<void*>(&::gethostbyname));
   lookup(r.gethostbyname2, "gethostbyname2", reinterpret_cast<void*>(&::gethostbyname2));
@@ -215,9 +227,11 @@ Pending g_pending[kMaxPending];
 
 struct Remoted {
   bool used = false;
+  int fd = -1;
   SocketId id;
   sockaddr_storage destination{};
   socklen_t length = 0;
+  control::Endpoint bound;
 };
 constexpr std::size_t kMaxRemoted = 4096;
 Remoted g_remoted[kMaxRemoted];
@@ -278,6 +292,65 @@ void debugLine(int level, const char* format, ...) {
   const int saved = errno;
   [[maybe_unused]] const ssize_t ignored = ::write(2, line, static_cast<std::size_t>(n));
   errno = saved;
+}
+
+bool toEndpoint(const sockaddr* address, socklen_t length, control::Endpoint& out) {
+  if (address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(address);
+    out.address.family = 4;
+    std::memcpy(out.address.bytes.data(), &sin->sin_addr, 4);
+    out.port = ntohs(sin->sin_port);
+    return true;
+  }
+  if (address->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(address);
+    out.address.family = 6;
+    std::memcpy(out.address.bytes.data(), &sin6->sin6_addr, 16);
+    out.address = normalise(out.address);
+    out.port = ntohs(sin6->sin6_port);
+    return true;
+  }
+  return false;
+}
+
+void endpointText(const control::Endpoint& e, char* out, std::size_t size) {
+  char host[64];
+  formatAddress(e.address, host, sizeof host);
+  std::snprintf(out, size, e.address.family == 6 ? "[%s]:%u" : "%s:%u", host,
+                static_cast<unsigned>(e.port));
+}
+
+socklen_t toSockaddr(const control::Endpoint& e, int family, sockaddr_storage& out) {
+  out = sockaddr_storage{};
+  const control::IpAddress a = normalise(e.address);
+  if (family == AF_INET) {
+    if (a.family != 4) return 0;
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(e.port);
+    std::memcpy(&sin->sin_addr, a.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(e.port);
+  if (a.family == 4) {
+    // An IPv6 socket sees IPv4 peers as mapped addresses, as the kernel shows them.
+    sin6->sin6_addr.s6_addr[10] = 0xff;
+    sin6->sin6_addr.s6_addr[11] = 0xff;
+    std::memcpy(&sin6->sin6_addr.s6_addr[12], a.bytes.data(), 4);
+  } else {
+    std::memcpy(&sin6->sin6_addr, a.bytes.data(), 16);
+  }
+  return sizeof(sockaddr_in6);
+}
+
+void copyAddress(const sockaddr_storage& from, socklen_t fromLength, sockaddr* to,
+                 socklen_t* toLength) {
+  if (to != nullptr && toLength != nullptr) {
+    std::memcpy(to, &from, *toLength < fromLength ? *toLength : fromLength);
+  }
+  if (toLength != nullptr) *toLength = fromLength;
 }
 
 bool socketId(int fd, SocketId& out) {
@@ -352,7 +425,8 @@ void restoreEpollLocked(Pending& e) {
 
 void settleLocked(Pending& e, int error) {
   if (error == 0) {
-    addRemoted(e.id, reinterpret_cast<const sockaddr*>(&e.destination), e.destinationLength);
+    addRemoted(e.fd, e.id, reinterpret_cast<const sockaddr*>(&e.destination), e.destinationLength,
+               e.bound);
     restoreEpollLocked(e);
     freePendingLocked(e);
     return;
@@ -370,7 +444,7 @@ bool progressLocked(Pending& e) {
   if (e.state != PendingState::Waiting) return true;
   int error = 0;
   Inside inside;
-  if (takeConnectReply(e.fd, e.welcomed, error, e.detail, sizeof e.detail) ==
+  if (takeConnectReply(e.fd, e.welcomed, error, e.detail, sizeof e.detail, &e.bound) ==
       ReplyState::NeedMore) {
     return false;
   }
@@ -378,7 +452,8 @@ bool progressLocked(Pending& e) {
   return true;
 }
 
-void addRemoted(const SocketId& id, const sockaddr* destination, socklen_t length) {
+void addRemoted(int fd, const SocketId& id, const sockaddr* destination, socklen_t length,
+                const control::Endpoint& bound) {
   Remoted* slot = nullptr;
   for (auto& r : g_remoted) {
     if (r.used && r.id == id) slot = &r;
@@ -389,9 +464,93 @@ void addRemoted(const SocketId& id, const sockaddr* destination, socklen_t lengt
     if (!slot->used) g_remotedCount.fetch_add(1);
   }
   slot->used = true;
+  slot->fd = fd;
   slot->id = id;
   std::memcpy(&slot->destination, destination, length);
   slot->length = length;
+  slot->bound = bound;
+}
+
+bool findRemotedBound(const SocketId& id, control::Endpoint& bound) {
+  for (const auto& r : g_remoted) {
+    if (r.used && r.id == id && r.bound.address.family != 0) {
+      bound = r.bound;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool anyLiveRemotedLocked() {
+  if (g_remotedCount.load() == 0) return false;
+  for (auto& r : g_remoted) {
+    if (!r.used) continue;
+    SocketId now;
+    if (!socketId(r.fd, now) || !(now == r.id)) continue;
+    sockaddr_storage peer{};
+    socklen_t length = sizeof peer;
+    if (real().getpeername(r.fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0) return true;
+  }
+  return false;
+}
+
+bool isGatewayBoundLocked(const control::IpAddress& address) {
+  for (const auto& r : g_remoted) {
+    if (r.used && r.bound.address.family != 0 && normalise(r.bound.address) == address) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+constexpr std::size_t kMaxListeners = 128;
+Listener g_listeners[kMaxListeners];
+}  // namespace
+
+void freeListenerLocked(Listener& entry) {
+  if (!entry.used) return;
+  if (entry.controlFd >= 0) ::close(entry.controlFd);
+  entry = Listener{};
+  g_listenCount.fetch_sub(1);
+}
+
+void sweepListenersLocked() {
+  if (g_listenCount.load() == 0) return;
+  for (auto& e : g_listeners) {
+    if (!e.used) continue;
+    SocketId now;
+    if (!socketId(e.fd, now) || !(now == e.id)) freeListenerLocked(e);
+  }
+}
+
+Listener* findListenerLocked(int fd) {
+  if (g_listenCount.load() == 0) return nullptr;
+  for (auto& e : g_listeners) {
+    if (!e.used || e.fd != fd) continue;
+    SocketId now;
+    if (socketId(fd, now) && now == e.id) return &e;
+    freeListenerLocked(e);  // closed, and the number perhaps reused
+    return nullptr;
+  }
+  return nullptr;
+}
+
+Listener* addListenerLocked(int fd, const SocketId& id) {
+  sweepListenersLocked();
+  for (auto& e : g_listeners) {
+    if (e.used && e.fd == fd) freeListenerLocked(e);
+  }
+  for (auto& e : g_listeners) {
+    if (e.used) continue;
+    e = Listener{};
+    e.used = true;
+    e.fd = fd;
+    e.id = id;
+    g_listenCount.fetch_add(1);
+    return &e;
+  }
+  return nullptr;
 }
 
 bool findRemoted(const SocketId& id, sockaddr_storage& destination, socklen_t& length) {

@@ -21,6 +21,11 @@ namespace fwgate::client::preload {
 
 struct RealFunctions {
   int (*connect)(int, const sockaddr*, socklen_t) = nullptr;
+  int (*bind)(int, const sockaddr*, socklen_t) = nullptr;
+  int (*listen)(int, int) = nullptr;
+  int (*accept)(int, sockaddr*, socklen_t*) = nullptr;
+  int (*accept4)(int, sockaddr*, socklen_t*, int) = nullptr;
+  int (*getsockname)(int, sockaddr*, socklen_t*) = nullptr;
   int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**) = nullptr;
   hostent* (*gethostbyname)(const char*) = nullptr;
   hostent* (*gethostbyname2)(const char*, int) = nullptr;
@@ -63,6 +68,16 @@ const Global& global();
 // One line on stderr, "fwgate: PROGRAM[PID]: ...", when FWGATE_DEBUG >= level.
 void debugLine(int level, const char* format, ...) __attribute__((format(printf, 2, 3)));
 
+// Addresses between the kernel's and the control protocol's forms.
+bool toEndpoint(const sockaddr* address, socklen_t length, protocol::control::Endpoint& out);
+// "1.2.3.4:80" / "[::1]:80".
+void endpointText(const protocol::control::Endpoint& e, char* out, std::size_t size);
+// `e` as a socket of `family` sees it (IPv4 as mapped on AF_INET6); 0 if it cannot be shown.
+socklen_t toSockaddr(const protocol::control::Endpoint& e, int family, sockaddr_storage& out);
+// What getsockname/getpeername/accept do with an address: copy what fits, report the full size.
+void copyAddress(const sockaddr_storage& from, socklen_t fromLength, sockaddr* to,
+                 socklen_t* toLength);
+
 // The identity of a socket, stable across dup(): its inode.
 struct SocketId {
   dev_t dev = 0;
@@ -78,7 +93,8 @@ struct Pending {
   int fd = -1;
   SocketId id;
   int error = 0;
-  bool welcomed = false;  // the gateway's Welcome is read; its Connected is awaited
+  bool welcomed = false;              // the gateway's Welcome is read; its Connected is awaited
+  protocol::control::Endpoint bound;  // the gateway's address toward the destination
   sockaddr_storage destination{};
   socklen_t destinationLength = 0;
   bool hasEpoll = false;  // the application's epoll registration is replaced by ours
@@ -91,6 +107,7 @@ struct Pending {
 extern std::atomic<int> g_pendingCount;  // entries not Free
 extern std::atomic<int> g_remotedCount;
 extern std::atomic<int> g_taggedCount;  // epoll registrations of ours
+extern std::atomic<int> g_listenCount;  // remoted listening sockets
 
 void lockTables();
 void unlockTables();
@@ -110,10 +127,37 @@ void freePendingLocked(Pending& entry);
 bool progressLocked(Pending& entry);
 void settleLocked(Pending& entry, int error);
 
-// Both with the table lock held.
-void addRemoted(const SocketId& id, const sockaddr* destination, socklen_t length);
+// All with the table lock held. A remoted socket: connected through the gateway (its
+// destination), or accepted from a remoted listen (its remote peer). `bound` is what getsockname
+// reports: the gateway's address on that connection (family 0: the real one).
+void addRemoted(int fd, const SocketId& id, const sockaddr* destination, socklen_t length,
+                const protocol::control::Endpoint& bound);
 // Copies the destination of a remoted socket; false if `id` is not one.
 bool findRemoted(const SocketId& id, sockaddr_storage& destination, socklen_t& length);
+bool findRemotedBound(const SocketId& id, protocol::control::Endpoint& bound);
+// The program has a remoted TCP connection that is still open (its primary connection, for the
+// seed's rule that binds of such a program are remoted).
+bool anyLiveRemotedLocked();
+// An address the gateway reported as its own on one of this program's remoted connections.
+bool isGatewayBoundLocked(const protocol::control::IpAddress& address);
+
+// Remoted listening sockets: bound on the gateway, tied to a control connection kept open while
+// the program's socket lives (a closed socket's entry is dropped when next looked at).
+struct Listener {
+  bool used = false;
+  int fd = -1;
+  SocketId id;
+  int controlFd = -1;
+  bool listening = false;
+  bool server = false;
+  protocol::control::Endpoint bound;  // the gateway's external address and port
+  protocol::control::Token token{};
+};
+Listener* findListenerLocked(int fd);
+Listener* addListenerLocked(int fd, const SocketId& id);
+void freeListenerLocked(Listener& entry);
+// Drops the entries of sockets the program has closed, closing their control connections.
+void sweepListenersLocked();
 
 // Names the library resolved at the gateway, by address, for the Connect's name hint.
 void rememberName(const protocol::control::IpAddress& address, const char* name);

@@ -1,0 +1,273 @@
+// Remoted listening sockets (seed 004, "Remoted Connections", second half): a bind the settings
+// remote is made on the gateway's external side, getsockname reports that address and port, and
+// the remote server's connection arrives at the program's own socket, which really listens (bound
+// to a free local port): the gateway connects to it and first proves itself with the listen's
+// token and the remote server's address, so poll/epoll/select on the listening socket need no
+// help, and accept() returns a socket whose getpeername is the remote server.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "client/preload/library.hpp"
+
+using namespace fwgate::client;
+using namespace fwgate::client::preload;
+namespace control = fwgate::protocol::control;
+
+namespace {
+
+bool isUnspecified(const control::IpAddress& a) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a.bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+// Whether the settings and the program's state make this bind a remoted one (before any real
+// bind is tried). `server`: the gateway keeps accepting (ServerBindTcpPorts).
+bool remoteByRule(const Global& g, const control::Endpoint& requested, bool& server) {
+  const auto& settings = g.config.settings;
+  const std::uint16_t port = requested.port;
+  server = port != 0 && settings.serverBindTcp.contains(port);
+  if (server) return true;
+  if (port != 0 && settings.remoteBindTcp.contains(port)) return true;
+  TablesLock lock;
+  // The address the gateway reported for one of this program's remoted connections (what an FTP
+  // client's getsockname on its control connection returned): the seed's remoted bind.
+  if (g_remotedCount.load() > 0 && isGatewayBoundLocked(normalise(requested.address))) return true;
+  // Any address and any port, in a program whose primary connections are remote.
+  return port == 0 && isUnspecified(requested.address) && anyLiveRemotedLocked();
+}
+
+int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requested, bool server,
+                  const Global& g) {
+  Inside inside;
+  char requestedText[80];
+  endpointText(requested, requestedText, sizeof requestedText);
+  // The program's socket really listens, on any local address and a free port: the gateway
+  // connects to it for every remote connection.
+  sockaddr_storage local{};
+  socklen_t localLength = 0;
+  if (address->sa_family == AF_INET6) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&local);
+    sin6->sin6_family = AF_INET6;
+    localLength = sizeof(sockaddr_in6);
+  } else {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&local);
+    sin->sin_family = AF_INET;
+    localLength = sizeof(sockaddr_in);
+  }
+  if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) return -1;
+  socklen_t length = sizeof local;
+  if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return -1;
+  const std::uint16_t localPort =
+      ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+  control::BindRequest request;
+  request.requested = requested;
+  request.localPort = localPort;
+  request.mode = server ? control::BindMode::Server : control::BindMode::Secondary;
+  int controlFd = -1;
+  RemoteBind answer;
+  char detail[160] = {};
+  const int error = remoteBind(g.gateway, g.identity, request, g.gatewayTimeoutMs, controlFd,
+                               answer, detail, sizeof detail);
+  char server_[300];
+  formatServer(g.config.server, server_, sizeof server_);
+  if (error != 0) {
+    debugLine(1, "bind %s: remoted via %s: %s%s%s", requestedText, server_, std::strerror(error),
+              detail[0] ? " — " : "", detail);
+    errno = error;
+    return -1;
+  }
+  SocketId id;
+  socketId(fd, id);
+  TablesLock lock;
+  Listener* entry = addListenerLocked(fd, id);
+  if (entry == nullptr) {
+    ::close(controlFd);
+    debugLine(1, "bind %s: too many remoted listening sockets", requestedText);
+    errno = ENOBUFS;
+    return -1;
+  }
+  entry->controlFd = controlFd;
+  entry->server = server;
+  entry->bound = answer.bound;
+  entry->token = answer.token;
+  char boundText[80];
+  endpointText(answer.bound, boundText, sizeof boundText);
+  debugLine(2, "bind %s: remoted via %s, the gateway listens at %s%s", requestedText, server_,
+            boundText, server ? " (server)" : "");
+  return 0;
+}
+
+int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool withFlags) {
+  const auto& r = real();
+  control::Token token{};
+  control::Endpoint bound;
+  {
+    TablesLock lock;
+    const Listener* entry = findListenerLocked(fd);
+    if (entry == nullptr) {
+      return withFlags ? r.accept4(fd, address, length, flags) : r.accept(fd, address, length);
+    }
+    token = entry->token;
+    bound = entry->bound;
+  }
+  // Bounded: a program that accepts in a loop never spins on connections that are not the
+  // gateway's (they are closed); EAGAIN comes from the kernel once the queue is empty.
+  for (int attempt = 0; attempt < 1024; ++attempt) {
+    const int s =
+        withFlags ? r.accept4(fd, nullptr, nullptr, flags) : r.accept(fd, nullptr, nullptr);
+    if (s < 0) return -1;
+    control::Endpoint peer;
+    int error = 0;
+    {
+      Inside inside;
+      error = readAccepted(s, token, global().gatewayTimeoutMs, peer);
+    }
+    if (error != 0) {
+      debugLine(1, "accept on fd %d: a connection that is not the gateway's was closed", fd);
+      ::close(s);
+      continue;
+    }
+    sockaddr_storage peerAddress{};
+    sockaddr_storage own{};
+    socklen_t ownLength = sizeof own;
+    r.getsockname(s, reinterpret_cast<sockaddr*>(&own), &ownLength);
+    const socklen_t peerLength = toSockaddr(peer, own.ss_family, peerAddress);
+    SocketId id;
+    if (socketId(s, id)) {
+      TablesLock lock;
+      addRemoted(s, id, reinterpret_cast<const sockaddr*>(&peerAddress), peerLength, bound);
+    }
+    char peerText[80];
+    endpointText(peer, peerText, sizeof peerText);
+    debugLine(2, "accept on fd %d: %s, through the gateway", fd, peerText);
+    if (address != nullptr && length != nullptr)
+      copyAddress(peerAddress, peerLength, address, length);
+    return s;
+  }
+  errno = EAGAIN;
+  return -1;
+}
+
+}  // namespace
+
+extern "C" {
+
+__attribute__((visibility("default"))) int bind(int fd, const sockaddr* address, socklen_t length) {
+  const auto& r = real();
+  if (r.bind == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (t_inside != 0 || address == nullptr) return r.bind(fd, address, length);
+  control::Endpoint requested;
+  if (!toEndpoint(address, length, requested) || alwaysLocal(requested.address)) {
+    return r.bind(fd, address, length);
+  }
+  const Global& g = global();
+  if (!g.active || g.config.settings.localBindTcp.contains(requested.port)) {
+    return r.bind(fd, address, length);
+  }
+  int type = 0;
+  socklen_t typeLength = sizeof type;
+  if (r.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLength) != 0 || type != SOCK_STREAM) {
+    return r.bind(fd, address, length);  // UDP: its own path
+  }
+  bool server = false;
+  if (remoteByRule(g, requested, server)) return remoteBindNow(fd, address, requested, server, g);
+  const int rc = r.bind(fd, address, length);
+  // Neither this host's nor a local network's address: the outside, so the gateway's.
+  if (rc != 0 && errno == EADDRNOTAVAIL && !isUnspecified(requested.address) &&
+      !g.config.lat.contains(requested.address)) {
+    return remoteBindNow(fd, address, requested, false, g);
+  }
+  return rc;
+}
+
+__attribute__((visibility("default"))) int listen(int fd, int backlog) {
+  const auto& r = real();
+  if (r.listen == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if (t_inside != 0 || g_listenCount.load() == 0) return r.listen(fd, backlog);
+  int controlFd = -1;
+  {
+    TablesLock lock;
+    Listener* entry = findListenerLocked(fd);
+    if (entry == nullptr || entry->listening) return r.listen(fd, backlog);
+    controlFd = entry->controlFd;
+  }
+  if (r.listen(fd, backlog) != 0) return -1;
+  const Global& g = global();
+  char detail[160] = {};
+  int error = 0;
+  {
+    Inside inside;
+    const std::uint16_t wire = backlog <= 0 ? 1 : backlog > 0xFFFF ? 0xFFFF : backlog;
+    error = remoteListen(controlFd, wire, g.gatewayTimeoutMs, detail, sizeof detail);
+  }
+  TablesLock lock;
+  Listener* entry = findListenerLocked(fd);
+  if (error != 0) {
+    debugLine(1, "listen on fd %d: the gateway refused: %s%s%s", fd, std::strerror(error),
+              detail[0] ? " — " : "", detail);
+    if (entry != nullptr) freeListenerLocked(*entry);
+    errno = error;
+    return -1;
+  }
+  if (entry != nullptr) entry->listening = true;
+  return 0;
+}
+
+__attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address,
+                                                       socklen_t* length) {
+  const auto& r = real();
+  if (t_inside != 0 || (g_listenCount.load() == 0 && g_remotedCount.load() == 0) ||
+      address == nullptr || length == nullptr) {
+    return r.getsockname(fd, address, length);
+  }
+  sockaddr_storage own{};
+  socklen_t ownLength = sizeof own;
+  if (r.getsockname(fd, reinterpret_cast<sockaddr*>(&own), &ownLength) != 0) return -1;
+  control::Endpoint bound;
+  bool found = false;
+  {
+    TablesLock lock;
+    if (const Listener* entry = findListenerLocked(fd)) {
+      bound = entry->bound;
+      found = true;
+    } else if (SocketId id; socketId(fd, id)) {
+      found = findRemotedBound(id, bound);
+    }
+  }
+  sockaddr_storage shown{};
+  const socklen_t shownLength = found ? toSockaddr(bound, own.ss_family, shown) : 0;
+  if (shownLength == 0) {
+    copyAddress(own, ownLength, address, length);
+    return 0;
+  }
+  copyAddress(shown, shownLength, address, length);
+  return 0;
+}
+
+__attribute__((visibility("default"))) int accept(int fd, sockaddr* address, socklen_t* length) {
+  const auto& r = real();
+  if (t_inside != 0 || g_listenCount.load() == 0) return r.accept(fd, address, length);
+  return acceptRemoted(fd, address, length, 0, false);
+}
+
+__attribute__((visibility("default"))) int accept4(int fd, sockaddr* address, socklen_t* length,
+                                                   int flags) {
+  const auto& r = real();
+  if (t_inside != 0 || g_listenCount.load() == 0) return r.accept4(fd, address, length, flags);
+  return acceptRemoted(fd, address, length, flags, true);
+}
+
+}  // extern "C"
