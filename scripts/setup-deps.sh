@@ -13,6 +13,7 @@ packages=(
   # integration tests: real clients, peers, namespaces
   curl ncat proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
+  lftp tnftp python3-pyftpdlib bind9-dnsutils
   # benchmark peers
   dante-server microsocks
 )

@@ -4,13 +4,17 @@
 #include <algorithm>
 
 #include "config/config.hpp"
+#include "config/toml_reader.hpp"
 
 namespace fwgate::config {
 namespace {
 
+using policy::ConnectionSpec;
 using policy::IpAddress;
 using policy::IpRange;
 using policy::Network;
+using policy::PortRange;
+using policy::ProtocolDefinition;
 
 const Network* findNetwork(const Config& config, std::string_view name) {
   for (const Network& n : config.networks) {
@@ -61,6 +65,38 @@ std::string networkPath(std::string_view name) {
            c == '-';
   });
   return bare ? fmt::format("networks.{}", name) : fmt::format("networks.\"{}\"", name);
+}
+
+// A definition of the configuration's own that shares connections with a built-in one: the log
+// names the configuration's (it comes first); and secondary connections listed twice.
+void protocolWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
+  const PortRange dynamic = config.bind.dynamicPorts;
+  for (const ProtocolDefinition& own : config.protocols) {
+    if (own.builtin) continue;
+    const std::string path = detail::keyPath("protocols", own.name);
+    for (const ProtocolDefinition& builtin : config.protocols) {
+      if (!builtin.builtin || !policy::overlaps(own.primary, builtin.primary, dynamic)) continue;
+      warnings.push_back(Diagnostic{
+          path, fmt::format("its primary connection ({}) overlaps the built-in definition \"{}\" "
+                            "({}); the session log names \"{}\", the configuration's own, first",
+                            policy::toString(own.primary), builtin.name,
+                            policy::toString(builtin.primary), own.name)});
+    }
+    for (std::size_t j = 0; j < own.secondary.size(); ++j) {
+      for (std::size_t i = 0; i < j; ++i) {
+        const ConnectionSpec& a = own.secondary[i];
+        const ConnectionSpec& b = own.secondary[j];
+        if (a.transport != b.transport || a.direction != b.direction ||
+            !policy::overlaps(a, b, dynamic)) {
+          continue;
+        }
+        warnings.push_back(
+            Diagnostic{detail::indexPath(detail::keyPath(path, "secondary"), j),
+                       fmt::format("overlaps secondary[{}] ({} and {}): list each connection once",
+                                   i, policy::toString(b), policy::toString(a))});
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -143,6 +179,7 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
           Diagnostic{networkPath(n.name), "no ranges and no domains: it matches nothing"});
     }
   }
+  protocolWarnings(config, warnings);
   return warnings;
 }
 

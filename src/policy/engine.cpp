@@ -26,6 +26,19 @@ IpAddress canonical(const IpAddress& a) {
   return a.v6 ? IpAddress::fromV6(a.bytes) : a;
 }
 
+// What a request's connection is when the gateway did not say: from its command and port.
+ConnectionFacts defaultFacts(const Request& request) {
+  switch (request.command) {
+    case Command::Bind:
+      return {Transport::Tcp, Direction::Inbound, request.destinationPort};
+    case Command::Udp:
+      return {Transport::Udp, Direction::Send, request.destinationPort};
+    case Command::Connect:
+      break;
+  }
+  return {Transport::Tcp, Direction::Outbound, request.destinationPort};
+}
+
 }  // namespace
 
 bool Network::containsAddress(const IpAddress& a) const {
@@ -83,11 +96,18 @@ struct Engine::CompiledRule {
   std::vector<std::size_t> destinations;
   std::vector<PortRange> ports;
   std::uint8_t commands = kAllCommands;
+  bool protocolsRestricted = false;
+  std::vector<std::size_t> protocols;  // indices into protocols_, in the rule's order
 };
 
 Engine::Engine(std::vector<Network> networks,
-               std::map<std::string, std::vector<std::string>> groups, std::vector<Rule> rules)
-    : networks_(std::move(networks)), groups_(std::move(groups)), rules_(std::move(rules)) {
+               std::map<std::string, std::vector<std::string>> groups, std::vector<Rule> rules,
+               std::vector<ProtocolDefinition> protocols, PortRange dynamicPorts)
+    : networks_(std::move(networks)),
+      groups_(std::move(groups)),
+      rules_(std::move(rules)),
+      protocols_(std::move(protocols)),
+      dynamicPorts_(dynamicPorts) {
   for (Network& builtin : builtinNetworks()) {
     if (findNetwork(builtin.name) == nullptr) networks_.push_back(std::move(builtin));
   }
@@ -122,6 +142,12 @@ Engine::Engine(std::vector<Network> networks,
     c.destinations = resolve(rule.destinations);
     c.ports = rule.ports;
     c.commands = rule.commands == 0 ? kAllCommands : rule.commands;
+    c.protocolsRestricted = !rule.protocols.empty();
+    for (const std::string& name : rule.protocols) {
+      if (const ProtocolDefinition* p = findProtocol(name)) {
+        c.protocols.push_back(static_cast<std::size_t>(p - protocols_.data()));
+      }
+    }
     compiled_.push_back(std::move(c));
   }
   hits_ = std::make_unique<std::atomic<std::uint64_t>[]>(rules_.size());
@@ -137,6 +163,20 @@ const Network* Engine::findNetwork(std::string_view name) const {
   return nullptr;
 }
 
+const ProtocolDefinition* Engine::findProtocol(std::string_view name) const {
+  for (const ProtocolDefinition& p : protocols_) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+const ProtocolDefinition* Engine::primaryFor(const ConnectionFacts& facts) const {
+  for (const ProtocolDefinition& p : protocols_) {
+    if (matchesPrimary(p.primary, facts, dynamicPorts_)) return &p;
+  }
+  return nullptr;
+}
+
 std::uint64_t Engine::hits(std::size_t ruleIndex) const {
   if (ruleIndex >= rules_.size()) return 0;
   return hits_[ruleIndex].load(std::memory_order_relaxed);
@@ -148,6 +188,12 @@ Decision Engine::decide(const Request& request) const {
   if (request.destinationAddress) destination = canonical(*request.destinationAddress);
   const bool guarded = request.destinationIsProtected && !request.clientIsLocal;
   const auto commandBit = static_cast<std::uint8_t>(request.command);
+  const ConnectionFacts facts = request.connection.value_or(defaultFacts(request));
+  // The name the log shows when the deciding rule does not name definitions itself.
+  const auto coveringName = [&] {
+    const ProtocolDefinition* p = primaryFor(facts);
+    return p != nullptr ? p->name : std::string();
+  };
 
   const auto inNetwork = [&](std::size_t index) {
     const Network& n = networks_[index];
@@ -186,12 +232,23 @@ Decision Engine::decide(const Request& request) const {
          }))) {
       continue;
     }
+    std::string protocol;
+    if (rule.protocolsRestricted) {
+      const auto it =
+          std::find_if(rule.protocols.begin(), rule.protocols.end(), [&](std::size_t p) {
+            return matchesPrimary(protocols_[p].primary, facts, dynamicPorts_);
+          });
+      if (it == rule.protocols.end()) continue;
+      protocol = protocols_[*it].name;
+    } else {
+      protocol = coveringName();
+    }
     hits_[i].fetch_add(1, std::memory_order_relaxed);
     (rule.allow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-    return Decision{rule.allow, static_cast<int>(i), rules_[i].name};
+    return Decision{rule.allow, static_cast<int>(i), rules_[i].name, std::move(protocol)};
   }
   denied_.fetch_add(1, std::memory_order_relaxed);
-  return Decision{false, -1, guarded ? "protected-destination" : "default-deny"};
+  return Decision{false, -1, guarded ? "protected-destination" : "default-deny", coveringName()};
 }
 
 }  // namespace fwgate::policy

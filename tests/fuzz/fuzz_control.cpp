@@ -92,7 +92,41 @@ void checkBody(Bytes body) {
     Connected again;
     FUZZ_CHECK(roundTrip(connected, encodeConnected, decodeConnected, again));
     FUZZ_CHECK(again.status == connected.status && again.bound == connected.bound &&
-               again.message == connected.message);
+               again.definition == connected.definition && again.message == connected.message);
+  }
+  BindRequest bind;
+  if (decodeBind(body, bind)) {
+    BindRequest again;
+    FUZZ_CHECK(roundTrip(bind, encodeBind, decodeBind, again));
+    FUZZ_CHECK(again.requested == bind.requested && again.localPort == bind.localPort &&
+               again.mode == bind.mode);
+  }
+  BoundReply bound;
+  if (decodeBound(body, bound)) {
+    BoundReply again;
+    FUZZ_CHECK(roundTrip(bound, encodeBound, decodeBound, again));
+    FUZZ_CHECK(again.status == bound.status && again.definition == bound.definition &&
+               again.message == bound.message);
+    FUZZ_CHECK(bound.status != Status::Ok ||
+               (again.bound == bound.bound && again.token == bound.token));
+  }
+  ListenRequest listen;
+  if (decodeListen(body, listen)) {
+    ListenRequest again;
+    FUZZ_CHECK(roundTrip(listen, encodeListen, decodeListen, again));
+    FUZZ_CHECK(again.backlog == listen.backlog);
+  }
+  ListeningReply listening;
+  if (decodeListening(body, listening)) {
+    ListeningReply again;
+    FUZZ_CHECK(roundTrip(listening, encodeListening, decodeListening, again));
+    FUZZ_CHECK(again.status == listening.status && again.message == listening.message);
+  }
+  AcceptedNotice accepted;
+  if (decodeAccepted(body, accepted)) {
+    AcceptedNotice again;
+    FUZZ_CHECK(roundTrip(accepted, encodeAccepted, decodeAccepted, again));
+    FUZZ_CHECK(again.token == accepted.token && again.peer == accepted.peer);
   }
   (void)validConfig(body);
 }

@@ -268,18 +268,87 @@ TEST(ControlMessages, ConnectAndConnectedRoundTrip) {
   EXPECT_EQ(out.destination, in.destination);
   EXPECT_EQ(out.nameHint, "ipv6.example");
 
-  const Connected reply{Status::Refused, {v4(198, 51, 100, 1), 40000}, "connect refused"};
+  const Connected reply{Status::Refused, {v4(198, 51, 100, 1), 40000}, "FTP", "connect refused"};
   Connected got;
   const Buffer frame6 = frameOf(encodeConnected, reply);
   ASSERT_TRUE(decodeConnected(parseWhole(frame6).body, got));
   EXPECT_EQ(got.status, Status::Refused);
   EXPECT_EQ(got.bound, reply.bound);
+  EXPECT_EQ(got.definition, "FTP");
   EXPECT_EQ(got.message, "connect refused");
 
-  const Connected bare{Status::Ok, {}, {}};
+  const Connected bare{Status::Ok, {}, {}, {}};
   const Buffer frame7 = frameOf(encodeConnected, bare);
   ASSERT_TRUE(decodeConnected(parseWhole(frame7).body, got));
   EXPECT_EQ(got.bound.address.family, 0);
+}
+
+TEST(ControlMessages, RemotedListenRoundTrips) {
+  const BindRequest bind{{v4(203, 0, 113, 1), 0}, 41234, BindMode::Server};
+  BindRequest gotBind;
+  const Buffer b = frameOf(encodeBind, bind);
+  ASSERT_TRUE(decodeBind(parseWhole(b).body, gotBind));
+  EXPECT_EQ(gotBind.requested, bind.requested);
+  EXPECT_EQ(gotBind.localPort, 41234);
+  EXPECT_EQ(gotBind.mode, BindMode::Server);
+
+  Token token{};
+  for (std::size_t i = 0; i < token.size(); ++i) token[i] = static_cast<std::uint8_t>(i * 7 + 1);
+  const BoundReply bound{Status::Ok, {v6Doc(9), 4321}, token, "FTP", {}};
+  BoundReply gotBound;
+  const Buffer c = frameOf(encodeBound, bound);
+  ASSERT_TRUE(decodeBound(parseWhole(c).body, gotBound));
+  EXPECT_EQ(gotBound.bound, bound.bound);
+  EXPECT_EQ(gotBound.token, token);
+  EXPECT_EQ(gotBound.definition, "FTP");
+
+  // A refusal carries no address and no token, and needs none.
+  const BoundReply denied{Status::Denied, {}, {}, {}, "no primary connection"};
+  const Buffer d = frameOf(encodeBound, denied);
+  ASSERT_TRUE(decodeBound(parseWhole(d).body, gotBound));
+  EXPECT_EQ(gotBound.status, Status::Denied);
+  EXPECT_EQ(gotBound.message, "no primary connection");
+
+  ListenRequest listen{};
+  const Buffer e = frameOf(encodeListen, ListenRequest{5});
+  ASSERT_TRUE(decodeListen(parseWhole(e).body, listen));
+  EXPECT_EQ(listen.backlog, 5);
+  ListeningReply listening;
+  const Buffer f = frameOf(encodeListening, ListeningReply{Status::Ok, {}});
+  ASSERT_TRUE(decodeListening(parseWhole(f).body, listening));
+  EXPECT_EQ(listening.status, Status::Ok);
+
+  const AcceptedNotice accepted{token, {v4(198, 51, 100, 7), 20}};
+  AcceptedNotice gotAccepted;
+  const Buffer g = frameOf(encodeAccepted, accepted);
+  ASSERT_TRUE(decodeAccepted(parseWhole(g).body, gotAccepted));
+  EXPECT_EQ(gotAccepted.token, token);
+  EXPECT_EQ(gotAccepted.peer, accepted.peer);
+}
+
+TEST(ControlMessages, RemotedListenRejectsIncompleteMessages) {
+  Buffer buffer(128);
+  // Bind without the client's own port: the gateway would have nowhere to deliver.
+  FrameWriter w(buffer, MessageType::Bind);
+  w.endpoint(Tag::Requested, {v4(0, 0, 0, 0), 0});
+  buffer.resize(w.finish());
+  BindRequest bind;
+  EXPECT_FALSE(decodeBind(parseWhole(buffer).body, bind));
+  // An Ok Bound without a token.
+  Buffer ok(128);
+  FrameWriter o(ok, MessageType::Bound);
+  o.u8(Tag::Status, 0).endpoint(Tag::Bound, {v4(203, 0, 113, 1), 1500});
+  ok.resize(o.finish());
+  BoundReply bound;
+  EXPECT_FALSE(decodeBound(parseWhole(ok).body, bound));
+  // A token of the wrong size.
+  Buffer shortToken(128);
+  FrameWriter t(shortToken, MessageType::Accepted);
+  const std::uint8_t eight[8] = {};
+  t.raw(Tag::Token, eight).endpoint(Tag::Peer, {v4(198, 51, 100, 7), 20});
+  shortToken.resize(t.finish());
+  AcceptedNotice accepted;
+  EXPECT_FALSE(decodeAccepted(parseWhole(shortToken).body, accepted));
 }
 
 TEST(ControlMessages, ConfigValidation) {
