@@ -127,22 +127,32 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   policy::PortRange range{requestedPort, requestedPort};
   Status refusal = Status::Ok;
   if (server) {
+    // Peers are decided one by one as they connect; now, a definition must cover the port and a
+    // rule must be able to allow some peer.
     const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
                                         requestedPort};
-    const auto decision = decide(runtime_, *snapshot_, Requester{client, user_},
-                                 policy::Command::Bind, std::nullopt, requestedPort, {}, facts);
-    record_.rule = decision.ruleName;
-    record_.definition = decision.protocol;
+    policy::Request possible;
+    possible.client = toPolicy(client);
+    possible.clientIsLocal = runtime_.isHostAddress(client);
+    possible.user = user_;
+    possible.command = policy::Command::Bind;
+    possible.destinationPort = requestedPort;
+    possible.connection = facts;
+    const auto* definition = engine.primaryFor(facts);
+    if (definition != nullptr) record_.definition = definition->name;
+    record_.rule = "(per peer)";
     if (requestedPort == 0) {
       refusal = Status::BadRequest;
       record_.error = "a server bind needs a port";
-    } else if (!decision.allowed) {
-      refusal = Status::Denied;
-      record_.error = "denied by " + decision.ruleName;
-    } else if (decision.protocol.empty()) {
+    } else if (definition == nullptr) {
       refusal = Status::Denied;
       record_.error =
           fmt::format("no protocol definition covers inbound TCP port {}", requestedPort);
+    } else if (!engine.mayAllow(possible)) {
+      refusal = Status::Denied;
+      record_.rule = "default-deny";
+      record_.error = fmt::format("no rule allows {} to serve {} (inbound TCP port {})",
+                                  client.to_string(), definition->name, requestedPort);
     }
   } else {
     const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,

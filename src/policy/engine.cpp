@@ -182,12 +182,42 @@ std::uint64_t Engine::hits(std::size_t ruleIndex) const {
   return hits_[ruleIndex].load(std::memory_order_relaxed);
 }
 
+bool Engine::matchesBesidesDestination(std::size_t index, const Request& request,
+                                       const IpAddress& client, const ConnectionFacts& facts,
+                                       std::string& protocol) const {
+  const CompiledRule& rule = compiled_[index];
+  if ((rule.commands & static_cast<std::uint8_t>(request.command)) == 0) return false;
+  if (!rule.ports.empty() &&
+      std::none_of(rule.ports.begin(), rule.ports.end(),
+                   [&](const PortRange& p) { return p.contains(request.destinationPort); })) {
+    return false;
+  }
+  if (rule.sourcesRestricted &&
+      std::none_of(rule.sources.begin(), rule.sources.end(),
+                   [&](std::size_t n) { return networks_[n].containsAddress(client); })) {
+    return false;
+  }
+  if (rule.usersRestricted &&
+      (!request.user ||
+       !std::binary_search(rule.members.begin(), rule.members.end(), *request.user))) {
+    return false;
+  }
+  protocol.clear();
+  if (rule.protocolsRestricted) {
+    const auto it = std::find_if(rule.protocols.begin(), rule.protocols.end(), [&](std::size_t p) {
+      return matchesPrimary(protocols_[p].primary, facts, dynamicPorts_);
+    });
+    if (it == rule.protocols.end()) return false;
+    protocol = protocols_[*it].name;
+  }
+  return true;
+}
+
 Decision Engine::decide(const Request& request) const {
   const IpAddress client = canonical(request.client);
   std::optional<IpAddress> destination;
   if (request.destinationAddress) destination = canonical(*request.destinationAddress);
   const bool guarded = request.destinationIsProtected && !request.clientIsLocal;
-  const auto commandBit = static_cast<std::uint8_t>(request.command);
   const ConnectionFacts facts = request.connection.value_or(defaultFacts(request));
   // The name the log shows when the deciding rule does not name definitions itself.
   const auto coveringName = [&] {
@@ -201,24 +231,10 @@ Decision Engine::decide(const Request& request) const {
            (!request.destinationName.empty() && n.containsDomain(request.destinationName));
   };
 
+  std::string protocol;
   for (std::size_t i = 0; i < compiled_.size(); ++i) {
     const CompiledRule& rule = compiled_[i];
-    if ((rule.commands & commandBit) == 0) continue;
-    if (!rule.ports.empty() &&
-        std::none_of(rule.ports.begin(), rule.ports.end(),
-                     [&](const PortRange& p) { return p.contains(request.destinationPort); })) {
-      continue;
-    }
-    if (rule.sourcesRestricted &&
-        std::none_of(rule.sources.begin(), rule.sources.end(),
-                     [&](std::size_t n) { return networks_[n].containsAddress(client); })) {
-      continue;
-    }
-    if (rule.usersRestricted &&
-        (!request.user ||
-         !std::binary_search(rule.members.begin(), rule.members.end(), *request.user))) {
-      continue;
-    }
+    if (!matchesBesidesDestination(i, request, client, facts, protocol)) continue;
     if (rule.destinationsRestricted &&
         std::none_of(rule.destinations.begin(), rule.destinations.end(), inNetwork)) {
       continue;
@@ -232,23 +248,28 @@ Decision Engine::decide(const Request& request) const {
          }))) {
       continue;
     }
-    std::string protocol;
-    if (rule.protocolsRestricted) {
-      const auto it =
-          std::find_if(rule.protocols.begin(), rule.protocols.end(), [&](std::size_t p) {
-            return matchesPrimary(protocols_[p].primary, facts, dynamicPorts_);
-          });
-      if (it == rule.protocols.end()) continue;
-      protocol = protocols_[*it].name;
-    } else {
-      protocol = coveringName();
-    }
+    if (!rule.protocolsRestricted) protocol = coveringName();
     hits_[i].fetch_add(1, std::memory_order_relaxed);
     (rule.allow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
     return Decision{rule.allow, static_cast<int>(i), rules_[i].name, std::move(protocol)};
   }
   denied_.fetch_add(1, std::memory_order_relaxed);
   return Decision{false, -1, guarded ? "protected-destination" : "default-deny", coveringName()};
+}
+
+bool Engine::mayAllow(const Request& request) const {
+  const IpAddress client = canonical(request.client);
+  const ConnectionFacts facts = request.connection.value_or(defaultFacts(request));
+  std::string protocol;
+  for (std::size_t i = 0; i < compiled_.size(); ++i) {
+    const CompiledRule& rule = compiled_[i];
+    if (!matchesBesidesDestination(i, request, client, facts, protocol)) continue;
+    // A rule without destinations decides for every peer; one with destinations only for some,
+    // so an allow may apply to a peer and a deny may not.
+    if (!rule.destinationsRestricted) return rule.allow;
+    if (rule.allow) return true;
+  }
+  return false;
 }
 
 }  // namespace fwgate::policy

@@ -97,6 +97,10 @@ class Engine {
 
   // First matching rule wins; no match is deny.
   Decision decide(const Request& request) const;
+  // Whether some destination (peer) could be allowed for a request whose destination is not
+  // known yet (a server listening for peers): the rules in order, their other conditions checked,
+  // their destinations assumed to match when they allow and not to when they deny. Not counted.
+  bool mayAllow(const Request& request) const;
 
   const std::vector<Rule>& rules() const { return rules_; }
   const Network* findNetwork(std::string_view name) const;
@@ -111,6 +115,10 @@ class Engine {
 
  private:
   struct CompiledRule;
+  // Rule `index`'s conditions other than its destinations; `protocol` names the definition the
+  // rule's own `protocols` matched (empty when the rule names none).
+  bool matchesBesidesDestination(std::size_t index, const Request& request, const IpAddress& client,
+                                 const ConnectionFacts& facts, std::string& protocol) const;
   std::vector<Network> networks_;
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;

@@ -203,7 +203,7 @@ def test_secondary_listen_accepts_only_the_primary_host(topo, gateway):
     text = out(cp)
     assert cp.returncode == 0, text
     first, *report = cp.stdout.decode().splitlines()
-    host, port, peer, line = first.split()
+    host, port, peer, line = first.split(maxsplit=3)
     assert host == GATEWAY_OUTSIDE and peer == EXTERNAL and line == f"from {EXTERNAL}", text
     assert 1024 <= int(port) <= 5000, text
     # The other host got nothing through: its connection was closed by the gateway.
@@ -230,7 +230,7 @@ def test_listen_without_a_definition_is_refused(topo, gateway):
     assert cp.returncode == 0 and cp.stdout.decode().strip() == "EACCES", out(cp)
     assert "inbound TCP secondary connection" in out(cp), out(cp)
     rec = gw.wait_session(lambda s: s.get("command") == "listen")
-    assert rec["result"] == "Denied", rec
+    assert rec["result"] == "denied by the gateway's rules", rec
 
 
 SERVER_PROGRAM = r"""
@@ -273,7 +273,7 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     gw = start_gateway(gateway, topo, extra=extra, rules=[
         {"name": "game server", "action": "allow", "sources": ["internal"], "destinations": ["partner"],
          "protocols": ["GameServer"], "commands": ["bind"]}])
-    env = client_env(topo)
+    env = client_env(topo, FWGATE_DEBUG="2")
     prog = subprocess.Popen(["ip", "netns", "exec", topo.ns["internal"], os.environ.get("FWGATE_BIN") or
                              os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate"), "run", "--",
                              fwit.PYTHON, "-c", SERVER_PROGRAM],
@@ -286,7 +286,10 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     # The partner knocks twice and is served twice; .53 is not a partner and is refused.
     cp = topo.run_in("external", [fwit.PYTHON, "-c", KNOCK, GATEWAY_OUTSIDE, DNS, EXTERNAL, EXTERNAL], timeout=60)
     results = cp.stdout.decode().strip().split("|")
+    if prog.poll() is None:
+        prog.kill()
     assert len(results) == 3, out(cp)
+    assert "served" in results[1], (results, prog.stderr.read().decode(errors="replace"), gw.sessions())
     assert "served" not in results[0], results
     assert results[1].startswith("served 0 knock from") and results[2].startswith("served 1 knock from"), results
     prog.wait(30)

@@ -167,7 +167,10 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
   }
   if (t_inside != 0 || address == nullptr) return r.bind(fd, address, length);
   control::Endpoint requested;
-  if (!toEndpoint(address, length, requested) || alwaysLocal(requested.address)) {
+  // The wildcard address is where remoted binds of programs with remote primaries start from;
+  // loopback, link-local and multicast never leave the host.
+  if (!toEndpoint(address, length, requested) ||
+      (!isUnspecified(normalise(requested.address)) && alwaysLocal(requested.address))) {
     return r.bind(fd, address, length);
   }
   const Global& g = global();

@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("--root", required=True)
     ap.add_argument("--lifetime", type=float, default=300.0)
     args = ap.parse_args()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG)
     authorizer = DummyAuthorizer()
     authorizer.add_anonymous(args.root)
     handler = type("Handler", (FTPHandler,), {})

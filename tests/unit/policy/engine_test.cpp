@@ -374,3 +374,51 @@ TEST(EngineTest, CommandNames) {
 
 }  // namespace
 }  // namespace fwgate::policy
+
+namespace fwgate::policy {
+namespace {
+
+// A server listening on the gateway: before any peer is known, could a rule allow one?
+TEST(EngineTest, MayAllowAServerBeforeItsPeersAreKnown) {
+  ProtocolDefinition game;
+  game.name = "Game";
+  game.primary = {{4000, 4000}, Transport::Tcp, Direction::Inbound};
+  std::vector<Network> networks{network("lan", {"10.0.0.0/8"}),
+                                network("partner", {"198.51.100.7"})};
+  Rule denyGuests{"no guests", Action::Deny, {}, {}, {}, {}, {}, kAllCommands, {}};
+  denyGuests.sources = {"guests"};
+  Rule partnerOnly{"partner", Action::Allow,         {"lan"}, {}, {}, {"partner"},
+                   {},        bits({Command::Bind}), {"Game"}};
+  Rule denyAllFromLab{"lab", Action::Deny, {"lab"}, {}, {}, {}, {}, kAllCommands, {}};
+  networks.push_back(network("guests", {"10.9.0.0/16"}));
+  networks.push_back(network("lab", {"10.7.0.0/16"}));
+  const Engine engine(networks, {}, {denyAllFromLab, denyGuests, partnerOnly}, {game});
+
+  Request r;
+  r.command = Command::Bind;
+  r.destinationPort = 4000;
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 4000};
+  r.client = ip("10.1.2.3");
+  EXPECT_TRUE(engine.mayAllow(r));  // the partner may connect
+  r.client = ip("10.7.0.1");
+  EXPECT_FALSE(engine.mayAllow(r));  // a deny without destinations decides for every peer
+  r.client = ip("10.9.0.1");
+  EXPECT_FALSE(engine.mayAllow(r));
+  r.client = ip("10.1.2.3");
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 4001};
+  r.destinationPort = 4001;
+  EXPECT_FALSE(engine.mayAllow(r));  // no definition the rule names covers port 4001
+  // Not counted: mayAllow is a question, not a decision.
+  EXPECT_EQ(engine.allowedCount() + engine.deniedCount(), 0u);
+  // A peer, once known, is decided as usual.
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 4000};
+  r.destinationPort = 4000;
+  r.destinationAddress = ip("198.51.100.7");
+  EXPECT_TRUE(engine.decide(r).allowed);
+  EXPECT_EQ(engine.decide(r).protocol, "Game");
+  r.destinationAddress = ip("198.51.100.8");
+  EXPECT_FALSE(engine.decide(r).allowed);
+}
+
+}  // namespace
+}  // namespace fwgate::policy
