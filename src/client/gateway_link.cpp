@@ -342,29 +342,33 @@ ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
   return ReplyState::Done;
 }
 
-int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
-               const control::BindRequest& request, int timeoutMs, int& controlFd, RemoteBind& out,
-               char* detail, std::size_t detailSize) {
+namespace {
+
+// A control connection that stays open: Hello + `request`, then the Welcome and one reply frame
+// (of `expected` type) into `buf`, within timeoutMs. 0 with `fd` open and `body` the reply's
+// body, else an errno (the Welcome's refusal mapped, with its message in `detail`) and fd -1.
+int openSession(const GatewayEndpoints& gateway, const Identity& identity,
+                std::span<const std::uint8_t> request, control::MessageType expected, int timeoutMs,
+                std::span<std::uint8_t> buf, int& fd, protocol::Bytes& body, char* detail,
+                std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
-  controlFd = -1;
+  fd = -1;
   const std::int64_t deadline = nowMs() + timeoutMs;
-  const int fd = openControl(gateway, timeoutMs);
-  if (fd < 0) return errno;
-  std::uint8_t buf[2048];
+  const int s = openControl(gateway, timeoutMs);
+  if (s < 0) return errno;
   const std::size_t helloSize = encodeHelloFor(identity, buf);
-  const std::size_t bindSize =
-      helloSize == 0 ? 0 : control::encodeBind({buf + helloSize, sizeof buf - helloSize}, request);
   int error = 0;
-  if (bindSize == 0) {
+  if (helloSize == 0 || helloSize + request.size() > buf.size()) {
     error = EMSGSIZE;
-  } else if (!sendAll(fd, buf, helloSize + bindSize, timeoutMs)) {
-    error = errno;
+  } else {
+    std::memcpy(buf.data() + helloSize, request.data(), request.size());
+    if (!sendAll(s, buf.data(), helloSize + request.size(), timeoutMs)) error = errno;
   }
-  long n = error == 0 ? readFrame(fd, buf, sizeof buf, deadline) : -1;
+  long n = error == 0 ? readFrame(s, buf.data(), buf.size(), deadline) : -1;
   if (error == 0 && n < 0) error = errno;
   if (error == 0) {
     control::Welcome welcome;
-    const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
+    const auto frame = control::parseFrame(buf.first(static_cast<std::size_t>(n)));
     if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
         !control::decodeWelcome(frame.value.body, welcome)) {
       error = EPROTO;
@@ -374,28 +378,79 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
     }
   }
   if (error == 0) {
-    n = readFrame(fd, buf, sizeof buf, deadline);
+    n = readFrame(s, buf.data(), buf.size(), deadline);
     if (n < 0) error = errno;
   }
   if (error == 0) {
-    control::BoundReply reply;
-    const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
-    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Bound) ||
-        !control::decodeBound(frame.value.body, reply)) {
+    const auto frame = control::parseFrame(buf.first(static_cast<std::size_t>(n)));
+    if (frame.value.type != static_cast<std::uint8_t>(expected)) {
       error = EPROTO;
     } else {
-      copyTo(detail, detailSize, reply.message);
-      error = control::errnoFor(reply.status);
-      out.bound = reply.bound;
-      out.token = reply.token;
+      body = frame.value.body;
     }
   }
   if (error != 0) {
-    ::close(fd);
+    ::close(s);
     return error;
   }
-  controlFd = fd;
+  fd = s;
   return 0;
+}
+
+}  // namespace
+
+int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
+               const control::BindRequest& request, int timeoutMs, int& controlFd, RemoteBind& out,
+               char* detail, std::size_t detailSize) {
+  std::uint8_t req[256];
+  const std::size_t size = control::encodeBind(req, request);
+  if (size == 0) return EMSGSIZE;
+  std::uint8_t buf[2048];
+  protocol::Bytes body;
+  int error = openSession(gateway, identity, {req, size}, control::MessageType::Bound, timeoutMs,
+                          buf, controlFd, body, detail, detailSize);
+  if (error != 0) return error;
+  control::BoundReply reply;
+  if (!control::decodeBound(body, reply)) {
+    error = EPROTO;
+  } else {
+    copyTo(detail, detailSize, reply.message);
+    error = control::errnoFor(reply.status);
+    out.bound = reply.bound;
+    out.token = reply.token;
+  }
+  if (error != 0) {
+    ::close(controlFd);
+    controlFd = -1;
+  }
+  return error;
+}
+
+int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
+                 int timeoutMs, int& controlFd, control::Endpoint& relay, char* detail,
+                 std::size_t detailSize) {
+  std::uint8_t req[64];
+  const std::size_t size =
+      control::encodeUdpAssociate(req, control::UdpAssociateRequest{localPort});
+  if (size == 0) return EMSGSIZE;
+  std::uint8_t buf[2048];
+  protocol::Bytes body;
+  int error = openSession(gateway, identity, {req, size}, control::MessageType::UdpAssociated,
+                          timeoutMs, buf, controlFd, body, detail, detailSize);
+  if (error != 0) return error;
+  control::UdpAssociatedReply reply;
+  if (!control::decodeUdpAssociated(body, reply)) {
+    error = EPROTO;
+  } else {
+    copyTo(detail, detailSize, reply.message);
+    error = control::errnoFor(reply.status);
+    relay = reply.relay;
+  }
+  if (error != 0) {
+    ::close(controlFd);
+    controlFd = -1;
+  }
+  return error;
 }
 
 int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,

@@ -90,6 +90,12 @@ struct RemoteBind {
 int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
                const protocol::control::BindRequest& request, int timeoutMs, int& controlFd,
                RemoteBind& out, char* detail, std::size_t detailSize);
+// UDP through the gateway: a control connection (kept open by the caller while the UDP socket
+// lives) carrying Hello + UdpAssociate for the socket's port; 0 with `relay` (where the socket
+// sends its datagrams, each behind the SOCKS 5 UDP header) filled, else an errno.
+int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
+                 int timeoutMs, int& controlFd, protocol::control::Endpoint& relay, char* detail,
+                 std::size_t detailSize);
 // Listen on the control connection of a remoted bind, and its answer. 0 or an errno.
 int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,
                  std::size_t detailSize);

@@ -112,6 +112,10 @@ asio::awaitable<void> ControlSession::run() {
         record_.command = "connect";
         co_await connect(frame.body);
         break;
+      } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::UdpAssociate)) {
+        record_.command = "udp";
+        co_await udpAssociate(frame.body);
+        break;
       } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::Bind)) {
         record_.command = "listen";
         co_await bindAndListen(frame.body);

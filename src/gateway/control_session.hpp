@@ -35,6 +35,9 @@ class ControlSession {
   // A remoted listen (control_listen.cpp): Bind -> Bound, Listen -> Listening, then accepts for
   // as long as the policy allows; always the last request.
   asio::awaitable<void> bindAndListen(protocol::Bytes body);
+  // UDP through the gateway (control_udp.cpp): a relay for the client's datagrams for as long
+  // as the control connection lives; always the last request.
+  asio::awaitable<void> udpAssociate(protocol::Bytes body);
   // The live primary connection of this program to `destination` whose definition allows an
   // outbound secondary connection to `port`, or null.
   std::shared_ptr<PrimaryConnection> secondaryOf(const asio::ip::address& destination,

@@ -680,6 +680,92 @@ std::size_t encodeAccepted(std::span<std::uint8_t> out, const AcceptedNotice& ac
   return w.finish();
 }
 
+bool decodeUdpAssociate(Bytes body, UdpAssociateRequest& out) {
+  out = UdpAssociateRequest{};
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    if (tag == Tag::LocalPort && !readU16(value, out.localPort)) return false;
+  }
+  return reader.ok() && out.localPort != 0;
+}
+
+std::size_t encodeUdpAssociate(std::span<std::uint8_t> out, const UdpAssociateRequest& request) {
+  FrameWriter w(out, MessageType::UdpAssociate);
+  w.u16(Tag::LocalPort, request.localPort);
+  return w.finish();
+}
+
+bool decodeUdpAssociated(Bytes body, UdpAssociatedReply& out) {
+  out = UdpAssociatedReply{};
+  bool haveStatus = false;
+  bool haveRelay = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    switch (tag) {
+      case Tag::Status:
+        if (!readStatus(value, out.status)) return false;
+        haveStatus = true;
+        break;
+      case Tag::Bound:
+        if (!readEndpoint(value, out.relay)) return false;
+        haveRelay = true;
+        break;
+      case Tag::Message:
+        out.message = readText(value);
+        break;
+      default:
+        break;
+    }
+  }
+  return reader.ok() && haveStatus && (out.status != Status::Ok || haveRelay);
+}
+
+std::size_t encodeUdpAssociated(std::span<std::uint8_t> out, const UdpAssociatedReply& reply) {
+  FrameWriter w(out, MessageType::UdpAssociated);
+  w.u8(Tag::Status, static_cast<std::uint8_t>(reply.status));
+  if (reply.status == Status::Ok) w.endpoint(Tag::Bound, reply.relay);
+  w.textIfAny(Tag::Message, reply.message);
+  return w.finish();
+}
+
+std::size_t encodeDatagramHeader(std::span<std::uint8_t> out, const Endpoint& peer) {
+  const bool v6 = peer.address.family == 6;
+  if (peer.address.family != 4 && !v6) return 0;
+  const std::size_t size = v6 ? 22 : 10;
+  if (out.size() < size) return 0;
+  out[0] = 0;
+  out[1] = 0;
+  out[2] = 0;
+  out[3] = v6 ? 0x04 : 0x01;
+  std::memcpy(out.data() + 4, peer.address.bytes.data(), v6 ? 16 : 4);
+  out[size - 2] = static_cast<std::uint8_t>(peer.port >> 8);
+  out[size - 1] = static_cast<std::uint8_t>(peer.port & 0xFF);
+  return size;
+}
+
+std::size_t decodeDatagramHeader(Bytes datagram, Endpoint& peer) {
+  if (datagram.size() < 10 || datagram[2] != 0) return 0;
+  std::size_t size = 0;
+  peer = Endpoint{};
+  if (datagram[3] == 0x01) {
+    size = 10;
+    peer.address.family = 4;
+    std::memcpy(peer.address.bytes.data(), datagram.data() + 4, 4);
+  } else if (datagram[3] == 0x04 && datagram.size() >= 22) {
+    size = 22;
+    peer.address.family = 6;
+    std::memcpy(peer.address.bytes.data(), datagram.data() + 4, 16);
+  } else {
+    return 0;
+  }
+  peer.port = static_cast<std::uint16_t>((datagram[size - 2] << 8) | datagram[size - 1]);
+  return size;
+}
+
 bool validConfig(Bytes body) {
   bool haveStatus = false;
   AttributeReader reader(body);

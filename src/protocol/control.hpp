@@ -33,19 +33,21 @@ inline constexpr std::size_t kMaxBody = 1 << 20;
 inline constexpr std::size_t kMaxAttribute = 0xFFFF;
 
 enum class MessageType : std::uint8_t {
-  Hello = 0x01,      // client: first message on every connection
-  Welcome = 0x02,    // gateway: answer to Hello (status, the gateway's version)
-  GetConfig = 0x03,  // client: the client configuration for my network, please
-  Config = 0x04,     // gateway: LAT, local domains, application settings, refresh interval
-  Resolve = 0x05,    // client: resolve this name at the gateway
-  Resolved = 0x06,   // gateway: the addresses, or why not
-  Connect = 0x07,    // client, on the application's own socket: connect it to this destination
-  Connected = 0x08,  // gateway: the result; on Ok the connection carries the application's bytes
-  Bind = 0x09,       // client: a remoted bind; the gateway binds a socket on its external side
-  Bound = 0x0A,      // gateway: the external address and port, and the connect-back token
-  Listen = 0x0B,     // client: the program listens; the gateway starts accepting
-  Listening = 0x0C,  // gateway: the result of Listen
-  Accepted = 0x0D,   // gateway, first frame on a connection to the client's listening socket
+  Hello = 0x01,         // client: first message on every connection
+  Welcome = 0x02,       // gateway: answer to Hello (status, the gateway's version)
+  GetConfig = 0x03,     // client: the client configuration for my network, please
+  Config = 0x04,        // gateway: LAT, local domains, application settings, refresh interval
+  Resolve = 0x05,       // client: resolve this name at the gateway
+  Resolved = 0x06,      // gateway: the addresses, or why not
+  Connect = 0x07,       // client, on the application's own socket: connect it to this destination
+  Connected = 0x08,     // gateway: the result; on Ok the connection carries the application's bytes
+  Bind = 0x09,          // client: a remoted bind; the gateway binds a socket on its external side
+  Bound = 0x0A,         // gateway: the external address and port, and the connect-back token
+  Listen = 0x0B,        // client: the program listens; the gateway starts accepting
+  Listening = 0x0C,     // gateway: the result of Listen
+  Accepted = 0x0D,      // gateway, first frame on a connection to the client's listening socket
+  UdpAssociate = 0x0E,  // client: relay this UDP socket's datagrams to remote destinations
+  UdpAssociated = 0x0F,  // gateway: where to send them (the relay's address on the client side)
 };
 
 enum class Tag : std::uint8_t {
@@ -275,6 +277,38 @@ struct AcceptedNotice {
 };
 bool decodeAccepted(Bytes body, AcceptedNotice& out);
 std::size_t encodeAccepted(std::span<std::uint8_t> out, const AcceptedNotice& accepted);
+
+// --- UDP through the gateway ------------------------------------------------------------------
+
+struct UdpAssociateRequest {
+  std::uint16_t localPort = 0;  // required, non-zero: the client's UDP socket's port
+};
+bool decodeUdpAssociate(Bytes body, UdpAssociateRequest& out);
+std::size_t encodeUdpAssociate(std::span<std::uint8_t> out, const UdpAssociateRequest& request);
+
+struct UdpAssociatedReply {
+  Status status = Status::GeneralFailure;  // required
+  Endpoint relay;                          // on Ok: where the client sends its datagrams
+  std::string_view message;
+};
+bool decodeUdpAssociated(Bytes body, UdpAssociatedReply& out);
+std::size_t encodeUdpAssociated(std::span<std::uint8_t> out, const UdpAssociatedReply& reply);
+
+/*
+ * Every datagram between a firewall client and its relay starts with the SOCKS 5 UDP request
+ * header (RFC 1928 section 7), with an IPv4 or IPv6 address: toward the relay, the destination;
+ * from it, the remote source.
+ *            +-----+------+------+----------+----------+----------+
+ *            | RSV | FRAG | ATYP | DST.ADDR | DST.PORT |   DATA   |
+ *            +-----+------+------+----------+----------+----------+
+ *            |  2  |  1   | 1|4  |  4 | 16  |    2     | Variable |
+ */
+inline constexpr std::size_t kMaxDatagramHeader = 22;
+// The header for `peer` into `out`: its size (10 or 22), or 0 when it does not fit.
+std::size_t encodeDatagramHeader(std::span<std::uint8_t> out, const Endpoint& peer);
+// The header at the front of `datagram`: its size, or 0 when it is not one (too short, a
+// fragment, a domain name or an unknown address type).
+std::size_t decodeDatagramHeader(Bytes datagram, Endpoint& peer);
 
 // Config is built with FrameWriter directly (its ranges and suffixes repeat) and read with
 // AttributeReader; this checks it: a status, and every Range and Version well formed.

@@ -330,23 +330,40 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addre
   if (t_inside != 0 || address == nullptr) return r.connect(fd, address, length);
   control::Endpoint destination;
   if (!toEndpoint(address, length, destination) || alwaysLocal(destination.address)) {
+    if (maybeUdpFd(fd)) {
+      bool handled = false;
+      connectUdp(fd, address, length, handled);  // forgets a remote destination
+    }
     return r.connect(fd, address, length);
   }
   const Global& g = global();
-  if (!g.active || g.config.lat.contains(destination.address) ||
-      g.config.settings.dontRemoteTcp.contains(destination.port)) {
+  const auto local = [&] {
     if (g.debug >= 2) {
       char text[80];
       endpointText(destination, text, sizeof text);
       debugLine(2, "connect %s: local, direct", text);
     }
     return r.connect(fd, address, length);
+  };
+  if (!g.active || g.config.lat.contains(destination.address)) {
+    if (maybeUdpFd(fd)) {
+      bool handled = false;
+      connectUdp(fd, address, length, handled);
+    }
+    return local();
   }
   int type = 0;
   socklen_t typeLength = sizeof type;
-  if (r.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLength) != 0 || type != SOCK_STREAM) {
-    return r.connect(fd, address, length);  // UDP and raw sockets: not remoted here
+  if (r.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLength) != 0) {
+    return r.connect(fd, address, length);
   }
+  if (type == SOCK_DGRAM) {
+    bool handled = false;
+    const int rc = connectUdp(fd, address, length, handled);
+    return handled ? rc : local();
+  }
+  if (type != SOCK_STREAM) return r.connect(fd, address, length);  // raw sockets
+  if (g.config.settings.dontRemoteTcp.contains(destination.port)) return local();
   {
     // connect() again on a socket whose remoted connect is under way answers as the kernel does:
     // EALREADY while in progress, EISCONN once connected, the error once (then it is forgotten).
@@ -423,8 +440,11 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
 __attribute__((visibility("default"))) int getpeername(int fd, sockaddr* address,
                                                        socklen_t* length) {
   const auto& r = real();
-  if (t_inside != 0 || (g_remotedCount.load() == 0 && g_pendingCount.load() == 0) ||
-      address == nullptr || length == nullptr) {
+  if (t_inside != 0 || address == nullptr || length == nullptr) {
+    return r.getpeername(fd, address, length);
+  }
+  if (udpPeerName(fd, address, length)) return 0;
+  if (g_remotedCount.load() == 0 && g_pendingCount.load() == 0) {
     return r.getpeername(fd, address, length);
   }
   SocketId id;

@@ -28,6 +28,7 @@ std::atomic<int> g_pendingCount{0};
 std::atomic<int> g_remotedCount{0};
 std::atomic<int> g_taggedCount{0};
 std::atomic<int> g_listenCount{0};
+std::atomic<int> g_udpCount{0};
 
 namespace {
 
@@ -54,6 +55,17 @@ int listen(int, int);
 int accept(int, sockaddr*, socklen_t*);
 int accept4(int, sockaddr*, socklen_t*, int);
 int getsockname(int, sockaddr*, socklen_t*);
+ssize_t sendto(int, const void*, size_t, int, const sockaddr*, socklen_t);
+ssize_t sendmsg(int, const msghdr*, int);
+int sendmmsg(int, mmsghdr*, unsigned int, int);
+ssize_t send(int, const void*, size_t, int);
+ssize_t write(int, const void*, size_t);
+ssize_t recvfrom(int, void*, size_t, int, sockaddr*, socklen_t*);
+ssize_t recvmsg(int, msghdr*, int);
+int recvmmsg(int, mmsghdr*, unsigned int, int, timespec*);
+ssize_t recv(int, void*, size_t, int);
+ssize_t read(int, void*, size_t);
+long syscall(long, ...);
 int getaddrinfo(const char*, const char*, const addrinfo*, addrinfo**);
 hostent* gethostbyname(const char*);
 hostent* gethostbyname2(const char*, int);
@@ -82,6 +94,17 @@ void resolveReal() {
   lookup(r.accept, "accept", reinterpret_cast<void*>(&::accept));
   lookup(r.accept4, "accept4", reinterpret_cast<void*>(&::accept4));
   lookup(r.getsockname, "getsockname", reinterpret_cast<void*>(&::getsockname));
+  lookup(r.sendto, "sendto", reinterpret_cast<void*>(&::sendto));
+  lookup(r.sendmsg, "sendmsg", reinterpret_cast<void*>(&::sendmsg));
+  lookup(r.sendmmsg, "sendmmsg", reinterpret_cast<void*>(&::sendmmsg));
+  lookup(r.send, "send", reinterpret_cast<void*>(&::send));
+  lookup(r.write, "write", reinterpret_cast<void*>(&::write));
+  lookup(r.recvfrom, "recvfrom", reinterpret_cast<void*>(&::recvfrom));
+  lookup(r.recvmsg, "recvmsg", reinterpret_cast<void*>(&::recvmsg));
+  lookup(r.recvmmsg, "recvmmsg", reinterpret_cast<void*>(&::recvmmsg));
+  lookup(r.recv, "recv", reinterpret_cast<void*>(&::recv));
+  lookup(r.read, "read", reinterpret_cast<void*>(&::read));
+  lookup(r.syscall, "syscall", reinterpret_cast<void*>(&::syscall));
   lookup(r.getaddrinfo, "getaddrinfo", reinterpret_cast<void*>(&::getaddrinfo));
   lookup(r.gethostbyname, "gethostbyname", reinterpret_cast<void*>(&::gethostbyname));
   lookup(r.gethostbyname2, "gethostbyname2", reinterpret_cast<void*>(&::gethostbyname2));
@@ -290,6 +313,7 @@ void debugLine(int level, const char* format, ...) {
                                                           : n + m);
   line[n++] = '\n';
   const int saved = errno;
+  Inside inside;  // write() is one of our hooks; this line is the library's own
   [[maybe_unused]] const ssize_t ignored = ::write(2, line, static_cast<std::size_t>(n));
   errno = saved;
 }
@@ -532,6 +556,70 @@ Listener* findListenerLocked(int fd) {
     if (socketId(fd, now) && now == e.id) return &e;
     freeListenerLocked(e);  // closed, and the number perhaps reused
     return nullptr;
+  }
+  return nullptr;
+}
+
+namespace {
+constexpr std::size_t kMaxUdp = 256;
+UdpAssociation g_udp[kMaxUdp];
+// Descriptor numbers below kUdpBits that have an association: read() and write() of every other
+// descriptor pass through without taking the lock.
+constexpr int kUdpBits = 4096;
+std::atomic<std::uint64_t> g_udpFds[kUdpBits / 64];
+
+void markUdpFd(int fd, bool on) {
+  if (fd < 0 || fd >= kUdpBits) return;
+  const std::uint64_t bit = std::uint64_t{1} << (fd % 64);
+  if (on) {
+    g_udpFds[fd / 64].fetch_or(bit);
+  } else {
+    g_udpFds[fd / 64].fetch_and(~bit);
+  }
+}
+}  // namespace
+
+bool maybeUdpFd(int fd) {
+  if (g_udpCount.load(std::memory_order_relaxed) == 0 || fd < 0) return false;
+  if (fd >= kUdpBits) return true;
+  return (g_udpFds[fd / 64].load(std::memory_order_relaxed) >> (fd % 64)) & 1U;
+}
+
+void freeUdpLocked(UdpAssociation& entry) {
+  if (!entry.used) return;
+  if (entry.controlFd >= 0) ::close(entry.controlFd);
+  markUdpFd(entry.fd, false);
+  entry = UdpAssociation{};
+  g_udpCount.fetch_sub(1);
+}
+
+UdpAssociation* findUdpLocked(int fd) {
+  if (g_udpCount.load() == 0) return nullptr;
+  for (auto& e : g_udp) {
+    if (!e.used || e.fd != fd) continue;
+    SocketId now;
+    if (socketId(fd, now) && now == e.id) return &e;
+    freeUdpLocked(e);  // closed, and the number perhaps reused
+    return nullptr;
+  }
+  return nullptr;
+}
+
+UdpAssociation* addUdpLocked(int fd, const SocketId& id) {
+  for (auto& e : g_udp) {
+    if (!e.used) continue;
+    SocketId now;
+    if (e.fd == fd || !socketId(e.fd, now) || !(now == e.id)) freeUdpLocked(e);
+  }
+  for (auto& e : g_udp) {
+    if (e.used) continue;
+    e = UdpAssociation{};
+    e.used = true;
+    e.fd = fd;
+    e.id = id;
+    markUdpFd(fd, true);
+    g_udpCount.fetch_add(1);
+    return &e;
   }
   return nullptr;
 }

@@ -26,6 +26,17 @@ struct RealFunctions {
   int (*accept)(int, sockaddr*, socklen_t*) = nullptr;
   int (*accept4)(int, sockaddr*, socklen_t*, int) = nullptr;
   int (*getsockname)(int, sockaddr*, socklen_t*) = nullptr;
+  ssize_t (*sendto)(int, const void*, size_t, int, const sockaddr*, socklen_t) = nullptr;
+  ssize_t (*sendmsg)(int, const msghdr*, int) = nullptr;
+  int (*sendmmsg)(int, mmsghdr*, unsigned int, int) = nullptr;
+  ssize_t (*send)(int, const void*, size_t, int) = nullptr;
+  ssize_t (*write)(int, const void*, size_t) = nullptr;
+  ssize_t (*recvfrom)(int, void*, size_t, int, sockaddr*, socklen_t*) = nullptr;
+  ssize_t (*recvmsg)(int, msghdr*, int) = nullptr;
+  int (*recvmmsg)(int, mmsghdr*, unsigned int, int, timespec*) = nullptr;
+  ssize_t (*recv)(int, void*, size_t, int) = nullptr;
+  ssize_t (*read)(int, void*, size_t) = nullptr;
+  long (*syscall)(long, ...) = nullptr;
   int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**) = nullptr;
   hostent* (*gethostbyname)(const char*) = nullptr;
   hostent* (*gethostbyname2)(const char*, int) = nullptr;
@@ -108,6 +119,7 @@ extern std::atomic<int> g_pendingCount;  // entries not Free
 extern std::atomic<int> g_remotedCount;
 extern std::atomic<int> g_taggedCount;  // epoll registrations of ours
 extern std::atomic<int> g_listenCount;  // remoted listening sockets
+extern std::atomic<int> g_udpCount;     // UDP sockets associated with a relay on the gateway
 
 void lockTables();
 void unlockTables();
@@ -158,6 +170,30 @@ Listener* addListenerLocked(int fd, const SocketId& id);
 void freeListenerLocked(Listener& entry);
 // Drops the entries of sockets the program has closed, closing their control connections.
 void sweepListenersLocked();
+
+// UDP sockets whose datagrams to remote destinations go through a relay on the gateway, tied to
+// a control connection kept open while the socket lives.
+struct UdpAssociation {
+  bool used = false;
+  int fd = -1;
+  SocketId id;
+  int controlFd = -1;
+  sockaddr_storage relay{};  // the relay, as this socket's family addresses it
+  socklen_t relayLength = 0;
+  bool connected = false;            // connect()ed to a remote destination:
+  protocol::control::Endpoint peer;  // that destination
+  sockaddr_storage peerAddress{};    // as the program gave it (for getpeername)
+  socklen_t peerLength = 0;
+};
+// False when `fd` certainly has no association (no lock taken): the fast path of read/write.
+bool maybeUdpFd(int fd);
+UdpAssociation* findUdpLocked(int fd);
+// hooks_udp.cpp, for the connect and getpeername hooks: connect() of a UDP socket (`handled`
+// false: make the real call), and the remote destination of a connected associated socket.
+int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled);
+bool udpPeerName(int fd, sockaddr* address, socklen_t* length);
+UdpAssociation* addUdpLocked(int fd, const SocketId& id);
+void freeUdpLocked(UdpAssociation& entry);
 
 // Names the library resolved at the gateway, by address, for the Connect's name hint.
 void rememberName(const protocol::control::IpAddress& address, const char* name);

@@ -1,0 +1,75 @@
+// UDP through the firewall client: a UdpAssociate on a control connection opens a relay (the same
+// one SOCKS 5 UDP ASSOCIATE uses) whose client side receives the program's datagrams, each with
+// the SOCKS 5 UDP header naming its destination, decided per destination by the rules and the
+// protocol definitions; it lives as long as the control connection (or until udp_idle_timeout).
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include "gateway/control_session.hpp"
+#include "gateway/net.hpp"
+#include "gateway/outbound.hpp"
+#include "gateway/udp_relay.hpp"
+
+namespace fwgate::gateway {
+
+using namespace asio::experimental::awaitable_operators;
+namespace control = protocol::control;
+
+asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
+  control::UdpAssociateRequest request;
+  control::UdpAssociatedReply reply;
+  out_.resize(512);
+  const bool valid = control::decodeUdpAssociate(body, request);
+  consumeFrame();
+  if (!valid) {
+    record_.result = "bad-request";
+    record_.error = "malformed UdpAssociate";
+    reply.status = Status::BadRequest;
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeUdpAssociated(out_, reply));
+    co_return;
+  }
+  const auto client = unmapped(clientEndpoint_.address());
+  const Requester requester{client, user_};
+  UdpRelay relay(
+      client_.get_executor(), client, request.localPort,
+      [this, requester](const asio::ip::address& a, std::uint16_t port, const std::string& name) {
+        const policy::ConnectionFacts facts{policy::Transport::Udp, policy::Direction::Send, port};
+        auto decision =
+            decide(runtime_, *snapshot_, requester, policy::Command::Udp, a, port, name, facts);
+        if (record_.definition.empty() || decision.allowed) record_.definition = decision.protocol;
+        return decision;
+      },
+      runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
+  std::error_code ec;
+  const auto local = client_.local_endpoint(ec);
+  if (!ec) ec = relay.open(unmapped(local.address()));
+  if (ec) {
+    reply.status = control::statusForErrno(ec.value());
+    record_.result = std::string(control::statusText(reply.status));
+    record_.error = "udp socket: " + ec.message();
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeUdpAssociated(out_, reply));
+    co_return;
+  }
+  const auto relayEndpoint = relay.clientFacingEndpoint();
+  record_.bound = endpointString(relayEndpoint.address(), relayEndpoint.port());
+  reply.status = Status::Ok;
+  reply.relay.port = relayEndpoint.port();
+  const auto a = unmapped(relayEndpoint.address());
+  if (a.is_v4()) {
+    reply.relay.address.family = 4;
+    const auto b = a.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), reply.relay.address.bytes.begin());
+  } else {
+    reply.relay.address.family = 6;
+    const auto b = a.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), reply.relay.address.bytes.begin());
+  }
+  if (!co_await send(out_.data(), control::encodeUdpAssociated(out_, reply))) co_return;
+  record_.result = "succeeded";
+  // The client sends nothing more on the control connection: any byte or its close ends it.
+  std::array<std::uint8_t, 64> sink{};
+  co_await (relay.run() || client_.async_read_some(asio::buffer(sink), kNoThrow));
+}
+
+}  // namespace fwgate::gateway

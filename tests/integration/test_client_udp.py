@@ -1,0 +1,151 @@
+"""UDP through the firewall client, in the namespace topology of test_client.py: dig against the
+DNS server on the external host, a python UDP echo (sendto/recvfrom, large datagrams, truncation,
+connect()+send/recv/read/write), DontRemoteOutboundUdpPorts, and a destination no rule allows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import fwit
+from test_client import DNS, EXTERNAL, NAME, ClientTopology, fwc_sessions, fwrun, out, start_gateway
+
+pytestmark = pytest.mark.fwgate_only
+
+ECHO_PORT = 9999
+
+UDP_ECHO = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(120)
+print("ready", flush=True)
+for _ in range(10000):
+    data, peer = s.recvfrom(65535)
+    s.sendto(data, peer)
+"""
+
+ECHO_DEFINITION = (f'\n[protocols.Echo]\nport = {ECHO_PORT}\ntransport = "udp"\ndirection = "send-receive"\n')
+RULES = [{"name": "dns and echo", "action": "allow", "sources": ["internal"], "protocols": ["DNS", "Echo"]}]
+
+
+@pytest.fixture
+def topo(tmp_path):
+    fwit.require_tool("ip")
+    fwit.require_tool("dnsmasq")
+    if os.geteuid() != 0:
+        pytest.fail("the namespace tests need root (run the suite as root)")
+    t = ClientTopology(tmp_path)
+    try:
+        t.build()
+        t.start_servers()
+        echo = t.spawn("external", [fwit.PYTHON, "-c", UDP_ECHO, EXTERNAL, str(ECHO_PORT)])
+        assert fwit.read_pipe(echo.stdout, 16, 15, until=b"\n").strip() == b"ready"
+        yield t
+    finally:
+        problems = t.teardown()
+        assert not problems, problems
+
+
+def udp_sessions(gw) -> list[dict]:
+    return [s for s in fwc_sessions(gw) if s["command"] == "udp"]
+
+
+def test_dig_through_the_gateway(topo, gateway):
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION)
+    dig = fwit.require_tool("dig")
+    # Without the library the DNS server is out of reach.
+    plain = topo.run_in("internal", [dig, "+time=2", "+tries=1", f"@{DNS}", NAME, "+short"], timeout=20)
+    assert EXTERNAL not in out(plain), out(plain)
+    cp = fwrun(topo, [dig, "+time=5", "+tries=1", f"@{DNS}", NAME, "+short"])
+    assert cp.returncode == 0 and cp.stdout.decode().split() == [EXTERNAL], out(cp)
+    # A full answer names the server it came from: the remote source was reported to dig.
+    cp = fwrun(topo, [dig, "+time=5", "+tries=1", f"@{DNS}", NAME])
+    assert cp.returncode == 0 and f"SERVER: {DNS}#53" in out(cp), out(cp)
+    rec = gw.wait_session(lambda s: s.get("command") == "udp" and s.get("application") == "dig")
+    assert rec["definition"] == "DNS" and rec["rule"] == "dns and echo", rec
+    assert rec["datagrams_up"] >= 1 and rec["datagrams_down"] >= 1, rec
+
+
+ECHO_PROGRAM = r"""
+import errno, json, os, select, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+r = {}
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+s.settimeout(10)
+sizes = [1, 1400, 9000, 60000]
+got = []
+for n in sizes:
+    payload = os.urandom(n)
+    assert s.sendto(payload, (host, port)) == n
+    data, peer = s.recvfrom(65535)
+    got.append([len(data), data == payload, list(peer)])
+r["echo"] = got
+# A datagram read into a short buffer is truncated as the kernel does, and says so.
+s.sendto(b"x" * 1400, (host, port))
+data, anc, flags, peer = s.recvmsg(100)
+r["truncated"] = [len(data), bool(flags & socket.MSG_TRUNC), list(peer)]
+# Too large to carry whole: refused, never cut.
+try:
+    s.sendto(b"y" * 65500, (host, port))
+    r["too_large"] = "sent"
+except OSError as e:
+    r["too_large"] = errno.errorcode[e.errno]
+# connect() on a UDP socket: send/recv, write/read, getpeername.
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.settimeout(10)
+c.connect((host, port))
+c.send(b"connected-send")
+r["recv"] = c.recv(100).decode()
+os.write(c.fileno(), b"connected-write")
+ready, _, _ = select.select([c], [], [], 10)  # the socket has a timeout: it is non-blocking
+r["read"] = os.read(c.fileno(), 100).decode() if ready else "nothing within 10 s"
+r["peer"] = list(c.getpeername())
+# Nothing answers for a port no rule allows.
+d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+d.settimeout(1.5)
+d.sendto(b"anyone?", (host, port - 1))
+try:
+    d.recvfrom(100)
+    r["denied"] = "answered"
+except socket.timeout:
+    r["denied"] = "timeout"
+print(json.dumps(r))
+"""
+
+
+def test_python_udp_echo(topo, gateway):
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION)
+    cp = fwrun(topo, [fwit.PYTHON, "-c", ECHO_PROGRAM, EXTERNAL, str(ECHO_PORT)], timeout=90)
+    assert cp.returncode == 0, out(cp)
+    r = json.loads(cp.stdout.decode().strip().splitlines()[-1])
+    for (length, same, peer), size in zip(r["echo"], [1, 1400, 9000, 60000]):
+        assert length == size and same and peer == [EXTERNAL, ECHO_PORT], r["echo"]
+    assert r["truncated"] == [100, True, [EXTERNAL, ECHO_PORT]], r
+    assert r["too_large"] == "EMSGSIZE", r
+    assert r["recv"] == "connected-send" and r["read"] == "connected-write", r
+    assert r["peer"] == [EXTERNAL, ECHO_PORT], r
+    assert r["denied"] == "timeout", r
+    # Logged when each association ends (the program's exit closed its control connections).
+    gw.wait_session(lambda s: s.get("command") == "udp" and s.get("datagrams_up", 0) >= 5)
+    sessions = udp_sessions(gw)
+    assert sessions and all(s["application"] == "python3" for s in sessions), sessions
+    echo = [s for s in sessions if s.get("definition") == "Echo"]
+    assert echo and sum(s["datagrams_up"] for s in echo) >= 7, sessions
+
+
+def test_dont_remote_outbound_udp_ports(topo, gateway):
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION +
+                       f'\n[firewall_client.applications.python3]\nDontRemoteOutboundUdpPorts = "{ECHO_PORT}"\n')
+    code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\n"
+            f"s.sendto(b'direct',('{EXTERNAL}',{ECHO_PORT}))\n"
+            "try:\n  s.recvfrom(100);print('answered')\nexcept socket.timeout:\n  print('timeout')\n")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code])
+    # Sent directly: the gateway does not forward, so nothing comes back, and it logged nothing.
+    assert cp.returncode == 0 and cp.stdout.decode().strip() == "timeout", out(cp)
+    assert not udp_sessions(gw), gw.sessions()
