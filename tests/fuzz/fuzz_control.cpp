@@ -2,6 +2,7 @@
 // same type and body and is NeedMore one byte short; every decoder either rejects a body or yields
 // a message that re-encodes and decodes to the same fields; the attribute reader never reads past
 // the body. Inputs are parsed from exact-size heap copies so ASan sees any read past the span.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -127,6 +128,26 @@ void checkBody(Bytes body) {
     AcceptedNotice again;
     FUZZ_CHECK(roundTrip(accepted, encodeAccepted, decodeAccepted, again));
     FUZZ_CHECK(again.token == accepted.token && again.peer == accepted.peer);
+  }
+  UdpAssociateRequest udp;
+  if (decodeUdpAssociate(body, udp)) {
+    UdpAssociateRequest again;
+    FUZZ_CHECK(roundTrip(udp, encodeUdpAssociate, decodeUdpAssociate, again));
+    FUZZ_CHECK(again.localPort == udp.localPort);
+  }
+  UdpAssociatedReply associated;
+  if (decodeUdpAssociated(body, associated)) {
+    UdpAssociatedReply again;
+    FUZZ_CHECK(roundTrip(associated, encodeUdpAssociated, decodeUdpAssociated, again));
+    FUZZ_CHECK(again.status == associated.status && again.message == associated.message);
+    FUZZ_CHECK(associated.status != Status::Ok || again.relay == associated.relay);
+  }
+  // The datagram header: what decodes re-encodes to the same bytes.
+  Endpoint peer;
+  if (const std::size_t n = decodeDatagramHeader(body, peer); n != 0) {
+    std::uint8_t out[kMaxDatagramHeader];
+    FUZZ_CHECK(n <= body.size() && encodeDatagramHeader(out, peer) == n);
+    FUZZ_CHECK(std::equal(out + 3, out + n, body.begin() + 3));
   }
   (void)validConfig(body);
 }

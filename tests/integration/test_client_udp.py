@@ -149,3 +149,19 @@ def test_dont_remote_outbound_udp_ports(topo, gateway):
     # Sent directly: the gateway does not forward, so nothing comes back, and it logged nothing.
     assert cp.returncode == 0 and cp.stdout.decode().strip() == "timeout", out(cp)
     assert not udp_sessions(gw), gw.sessions()
+
+
+def test_local_bind_udp_ports(topo, gateway):
+    # LocalBindUdpPorts: a socket bound to such a port is a local service's; its datagrams go
+    # direct (and are lost here, the gateway does not forward), another socket's go through.
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION +
+                       '\n[firewall_client.applications.python3]\nLocalBindUdpPorts = "7777"\n')
+    code = ("import socket\n"
+            "def ask(port):\n"
+            "  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\n"
+            "  if port: s.bind(('0.0.0.0',port))\n"
+            f"  s.sendto(b'hello',('{EXTERNAL}',{ECHO_PORT}))\n"
+            "  try:\n    return s.recvfrom(100)[0].decode()\n  except socket.timeout:\n    return 'timeout'\n"
+            "print(ask(7777), ask(7778))\n")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0 and cp.stdout.decode().split() == ["timeout", "hello"], out(cp)

@@ -168,15 +168,35 @@ conn.close()
 """
 
 CALLBACK_CLIENT = r"""
-import socket, sys
+import select, socket, sys, time
+mode = sys.argv[2]
 primary = socket.create_connection((sys.argv[1], 7000), timeout=20)
 lst = socket.socket()
 lst.bind((primary.getsockname()[0], 0))  # the gateway's address, as FTP clients do
 lst.listen(1)
 host, port = lst.getsockname()
 primary.sendall(f"{host} {port}".encode())
-lst.settimeout(20)
+if mode == "blocking":
+    lst.settimeout(20)
+else:
+    # Readiness of the listening socket, as for a local one: nothing until the server connects.
+    lst.setblocking(False)
+    try:
+        lst.accept()
+        sys.exit("accept on an empty listening socket did not say EAGAIN")
+    except BlockingIOError:
+        pass
+    if mode == "select":
+        ready = select.select([lst], [], [], 20)[0]
+    elif mode == "poll":
+        p = select.poll(); p.register(lst, select.POLLIN); ready = p.poll(20000)
+    else:
+        e = select.epoll(); e.register(lst.fileno(), select.EPOLLIN | select.EPOLLET); ready = e.poll(20)
+    if not ready:
+        sys.exit(f"{mode}: the listening socket never became readable")
 conn, peer = lst.accept()
+conn.setblocking(True)
+conn.settimeout(20)
 line = conn.recv(100)
 conn.sendall(b"hello " + line)
 conn.close()
@@ -192,14 +212,15 @@ print(report.decode())
 """
 
 
-def test_secondary_listen_accepts_only_the_primary_host(topo, gateway):
+@pytest.mark.parametrize("mode", ["blocking", "select", "poll", "epoll"])
+def test_secondary_listen_accepts_only_the_primary_host(topo, gateway, mode):
     extra = ('\n[protocols.Callback]\nport = 7000\ntransport = "tcp"\ndirection = "outbound"\n'
              'secondary = [{ ports = "0", transport = "tcp", direction = "inbound" }]\n')
     gw = start_gateway(gateway, topo, extra=extra, rules=[
         {"name": "callback", "action": "allow", "sources": ["internal"], "protocols": ["Callback"]}])
     server = topo.spawn("external", [fwit.PYTHON, "-c", CALLBACK_SERVER, EXTERNAL, DNS])
     assert fwit.read_pipe(server.stdout, 16, 15, until=b"\n").strip() == b"ready"
-    cp = fwrun(topo, [fwit.PYTHON, "-c", CALLBACK_CLIENT, EXTERNAL], timeout=90)
+    cp = fwrun(topo, [fwit.PYTHON, "-c", CALLBACK_CLIENT, EXTERNAL, mode], timeout=90)
     text = out(cp)
     assert cp.returncode == 0, text
     first, *report = cp.stdout.decode().splitlines()
@@ -299,3 +320,24 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     assert refused["resolved"].startswith(f"{DNS}:") and "denied by" in refused["error"], refused
     accepts = [s for s in fwc_sessions(gw) if s["command"] == "accept" and s["result"] == "succeeded"]
     assert len(accepts) == 2 and all(s["definition"] == "GameServer" for s in accepts), accepts
+
+
+def test_secondary_peers_by_rules(topo, gateway):
+    # [bind] secondary_peers = "rules": the rules decide who may connect back, here the DNS host
+    # only, so the first knock (from .53) is the one the program gets.
+    extra = ('\n[bind]\nsecondary_peers = "rules"\n'
+             '\n[networks.dnshost]\nranges = ["203.0.113.53"]\n'
+             '\n[protocols.Callback]\nport = 7000\ntransport = "tcp"\ndirection = "outbound"\n'
+             'secondary = [{ ports = "0", transport = "tcp", direction = "inbound" }]\n')
+    gw = start_gateway(gateway, topo, extra=extra, rules=[
+        {"name": "callback", "action": "allow", "sources": ["internal"], "protocols": ["Callback"]},
+        {"name": "from the dns host", "action": "allow", "sources": ["internal"], "destinations": ["dnshost"],
+         "commands": ["bind"]}])
+    server = topo.spawn("external", [fwit.PYTHON, "-c", CALLBACK_SERVER, EXTERNAL, DNS])
+    assert fwit.read_pipe(server.stdout, 16, 15, until=b"\n").strip() == b"ready"
+    cp = fwrun(topo, [fwit.PYTHON, "-c", CALLBACK_CLIENT, EXTERNAL, "blocking"], timeout=90)
+    assert cp.returncode == 0, out(cp)
+    host, port, peer, line = cp.stdout.decode().splitlines()[0].split(maxsplit=3)
+    assert peer == DNS and line == f"from {DNS}", out(cp)
+    accepted = gw.wait_session(lambda s: s.get("command") == "accept" and s.get("result") == "succeeded")
+    assert accepted["rule"] == "from the dns host" and accepted["resolved"].startswith(f"{DNS}:"), accepted

@@ -351,6 +351,47 @@ TEST(ControlMessages, RemotedListenRejectsIncompleteMessages) {
   EXPECT_FALSE(decodeAccepted(parseWhole(shortToken).body, accepted));
 }
 
+TEST(ControlMessages, UdpAssociateRoundTrips) {
+  UdpAssociateRequest request;
+  const Buffer a = frameOf(encodeUdpAssociate, UdpAssociateRequest{5353});
+  ASSERT_TRUE(decodeUdpAssociate(parseWhole(a).body, request));
+  EXPECT_EQ(request.localPort, 5353);
+  const Buffer zero = frameOf(encodeUdpAssociate, UdpAssociateRequest{0});
+  EXPECT_FALSE(decodeUdpAssociate(parseWhole(zero).body, request));  // no port: nowhere to relay
+
+  UdpAssociatedReply reply;
+  const Buffer b =
+      frameOf(encodeUdpAssociated, UdpAssociatedReply{Status::Ok, {v4(10, 0, 0, 1), 40000}, {}});
+  ASSERT_TRUE(decodeUdpAssociated(parseWhole(b).body, reply));
+  EXPECT_EQ(reply.relay, (Endpoint{v4(10, 0, 0, 1), 40000}));
+  const Buffer c = frameOf(encodeUdpAssociated, UdpAssociatedReply{Status::Denied, {}, "no"});
+  ASSERT_TRUE(decodeUdpAssociated(parseWhole(c).body, reply));
+  EXPECT_EQ(reply.status, Status::Denied);
+  EXPECT_EQ(reply.message, "no");
+}
+
+TEST(DatagramHeader, RoundTripsAndRejects) {
+  std::uint8_t out[kMaxDatagramHeader];
+  const Endpoint v4peer{v4(198, 51, 100, 53), 53};
+  ASSERT_EQ(encodeDatagramHeader(out, v4peer), 10u);
+  const std::uint8_t expected[] = {0, 0, 0, 1, 198, 51, 100, 53, 0, 53};
+  EXPECT_TRUE(std::equal(std::begin(expected), std::end(expected), out));
+  Endpoint got;
+  EXPECT_EQ(decodeDatagramHeader({out, 10}, got), 10u);
+  EXPECT_EQ(got, v4peer);
+  const Endpoint v6peer{v6Doc(7), 443};
+  ASSERT_EQ(encodeDatagramHeader(out, v6peer), 22u);
+  EXPECT_EQ(decodeDatagramHeader({out, 22}, got), 22u);
+  EXPECT_EQ(got, v6peer);
+  EXPECT_EQ(decodeDatagramHeader({out, 21}, got), 0u);     // short
+  EXPECT_EQ(encodeDatagramHeader({out, 21}, v6peer), 0u);  // does not fit
+  out[2] = 1;                                              // a fragment
+  EXPECT_EQ(decodeDatagramHeader({out, 22}, got), 0u);
+  const std::uint8_t name[] = {0, 0, 0, 3, 4, 'h', 'o', 's', 't', 0, 53};
+  EXPECT_EQ(decodeDatagramHeader(name, got), 0u);  // names never come from the relay
+  EXPECT_EQ(encodeDatagramHeader(out, Endpoint{}), 0u);
+}
+
 TEST(ControlMessages, ConfigValidation) {
   Buffer buffer(512);
   FrameWriter w(buffer, MessageType::Config);
