@@ -34,6 +34,7 @@ namespace {
 
 RealFunctions g_real;
 pthread_once_t g_realOnce = PTHREAD_ONCE_INIT;
+std::atomic<bool> g_realReady{false};
 
 template <typename F>
 void lookup(F& out, const char* name, void* ours) {
@@ -121,6 +122,7 @@ void resolveReal() {
   lookup(r.epoll_pwait, "epoll_pwait", reinterpret_cast<void*>(&::epoll_pwait));
   // Newer than some libcs: looked up by name only.
   r.epoll_pwait2 = reinterpret_cast<decltype(r.epoll_pwait2)>(::dlsym(RTLD_NEXT, "epoll_pwait2"));
+  g_realReady.store(true, std::memory_order_release);
 }
 
 Global g_global;
@@ -287,7 +289,8 @@ __attribute__((constructor)) void initialise() {
 }  // namespace
 
 const RealFunctions& real() {
-  pthread_once(&g_realOnce, resolveReal);
+  // Every hook starts here, read() and write() too: one acquire load once resolved.
+  if (!g_realReady.load(std::memory_order_acquire)) pthread_once(&g_realOnce, resolveReal);
   return g_real;
 }
 
