@@ -86,6 +86,10 @@ std::size_t editDistance(std::string_view a, std::string_view b) {
   return previous[b.size()];
 }
 
+char lowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 void Reader::error(std::string path, std::uint32_t line, std::string message) {
   errors_.push_back(Diagnostic{std::move(path), std::move(message), line});
 }

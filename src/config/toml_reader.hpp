@@ -24,6 +24,8 @@ std::string indexPath(std::string_view parent, std::size_t index);
 // "a string", "an integer", ... for "expected X, got Y".
 std::string_view typeName(const toml::node& n);
 std::size_t editDistance(std::string_view a, std::string_view b);
+// 'A'..'Z' to 'a'..'z'; every other byte as it is.
+char lowerAscii(char c);
 
 // " (did you mean \"sources\"?)" when one candidate is close to `word`, else "".
 template <class Names>
