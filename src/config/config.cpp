@@ -205,8 +205,10 @@ class ConfigParser {
   }
 
   void firewallClient(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "firewall_client", {"refresh_interval", "web_proxy", "applications"});
+    in_.rejectUnknownKeys(t, "firewall_client",
+                          {"refresh_interval", "web_proxy", "require_definition", "applications"});
     auto& fc = config_.firewallClient;
+    in_.boolean(t, "require_definition", "firewall_client", fc.requireDefinition);
     in_.duration(t, "refresh_interval", "firewall_client", fc.refreshInterval);
     if (fc.refreshInterval < std::chrono::minutes(1)) {
       in_.error("firewall_client.refresh_interval", t.source().begin.line, "must be at least 1m");

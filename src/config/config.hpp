@@ -65,6 +65,10 @@ struct BindSettings {
 struct FirewallClientSettings {
   Duration refreshInterval{std::chrono::hours(6)};
   std::string webProxy;  // host:port, or empty
+  // The Winsock Proxy's rule: a remoted connection or datagram is allowed only where a protocol
+  // definition covers it (and a rule allows it). false: a rule that names no definitions allows
+  // any port, as it does for SOCKS clients.
+  bool requireDefinition = true;
   // [firewall_client.applications.NAME] rendered as INI sections (protocol/client_settings.hpp),
   // validated: known keys only, `*` holds only the DontRemoteOutbound keys.
   std::string settingsIni;

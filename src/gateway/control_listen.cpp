@@ -54,9 +54,12 @@ asio::ip::address fromControlAddress(const control::IpAddress& a) {
 
 // One connection a remote host made to a remoted listen: to the client's listening socket, the
 // Accepted frame, then the relay; logged once ("accept").
+// `stop`, for a server's connections: expired when the client refuses the connection (its
+// listening socket is gone), which ends the listen.
 asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Snapshot> snapshot,
                                      tcp::socket incoming, tcp::endpoint clientBack,
-                                     control::Token token, SessionRecord record) {
+                                     control::Token token, SessionRecord record,
+                                     std::shared_ptr<asio::steady_timer> stop) {
   struct Slot {
     Runtime& runtime;
     asio::ip::address client;
@@ -70,6 +73,9 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
   const auto error = co_await connectAny(back, candidates, clientBack.port(),
                                          snapshot->config->limits.connectTimeout, connectedTo);
   if (error) {
+    if (stop && error == asio::error::connection_refused) {
+      stop->expires_at(asio::steady_timer::time_point::min());
+    }
     record.result = "client-unreachable";
     record.error = "connect back to " + endpointString(clientBack.address(), clientBack.port()) +
                    ": " + error.message();
@@ -96,6 +102,26 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
 }
 
 }  // namespace
+
+asio::ip::address ControlSession::outsideAddress() const {
+  // A server with no peer to route toward and no [bind] external_address: the first address of
+  // this host that is not loopback or link-local and not in a firewall-client network.
+  for (const auto& a : runtime_.hostAddresses()) {
+    const auto plain = unmapped(a);
+    if (plain.is_loopback() || plain.is_unspecified() ||
+        (plain.is_v6() && plain.to_v6().is_link_local())) {
+      continue;
+    }
+    const auto policyAddress = toPolicy(plain);
+    const bool inside =
+        std::any_of(snapshot_->config->networks.begin(), snapshot_->config->networks.end(),
+                    [&](const policy::Network& n) {
+                      return n.firewallClients && n.containsAddress(policyAddress);
+                    });
+    if (!inside) return plain;
+  }
+  return asio::ip::address_v4::any();
+}
 
 asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   control::BindRequest request;
@@ -204,8 +230,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   std::optional<asio::ip::address> toward;
   if (primary) toward = primary->destination;
   std::error_code ec;
-  auto listenAddress =
-      externalAddressToward(config, runtime_.io(), toward, asio::ip::address_v4::any());
+  auto listenAddress = externalAddressToward(config, runtime_.io(), toward, outsideAddress());
   if (!toward && config.bind.externalAddress.empty() && runtime_.isHostAddress(requestedAddress) &&
       !requestedAddress.is_loopback()) {
     listenAddress = requestedAddress;  // the program named one of the gateway's own addresses
@@ -269,8 +294,11 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   // bind_timeout and ends with its primary connection; a server listens while the client keeps
   // its control connection open.
   const tcp::endpoint clientBack{client, request.localPort};
-  asio::steady_timer never(client_.get_executor(), asio::steady_timer::time_point::max());
-  asio::steady_timer& primaryEnded = primary ? *primary->ended : never;
+  // Ends the listen: the primary connection's end, or (a server) the client's listening socket
+  // refusing the gateway's connection (the program closed it; close() is not hooked).
+  const auto stop = primary ? primary->ended
+                            : std::make_shared<asio::steady_timer>(
+                                  client_.get_executor(), asio::steady_timer::time_point::max());
   if (server) {
     deadline_.expires_at(asio::steady_timer::time_point::max());
   } else {
@@ -285,7 +313,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     }
     auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_.async_wait(kNoThrow) ||
                              client_.async_read_some(asio::buffer(sink), kNoThrow) ||
-                             primaryEnded.async_wait(kNoThrow));
+                             stop->async_wait(kNoThrow));
     if (outcome.index() == 1) {
       record_.error = "no connection within bind_timeout";
       break;
@@ -295,7 +323,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
       break;
     }
     if (outcome.index() == 3) {
-      record_.error = "the primary connection ended";
+      record_.error = primary ? "the primary connection ended" : "the client's socket is closed";
       break;
     }
     auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
@@ -354,7 +382,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     };
     asio::co_spawn(client_.get_executor(),
                    deliverInbound(runtime_, snapshot_, std::move(incoming), clientBack, token,
-                                  std::move(inbound)),
+                                  std::move(inbound), primary ? nullptr : stop),
                    onException);
     if (!server) break;  // one connection per secondary listen
   }

@@ -362,6 +362,11 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   record_.rule = allowed.rule;
   record_.definition = allowed.protocol;
   std::vector<asio::ip::address> addresses = allowed.addresses;
+  // The Winsock Proxy's rule: what no protocol definition covers is not remoted, whatever the
+  // rules say (monitor --log finds these and proposes the definition).
+  const bool undefined = !addresses.empty() && allowed.protocol.empty() &&
+                         snapshot_->config->firewallClient.requireDefinition;
+  if (undefined) addresses.clear();
   if (addresses.empty()) {
     // A secondary connection (FTP's passive data connection) is allowed within the definition of
     // a primary connection the same program has open to the same host.
@@ -372,7 +377,9 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
     }
   }
   if (addresses.empty()) {
-    record_.error = "denied by " + allowed.rule;
+    record_.error = undefined
+                        ? fmt::format("no protocol definition covers tcp outbound port {}", port)
+                        : "denied by " + allowed.rule;
     co_await sendConnected(Status::Denied, record_.error.c_str());
     co_return;
   }

@@ -51,6 +51,8 @@ class ControlSession {
   // `server`: the connected destination socket, whose local address is reported as Bound.
   asio::awaitable<bool> sendConnected(Status status, const char* message,
                                       const asio::ip::tcp::socket* server = nullptr);
+  // Where a remoted server listens when nothing says better (control_listen.cpp).
+  asio::ip::address outsideAddress() const;
   // The network (with firewall_clients) the client is in, or null.
   const policy::Network* clientNetwork() const;
 

@@ -2,6 +2,8 @@
 // one SOCKS 5 UDP ASSOCIATE uses) whose client side receives the program's datagrams, each with
 // the SOCKS 5 UDP header naming its destination, decided per destination by the rules and the
 // protocol definitions; it lives as long as the control connection (or until udp_idle_timeout).
+#include <fmt/format.h>
+
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include "gateway/control_session.hpp"
@@ -36,6 +38,15 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
         const policy::ConnectionFacts facts{policy::Transport::Udp, policy::Direction::Send, port};
         auto decision =
             decide(runtime_, *snapshot_, requester, policy::Command::Udp, a, port, name, facts);
+        // The Winsock Proxy's rule: what no protocol definition covers is not relayed.
+        if (decision.allowed && decision.protocol.empty() &&
+            snapshot_->config->firewallClient.requireDefinition) {
+          decision.allowed = false;
+          decision.ruleName = "no-definition";
+          if (record_.error.empty()) {
+            record_.error = fmt::format("no protocol definition covers udp send port {}", port);
+          }
+        }
         if (record_.definition.empty() || decision.allowed) record_.definition = decision.protocol;
         return decision;
       },

@@ -131,7 +131,7 @@ std::shared_ptr<PrimaryConnection> Runtime::addPrimary(const asio::ip::address& 
 void Runtime::removePrimary(const std::shared_ptr<PrimaryConnection>& primary) {
   if (!primary) return;
   primary->alive = false;
-  primary->ended->cancel();
+  primary->ended->expires_at(asio::steady_timer::time_point::min());
   auto [first, last] = primaries_.equal_range(std::make_pair(primary->client, primary->pid));
   for (auto it = first; it != last; ++it) {
     if (it->second == primary) {

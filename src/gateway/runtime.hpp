@@ -47,6 +47,8 @@ struct PrimaryConnection {
   std::string definition;  // empty: no definition covers it (then it has no secondaries)
   std::string rule;
   bool alive = true;
+  // Expires (at the epoch) when the primary connection ends: a wait on it then completes at
+  // once, whether it started before or after.
   std::shared_ptr<asio::steady_timer> ended;
 };
 
@@ -76,6 +78,7 @@ class Runtime {
   void refreshHostAddresses();
   void addListeningPort(std::uint16_t port) { listeningPorts_.insert(port); }
   bool isHostAddress(const asio::ip::address& a) const;
+  const std::vector<asio::ip::address>& hostAddresses() const { return hostAddresses_; }
   // Loopback, unspecified, or one of this gateway's own listening sockets.
   bool isProtectedDestination(const asio::ip::address& a, std::uint16_t port) const;
 

@@ -165,3 +165,17 @@ def test_local_bind_udp_ports(topo, gateway):
             "print(ask(7777), ask(7778))\n")
     cp = fwrun(topo, [fwit.PYTHON, "-c", code])
     assert cp.returncode == 0 and cp.stdout.decode().split() == ["timeout", "hello"], out(cp)
+
+
+def test_a_datagram_no_definition_covers_is_dropped(topo, gateway):
+    # A rule that names no definitions still needs one for a firewall client's datagram (the
+    # default require_definition): port 9999 has none here; the log says so.
+    gw = start_gateway(gateway, topo)
+    code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(2)\n"
+            f"s.sendto(b'hello',('{EXTERNAL}',{ECHO_PORT}))\n"
+            "try:\n  print(s.recvfrom(100)[0].decode())\nexcept socket.timeout:\n  print('timeout')\n")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0 and cp.stdout.decode().strip() == "timeout", out(cp)
+    rec = gw.wait_session(lambda s: s.get("command") == "udp")
+    assert f"no protocol definition covers udp send port {ECHO_PORT}" in rec["error"], rec
+    assert rec["datagrams_up"] == 0, rec

@@ -15,6 +15,9 @@ import fwit
 pytestmark = pytest.mark.fwgate_only
 
 LOOPBACK_FWC = "\n[control]\nlisten = [\"127.0.0.1:0\"]\n[networks.loopback]\nfirewall_clients = true\n"
+# The echo servers listen on ports no protocol definition covers: these tests are about the
+# channel, not the definitions, so a rule allows any port.
+ANY_PORT = LOOPBACK_FWC + "[firewall_client]\nrequire_definition = false\n"
 
 
 def control_gateway(gateway, **kw):
@@ -77,7 +80,7 @@ def test_users_are_checked(gateway):
 def test_connect_is_decided_logged_and_relayed_as_socks_is(gateway):
     echo = fwit.TcpServer(fwit.handle_echo)
     try:
-        gw, addr = control_gateway(gateway, rules=[
+        gw, addr = control_gateway(gateway, extra=ANY_PORT, rules=[
             {"name": "no 9", "action": "deny", "ports": ["9"]},
             {"name": "loopback clients", "action": "allow", "sources": ["loopback"]}])
         with socket.create_connection(addr, timeout=10) as s:
@@ -102,7 +105,7 @@ def test_connect_is_decided_logged_and_relayed_as_socks_is(gateway):
 def test_a_name_hint_counts_only_when_the_gateway_resolved_it(gateway):
     echo = fwit.TcpServer(fwit.handle_echo)
     try:
-        gw, addr = control_gateway(gateway)
+        gw, addr = control_gateway(gateway, extra=ANY_PORT)
         with socket.create_connection(addr, timeout=10) as s:
             s.sendall(fwctl.hello() + fwctl.connect("127.0.0.1", echo.port, hint="allowed.example"))
             assert fwctl.summary(fwctl.read_frame(s))["status"] == "Ok"
@@ -116,6 +119,33 @@ def test_a_name_hint_counts_only_when_the_gateway_resolved_it(gateway):
             fwctl.read_frame(s)
         rec = gw.wait_session(lambda r: r.get("requested") == f"localhost:{echo.port}")
         assert rec["resolved"] == f"127.0.0.1:{echo.port}", rec
+    finally:
+        echo.close()
+
+
+def test_a_connect_no_definition_covers_is_denied(gateway):
+    # By default (the Winsock Proxy's rule) a remoted connection needs a protocol definition, even
+    # under a rule that names none; the answer and the log say which one is missing.
+    echo = fwit.TcpServer(fwit.handle_echo)
+    try:
+        gw, addr = control_gateway(gateway, extra=LOOPBACK_FWC + f"""
+[protocols.EchoTest]
+port = {echo.port}
+transport = "tcp"
+direction = "outbound"
+""")
+        reply = fwctl.exchange(addr, fwctl.hello(app="probe"), fwctl.connect("127.0.0.1", echo.port + 1))
+        assert reply[1]["status"] == "Denied", reply
+        assert f"no protocol definition covers tcp outbound port {echo.port + 1}" in reply[1]["message"], reply
+        rec = gw.wait_session(lambda r: r.get("command") == "connect" and r.get("result") != "succeeded")
+        assert "no protocol definition" in rec["error"] and rec["rule"] == "loopback", rec
+        with socket.create_connection(addr, timeout=10) as s:
+            s.sendall(fwctl.hello(app="probe") + fwctl.connect("127.0.0.1", echo.port))
+            assert fwctl.summary(fwctl.read_frame(s))["status"] == "Ok"
+            connected = fwctl.summary(fwctl.read_frame(s))
+            assert connected["status"] == "Ok", connected
+        rec = gw.wait_session(lambda r: r.get("command") == "connect" and r.get("result") == "succeeded")
+        assert rec["definition"] == "EchoTest", rec
     finally:
         echo.close()
 

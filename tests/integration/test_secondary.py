@@ -255,7 +255,7 @@ def test_listen_without_a_definition_is_refused(topo, gateway):
 
 
 SERVER_PROGRAM = r"""
-import socket, sys
+import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", 4000))
@@ -269,6 +269,10 @@ for i in range(2):
     c.sendall(b"served %d " % i + data)
     c.close()
     print("accepted", peer[0], flush=True)
+# The program goes on without its listening socket.
+s.close()
+print("closed", flush=True)
+time.sleep(20)
 """
 
 KNOCK = r"""
@@ -294,7 +298,7 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     gw = start_gateway(gateway, topo, extra=extra, rules=[
         {"name": "game server", "action": "allow", "sources": ["internal"], "destinations": ["partner"],
          "protocols": ["GameServer"], "commands": ["bind"]}])
-    env = client_env(topo, FWGATE_DEBUG="2")
+    env = client_env(topo)
     prog = subprocess.Popen(["ip", "netns", "exec", topo.ns["internal"], os.environ.get("FWGATE_BIN") or
                              os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate"), "run", "--",
                              fwit.PYTHON, "-c", SERVER_PROGRAM],
@@ -307,19 +311,27 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     # The partner knocks twice and is served twice; .53 is not a partner and is refused.
     cp = topo.run_in("external", [fwit.PYTHON, "-c", KNOCK, GATEWAY_OUTSIDE, DNS, EXTERNAL, EXTERNAL], timeout=60)
     results = cp.stdout.decode().strip().split("|")
-    if prog.poll() is None:
-        prog.kill()
     assert len(results) == 3, out(cp)
     assert "served" in results[1], (results, prog.stderr.read().decode(errors="replace"), gw.sessions())
     assert "served" not in results[0], results
     assert results[1].startswith("served 0 knock from") and results[2].startswith("served 1 knock from"), results
-    prog.wait(30)
-    rest = prog.stdout.read().decode()
-    assert rest.count(f"accepted {EXTERNAL}") == 2, rest
+    rest = fwit.read_pipe(prog.stdout, 4096, 30, until=b"closed\n").decode()
+    assert rest.count(f"accepted {EXTERNAL}") == 2 and rest.endswith("closed\n"), rest
     refused = gw.wait_session(lambda s: s.get("command") == "accept" and s.get("result") == "refused")
     assert refused["resolved"].startswith(f"{DNS}:") and "denied by" in refused["error"], refused
     accepts = [s for s in fwc_sessions(gw) if s["command"] == "accept" and s["result"] == "succeeded"]
     assert len(accepts) == 2 and all(s["definition"] == "GameServer" for s in accepts), accepts
+    # The program closed its listening socket and goes on (close() is not hooked). The next knock
+    # finds the client refusing the gateway, which ends the listen and closes the gateway's port.
+    knock = topo.run_in("external", [fwit.PYTHON, "-c", KNOCK, GATEWAY_OUTSIDE, EXTERNAL], timeout=30)
+    assert "served" not in knock.stdout.decode(), out(knock)
+    ended = gw.wait_session(lambda s: s.get("command") == "listen-server")
+    # Three connections reached the gateway; the third found nobody at the client.
+    assert ended["error"] == "the client's socket is closed" and ended["resolved"] == "3 connections", ended
+    unreachable = gw.wait_session(lambda s: s.get("result") == "client-unreachable")
+    assert "Connection refused" in unreachable["error"], unreachable
+    after = topo.run_in("external", [fwit.PYTHON, "-c", KNOCK, GATEWAY_OUTSIDE, EXTERNAL], timeout=30)
+    assert "ConnectionRefusedError" in after.stdout.decode(), out(after)
 
 
 def test_secondary_peers_by_rules(topo, gateway):

@@ -94,6 +94,7 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
     return -1;
   }
   entry->controlFd = controlFd;
+  socketId(controlFd, entry->controlId);
   entry->server = server;
   entry->bound = answer.bound;
   entry->token = answer.token;
@@ -205,6 +206,14 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     TablesLock lock;
     Listener* entry = findListenerLocked(fd);
     if (entry == nullptr || entry->listening) return r.listen(fd, backlog);
+    if (!isOwnSocket(entry->controlFd, entry->controlId)) {
+      // The program closed our control connection (closing every descriptor, as daemons do):
+      // the gateway has ended this listen.
+      debugLine(1, "listen on fd %d: the control connection to the gateway was closed", fd);
+      freeListenerLocked(*entry);
+      errno = ECONNABORTED;
+      return -1;
+    }
     controlFd = entry->controlFd;
   }
   if (r.listen(fd, backlog) != 0) return -1;

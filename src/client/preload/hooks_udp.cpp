@@ -52,23 +52,33 @@ bool remoteDestination(const Global& g, int fd, const control::Endpoint& destina
   return true;
 }
 
-bool controlClosed(int controlFd) {
-  pollfd p{controlFd, POLLIN, 0};
+bool controlClosed(const UdpAssociation& e) {
+  if (!isOwnSocket(e.controlFd, e.controlId)) return true;  // the program closed it
+  pollfd p{e.controlFd, POLLIN, 0};
   // The gateway sends nothing after UdpAssociated: any event is its close.
   return real().poll(&p, 1, 0) != 0;
 }
 
 // The relay for `fd`, associating the socket first if needed (or again, when the gateway ended
-// the association). 0, or an errno.
+// the association: a connected socket is connected to the new relay and keeps its destination).
+// 0, or an errno.
 int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relayLength) {
+  bool wasConnected = false;
+  control::Endpoint peer;
+  sockaddr_storage peerAddress{};
+  socklen_t peerLength = 0;
   {
     TablesLock lock;
     if (UdpAssociation* e = findUdpLocked(fd)) {
-      if (!controlClosed(e->controlFd)) {
+      if (!controlClosed(*e)) {
         relay = e->relay;
         relayLength = e->relayLength;
         return 0;
       }
+      wasConnected = e->connected;
+      peer = e->peer;
+      peerAddress = e->peerAddress;
+      peerLength = e->peerLength;
       freeUdpLocked(*e);
     }
   }
@@ -115,8 +125,16 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
     return ENOBUFS;
   }
   e->controlFd = controlFd;
+  socketId(controlFd, e->controlId);
   e->relay = relay;
   e->relayLength = relayLength;
+  if (wasConnected &&
+      real().connect(fd, reinterpret_cast<const sockaddr*>(&relay), relayLength) == 0) {
+    e->connected = true;
+    e->peer = peer;
+    e->peerAddress = peerAddress;
+    e->peerLength = peerLength;
+  }
   char relayText[80];
   endpointText(relayEndpoint, relayText, sizeof relayText);
   debugLine(2, "udp on fd %d: associated via %s, relay %s", fd, server, relayText);
@@ -458,8 +476,11 @@ extern "C" __attribute__((visibility("default"))) long syscall(long number, ...)
   for (long& v : a) v = va_arg(args, long);
   va_end(args);
   const auto& r = real();
+  // A batch with destinations may be the socket's first datagrams: the hook decides.
+  const auto* batch = reinterpret_cast<const mmsghdr*>(a[1]);
   if (t_inside == 0 && (number == SYS_sendmmsg || number == SYS_recvmmsg) &&
-      maybeUdpFd(static_cast<int>(a[0]))) {
+      (maybeUdpFd(static_cast<int>(a[0])) || (number == SYS_sendmmsg && batch != nullptr &&
+                                              a[2] > 0 && batch[0].msg_hdr.msg_name != nullptr))) {
     const int fd = static_cast<int>(a[0]);
     auto* vec = reinterpret_cast<mmsghdr*>(a[1]);
     const auto count = static_cast<unsigned int>(a[2]);

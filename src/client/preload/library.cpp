@@ -388,6 +388,15 @@ bool socketId(int fd, SocketId& out) {
   return true;
 }
 
+bool isOwnSocket(int fd, const SocketId& id) {
+  SocketId now;
+  return fd >= 0 && socketId(fd, now) && now == id;
+}
+
+void closeOwnSocket(int fd, const SocketId& id) {
+  if (isOwnSocket(fd, id)) ::close(fd);
+}
+
 void lockTables() {
   pthread_mutex_lock(&g_tables);
 }
@@ -537,7 +546,7 @@ Listener g_listeners[kMaxListeners];
 
 void freeListenerLocked(Listener& entry) {
   if (!entry.used) return;
-  if (entry.controlFd >= 0) ::close(entry.controlFd);
+  closeOwnSocket(entry.controlFd, entry.controlId);
   entry = Listener{};
   g_listenCount.fetch_sub(1);
 }
@@ -590,7 +599,7 @@ bool maybeUdpFd(int fd) {
 
 void freeUdpLocked(UdpAssociation& entry) {
   if (!entry.used) return;
-  if (entry.controlFd >= 0) ::close(entry.controlFd);
+  closeOwnSocket(entry.controlFd, entry.controlId);
   markUdpFd(entry.fd, false);
   entry = UdpAssociation{};
   g_udpCount.fetch_sub(1);

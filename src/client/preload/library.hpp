@@ -96,6 +96,11 @@ struct SocketId {
   friend bool operator==(const SocketId&, const SocketId&) = default;
 };
 bool socketId(int fd, SocketId& out);
+// The library's own control connection is still open under this number (the program did not
+// close it, nor put something else there).
+bool isOwnSocket(int fd, const SocketId& id);
+// Closes the library's control connection, only if the number is still ours.
+void closeOwnSocket(int fd, const SocketId& id);
 
 // Remoted connects in progress on non-blocking sockets, and remoted sockets that are connected.
 enum class PendingState { Free, Waiting, Failed };
@@ -160,6 +165,7 @@ struct Listener {
   int fd = -1;
   SocketId id;
   int controlFd = -1;
+  SocketId controlId;  // a program that closes every descriptor may reuse the number
   bool listening = false;
   bool server = false;
   protocol::control::Endpoint bound;  // the gateway's external address and port
@@ -178,6 +184,7 @@ struct UdpAssociation {
   int fd = -1;
   SocketId id;
   int controlFd = -1;
+  SocketId controlId;
   sockaddr_storage relay{};  // the relay, as this socket's family addresses it
   socklen_t relayLength = 0;
   bool connected = false;            // connect()ed to a remote destination:

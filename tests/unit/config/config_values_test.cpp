@@ -312,9 +312,19 @@ TEST(ConfigValuesTest, FirewallClientSettings) {
   EXPECT_FALSE(network(c, "loopback")->firewallClients);
   EXPECT_EQ(c.firewallClient.refreshInterval, 2h);
   EXPECT_EQ(c.firewallClient.webProxy, "10.0.1.1:8080");
+  EXPECT_TRUE(c.firewallClient.requireDefinition);  // the Winsock Proxy's rule by default
   EXPECT_EQ(c.firewallClient.settingsIni,
             "[*]\nDontRemoteOutboundTcpPorts=25\n"
             "[curl]\nDisable=0\nServerBindTcpPorts=8000\nNameResolution=R\n");
+}
+
+TEST(ConfigValuesTest, RequireDefinition) {
+  const LoadResult off = parseConfig("[firewall_client]\nrequire_definition = false\n", "t");
+  ASSERT_TRUE(off.ok()) << describe(off);
+  EXPECT_FALSE(off.config->firewallClient.requireDefinition);
+  const LoadResult bad = parseConfig("[firewall_client]\nrequire_definition = \"no\"\n", "t");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.errors[0].path, "firewall_client.require_definition");
 }
 
 TEST(ConfigWarningsTest, FirewallClientsWithoutControlChannel) {
