@@ -13,7 +13,7 @@ packages=(
   # integration tests: real clients, peers, namespaces
   curl ncat proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
-  lftp tnftp python3-pyftpdlib bind9-dnsutils
+  lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
   # benchmark peers
   dante-server microsocks
 )
@@ -48,6 +48,14 @@ if ((${#missing[@]} > 0)); then
   if ((${#unknown[@]} > 0)); then
     echo "setup-deps: no installation candidate for: ${unknown[*]}" >&2
     exit 1
+  fi
+  # Some of these are servers (dante-server, tftpd-hpa): the tests start their own, inside
+  # network namespaces; none of them is started as a service of this machine.
+  guard=/usr/sbin/policy-rc.d
+  if [[ ! -e $guard ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$guard"
+    chmod 755 "$guard"
+    trap 'rm -f "$guard"' EXIT
   fi
   apt-get install -y --no-install-recommends "${missing[@]}"
 else

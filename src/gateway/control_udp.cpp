@@ -32,25 +32,60 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   }
   const auto client = unmapped(clientEndpoint_.address());
   const Requester requester{client, user_};
+  // The hosts the client sent to, with the definition that allowed each: their secondary
+  // connections (a TFTP server answering from a new port, and the client's answers to that port)
+  // are allowed within that definition.
+  std::vector<std::pair<asio::ip::address, std::string>> contacted;
+  const auto secondaryOf = [this, &contacted](const asio::ip::address& host, std::uint16_t port,
+                                              policy::Direction direction) -> std::string {
+    const auto& engine = *snapshot_->engine;
+    const policy::ConnectionFacts facts{policy::Transport::Udp, direction, port};
+    for (const auto& [address, name] : contacted) {
+      const auto* definition = engine.findProtocol(name);
+      if (address == host && definition != nullptr &&
+          policy::coversSecondary(*definition, facts, engine.dynamicPorts())) {
+        return name;
+      }
+    }
+    return {};
+  };
   UdpRelay relay(
       client_.get_executor(), client, request.localPort,
-      [this, requester](const asio::ip::address& a, std::uint16_t port, const std::string& name) {
+      [this, requester, &contacted, &secondaryOf](const asio::ip::address& a, std::uint16_t port,
+                                                  const std::string& name) {
         const policy::ConnectionFacts facts{policy::Transport::Udp, policy::Direction::Send, port};
         auto decision =
             decide(runtime_, *snapshot_, requester, policy::Command::Udp, a, port, name, facts);
         // The Winsock Proxy's rule: what no protocol definition covers is not relayed.
-        if (decision.allowed && decision.protocol.empty() &&
-            snapshot_->config->firewallClient.requireDefinition) {
-          decision.allowed = false;
+        const bool undefined = decision.allowed && decision.protocol.empty() &&
+                               snapshot_->config->firewallClient.requireDefinition;
+        if (undefined) decision.allowed = false;
+        if (!decision.allowed) {
+          // An answer to a port a contacted server answered from (a two-way secondary).
+          if (auto primary = secondaryOf(unmapped(a), port, policy::Direction::ReceiveSend);
+              !primary.empty()) {
+            decision.allowed = true;
+            decision.protocol = primary + " (secondary)";
+            return decision;
+          }
+        }
+        if (undefined) {
           decision.ruleName = "no-definition";
           if (record_.error.empty()) {
             record_.error = fmt::format("no protocol definition covers udp send port {}", port);
           }
         }
         if (record_.definition.empty() || decision.allowed) record_.definition = decision.protocol;
+        if (decision.allowed && !decision.protocol.empty() && contacted.size() < 64) {
+          contacted.emplace_back(unmapped(a), decision.protocol);
+        }
         return decision;
       },
       runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
+  relay.acceptAlso([&secondaryOf](const asio::ip::udp::endpoint& sender) {
+    return !secondaryOf(unmapped(sender.address()), sender.port(), policy::Direction::Receive)
+                .empty();
+  });
   std::error_code ec;
   const auto local = client_.local_endpoint(ec);
   if (!ec) ec = relay.open(unmapped(local.address()));

@@ -169,8 +169,12 @@ asio::awaitable<void> UdpRelay::fromRemote() {
       continue;
     }
     sender = unmapped(sender);
-    // Replies only from destinations the client has sent to, and only once the client is known.
-    if (!contacted_.contains(sender) || clientPort_ == 0) continue;
+    // Replies only from destinations the client has sent to (or that `acceptAlso_` admits), and
+    // only once the client is known.
+    if (clientPort_ == 0 ||
+        (!contacted_.contains(sender) && !(acceptAlso_ && acceptAlso_(sender)))) {
+      continue;
+    }
     const auto header = socks5::encodeUdpHeader(toWire(sender.address(), sender.port()));
     std::uint8_t* start = buffer.data() + kHeaderRoom - header.size();
     std::memcpy(start, header.data(), header.size());

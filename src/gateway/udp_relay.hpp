@@ -35,6 +35,11 @@ class UdpRelay {
   std::error_code open(const asio::ip::address& clientFacing);
   asio::ip::udp::endpoint clientFacingEndpoint() const;
 
+  // Replies are relayed from destinations the client has sent to; `also` admits other senders
+  // (a protocol definition's secondary connections: a server answering from a new port).
+  using AcceptFrom = std::function<bool(const asio::ip::udp::endpoint& sender)>;
+  void acceptAlso(AcceptFrom also) { acceptAlso_ = std::move(also); }
+
   // Relays until the idle timeout or a socket error; the session cancels it when TCP closes.
   asio::awaitable<void> run();
 
@@ -56,6 +61,7 @@ class UdpRelay {
   SessionRecord& record_;
   std::map<asio::ip::udp::endpoint, bool> decisions_;  // bounded cache of per-destination verdicts
   std::set<asio::ip::udp::endpoint> contacted_;        // replies are accepted only from these
+  AcceptFrom acceptAlso_;                              // and from these, when set
   std::map<std::string, asio::ip::address> names_;     // bounded cache of resolved names
 };
 

@@ -26,6 +26,9 @@ constexpr ConnectionSpec kDynamicUdpReceiveSend =
     spec(0, 0, Transport::Udp, Direction::ReceiveSend);
 // FTP's passive-mode data connections: the server names any unprivileged port.
 constexpr ConnectionSpec kPassiveData = spec(1024, 65535, Transport::Tcp, Direction::Outbound);
+// A server that answers from a port of its own choosing (TFTP): any unprivileged port of it.
+constexpr ConnectionSpec kServerUdpReply =
+    spec(1024, 65535, Transport::Udp, Direction::ReceiveSend);
 
 ProtocolDefinition builtin(std::string name, ConnectionSpec primary,
                            std::initializer_list<ConnectionSpec> secondary = {}) {
@@ -176,8 +179,7 @@ std::vector<ProtocolDefinition> builtinProtocols() {
       builtin("Git", tcpOut(9418)),
       builtin("Rsync", tcpOut(873)),
       builtin("SNMP", udp(161, SendReceive)),
-      builtin("TFTP", udp(69, Send),
-              {kDynamicUdpReceiveSend}),  // the server answers from a new port
+      builtin("TFTP", udp(69, Send), {kServerUdpReply}),  // the server answers from a new port
       builtin("Kerberos", udp(88, SendReceive)),
       builtin("MSSQL", tcpOut(1433)),
   };

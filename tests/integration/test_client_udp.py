@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -179,3 +180,29 @@ def test_a_datagram_no_definition_covers_is_dropped(topo, gateway):
     rec = gw.wait_session(lambda s: s.get("command") == "udp")
     assert f"no protocol definition covers udp send port {ECHO_PORT}" in rec["error"], rec
     assert rec["datagrams_up"] == 0, rec
+
+
+def test_tftp_answers_from_a_new_port(topo, gateway):
+    # TFTP (the built-in definition): the client sends to port 69, the server answers from a new
+    # port, and the transfer goes on with that port, both ways: the definition's secondary
+    # connection, allowed only with the host the client contacted. Real tftp-hpa client and server.
+    gw = start_gateway(gateway, topo, rules=[
+        {"name": "tftp", "action": "allow", "sources": ["internal"], "protocols": ["TFTP"]}])
+    root = topo.tmp / "tftp-root"
+    root.mkdir()
+    payload = os.urandom(1 << 20)
+    (root / "data.bin").write_bytes(payload)
+    tftpd = fwit.require_tool("in.tftpd")
+    topo.spawn("external", [tftpd, "-L", "-a", f"{EXTERNAL}:69", "-s", "-u", "root", str(root)])
+    dest = topo.tmp / "tftp-got.bin"
+    cp = None
+    for _ in range(50):  # bounded: the server takes a moment to bind
+        cp = fwrun(topo, [fwit.require_tool("tftp"), "-m", "binary", EXTERNAL, "-c", "get", "data.bin", str(dest)],
+                   timeout=60)
+        if dest.exists() and dest.stat().st_size == len(payload):
+            break
+        time.sleep(0.1)
+    assert dest.exists() and dest.read_bytes() == payload, out(cp)
+    rec = gw.wait_session(lambda s: s.get("command") == "udp" and s.get("application") == "tftp"
+                          and s.get("datagrams_down", 0) > 0)
+    assert rec["definition"] == "TFTP" and rec["datagrams_down"] >= (1 << 20) // 512, rec
