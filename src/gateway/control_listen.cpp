@@ -183,7 +183,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   } else {
     const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
                                         requestedPort};
-    for (const auto& candidate : runtime_.primariesOf(client, pid_)) {
+    for (const auto& candidate : runtime_.primariesOf(program())) {
       const auto* definition = engine.findProtocol(candidate->definition);
       if (!candidate->alive || definition == nullptr) continue;
       for (const auto& spec : definition->secondary) {
@@ -357,8 +357,12 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     } else {
       const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
                                           listening.port()};
-      const auto decision = decide(runtime_, *snapshot_, Requester{client, user_},
-                                   policy::Command::Bind, fromAddress, listening.port(), {}, facts);
+      // A secondary listen's peers by the rules: a rule naming the primary's definition matches
+      // through the definition's secondary connections.
+      const std::string secondaryOf = primary ? primary->definition : std::string();
+      const auto decision =
+          decide(runtime_, *snapshot_, Requester{client, user_}, policy::Command::Bind, fromAddress,
+                 listening.port(), {}, facts, secondaryOf);
       inbound.rule = decision.ruleName;
       if (!decision.allowed) refusedWhy = "denied by " + decision.ruleName;
     }

@@ -367,7 +367,13 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   const bool undefined = !addresses.empty() && allowed.protocol.empty() &&
                          snapshot_->config->firewallClient.requireDefinition;
   if (undefined) addresses.clear();
-  if (addresses.empty()) {
+  // Only where nothing else decided: an explicit deny, or a protected destination (the gateway's
+  // own ports), is never opened by a secondary connection.
+  const auto client = unmapped(clientEndpoint_.address());
+  const bool secondaryMayApply =
+      (undefined || allowed.rule == "default-deny") &&
+      !(runtime_.isProtectedDestination(address, port) && !runtime_.isHostAddress(client));
+  if (addresses.empty() && secondaryMayApply) {
     // A secondary connection (FTP's passive data connection) is allowed within the definition of
     // a primary connection the same program has open to the same host.
     if (const auto primary = secondaryOf(address, port)) {
@@ -413,8 +419,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   }
   runtime_.addConnect(unmapped(clientEndpoint_.address()), connectedTo);
   const auto primary = runtime_.addPrimary(
-      unmapped(clientEndpoint_.address()), pid_, connectedTo, port,
-      allowed.addresses.empty() ? std::string() : allowed.protocol, record_.rule);
+      program(), connectedTo, port, allowed.addresses.empty() ? std::string() : allowed.protocol,
+      record_.rule);
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
   runtime_.removePrimary(primary);
@@ -422,10 +428,14 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 
+ProgramKey ControlSession::program() const {
+  return ProgramKey{unmapped(clientEndpoint_.address()), pid_, user_, record_.application};
+}
+
 std::shared_ptr<PrimaryConnection> ControlSession::secondaryOf(const asio::ip::address& destination,
                                                                std::uint16_t port) const {
   const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Outbound, port};
-  for (const auto& primary : runtime_.primariesOf(unmapped(clientEndpoint_.address()), pid_)) {
+  for (const auto& primary : runtime_.primariesOf(program())) {
     if (!primary->alive || primary->destination != destination) continue;
     const auto* definition = snapshot_->engine->findProtocol(primary->definition);
     if (definition != nullptr &&

@@ -53,6 +53,8 @@ class ControlSession {
                                       const asio::ip::tcp::socket* server = nullptr);
   // Where a remoted server listens when nothing says better (control_listen.cpp).
   asio::ip::address outsideAddress() const;
+  // The program this connection speaks for (client address, PID, user, application).
+  ProgramKey program() const;
   // The network (with firewall_clients) the client is in, or null.
   const policy::Network* clientNetwork() const;
 

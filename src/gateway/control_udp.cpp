@@ -51,8 +51,8 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   };
   UdpRelay relay(
       client_.get_executor(), client, request.localPort,
-      [this, requester, &contacted, &secondaryOf](const asio::ip::address& a, std::uint16_t port,
-                                                  const std::string& name) {
+      [this, client, requester, &contacted, &secondaryOf](
+          const asio::ip::address& a, std::uint16_t port, const std::string& name) {
         const policy::ConnectionFacts facts{policy::Transport::Udp, policy::Direction::Send, port};
         auto decision =
             decide(runtime_, *snapshot_, requester, policy::Command::Udp, a, port, name, facts);
@@ -60,7 +60,9 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
         const bool undefined = decision.allowed && decision.protocol.empty() &&
                                snapshot_->config->firewallClient.requireDefinition;
         if (undefined) decision.allowed = false;
-        if (!decision.allowed) {
+        // Never past an explicit deny or to a protected destination (the gateway's own ports).
+        if (!decision.allowed && (undefined || decision.ruleName == "default-deny") &&
+            !(runtime_.isProtectedDestination(a, port) && !runtime_.isHostAddress(client))) {
           // An answer to a port a contacted server answered from (a two-way secondary).
           if (auto primary = secondaryOf(unmapped(a), port, policy::Direction::ReceiveSend);
               !primary.empty()) {

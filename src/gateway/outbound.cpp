@@ -59,7 +59,8 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
                         const Requester& requester, policy::Command command,
                         const std::optional<asio::ip::address>& address, std::uint16_t port,
                         const std::string& name,
-                        const std::optional<policy::ConnectionFacts>& connection) {
+                        const std::optional<policy::ConnectionFacts>& connection,
+                        const std::string& secondaryOf) {
   policy::Request request;
   request.client = toPolicy(requester.client);
   request.clientIsLocal = runtime.isHostAddress(requester.client);
@@ -72,6 +73,7 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
   request.destinationName = name;
   request.destinationPort = port;
   request.connection = connection;
+  request.secondaryOf = secondaryOf;
   return snapshot.engine->decide(request);
 }
 

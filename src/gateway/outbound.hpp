@@ -27,7 +27,8 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
                         const Requester& requester, policy::Command command,
                         const std::optional<asio::ip::address>& address, std::uint16_t port,
                         const std::string& name,
-                        const std::optional<policy::ConnectionFacts>& connection = std::nullopt);
+                        const std::optional<policy::ConnectionFacts>& connection = std::nullopt,
+                        const std::string& secondaryOf = {});
 
 // The candidates a CONNECT may use, in order. `rule` names the rule that allowed the first, or,
 // when none is allowed, the rule that denied the first.

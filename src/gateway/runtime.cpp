@@ -110,21 +110,19 @@ void Runtime::removeConnect(const asio::ip::address& client, const asio::ip::add
   if (it != connects_.end() && --it->second == 0) connects_.erase(it);
 }
 
-std::shared_ptr<PrimaryConnection> Runtime::addPrimary(const asio::ip::address& client,
-                                                       std::uint32_t pid,
+std::shared_ptr<PrimaryConnection> Runtime::addPrimary(const ProgramKey& program,
                                                        const asio::ip::address& destination,
                                                        std::uint16_t port, std::string definition,
                                                        std::string rule) {
   auto primary = std::make_shared<PrimaryConnection>();
   primary->id = nextPrimaryId_++;
-  primary->client = client;
-  primary->pid = pid;
+  primary->program = program;
   primary->destination = destination;
   primary->port = port;
   primary->definition = std::move(definition);
   primary->rule = std::move(rule);
   primary->ended = std::make_shared<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
-  primaries_.emplace(std::make_pair(client, pid), primary);
+  primaries_.emplace(std::make_pair(program.client, program.pid), primary);
   return primary;
 }
 
@@ -132,7 +130,8 @@ void Runtime::removePrimary(const std::shared_ptr<PrimaryConnection>& primary) {
   if (!primary) return;
   primary->alive = false;
   primary->ended->expires_at(asio::steady_timer::time_point::min());
-  auto [first, last] = primaries_.equal_range(std::make_pair(primary->client, primary->pid));
+  auto [first, last] =
+      primaries_.equal_range(std::make_pair(primary->program.client, primary->program.pid));
   for (auto it = first; it != last; ++it) {
     if (it->second == primary) {
       primaries_.erase(it);
@@ -142,10 +141,13 @@ void Runtime::removePrimary(const std::shared_ptr<PrimaryConnection>& primary) {
 }
 
 std::vector<std::shared_ptr<PrimaryConnection>> Runtime::primariesOf(
-    const asio::ip::address& client, std::uint32_t pid) const {
+    const ProgramKey& program) const {
   std::vector<std::shared_ptr<PrimaryConnection>> out;
-  auto [first, last] = primaries_.equal_range(std::make_pair(client, pid));
-  for (auto it = first; it != last; ++it) out.push_back(it->second);
+  if (program.pid == 0) return out;
+  auto [first, last] = primaries_.equal_range(std::make_pair(program.client, program.pid));
+  for (auto it = first; it != last; ++it) {
+    if (it->second->program == program) out.push_back(it->second);
+  }
   return out;
 }
 

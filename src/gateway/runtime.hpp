@@ -11,6 +11,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,10 +39,21 @@ std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Confi
 // A firewall client's remoted connection that is under way: the primary connection its protocol
 // definition's secondary connections belong to. `ended` is cancelled when it ends, so that what
 // depends on it (a remoted listen) can wait on it; `alive` is false from then on.
-struct PrimaryConnection {
-  std::uint64_t id = 0;
+// The program a firewall client's connection comes from: its host's address, its PID, the
+// authenticated user and the application it named. Secondary connections are matched on all four,
+// so that another user on the same host cannot borrow a program's primary connection by claiming
+// its PID; a PID of 0 (not told) has no primary connections.
+struct ProgramKey {
   asio::ip::address client;
   std::uint32_t pid = 0;
+  std::optional<std::string> user;
+  std::string application;
+  friend bool operator==(const ProgramKey&, const ProgramKey&) = default;
+};
+
+struct PrimaryConnection {
+  std::uint64_t id = 0;
+  ProgramKey program;
   asio::ip::address destination;
   std::uint16_t port = 0;
   std::string definition;  // empty: no definition covers it (then it has no secondaries)
@@ -92,13 +104,12 @@ class Runtime {
 
   // Primary connections of firewall clients, by client address and program (PID), for the
   // secondary connections their protocol definitions allow.
-  std::shared_ptr<PrimaryConnection> addPrimary(const asio::ip::address& client, std::uint32_t pid,
+  std::shared_ptr<PrimaryConnection> addPrimary(const ProgramKey& program,
                                                 const asio::ip::address& destination,
                                                 std::uint16_t port, std::string definition,
                                                 std::string rule);
   void removePrimary(const std::shared_ptr<PrimaryConnection>& primary);
-  std::vector<std::shared_ptr<PrimaryConnection>> primariesOf(const asio::ip::address& client,
-                                                              std::uint32_t pid) const;
+  std::vector<std::shared_ptr<PrimaryConnection>> primariesOf(const ProgramKey& program) const;
 
   // Names the control channel resolved for a client, so that its later Connect to one of the
   // addresses may be decided and logged by that name (a name hint nobody resolved is ignored).

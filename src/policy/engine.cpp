@@ -205,7 +205,10 @@ bool Engine::matchesBesidesDestination(std::size_t index, const Request& request
   protocol.clear();
   if (rule.protocolsRestricted) {
     const auto it = std::find_if(rule.protocols.begin(), rule.protocols.end(), [&](std::size_t p) {
-      return matchesPrimary(protocols_[p].primary, facts, dynamicPorts_);
+      const ProtocolDefinition& d = protocols_[p];
+      return request.secondaryOf.empty()
+                 ? matchesPrimary(d.primary, facts, dynamicPorts_)
+                 : d.name == request.secondaryOf && coversSecondary(d, facts, dynamicPorts_);
     });
     if (it == rule.protocols.end()) return false;
     protocol = protocols_[*it].name;
@@ -221,6 +224,7 @@ Decision Engine::decide(const Request& request) const {
   const ConnectionFacts facts = request.connection.value_or(defaultFacts(request));
   // The name the log shows when the deciding rule does not name definitions itself.
   const auto coveringName = [&] {
+    if (!request.secondaryOf.empty()) return request.secondaryOf;
     const ProtocolDefinition* p = primaryFor(facts);
     return p != nullptr ? p->name : std::string();
   };

@@ -74,6 +74,10 @@ struct Request {
   // What the connection is, for protocol definitions. Unset: from the command (connect: TCP
   // outbound, bind: TCP inbound, udp: UDP send) and destinationPort.
   std::optional<ConnectionFacts> connection;
+  // A secondary connection of this definition's primary connection (an FTP server connecting
+  // back): a rule naming the definition matches when the definition's secondary connections
+  // cover `connection`; the decision names the definition.
+  std::string secondaryOf;
 };
 
 struct Decision {

@@ -150,6 +150,54 @@ direction = "outbound"
         echo.close()
 
 
+def test_secondary_connections_belong_to_their_program(gateway):
+    # A secondary connection is allowed only for the program (address, PID, user, application)
+    # whose primary connection is open: claiming another program's PID does not borrow it.
+    control = fwit.TcpServer(fwit.handle_echo)
+    data = fwit.TcpServer(fwit.handle_echo)
+    try:
+        gw, addr = control_gateway(gateway, extra=LOOPBACK_FWC + f"""
+[protocols.Ctl]
+port = {control.port}
+transport = "tcp"
+direction = "outbound"
+secondary = [{{ ports = "{data.port}", transport = "tcp", direction = "outbound" }}]
+""", rules=[{"name": "ctl only", "action": "allow", "sources": ["loopback"], "protocols": ["Ctl"]},
+            # Any port for SOCKS (the fixture checks the gateway still serves); for firewall
+            # clients it still takes a definition.
+            {"name": "loopback", "action": "allow", "sources": ["loopback"]}])
+        primary = socket.create_connection(addr, timeout=10)
+        primary.sendall(fwctl.hello(app="ftp", pid=4242) + fwctl.connect("127.0.0.1", control.port))
+        assert fwctl.summary(fwctl.read_frame(primary))["status"] == "Ok"
+        assert fwctl.summary(fwctl.read_frame(primary))["status"] == "Ok"
+        for app, pid in (("intruder", 4242), ("ftp", 0), ("ftp", 4243)):
+            reply = fwctl.exchange(addr, fwctl.hello(app=app, pid=pid), fwctl.connect("127.0.0.1", data.port))
+            assert reply[1]["status"] == "Denied", (app, pid, reply)
+        with socket.create_connection(addr, timeout=10) as s:
+            s.sendall(fwctl.hello(app="ftp", pid=4242) + fwctl.connect("127.0.0.1", data.port))
+            assert fwctl.summary(fwctl.read_frame(s))["status"] == "Ok"
+            connected = fwctl.summary(fwctl.read_frame(s))
+            assert connected["status"] == "Ok", connected
+        rec = gw.wait_session(lambda r: r.get("requested") == f"127.0.0.1:{data.port}"
+                              and r.get("result") == "succeeded")
+        assert rec["definition"] == "Ctl (secondary)" and rec["rule"] == "ctl only", rec
+        # Once the primary connection ends, so do its secondaries (bounded wait for the gateway
+        # to see the close).
+        primary.close()
+        status = None
+        for _ in range(50):
+            reply = fwctl.exchange(addr, fwctl.hello(app="ftp", pid=4242), fwctl.connect("127.0.0.1", data.port))
+            status = reply[1]["status"]
+            if status == "Denied":
+                break
+            import time
+            time.sleep(0.1)
+        assert status == "Denied", status
+    finally:
+        control.close()
+        data.close()
+
+
 @pytest.mark.parametrize("case", ["not-hello-first", "bad-hello", "huge-length", "truncated-attribute",
                                   "unknown-request", "bad-resolve", "odd-name", "garbage", "one-byte-stall"])
 def test_malformed_input_gets_an_answer_or_a_clean_close(gateway, case):

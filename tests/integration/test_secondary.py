@@ -342,9 +342,11 @@ def test_secondary_peers_by_rules(topo, gateway):
              '\n[protocols.Callback]\nport = 7000\ntransport = "tcp"\ndirection = "outbound"\n'
              'secondary = [{ ports = "0", transport = "tcp", direction = "inbound" }]\n')
     gw = start_gateway(gateway, topo, extra=extra, rules=[
-        {"name": "callback", "action": "allow", "sources": ["internal"], "protocols": ["Callback"]},
+        {"name": "callback", "action": "allow", "sources": ["internal"], "protocols": ["Callback"],
+         "commands": ["connect"]},
+        # A rule naming the definition decides its secondary connections' peers.
         {"name": "from the dns host", "action": "allow", "sources": ["internal"], "destinations": ["dnshost"],
-         "commands": ["bind"]}])
+         "protocols": ["Callback"], "commands": ["bind"]}])
     server = topo.spawn("external", [fwit.PYTHON, "-c", CALLBACK_SERVER, EXTERNAL, DNS])
     assert fwit.read_pipe(server.stdout, 16, 15, until=b"\n").strip() == b"ready"
     cp = fwrun(topo, [fwit.PYTHON, "-c", CALLBACK_CLIENT, EXTERNAL, "blocking"], timeout=90)
@@ -353,3 +355,4 @@ def test_secondary_peers_by_rules(topo, gateway):
     assert peer == DNS and line == f"from {DNS}", out(cp)
     accepted = gw.wait_session(lambda s: s.get("command") == "accept" and s.get("result") == "succeeded")
     assert accepted["rule"] == "from the dns host" and accepted["resolved"].startswith(f"{DNS}:"), accepted
+    assert accepted["definition"] == "Callback", accepted
