@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <vector>
@@ -417,6 +418,40 @@ TEST(EngineTest, MayAllowAServerBeforeItsPeersAreKnown) {
   EXPECT_TRUE(engine.decide(r).allowed);
   EXPECT_EQ(engine.decide(r).protocol, "Game");
   r.destinationAddress = ip("198.51.100.8");
+  EXPECT_FALSE(engine.decide(r).allowed);
+}
+
+}  // namespace
+}  // namespace fwgate::policy
+
+namespace fwgate::policy {
+namespace {
+
+// A secondary connection's peer (an FTP server connecting back) is matched by rules naming the
+// primary's definition through the definition's secondary connections.
+TEST(EngineTest, SecondaryOfMatchesThroughTheDefinitionsSecondaries) {
+  const std::vector<ProtocolDefinition> catalogue = builtinProtocols();
+  ASSERT_TRUE(std::any_of(catalogue.begin(), catalogue.end(),
+                          [](const ProtocolDefinition& d) { return d.name == "FTP"; }));
+  Rule dataPeers{"ftp data", Action::Allow,         {"lan"}, {}, {}, {},
+                 {},         bits({Command::Bind}), {"FTP"}};
+  const Engine engine({network("lan", {"10.0.0.0/8"})}, {}, {dataPeers}, catalogue);
+  Request r;
+  r.client = ip("10.1.2.3");
+  r.command = Command::Bind;
+  r.destinationAddress = ip("198.51.100.7");
+  r.destinationPort = 2000;
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 2000};
+  EXPECT_FALSE(engine.decide(r).allowed);  // as a primary connection, FTP does not cover it
+  r.secondaryOf = "FTP";
+  const Decision d = engine.decide(r);
+  EXPECT_TRUE(d.allowed);
+  EXPECT_EQ(d.protocol, "FTP");
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 6000};  // outside 1024-5000
+  r.destinationPort = 6000;
+  EXPECT_FALSE(engine.decide(r).allowed);
+  r.secondaryOf = "HTTP";  // HTTP has no secondary connections
+  r.connection = ConnectionFacts{Transport::Tcp, Direction::Inbound, 2000};
   EXPECT_FALSE(engine.decide(r).allowed);
 }
 
