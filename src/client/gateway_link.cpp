@@ -104,6 +104,8 @@ int waitFor(int fd, short events, int timeoutMs) {
 }
 
 int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
+  // One deadline for both families, not one each.
+  const std::int64_t deadline = nowMs() + timeoutMs;
   int lastError = ENETUNREACH;
   for (int family : {AF_INET, AF_INET6}) {
     const auto* address = family == AF_INET ? &gateway.v4 : &gateway.v6;
@@ -118,7 +120,10 @@ int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(address), length) != 0) {
       err = errno;
       if (err == EINPROGRESS) {
-        err = waitFor(fd, POLLOUT, timeoutMs) == 0 ? 0 : errno;
+        const std::int64_t left = deadline - nowMs();
+        err = left > 0 && waitFor(fd, POLLOUT, static_cast<int>(left)) == 0 ? 0
+              : left > 0                                                    ? errno
+                                                                            : ETIMEDOUT;
         socklen_t len = sizeof err;
         if (err == 0 && ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
       }
@@ -453,12 +458,12 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
   return error;
 }
 
-int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,
-                 std::size_t detailSize) {
+int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,
+                 char* detail, std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
   const std::int64_t deadline = nowMs() + timeoutMs;
   std::uint8_t buf[512];
-  const std::size_t size = control::encodeListen(buf, control::ListenRequest{backlog});
+  const std::size_t size = control::encodeListen(buf, control::ListenRequest{localPort, backlog});
   if (size == 0) return EMSGSIZE;
   if (!sendAll(controlFd, buf, size, timeoutMs)) return errno;
   const long n = readFrame(controlFd, buf, sizeof buf, deadline);

@@ -96,9 +96,10 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
 int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
                  int timeoutMs, int& controlFd, protocol::control::Endpoint& relay, char* detail,
                  std::size_t detailSize);
-// Listen on the control connection of a remoted bind, and its answer. 0 or an errno.
-int remoteListen(int controlFd, std::uint16_t backlog, int timeoutMs, char* detail,
-                 std::size_t detailSize);
+// Listen on the control connection of a remoted bind (the client's socket listens on
+// `localPort`), and its answer. 0 or an errno.
+int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,
+                 char* detail, std::size_t detailSize);
 // The Accepted frame at the start of a connection the gateway made to the client's listening
 // socket, read exactly (nothing after it), within timeoutMs. 0 with `peer` filled when the token
 // matches; EPROTO for anything else (not the gateway, or another listen's token).

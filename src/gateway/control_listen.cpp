@@ -293,7 +293,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   // Accept until the policy says stop: a secondary listen takes one connection within
   // bind_timeout and ends with its primary connection; a server listens while the client keeps
   // its control connection open.
-  const tcp::endpoint clientBack{client, request.localPort};
+  const tcp::endpoint clientBack{client, listen.localPort};
   // Ends the listen: the primary connection's end, or (a server) the client's listening socket
   // refusing the gateway's connection (the program closed it; close() is not hooked).
   const auto stop = primary ? primary->ended

@@ -540,9 +540,6 @@ bool decodeBind(Bytes body, BindRequest& out) {
         if (!readEndpoint(value, out.requested)) return false;
         haveRequested = true;
         break;
-      case Tag::LocalPort:
-        if (!readU16(value, out.localPort)) return false;
-        break;
       case Tag::BindMode: {
         std::uint8_t mode = 0;
         if (!readU8(value, mode) || mode > 1) return false;
@@ -553,13 +550,12 @@ bool decodeBind(Bytes body, BindRequest& out) {
         break;
     }
   }
-  return reader.ok() && haveRequested && out.localPort != 0;
+  return reader.ok() && haveRequested;
 }
 
 std::size_t encodeBind(std::span<std::uint8_t> out, const BindRequest& bind) {
   FrameWriter w(out, MessageType::Bind);
   w.endpoint(Tag::Requested, bind.requested)
-      .u16(Tag::LocalPort, bind.localPort)
       .u8(Tag::BindMode, static_cast<std::uint8_t>(bind.mode));
   return w.finish();
 }
@@ -619,13 +615,14 @@ bool decodeListen(Bytes body, ListenRequest& out) {
   Bytes value;
   while (reader.next(tag, value)) {
     if (tag == Tag::Backlog && !readU16(value, out.backlog)) return false;
+    if (tag == Tag::LocalPort && !readU16(value, out.localPort)) return false;
   }
-  return reader.ok();
+  return reader.ok() && out.localPort != 0;
 }
 
 std::size_t encodeListen(std::span<std::uint8_t> out, const ListenRequest& listen) {
   FrameWriter w(out, MessageType::Listen);
-  w.u16(Tag::Backlog, listen.backlog);
+  w.u16(Tag::LocalPort, listen.localPort).u16(Tag::Backlog, listen.backlog);
   return w.finish();
 }
 

@@ -70,7 +70,7 @@ enum class Tag : std::uint8_t {
   Bound = 0x17,           // endpoint: the gateway's address toward the destination (Connected),
                           // the remoted listening socket's external address (Bound)
   Requested = 0x18,       // endpoint: the address and port the program bound to (Bind)
-  LocalPort = 0x19,       // u16: the port of the client's own listening socket (Bind)
+  LocalPort = 0x19,       // u16: the port of the client's own socket (Listen, UdpAssociate)
   BindMode = 0x1A,        // u8 BindMode (Bind)
   Token = 0x1B,           // 16 bytes: proves a connection to the client comes from the gateway
   Peer = 0x1C,            // endpoint: the remote host that connected (Accepted)
@@ -242,8 +242,7 @@ inline constexpr std::size_t kTokenSize = 16;
 using Token = std::array<std::uint8_t, kTokenSize>;
 
 struct BindRequest {
-  Endpoint requested;           // required: what the program passed to bind()
-  std::uint16_t localPort = 0;  // required: the client's own listening socket, non-zero
+  Endpoint requested;  // required: what the program passed to bind()
   BindMode mode = BindMode::Secondary;
 };
 bool decodeBind(Bytes body, BindRequest& out);
@@ -258,7 +257,10 @@ struct BoundReply {
 bool decodeBound(Bytes body, BoundReply& out);
 std::size_t encodeBound(std::span<std::uint8_t> out, const BoundReply& bound);
 
+// Sent once the program's own socket listens (so that the gateway's first connection to it finds
+// it listening); a refused Bind therefore leaves the program's socket as it was.
 struct ListenRequest {
+  std::uint16_t localPort = 0;  // required, non-zero: the client's own listening socket
   std::uint16_t backlog = 0;
 };
 bool decodeListen(Bytes body, ListenRequest& out);

@@ -99,8 +99,7 @@ void checkBody(Bytes body) {
   if (decodeBind(body, bind)) {
     BindRequest again;
     FUZZ_CHECK(roundTrip(bind, encodeBind, decodeBind, again));
-    FUZZ_CHECK(again.requested == bind.requested && again.localPort == bind.localPort &&
-               again.mode == bind.mode);
+    FUZZ_CHECK(again.requested == bind.requested && again.mode == bind.mode);
   }
   BoundReply bound;
   if (decodeBound(body, bound)) {
@@ -115,7 +114,7 @@ void checkBody(Bytes body) {
   if (decodeListen(body, listen)) {
     ListenRequest again;
     FUZZ_CHECK(roundTrip(listen, encodeListen, decodeListen, again));
-    FUZZ_CHECK(again.backlog == listen.backlog);
+    FUZZ_CHECK(again.backlog == listen.backlog && again.localPort == listen.localPort);
   }
   ListeningReply listening;
   if (decodeListening(body, listening)) {

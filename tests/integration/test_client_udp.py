@@ -107,6 +107,27 @@ os.write(c.fileno(), b"connected-write")
 ready, _, _ = select.select([c], [], [], 10)  # the socket has a timeout: it is non-blocking
 r["read"] = os.read(c.fileno(), 100).decode() if ready else "nothing within 10 s"
 r["peer"] = list(c.getpeername())
+# A duplicate of the socket is the same socket (os.dup is fcntl(F_DUPFD_CLOEXEC)).
+twin = socket.socket(fileno=os.dup(s.fileno()))
+twin.settimeout(10)
+s.sendto(b"via-the-original", (host, port))
+data, peer = twin.recvfrom(100)
+r["dup"] = [data.decode(), list(peer)]
+# The error queue is the kernel's: empty, it answers at once, even on a blocking socket.
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+b.sendto(b"associate me", (host, port))
+b.recvfrom(100)
+try:
+    b.recvmsg(100, 0, socket.MSG_ERRQUEUE)
+    r["errqueue"] = "something"
+except BlockingIOError:
+    r["errqueue"] = "EAGAIN"
+# readv/writev on a connected socket.
+os.writev(c.fileno(), [b"vec", b"tored"])
+select.select([c], [], [], 10)
+first, second = bytearray(3), bytearray(10)
+n = os.readv(c.fileno(), [first, second])
+r["readv"] = (bytes(first) + bytes(second))[:n].decode()
 # Nothing answers for a port no rule allows.
 d = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 d.settimeout(1.5)
@@ -132,6 +153,8 @@ def test_python_udp_echo(topo, gateway):
     assert r["recv"] == "connected-send" and r["read"] == "connected-write", r
     assert r["peer"] == [EXTERNAL, ECHO_PORT], r
     assert r["denied"] == "timeout", r
+    assert r["dup"] == ["via-the-original", [EXTERNAL, ECHO_PORT]], r
+    assert r["errqueue"] == "EAGAIN" and r["readv"] == "vectored", r
     # Logged when each association ends (the program's exit closed its control connections).
     gw.wait_session(lambda s: s.get("command") == "udp" and s.get("datagrams_up", 0) >= 5)
     sessions = udp_sessions(gw)
@@ -206,3 +229,48 @@ def test_tftp_answers_from_a_new_port(topo, gateway):
     rec = gw.wait_session(lambda s: s.get("command") == "udp" and s.get("application") == "tftp"
                           and s.get("datagrams_down", 0) > 0)
     assert rec["definition"] == "TFTP" and rec["datagrams_down"] >= (1 << 20) // 512, rec
+
+
+FORTIFIED = r"""
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char** argv) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct timeval tv = {10, 0};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_in to = {0};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(atoi(argv[2]));
+  inet_pton(AF_INET, argv[1], &to.sin_addr);
+  if (sendto(s, "fortified", 9, 0, (struct sockaddr*)&to, sizeof to) != 9) return 2;
+  char buf[64];
+  struct sockaddr_in from;
+  socklen_t len = sizeof from;
+  /* A length the compiler cannot check: the fortified build calls __recvfrom_chk. */
+  size_t want = (size_t)atoi(argv[3]);
+  ssize_t n = recvfrom(s, buf, want, 0, (struct sockaddr*)&from, &len);
+  if (n < 0) return 3;
+  char text[64];
+  inet_ntop(AF_INET, &from.sin_addr, text, sizeof text);
+  printf("%.*s %s %d\n", (int)n, buf, text, ntohs(from.sin_port));
+  return 0;
+}
+"""
+
+
+def test_a_fortified_program(topo, gateway):
+    # Distribution binaries are built with _FORTIFY_SOURCE: their recvfrom is __recvfrom_chk.
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION)
+    source = topo.tmp / "fortified.c"
+    source.write_text(FORTIFIED.replace("#include <unistd.h>", "#include <unistd.h>\n#include <stdlib.h>"))
+    binary = topo.tmp / "fortified"
+    cc = fwit.run(["gcc", "-O2", "-D_FORTIFY_SOURCE=2", "-o", str(binary), str(source)])
+    assert cc.returncode == 0, out(cc)
+    symbols = fwit.run(["nm", "-D", str(binary)])
+    assert "__recvfrom_chk" in out(symbols), out(symbols)  # the build really is fortified
+    cp = fwrun(topo, [str(binary), EXTERNAL, str(ECHO_PORT), "64"])
+    assert cp.returncode == 0 and cp.stdout.decode().split() == ["fortified", EXTERNAL, str(ECHO_PORT)], out(cp)

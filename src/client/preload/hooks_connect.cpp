@@ -327,7 +327,10 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addre
     errno = ENOSYS;
     return -1;
   }
-  if (t_inside != 0 || address == nullptr) return r.connect(fd, address, length);
+  // An address longer than any the library keeps is the kernel's to refuse (EINVAL).
+  if (t_inside != 0 || address == nullptr || length > sizeof(sockaddr_storage)) {
+    return r.connect(fd, address, length);
+  }
   control::Endpoint destination;
   if (!toEndpoint(address, length, destination) || alwaysLocal(destination.address)) {
     if (maybeUdpFd(fd)) {

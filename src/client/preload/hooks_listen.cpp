@@ -47,41 +47,47 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   Inside inside;
   char requestedText[80];
   endpointText(requested, requestedText, sizeof requestedText);
-  // The program's socket really listens, on any local address and a free port: the gateway
-  // connects to it for every remote connection.
-  sockaddr_storage local{};
-  socklen_t localLength = 0;
-  if (address->sa_family == AF_INET6) {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&local);
-    sin6->sin6_family = AF_INET6;
-    localLength = sizeof(sockaddr_in6);
-  } else {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&local);
-    sin->sin_family = AF_INET;
-    localLength = sizeof(sockaddr_in);
-  }
-  if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) return -1;
-  socklen_t length = sizeof local;
-  if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) != 0) return -1;
-  const std::uint16_t localPort =
-      ntohs(local.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&local)->sin6_port
-                                        : reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+  char serverText[300];
+  formatServer(g.config.server, serverText, sizeof serverText);
+  // The gateway first: a refusal leaves the program's socket as it was.
   control::BindRequest request;
   request.requested = requested;
-  request.localPort = localPort;
   request.mode = server ? control::BindMode::Server : control::BindMode::Secondary;
   int controlFd = -1;
   RemoteBind answer;
   char detail[160] = {};
-  const int error = remoteBind(g.gateway, g.identity, request, g.gatewayTimeoutMs, controlFd,
-                               answer, detail, sizeof detail);
-  char server_[300];
-  formatServer(g.config.server, server_, sizeof server_);
+  int error = remoteBind(g.gateway, g.identity, request, g.gatewayTimeoutMs, controlFd, answer,
+                         detail, sizeof detail);
   if (error != 0) {
-    debugLine(1, "bind %s: remoted via %s: %s%s%s", requestedText, server_, std::strerror(error),
+    debugLine(1, "bind %s: remoted via %s: %s%s%s", requestedText, serverText, std::strerror(error),
               detail[0] ? " — " : "", detail);
     errno = error;
     return -1;
+  }
+  // The program's socket really listens, on any local address and a free port: the gateway
+  // connects to it for every remote connection (and accept() lets only the gateway's through).
+  sockaddr_storage local{};
+  socklen_t localLength = 0;
+  if (address->sa_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&local)->sin6_family = AF_INET6;
+    localLength = sizeof(sockaddr_in6);
+  } else {
+    reinterpret_cast<sockaddr_in*>(&local)->sin_family = AF_INET;
+    localLength = sizeof(sockaddr_in);
+  }
+  if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) {
+    error = errno;
+    ::close(controlFd);
+    errno = error;
+    return -1;
+  }
+  // Where the gateway's connections will come from: the address this control connection reached.
+  sockaddr_storage peer{};
+  socklen_t peerLength = sizeof peer;
+  control::Endpoint gatewayEndpoint;
+  if (real().getpeername(controlFd, reinterpret_cast<sockaddr*>(&peer), &peerLength) != 0 ||
+      !toEndpoint(reinterpret_cast<const sockaddr*>(&peer), peerLength, gatewayEndpoint)) {
+    gatewayEndpoint = {};
   }
   SocketId id;
   socketId(fd, id);
@@ -98,9 +104,10 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   entry->server = server;
   entry->bound = answer.bound;
   entry->token = answer.token;
+  entry->gateway = normalise(gatewayEndpoint.address);
   char boundText[80];
   endpointText(answer.bound, boundText, sizeof boundText);
-  debugLine(2, "bind %s: remoted via %s, the gateway listens at %s%s", requestedText, server_,
+  debugLine(2, "bind %s: remoted via %s, the gateway listens at %s%s", requestedText, serverText,
             boundText, server ? " (server)" : "");
   return 0;
 }
@@ -109,6 +116,7 @@ int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool 
   const auto& r = real();
   control::Token token{};
   control::Endpoint bound;
+  control::IpAddress gateway;
   {
     TablesLock lock;
     const Listener* entry = findListenerLocked(fd);
@@ -117,6 +125,7 @@ int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool 
     }
     token = entry->token;
     bound = entry->bound;
+    gateway = entry->gateway;
   }
   // Bounded: a program that accepts in a loop never spins on connections that are not the
   // gateway's (they are closed); EAGAIN comes from the kernel once the queue is empty.
@@ -124,9 +133,18 @@ int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool 
     const int s =
         withFlags ? r.accept4(fd, nullptr, nullptr, flags) : r.accept(fd, nullptr, nullptr);
     if (s < 0) return -1;
+    // Only the gateway's connections are read (anyone else on the network is closed at once, so
+    // nobody can hold accept() up), and only with the listen's token are they handed over.
+    sockaddr_storage from{};
+    socklen_t fromLength = sizeof from;
+    control::Endpoint fromEndpoint;
+    const bool fromGateway =
+        r.getpeername(s, reinterpret_cast<sockaddr*>(&from), &fromLength) == 0 &&
+        toEndpoint(reinterpret_cast<const sockaddr*>(&from), fromLength, fromEndpoint) &&
+        (gateway.family == 0 || normalise(fromEndpoint.address) == gateway);
     control::Endpoint peer;
-    int error = 0;
-    {
+    int error = EPROTO;
+    if (fromGateway) {
       Inside inside;
       error = readAccepted(s, token, global().gatewayTimeoutMs, peer);
     }
@@ -216,14 +234,25 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     }
     controlFd = entry->controlFd;
   }
+  // The program's socket listens before the gateway is told, so that its first connection finds
+  // it listening.
   if (r.listen(fd, backlog) != 0) return -1;
   const Global& g = global();
   char detail[160] = {};
   int error = 0;
   {
     Inside inside;
-    const std::uint16_t wire = backlog <= 0 ? 1 : backlog > 0xFFFF ? 0xFFFF : backlog;
-    error = remoteListen(controlFd, wire, g.gatewayTimeoutMs, detail, sizeof detail);
+    sockaddr_storage local{};
+    socklen_t localLength = sizeof local;
+    control::Endpoint localEndpoint;
+    if (r.getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLength) != 0 ||
+        !toEndpoint(reinterpret_cast<const sockaddr*>(&local), localLength, localEndpoint)) {
+      error = errno != 0 ? errno : EINVAL;
+    } else {
+      const std::uint16_t wire = backlog <= 0 ? 1 : backlog > 0xFFFF ? 0xFFFF : backlog;
+      error = remoteListen(controlFd, localEndpoint.port, wire, g.gatewayTimeoutMs, detail,
+                           sizeof detail);
+    }
   }
   TablesLock lock;
   Listener* entry = findListenerLocked(fd);

@@ -11,9 +11,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <ctime>
 
 #include "client/preload/library.hpp"
 
@@ -52,6 +55,18 @@ bool remoteDestination(const Global& g, int fd, const control::Endpoint& destina
   return true;
 }
 
+std::int64_t nowMs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// A failed association is remembered for a few seconds: with the gateway away, a program's
+// every datagram must not wait for it again (an event loop would stall on each).
+constexpr std::int64_t kFailureMemoryMs = 5000;
+std::atomic<std::int64_t> g_failedUntil{0};
+std::atomic<int> g_failedError{0};
+
 bool controlClosed(const UdpAssociation& e) {
   if (!isOwnSocket(e.controlFd, e.controlId)) return true;  // the program closed it
   pollfd p{e.controlFd, POLLIN, 0};
@@ -82,6 +97,7 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
       freeUdpLocked(*e);
     }
   }
+  if (nowMs() < g_failedUntil.load(std::memory_order_relaxed)) return g_failedError.load();
   Inside inside;
   sockaddr_storage own{};
   socklen_t ownLength = sizeof own;
@@ -107,8 +123,11 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   char server[300];
   formatServer(g.config.server, server, sizeof server);
   if (error != 0) {
-    debugLine(1, "udp on fd %d: association with %s failed: %s%s%s", fd, server,
-              std::strerror(error), detail[0] ? " — " : "", detail);
+    debugLine(1, "udp on fd %d: association with %s failed: %s%s%s (not tried again for %d s)", fd,
+              server, std::strerror(error), detail[0] ? " — " : "", detail,
+              static_cast<int>(kFailureMemoryMs / 1000));
+    g_failedError.store(error);
+    g_failedUntil.store(nowMs() + kFailureMemoryMs, std::memory_order_relaxed);
     return error;
   }
   relayLength = toSockaddr(relayEndpoint, own.ss_family, relay);
@@ -190,62 +209,105 @@ bool sameAddress(const sockaddr_storage& a, socklen_t aLength, const sockaddr_st
          normalise(x.address) == normalise(y.address) && x.port == y.port;
 }
 
-// One datagram into the program's `msg`: from the relay, without its header and with its remote
-// source as the sender; from anyone else, as it is. -1 with errno as the kernel's recvmsg.
-// `handled` false: not an associated socket (the caller makes the real call it was asked for).
+std::size_t capacityOf(const iovec* v, std::size_t n) {
+  std::size_t total = 0;
+  for (std::size_t k = 0; k < n; ++k) total += v[k].iov_len;
+  return total;
+}
+
+std::uint8_t* byteAt(const iovec* v, std::size_t n, std::size_t position) {
+  for (std::size_t k = 0; k < n; ++k) {
+    if (position < v[k].iov_len) return static_cast<std::uint8_t*>(v[k].iov_base) + position;
+    position -= v[k].iov_len;
+  }
+  return nullptr;
+}
+
+// The program's buffers hold `valid` bytes of a datagram that really start `prefixSize` bytes
+// earlier, at `prefix`: move them up and put the prefix in front. What no longer fits falls off
+// the end, as it would have from the kernel's own copy.
+void prependTo(const iovec* v, std::size_t n, std::size_t valid, const std::uint8_t* prefix,
+               std::size_t prefixSize) {
+  const std::size_t capacity = capacityOf(v, n);
+  const std::size_t kept = prefixSize >= capacity ? 0 : std::min(valid, capacity - prefixSize);
+  if (n == 1) {
+    auto* base = static_cast<std::uint8_t*>(v[0].iov_base);
+    if (kept > 0) std::memmove(base + prefixSize, base, kept);
+    std::memcpy(base, prefix, std::min(prefixSize, capacity));
+    return;
+  }
+  for (std::size_t i = kept; i > 0; --i) *byteAt(v, n, i - 1 + prefixSize) = *byteAt(v, n, i - 1);
+  for (std::size_t i = 0; i < prefixSize && i < capacity; ++i) *byteAt(v, n, i) = prefix[i];
+}
+
+// One datagram into the program's `msg`, read in one recvmsg (so that another thread's read can
+// never pair one datagram's header with another's bytes): from the relay, without its header and
+// with its remote source as the sender; from anyone else, as it is. -1 with errno as the kernel's
+// recvmsg. `handled` false: not an associated socket, or a call the kernel must answer itself
+// (the error queue, out-of-band data): the caller makes the real call.
 ssize_t recvRemote(int fd, msghdr* msg, int flags, bool& handled) {
+  handled = false;
+  if ((flags & (MSG_ERRQUEUE | MSG_OOB)) != 0 || msg->msg_iovlen + 1 > kMaxIov) return 0;
   sockaddr_storage relay{};
   socklen_t relayLength = 0;
-  handled = false;
   {
     TablesLock lock;
     const UdpAssociation* e = findUdpLocked(fd);
-    if (e == nullptr || msg->msg_iovlen + 1 > kMaxIov) return 0;
+    if (e == nullptr) return 0;
     relay = e->relay;
     relayLength = e->relayLength;
   }
   handled = true;
+  const std::size_t capacity = capacityOf(msg->msg_iov, msg->msg_iovlen);
   // Bounded: malformed datagrams from the relay (there are none) are dropped, a few at a time.
   for (int attempt = 0; attempt < 64; ++attempt) {
-    std::uint8_t peek[control::kMaxDatagramHeader];
-    sockaddr_storage source{};
-    iovec peekVector{peek, sizeof peek};
-    msghdr p{};
-    p.msg_name = &source;
-    p.msg_namelen = sizeof source;
-    p.msg_iov = &peekVector;
-    p.msg_iovlen = 1;
-    const ssize_t peeked = real().recvmsg(fd, &p, (flags & MSG_DONTWAIT) | MSG_PEEK);
-    if (peeked < 0) return -1;
-    if (!sameAddress(source, p.msg_namelen, relay, relayLength)) {
-      return real().recvmsg(fd, msg, flags);
-    }
-    control::Endpoint peer;
-    const std::size_t headerSize =
-        control::decodeDatagramHeader({peek, static_cast<std::size_t>(peeked)}, peer);
-    if (headerSize == 0) {
-      real().recv(fd, peek, 1, MSG_DONTWAIT);  // consume and drop it
-      continue;
-    }
-    std::uint8_t header[control::kMaxDatagramHeader];
+    std::uint8_t head[control::kMaxDatagramHeader];
     iovec vectors[kMaxIov];
-    vectors[0] = {header, headerSize};
+    vectors[0] = {head, sizeof head};
     for (std::size_t i = 0; i < msg->msg_iovlen; ++i) vectors[i + 1] = msg->msg_iov[i];
+    sockaddr_storage source{};
     msghdr m{};
+    m.msg_name = &source;
+    m.msg_namelen = sizeof source;
     m.msg_iov = vectors;
     m.msg_iovlen = msg->msg_iovlen + 1;
     m.msg_control = msg->msg_control;
     m.msg_controllen = msg->msg_controllen;
-    const ssize_t n = real().recvmsg(fd, &m, flags);
+    // MSG_TRUNC: the datagram's real length, whatever fitted.
+    const ssize_t n = real().recvmsg(fd, &m, flags | MSG_TRUNC);
     if (n < 0) return -1;
-    msg->msg_flags = m.msg_flags;
+    const auto total = static_cast<std::size_t>(n);
+    const std::size_t captured = std::min(total, sizeof head + capacity);
+    const std::size_t inHead = std::min(captured, sizeof head);
+    const std::size_t inBuffers = captured - inHead;
+    std::size_t payload = total;
+    const bool fromRelay = sameAddress(source, m.msg_namelen, relay, relayLength);
+    control::Endpoint peer;
+    if (fromRelay) {
+      const std::size_t headerSize = control::decodeDatagramHeader({head, inHead}, peer);
+      if (headerSize == 0) {
+        if ((flags & MSG_PEEK) != 0) real().recv(fd, head, 1, MSG_DONTWAIT);  // drop it
+        continue;
+      }
+      prependTo(msg->msg_iov, msg->msg_iovlen, inBuffers, head + headerSize, inHead - headerSize);
+      payload = total - headerSize;
+    } else {
+      prependTo(msg->msg_iov, msg->msg_iovlen, inBuffers, head, inHead);
+    }
+    msg->msg_flags = (m.msg_flags & ~MSG_TRUNC) | (payload > capacity ? MSG_TRUNC : 0);
     msg->msg_controllen = m.msg_controllen;
     if (msg->msg_name != nullptr) {
-      sockaddr_storage shown{};
-      const socklen_t shownLength = toSockaddr(peer, relay.ss_family, shown);
-      copyAddress(shown, shownLength, static_cast<sockaddr*>(msg->msg_name), &msg->msg_namelen);
+      if (fromRelay) {
+        sockaddr_storage shown{};
+        const socklen_t shownLength = toSockaddr(peer, relay.ss_family, shown);
+        copyAddress(shown, shownLength, static_cast<sockaddr*>(msg->msg_name), &msg->msg_namelen);
+      } else {
+        copyAddress(source, m.msg_namelen, static_cast<sockaddr*>(msg->msg_name),
+                    &msg->msg_namelen);
+      }
     }
-    return n >= static_cast<ssize_t>(headerSize) ? n - static_cast<ssize_t>(headerSize) : 0;
+    // As the kernel: the bytes copied, or with MSG_TRUNC the datagram's whole length.
+    return static_cast<ssize_t>((flags & MSG_TRUNC) != 0 ? payload : std::min(payload, capacity));
   }
   errno = EAGAIN;
   return -1;
@@ -275,6 +337,19 @@ ssize_t sendToHook(int fd, const iovec* iov, std::size_t iovCount, const msghdr*
   if (!remoteDestination(g, fd, peer) || !isUdp(fd)) return 0;
   handled = true;
   return sendRemote(fd, peer, iov, iovCount, original, flags, g);
+}
+
+// fcntl's third argument is an int or a pointer, passed in the same register on the ABIs glibc
+// supports; it is forwarded as it came, as glibc's own fcntl reads it.
+template <typename Real>
+int fcntlHook(Real realFcntl, int fd, int command, unsigned long argument) {
+  if (realFcntl == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  const int rc = realFcntl(fd, command, argument);
+  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) noteDuplicate(fd, rc);
+  return rc;
 }
 
 }  // namespace
@@ -387,6 +462,92 @@ __attribute__((visibility("default"))) ssize_t write(int fd, const void* data, s
   bool handled = false;
   const ssize_t n = sendToHook(fd, &v, 1, nullptr, nullptr, 0, 0, handled);
   return handled ? n : r.write(fd, data, size);
+}
+
+__attribute__((visibility("default"))) ssize_t writev(int fd, const iovec* iov, int count) {
+  const auto& r = real();
+  if (t_inside != 0 || count < 0 || !maybeUdpFd(fd)) return r.writev(fd, iov, count);
+  bool handled = false;
+  const ssize_t n =
+      sendToHook(fd, iov, static_cast<std::size_t>(count), nullptr, nullptr, 0, 0, handled);
+  return handled ? n : r.writev(fd, iov, count);
+}
+
+__attribute__((visibility("default"))) ssize_t readv(int fd, const iovec* iov, int count) {
+  const auto& r = real();
+  if (t_inside != 0 || count < 0 || !maybeUdpFd(fd)) return r.readv(fd, iov, count);
+  msghdr m{};
+  m.msg_iov = const_cast<iovec*>(iov);
+  m.msg_iovlen = static_cast<std::size_t>(count);
+  bool handled = false;
+  const ssize_t n = recvRemote(fd, &m, 0, handled);
+  return handled ? n : r.readv(fd, iov, count);
+}
+
+// _FORTIFY_SOURCE builds call these instead of recvfrom, recv and read (most distribution
+// binaries): the same hooks, after the same buffer check (which aborts, as glibc's does).
+__attribute__((visibility("default"))) ssize_t __recvfrom_chk(int fd, void* data, size_t size,
+                                                              size_t bufferSize, int flags,
+                                                              sockaddr* source,
+                                                              socklen_t* sourceLength) {
+  const auto& r = real();
+  if (size > bufferSize || t_inside != 0 || !maybeUdpFd(fd)) {
+    return r.recvfromChk(fd, data, size, bufferSize, flags, source, sourceLength);
+  }
+  return recvfrom(fd, data, size, flags, source, sourceLength);
+}
+
+__attribute__((visibility("default"))) ssize_t __recv_chk(int fd, void* data, size_t size,
+                                                          size_t bufferSize, int flags) {
+  const auto& r = real();
+  if (size > bufferSize || t_inside != 0 || !maybeUdpFd(fd)) {
+    return r.recvChk(fd, data, size, bufferSize, flags);
+  }
+  return recv(fd, data, size, flags);
+}
+
+__attribute__((visibility("default"))) ssize_t __read_chk(int fd, void* data, size_t size,
+                                                          size_t bufferSize) {
+  const auto& r = real();
+  if (size > bufferSize || t_inside != 0 || !maybeUdpFd(fd)) {
+    return r.readChk(fd, data, size, bufferSize);
+  }
+  return read(fd, data, size);
+}
+
+// Duplicates of an associated socket are the same socket to the hooks above.
+__attribute__((visibility("default"))) int dup(int fd) {
+  const int rc = real().dup(fd);
+  noteDuplicate(fd, rc);
+  return rc;
+}
+
+__attribute__((visibility("default"))) int dup2(int fd, int to) {
+  const int rc = real().dup2(fd, to);
+  noteDuplicate(fd, rc);
+  return rc;
+}
+
+__attribute__((visibility("default"))) int dup3(int fd, int to, int flags) {
+  const int rc = real().dup3(fd, to, flags);
+  noteDuplicate(fd, rc);
+  return rc;
+}
+
+__attribute__((visibility("default"))) int fcntl(int fd, int command, ...) {
+  va_list args;
+  va_start(args, command);
+  const unsigned long argument = va_arg(args, unsigned long);
+  va_end(args);
+  return fcntlHook(real().fcntl, fd, command, argument);
+}
+
+__attribute__((visibility("default"))) int fcntl64(int fd, int command, ...) {
+  va_list args;
+  va_start(args, command);
+  const unsigned long argument = va_arg(args, unsigned long);
+  va_end(args);
+  return fcntlHook(real().fcntl64, fd, command, argument);
 }
 
 __attribute__((visibility("default"))) ssize_t recvmsg(int fd, msghdr* msg, int flags) {

@@ -67,6 +67,16 @@ int recvmmsg(int, mmsghdr*, unsigned int, int, timespec*);
 ssize_t recv(int, void*, size_t, int);
 ssize_t read(int, void*, size_t);
 long syscall(long, ...);
+ssize_t readv(int, const iovec*, int);
+ssize_t writev(int, const iovec*, int);
+ssize_t __recvfrom_chk(int, void*, size_t, size_t, int, sockaddr*, socklen_t*);
+ssize_t __recv_chk(int, void*, size_t, size_t, int);
+ssize_t __read_chk(int, void*, size_t, size_t);
+int dup(int);
+int dup2(int, int);
+int dup3(int, int, int);
+int fcntl(int, int, ...);
+int fcntl64(int, int, ...);
 int getaddrinfo(const char*, const char*, const addrinfo*, addrinfo**);
 hostent* gethostbyname(const char*);
 hostent* gethostbyname2(const char*, int);
@@ -106,6 +116,17 @@ void resolveReal() {
   lookup(r.recv, "recv", reinterpret_cast<void*>(&::recv));
   lookup(r.read, "read", reinterpret_cast<void*>(&::read));
   lookup(r.syscall, "syscall", reinterpret_cast<void*>(&::syscall));
+  lookup(r.readv, "readv", reinterpret_cast<void*>(&::readv));
+  lookup(r.writev, "writev", reinterpret_cast<void*>(&::writev));
+  lookup(r.recvfromChk, "__recvfrom_chk", reinterpret_cast<void*>(&::__recvfrom_chk));
+  lookup(r.recvChk, "__recv_chk", reinterpret_cast<void*>(&::__recv_chk));
+  lookup(r.readChk, "__read_chk", reinterpret_cast<void*>(&::__read_chk));
+  lookup(r.dup, "dup", reinterpret_cast<void*>(&::dup));
+  lookup(r.dup2, "dup2", reinterpret_cast<void*>(&::dup2));
+  lookup(r.dup3, "dup3", reinterpret_cast<void*>(&::dup3));
+  lookup(r.fcntl, "fcntl", reinterpret_cast<void*>(&::fcntl));
+  // Newer than some libcs: looked up by name only.
+  r.fcntl64 = reinterpret_cast<decltype(r.fcntl64)>(::dlsym(RTLD_NEXT, "fcntl64"));
   lookup(r.getaddrinfo, "getaddrinfo", reinterpret_cast<void*>(&::getaddrinfo));
   lookup(r.gethostbyname, "gethostbyname", reinterpret_cast<void*>(&::gethostbyname));
   lookup(r.gethostbyname2, "gethostbyname2", reinterpret_cast<void*>(&::gethostbyname2));
@@ -388,6 +409,13 @@ bool socketId(int fd, SocketId& out) {
   return true;
 }
 
+bool isUnspecifiedAddress(const control::IpAddress& a) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (a.bytes[i] != 0) return false;
+  }
+  return true;
+}
+
 bool isOwnSocket(int fd, const SocketId& id) {
   SocketId now;
   return fd >= 0 && socketId(fd, now) && now == id;
@@ -532,7 +560,8 @@ bool anyLiveRemotedLocked() {
 
 bool isGatewayBoundLocked(const control::IpAddress& address) {
   for (const auto& r : g_remoted) {
-    if (r.used && r.bound.address.family != 0 && normalise(r.bound.address) == address) {
+    if (r.used && r.bound.address.family != 0 && !isUnspecifiedAddress(r.bound.address) &&
+        normalise(r.bound.address) == address) {
       return true;
     }
   }
@@ -562,12 +591,13 @@ void sweepListenersLocked() {
 
 Listener* findListenerLocked(int fd) {
   if (g_listenCount.load() == 0) return nullptr;
+  // By the socket, not the number: a dup() of a remoted listening socket is the same socket.
+  SocketId now;
+  if (!socketId(fd, now)) return nullptr;
   for (auto& e : g_listeners) {
-    if (!e.used || e.fd != fd) continue;
-    SocketId now;
-    if (socketId(fd, now) && now == e.id) return &e;
-    freeListenerLocked(e);  // closed, and the number perhaps reused
-    return nullptr;
+    if (!e.used || !(e.id == now)) continue;
+    e.fd = fd;  // the number the program uses now (the sweep checks it)
+    return &e;
   }
   return nullptr;
 }
@@ -607,14 +637,22 @@ void freeUdpLocked(UdpAssociation& entry) {
 
 UdpAssociation* findUdpLocked(int fd) {
   if (g_udpCount.load() == 0) return nullptr;
-  for (auto& e : g_udp) {
-    if (!e.used || e.fd != fd) continue;
-    SocketId now;
-    if (socketId(fd, now) && now == e.id) return &e;
-    freeUdpLocked(e);  // closed, and the number perhaps reused
-    return nullptr;
+  // By the socket, not the number: a dup() of an associated socket is the same socket.
+  SocketId now;
+  if (socketId(fd, now)) {
+    for (auto& e : g_udp) {
+      if (!e.used || !(e.id == now)) continue;
+      e.fd = fd;  // the number the program uses now (the sweep checks it)
+      markUdpFd(fd, true);
+      return &e;
+    }
   }
+  markUdpFd(fd, false);  // closed, or the number reused for something else
   return nullptr;
+}
+
+void noteDuplicate(int from, int to) {
+  if (to >= 0 && maybeUdpFd(from)) markUdpFd(to, true);
 }
 
 UdpAssociation* addUdpLocked(int fd, const SocketId& id) {

@@ -37,6 +37,16 @@ struct RealFunctions {
   ssize_t (*recv)(int, void*, size_t, int) = nullptr;
   ssize_t (*read)(int, void*, size_t) = nullptr;
   long (*syscall)(long, ...) = nullptr;
+  ssize_t (*readv)(int, const iovec*, int) = nullptr;
+  ssize_t (*writev)(int, const iovec*, int) = nullptr;
+  ssize_t (*recvfromChk)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*) = nullptr;
+  ssize_t (*recvChk)(int, void*, size_t, size_t, int) = nullptr;
+  ssize_t (*readChk)(int, void*, size_t, size_t) = nullptr;
+  int (*dup)(int) = nullptr;
+  int (*dup2)(int, int) = nullptr;
+  int (*dup3)(int, int, int) = nullptr;
+  int (*fcntl)(int, int, ...) = nullptr;
+  int (*fcntl64)(int, int, ...) = nullptr;
   int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**) = nullptr;
   hostent* (*gethostbyname)(const char*) = nullptr;
   hostent* (*gethostbyname2)(const char*, int) = nullptr;
@@ -96,6 +106,8 @@ struct SocketId {
   friend bool operator==(const SocketId&, const SocketId&) = default;
 };
 bool socketId(int fd, SocketId& out);
+// 0.0.0.0 or ::.
+bool isUnspecifiedAddress(const protocol::control::IpAddress& a);
 // The library's own control connection is still open under this number (the program did not
 // close it, nor put something else there).
 bool isOwnSocket(int fd, const SocketId& id);
@@ -170,6 +182,7 @@ struct Listener {
   bool server = false;
   protocol::control::Endpoint bound;  // the gateway's external address and port
   protocol::control::Token token{};
+  protocol::control::IpAddress gateway;  // where the gateway's connections come from
 };
 Listener* findListenerLocked(int fd);
 Listener* addListenerLocked(int fd, const SocketId& id);
@@ -194,6 +207,8 @@ struct UdpAssociation {
 };
 // False when `fd` certainly has no association (no lock taken): the fast path of read/write.
 bool maybeUdpFd(int fd);
+// `to` is a duplicate of `from` (dup, dup2, dup3, fcntl F_DUPFD): it is looked at as `from` is.
+void noteDuplicate(int from, int to);
 UdpAssociation* findUdpLocked(int fd);
 // hooks_udp.cpp, for the connect and getpeername hooks: connect() of a UDP socket (`handled`
 // false: make the real call), and the remote destination of a connected associated socket.

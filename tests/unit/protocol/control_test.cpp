@@ -284,12 +284,11 @@ TEST(ControlMessages, ConnectAndConnectedRoundTrip) {
 }
 
 TEST(ControlMessages, RemotedListenRoundTrips) {
-  const BindRequest bind{{v4(203, 0, 113, 1), 0}, 41234, BindMode::Server};
+  const BindRequest bind{{v4(203, 0, 113, 1), 0}, BindMode::Server};
   BindRequest gotBind;
   const Buffer b = frameOf(encodeBind, bind);
   ASSERT_TRUE(decodeBind(parseWhole(b).body, gotBind));
   EXPECT_EQ(gotBind.requested, bind.requested);
-  EXPECT_EQ(gotBind.localPort, 41234);
   EXPECT_EQ(gotBind.mode, BindMode::Server);
 
   Token token{};
@@ -310,8 +309,9 @@ TEST(ControlMessages, RemotedListenRoundTrips) {
   EXPECT_EQ(gotBound.message, "no primary connection");
 
   ListenRequest listen{};
-  const Buffer e = frameOf(encodeListen, ListenRequest{5});
+  const Buffer e = frameOf(encodeListen, ListenRequest{41234, 5});
   ASSERT_TRUE(decodeListen(parseWhole(e).body, listen));
+  EXPECT_EQ(listen.localPort, 41234);
   EXPECT_EQ(listen.backlog, 5);
   ListeningReply listening;
   const Buffer f = frameOf(encodeListening, ListeningReply{Status::Ok, {}});
@@ -328,12 +328,12 @@ TEST(ControlMessages, RemotedListenRoundTrips) {
 
 TEST(ControlMessages, RemotedListenRejectsIncompleteMessages) {
   Buffer buffer(128);
-  // Bind without the client's own port: the gateway would have nowhere to deliver.
-  FrameWriter w(buffer, MessageType::Bind);
-  w.endpoint(Tag::Requested, {v4(0, 0, 0, 0), 0});
+  // Listen without the client's own port: the gateway would have nowhere to deliver.
+  FrameWriter w(buffer, MessageType::Listen);
+  w.u16(Tag::Backlog, 5);
   buffer.resize(w.finish());
-  BindRequest bind;
-  EXPECT_FALSE(decodeBind(parseWhole(buffer).body, bind));
+  ListenRequest listen;
+  EXPECT_FALSE(decodeListen(parseWhole(buffer).body, listen));
   // An Ok Bound without a token.
   Buffer ok(128);
   FrameWriter o(ok, MessageType::Bound);
