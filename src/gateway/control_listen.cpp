@@ -59,7 +59,8 @@ asio::ip::address fromControlAddress(const control::IpAddress& a) {
 asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Snapshot> snapshot,
                                      tcp::socket incoming, tcp::endpoint clientBack,
                                      control::Token token, SessionRecord record,
-                                     std::shared_ptr<asio::steady_timer> stop) {
+                                     std::shared_ptr<asio::steady_timer> stop,
+                                     asio::ip::address source) {
   struct Slot {
     Runtime& runtime;
     asio::ip::address client;
@@ -70,8 +71,11 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
   tcp::socket back(incoming.get_executor());
   asio::ip::address connectedTo;
   const std::vector<asio::ip::address> candidates{clientBack.address()};
-  const auto error = co_await connectAny(back, candidates, clientBack.port(),
-                                         snapshot->config->limits.connectTimeout, connectedTo);
+  // From the address the client reached the gateway at: accept() takes only those.
+  const std::optional<asio::ip::address> from = source;
+  const auto error =
+      co_await connectAny(back, candidates, clientBack.port(),
+                          snapshot->config->limits.connectTimeout, connectedTo, from);
   if (error) {
     if (stop && error == asio::error::connection_refused) {
       stop->expires_at(asio::steady_timer::time_point::min());
@@ -294,6 +298,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   // bind_timeout and ends with its primary connection; a server listens while the client keeps
   // its control connection open.
   const tcp::endpoint clientBack{client, listen.localPort};
+  const auto gatewaySide = unmapped(client_.local_endpoint(ec).address());
   // Ends the listen: the primary connection's end, or (a server) the client's listening socket
   // refusing the gateway's connection (the program closed it; close() is not hooked).
   const auto stop = primary ? primary->ended
@@ -386,7 +391,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     };
     asio::co_spawn(client_.get_executor(),
                    deliverInbound(runtime_, snapshot_, std::move(incoming), clientBack, token,
-                                  std::move(inbound), primary ? nullptr : stop),
+                                  std::move(inbound), primary ? nullptr : stop, gatewaySide),
                    onException);
     if (!server) break;  // one connection per secondary listen
   }

@@ -371,7 +371,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   // own ports), is never opened by a secondary connection.
   const auto client = unmapped(clientEndpoint_.address());
   const bool secondaryMayApply =
-      (undefined || allowed.rule == "default-deny") &&
+      (undefined || !allowed.ruleMatched) &&
       !(runtime_.isProtectedDestination(address, port) && !runtime_.isHostAddress(client));
   if (addresses.empty() && secondaryMayApply) {
     // A secondary connection (FTP's passive data connection) is allowed within the definition of

@@ -61,7 +61,7 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
                                snapshot_->config->firewallClient.requireDefinition;
         if (undefined) decision.allowed = false;
         // Never past an explicit deny or to a protected destination (the gateway's own ports).
-        if (!decision.allowed && (undefined || decision.ruleName == "default-deny") &&
+        if (!decision.allowed && (undefined || decision.ruleIndex < 0) &&
             !(runtime_.isProtectedDestination(a, port) && !runtime_.isHostAddress(client))) {
           // An answer to a port a contacted server answered from (a two-way secondary).
           if (auto primary = secondaryOf(unmapped(a), port, policy::Direction::ReceiveSend);

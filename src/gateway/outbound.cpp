@@ -84,6 +84,7 @@ Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
   Allowed out;
   std::string denyingRule;
   std::string denyingProtocol;
+  bool denyingMatched = false;
   for (const auto& a : candidates) {
     const auto decision =
         decide(runtime, snapshot, requester, policy::Command::Connect, a, port, name);
@@ -91,16 +92,19 @@ Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
       if (out.addresses.empty()) {
         out.rule = decision.ruleName;
         out.protocol = decision.protocol;
+        out.ruleMatched = true;
       }
       out.addresses.push_back(a);
     } else if (denyingRule.empty()) {
       denyingRule = decision.ruleName;
       denyingProtocol = decision.protocol;
+      denyingMatched = decision.ruleIndex >= 0;
     }
   }
   if (out.addresses.empty()) {
     out.rule = denyingRule;
     out.protocol = denyingProtocol;
+    out.ruleMatched = denyingMatched;
   }
   return out;
 }
@@ -127,7 +131,8 @@ asio::awaitable<std::vector<asio::ip::address>> resolveHost(Runtime& runtime, st
 asio::awaitable<std::error_code> connectAny(tcp::socket& out,
                                             const std::vector<asio::ip::address>& candidates,
                                             std::uint16_t port, config::Duration timeout,
-                                            asio::ip::address& connected) {
+                                            asio::ip::address& connected,
+                                            const std::optional<asio::ip::address>& source) {
   asio::steady_timer deadline(out.get_executor());
   deadline.expires_after(timeout);
   std::error_code lastError = asio::error::host_unreachable;
@@ -135,6 +140,7 @@ asio::awaitable<std::error_code> connectAny(tcp::socket& out,
     tcp::socket attempt(out.get_executor());
     std::error_code ec;
     attempt.open(a.is_v4() ? tcp::v4() : tcp::v6(), ec);
+    if (!ec && source && source->is_v4() == a.is_v4()) attempt.bind({*source, 0}, ec);
     if (ec) {
       lastError = ec;
       continue;

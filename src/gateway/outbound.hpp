@@ -35,7 +35,8 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
 struct Allowed {
   std::vector<asio::ip::address> addresses;
   std::string rule;
-  std::string protocol;  // the protocol definition that matched the first (allowed or denied)
+  std::string protocol;      // the protocol definition that matched the first (allowed or denied)
+  bool ruleMatched = false;  // a rule decided (not the default deny, not a protected destination)
 };
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const Requester& requester,
@@ -53,9 +54,10 @@ asio::awaitable<std::vector<asio::ip::address>> resolveHost(Runtime& runtime, st
 // Connects `out` to the first of `candidates` (each on `port`) that accepts, trying them in order,
 // all within `timeout`. Returns no error and sets `connected` on success; otherwise the last
 // attempt's error, or timed_out when the time ran out. `out` is left closed on failure.
-asio::awaitable<std::error_code> connectAny(asio::ip::tcp::socket& out,
-                                            const std::vector<asio::ip::address>& candidates,
-                                            std::uint16_t port, config::Duration timeout,
-                                            asio::ip::address& connected);
+// `source`, when given, is bound first (the address the peer expects the connection from).
+asio::awaitable<std::error_code> connectAny(
+    asio::ip::tcp::socket& out, const std::vector<asio::ip::address>& candidates,
+    std::uint16_t port, config::Duration timeout, asio::ip::address& connected,
+    const std::optional<asio::ip::address>& source = std::nullopt);
 
 }  // namespace fwgate::gateway

@@ -14,7 +14,8 @@
 namespace fwgate::protocol::control {
 
 // One number, compared exactly: a client and a gateway of different versions say so and stop.
-inline constexpr std::uint16_t kVersion = 1;
+// 2: remoted listens (Bind, Listen, Accepted) and UDP (UdpAssociate) added to 1.
+inline constexpr std::uint16_t kVersion = 2;
 inline constexpr std::uint16_t kDefaultPort = 1745;
 
 /*

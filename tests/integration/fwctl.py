@@ -14,7 +14,7 @@ STATUS = ["Ok", "VersionMismatch", "AuthenticationFailed", "NotFirewallClient", 
           "Denied", "Refused", "TimedOut", "NetworkUnreachable", "HostUnreachable", "NameNotFound",
           "NameTemporaryFailure", "AddressFamilyNotSupported", "GeneralFailure",
           "UnexpectedMessage"]
-VERSION = 1
+VERSION = 2
 
 
 def attr(tag, value):

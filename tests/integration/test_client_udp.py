@@ -113,6 +113,13 @@ twin.settimeout(10)
 s.sendto(b"via-the-original", (host, port))
 data, peer = twin.recvfrom(100)
 r["dup"] = [data.decode(), list(peer)]
+# A duplicate made before the socket's first remote datagram is the same socket as well.
+fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+early = socket.socket(fileno=os.dup(fresh.fileno()))
+early.settimeout(10)
+fresh.sendto(b"dup-first", (host, port))
+data, peer = early.recvfrom(100)
+r["early_dup"] = [data.decode(), list(peer)]
 # The error queue is the kernel's: empty, it answers at once, even on a blocking socket.
 b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 b.sendto(b"associate me", (host, port))
@@ -154,6 +161,7 @@ def test_python_udp_echo(topo, gateway):
     assert r["peer"] == [EXTERNAL, ECHO_PORT], r
     assert r["denied"] == "timeout", r
     assert r["dup"] == ["via-the-original", [EXTERNAL, ECHO_PORT]], r
+    assert r["early_dup"] == ["dup-first", [EXTERNAL, ECHO_PORT]], r
     assert r["errqueue"] == "EAGAIN" and r["readv"] == "vectored", r
     # Logged when each association ends (the program's exit closed its control connections).
     gw.wait_session(lambda s: s.get("command") == "udp" and s.get("datagrams_up", 0) >= 5)

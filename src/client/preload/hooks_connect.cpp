@@ -478,6 +478,20 @@ __attribute__((visibility("default"))) int poll(pollfd* fds, nfds_t n, int timeo
   return pollPending(fds, n, timeoutMs < 0 ? nullptr : &ts, nullptr);
 }
 
+// _FORTIFY_SOURCE builds call these: the same hooks after the same check (which aborts).
+__attribute__((visibility("default"))) int __poll_chk(pollfd* fds, nfds_t n, int timeoutMs,
+                                                      size_t fdsLength) {
+  if (fdsLength / sizeof(pollfd) < n) return real().pollChk(fds, n, timeoutMs, fdsLength);
+  return poll(fds, n, timeoutMs);
+}
+
+__attribute__((visibility("default"))) int __ppoll_chk(pollfd* fds, nfds_t n,
+                                                       const timespec* timeout,
+                                                       const sigset_t* mask, size_t fdsLength) {
+  if (fdsLength / sizeof(pollfd) < n) return real().ppollChk(fds, n, timeout, mask, fdsLength);
+  return ppoll(fds, n, timeout, mask);
+}
+
 __attribute__((visibility("default"))) int ppoll(pollfd* fds, nfds_t n, const timespec* timeout,
                                                  const sigset_t* mask) {
   const auto& r = real();

@@ -260,6 +260,11 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     debugLine(1, "listen on fd %d: the gateway refused: %s%s%s", fd, std::strerror(error),
               detail[0] ? " — " : "", detail);
     if (entry != nullptr) freeListenerLocked(*entry);
+    // Not left listening on a local port for anyone: back to a closed socket (as Linux does for
+    // a listening socket given connect(AF_UNSPEC)).
+    sockaddr unspecified{};
+    unspecified.sa_family = AF_UNSPEC;
+    r.connect(fd, &unspecified, sizeof unspecified);
     errno = error;
     return -1;
   }

@@ -26,7 +26,8 @@ namespace control = fwgate::protocol::control;
 
 namespace {
 
-constexpr std::size_t kMaxIov = 64;
+// IOV_MAX of the program's own vectors, and ours for the header in front.
+constexpr std::size_t kMaxIov = 1024 + 1;
 // The largest UDP payload IPv4 carries (65535 - 20 - 8); the header comes out of it.
 constexpr std::size_t kMaxUdpPayload = 65507;
 
@@ -547,7 +548,9 @@ __attribute__((visibility("default"))) int fcntl64(int fd, int command, ...) {
   va_start(args, command);
   const unsigned long argument = va_arg(args, unsigned long);
   va_end(args);
-  return fcntlHook(real().fcntl64, fd, command, argument);
+  // Without fcntl64 in this libc (before glibc 2.28) fcntl is the same call on LP64.
+  return fcntlHook(real().fcntl64 != nullptr ? real().fcntl64 : real().fcntl, fd, command,
+                   argument);
 }
 
 __attribute__((visibility("default"))) ssize_t recvmsg(int fd, msghdr* msg, int flags) {
@@ -591,7 +594,8 @@ __attribute__((visibility("default"))) int recvmmsg(int fd, mmsghdr* vec, unsign
     const int f = got == 0 ? (flags & ~MSG_WAITFORONE) : (flags | MSG_DONTWAIT) & ~MSG_WAITFORONE;
     bool handled = false;
     const ssize_t n = recvRemote(fd, &vec[got].msg_hdr, f, handled);
-    if (!handled) return r.recvmmsg(fd, vec, count, flags, timeout);
+    if (!handled)
+      return got > 0 ? static_cast<int>(got) : r.recvmmsg(fd, vec, count, flags, timeout);
     if (n < 0) {
       if (got > 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       return got > 0 ? static_cast<int>(got) : -1;

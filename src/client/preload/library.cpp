@@ -1,10 +1,12 @@
 #include "client/preload/library.hpp"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -77,6 +79,8 @@ int dup2(int, int);
 int dup3(int, int, int);
 int fcntl(int, int, ...);
 int fcntl64(int, int, ...);
+int __poll_chk(pollfd*, nfds_t, int, size_t);
+int __ppoll_chk(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t);
 int getaddrinfo(const char*, const char*, const addrinfo*, addrinfo**);
 hostent* gethostbyname(const char*);
 hostent* gethostbyname2(const char*, int);
@@ -125,6 +129,8 @@ void resolveReal() {
   lookup(r.dup2, "dup2", reinterpret_cast<void*>(&::dup2));
   lookup(r.dup3, "dup3", reinterpret_cast<void*>(&::dup3));
   lookup(r.fcntl, "fcntl", reinterpret_cast<void*>(&::fcntl));
+  lookup(r.pollChk, "__poll_chk", reinterpret_cast<void*>(&::__poll_chk));
+  lookup(r.ppollChk, "__ppoll_chk", reinterpret_cast<void*>(&::__ppoll_chk));
   // Newer than some libcs: looked up by name only.
   r.fcntl64 = reinterpret_cast<decltype(r.fcntl64)>(::dlsym(RTLD_NEXT, "fcntl64"));
   lookup(r.getaddrinfo, "getaddrinfo", reinterpret_cast<void*>(&::getaddrinfo));
@@ -568,7 +574,47 @@ bool isGatewayBoundLocked(const control::IpAddress& address) {
   return false;
 }
 
+void Descriptors::add(int fd) {
+  int* free = nullptr;
+  for (int& n : numbers) {
+    if (n == fd) return;
+    if (n < 0 && free == nullptr) free = &n;
+  }
+  if (free == nullptr) free = &numbers[kMax - 1];  // more duplicates than kept: the newest wins
+  *free = fd;
+}
+
+bool Descriptors::anyHolds(const SocketId& id) const {
+  for (const int n : numbers) {
+    if (isOwnSocket(n, id)) return true;
+  }
+  return false;
+}
+
 namespace {
+
+// Every descriptor the process has open, from /proc/self/fd read with getdents64 into a buffer on
+// the stack (no allocation inside a hook).
+template <typename F>
+void forEachOpenDescriptor(F&& f) {
+  const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  alignas(8) char buffer[4096];
+  for (int rounds = 0; rounds < 1024; ++rounds) {
+    const long n = ::syscall(SYS_getdents64, dir, buffer, sizeof buffer);
+    if (n <= 0) break;
+    for (long offset = 0; offset < n;) {
+      const auto* entry = reinterpret_cast<const dirent64*>(buffer + offset);
+      offset += entry->d_reclen;
+      const char* name = entry->d_name;
+      if (name[0] < '0' || name[0] > '9') continue;
+      const int fd = std::atoi(name);
+      if (fd != dir) f(fd);
+    }
+  }
+  ::close(dir);
+}
+
 constexpr std::size_t kMaxListeners = 128;
 Listener g_listeners[kMaxListeners];
 }  // namespace
@@ -583,9 +629,7 @@ void freeListenerLocked(Listener& entry) {
 void sweepListenersLocked() {
   if (g_listenCount.load() == 0) return;
   for (auto& e : g_listeners) {
-    if (!e.used) continue;
-    SocketId now;
-    if (!socketId(e.fd, now) || !(now == e.id)) freeListenerLocked(e);
+    if (e.used && !e.fds.anyHolds(e.id)) freeListenerLocked(e);
   }
 }
 
@@ -596,7 +640,7 @@ Listener* findListenerLocked(int fd) {
   if (!socketId(fd, now)) return nullptr;
   for (auto& e : g_listeners) {
     if (!e.used || !(e.id == now)) continue;
-    e.fd = fd;  // the number the program uses now (the sweep checks it)
+    e.fds.add(fd);
     return &e;
   }
   return nullptr;
@@ -630,7 +674,8 @@ bool maybeUdpFd(int fd) {
 void freeUdpLocked(UdpAssociation& entry) {
   if (!entry.used) return;
   closeOwnSocket(entry.controlFd, entry.controlId);
-  markUdpFd(entry.fd, false);
+  // The bits stay: a number that no longer holds an associated socket is found out (and its bit
+  // cleared) by findUdpLocked, at the price of one lookup.
   entry = UdpAssociation{};
   g_udpCount.fetch_sub(1);
 }
@@ -642,7 +687,7 @@ UdpAssociation* findUdpLocked(int fd) {
   if (socketId(fd, now)) {
     for (auto& e : g_udp) {
       if (!e.used || !(e.id == now)) continue;
-      e.fd = fd;  // the number the program uses now (the sweep checks it)
+      e.fds.add(fd);
       markUdpFd(fd, true);
       return &e;
     }
@@ -652,22 +697,41 @@ UdpAssociation* findUdpLocked(int fd) {
 }
 
 void noteDuplicate(int from, int to) {
-  if (to >= 0 && maybeUdpFd(from)) markUdpFd(to, true);
+  if (to < 0 || (g_udpCount.load() == 0 && g_listenCount.load() == 0)) return;
+  SocketId id;
+  if (!socketId(to, id)) return;
+  TablesLock lock;
+  for (auto& e : g_udp) {
+    if (e.used && e.id == id) {
+      e.fds.add(to);
+      markUdpFd(to, true);
+    }
+  }
+  for (auto& e : g_listeners) {
+    if (e.used && e.id == id) e.fds.add(to);
+  }
+  (void)from;
 }
 
 UdpAssociation* addUdpLocked(int fd, const SocketId& id) {
   for (auto& e : g_udp) {
-    if (!e.used) continue;
-    SocketId now;
-    if (e.fd == fd || !socketId(e.fd, now) || !(now == e.id)) freeUdpLocked(e);
+    if (e.used && !e.fds.anyHolds(e.id)) freeUdpLocked(e);
   }
   for (auto& e : g_udp) {
     if (e.used) continue;
     e = UdpAssociation{};
     e.used = true;
-    e.fd = fd;
     e.id = id;
+    e.fds.add(fd);
     markUdpFd(fd, true);
+    // Duplicates the program made before the first remote send are the same socket too.
+    forEachOpenDescriptor([&](int other) {
+      SocketId otherId;
+      if (other != fd && socketId(other, otherId) && otherId == id) {
+        e.fds.add(other);
+        markUdpFd(other, true);
+      }
+    });
     g_udpCount.fetch_add(1);
     return &e;
   }
@@ -677,14 +741,11 @@ UdpAssociation* addUdpLocked(int fd, const SocketId& id) {
 Listener* addListenerLocked(int fd, const SocketId& id) {
   sweepListenersLocked();
   for (auto& e : g_listeners) {
-    if (e.used && e.fd == fd) freeListenerLocked(e);
-  }
-  for (auto& e : g_listeners) {
     if (e.used) continue;
     e = Listener{};
     e.used = true;
-    e.fd = fd;
     e.id = id;
+    e.fds.add(fd);
     g_listenCount.fetch_add(1);
     return &e;
   }

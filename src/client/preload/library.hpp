@@ -47,6 +47,8 @@ struct RealFunctions {
   int (*dup3)(int, int, int) = nullptr;
   int (*fcntl)(int, int, ...) = nullptr;
   int (*fcntl64)(int, int, ...) = nullptr;
+  int (*pollChk)(pollfd*, nfds_t, int, size_t) = nullptr;
+  int (*ppollChk)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t) = nullptr;
   int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**) = nullptr;
   hostent* (*gethostbyname)(const char*) = nullptr;
   hostent* (*gethostbyname2)(const char*, int) = nullptr;
@@ -170,11 +172,20 @@ bool anyLiveRemotedLocked();
 // An address the gateway reported as its own on one of this program's remoted connections.
 bool isGatewayBoundLocked(const protocol::control::IpAddress& address);
 
+// The descriptor numbers under which the program holds one socket (the first, and its
+// duplicates): the socket lives while one of them still refers to it.
+struct Descriptors {
+  static constexpr std::size_t kMax = 8;
+  int numbers[kMax] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  void add(int fd);
+  bool anyHolds(const SocketId& id) const;
+};
+
 // Remoted listening sockets: bound on the gateway, tied to a control connection kept open while
 // the program's socket lives (a closed socket's entry is dropped when next looked at).
 struct Listener {
   bool used = false;
-  int fd = -1;
+  Descriptors fds;
   SocketId id;
   int controlFd = -1;
   SocketId controlId;  // a program that closes every descriptor may reuse the number
@@ -194,7 +205,7 @@ void sweepListenersLocked();
 // a control connection kept open while the socket lives.
 struct UdpAssociation {
   bool used = false;
-  int fd = -1;
+  Descriptors fds;
   SocketId id;
   int controlFd = -1;
   SocketId controlId;
