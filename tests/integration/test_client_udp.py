@@ -12,7 +12,7 @@ import time
 import pytest
 
 import fwit
-from test_client import DNS, EXTERNAL, NAME, ClientTopology, fwc_sessions, fwrun, out, start_gateway
+from test_client import DNS, EXTERNAL, EXTERNAL6, NAME, ClientTopology, fwc_sessions, fwrun, out, start_gateway
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -20,7 +20,7 @@ ECHO_PORT = 9999
 
 UDP_ECHO = r"""
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
 s.bind((sys.argv[1], int(sys.argv[2])))
 s.settimeout(120)
@@ -282,3 +282,19 @@ def test_a_fortified_program(topo, gateway):
     assert "__recvfrom_chk" in out(symbols), out(symbols)  # the build really is fortified
     cp = fwrun(topo, [str(binary), EXTERNAL, str(ECHO_PORT), "64"])
     assert cp.returncode == 0 and cp.stdout.decode().split() == ["fortified", EXTERNAL, str(ECHO_PORT)], out(cp)
+
+
+def test_an_ipv6_destination(topo, gateway):
+    # An IPv6 socket to an IPv6 destination (only the gateway has IPv6 toward the outside): the
+    # relay is reached on its IPv4-mapped address, the header carries the 16-byte address.
+    gw = start_gateway(gateway, topo, rules=RULES, extra=ECHO_DEFINITION)
+    echo6 = topo.spawn("external", [fwit.PYTHON, "-c", UDP_ECHO, EXTERNAL6, str(ECHO_PORT)])
+    assert fwit.read_pipe(echo6.stdout, 16, 15, until=b"\n").strip() == b"ready"
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM);s.settimeout(10)\n"
+            f"s.sendto(b'over six',('{EXTERNAL6}',{ECHO_PORT}))\n"
+            "d,p=s.recvfrom(100);print(d.decode(),p[0],p[1])\n")
+    cp = fwrun(topo, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0 and cp.stdout.decode().split() == ["over", "six", EXTERNAL6, str(ECHO_PORT)], out(cp)
+    rec = gw.wait_session(lambda s: s.get("command") == "udp" and s.get("datagrams_down", 0) > 0)
+    assert rec["definition"] == "Echo", rec
