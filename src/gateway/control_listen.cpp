@@ -25,33 +25,6 @@ namespace control = protocol::control;
 
 namespace {
 
-control::Endpoint toControlEndpoint(const asio::ip::address& a, std::uint16_t port) {
-  control::Endpoint out;
-  out.port = port;
-  const auto plain = unmapped(a);
-  if (plain.is_v4()) {
-    out.address.family = 4;
-    const auto b = plain.to_v4().to_bytes();
-    std::memcpy(out.address.bytes.data(), b.data(), 4);
-  } else {
-    out.address.family = 6;
-    const auto b = plain.to_v6().to_bytes();
-    std::memcpy(out.address.bytes.data(), b.data(), 16);
-  }
-  return out;
-}
-
-asio::ip::address fromControlAddress(const control::IpAddress& a) {
-  if (a.family == 4) {
-    asio::ip::address_v4::bytes_type b;
-    std::memcpy(b.data(), a.bytes.data(), 4);
-    return asio::ip::address_v4(b);
-  }
-  asio::ip::address_v6::bytes_type b;
-  std::memcpy(b.data(), a.bytes.data(), 16);
-  return unmapped(asio::ip::address_v6(b));
-}
-
 // One connection a remote host made to a remoted listen: to the client's listening socket, the
 // Accepted frame, then the relay; logged once ("accept").
 // `stop`, for a server's connections: expired when the client refuses the connection (its
@@ -87,7 +60,7 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
     co_return;
   }
   std::array<std::uint8_t, 128> frame{};
-  const control::AcceptedNotice notice{token, toControlEndpoint(peer.address(), peer.port())};
+  const control::AcceptedNotice notice{token, toControl(peer.address(), peer.port())};
   const std::size_t n = control::encodeAccepted(frame, notice);
   auto [writeEc, written] =
       co_await asio::async_write(back, asio::buffer(frame.data(), n), kNoThrow);
@@ -144,7 +117,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   const auto& config = *snapshot_->config;
   const auto& engine = *snapshot_->engine;
   const auto client = unmapped(clientEndpoint_.address());
-  const auto requestedAddress = fromControlAddress(request.requested.address);
+  const auto requestedAddress = fromControl(request.requested.address);
   const bool server = request.mode == control::BindMode::Server;
   const std::uint16_t requestedPort = request.requested.port;
   record_.requested = endpointString(requestedAddress, requestedPort);
@@ -255,7 +228,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   control::Token token{};
   randombytes_buf(token.data(), token.size());
   reply.status = Status::Ok;
-  reply.bound = toControlEndpoint(listening.address(), listening.port());
+  reply.bound = toControl(listening.address(), listening.port());
   reply.token = token;
   reply.definition = record_.definition;
   if (!co_await send(out_.data(), control::encodeBound(out_, reply))) co_return;

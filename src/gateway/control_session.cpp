@@ -25,36 +25,11 @@ namespace {
 // Client frames are small (a Hello, a name, an endpoint); anything larger is refused.
 constexpr std::size_t kMaxRequest = 16 * 1024;
 
-control::IpAddress toControl(const asio::ip::address& a) {
-  control::IpAddress out;
-  if (a.is_v4()) {
-    out.family = 4;
-    const auto b = a.to_v4().to_bytes();
-    std::memcpy(out.bytes.data(), b.data(), 4);
-  } else {
-    out.family = 6;
-    const auto b = a.to_v6().to_bytes();
-    std::memcpy(out.bytes.data(), b.data(), 16);
-  }
-  return out;
-}
-
 control::IpAddress toControl(const policy::IpAddress& a) {
   control::IpAddress out;
   out.family = a.v6 ? 6 : 4;
   out.bytes = a.bytes;
   return out;
-}
-
-asio::ip::address fromControl(const control::IpAddress& a) {
-  if (a.family == 4) {
-    asio::ip::address_v4::bytes_type b;
-    std::memcpy(b.data(), a.bytes.data(), 4);
-    return asio::ip::address_v4(b);
-  }
-  asio::ip::address_v6::bytes_type b;
-  std::memcpy(b.data(), a.bytes.data(), 16);
-  return unmapped(asio::ip::address_v6(b));
 }
 
 std::string hostName() {

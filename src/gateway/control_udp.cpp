@@ -102,17 +102,7 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   const auto relayEndpoint = relay.clientFacingEndpoint();
   record_.bound = endpointString(relayEndpoint.address(), relayEndpoint.port());
   reply.status = Status::Ok;
-  reply.relay.port = relayEndpoint.port();
-  const auto a = unmapped(relayEndpoint.address());
-  if (a.is_v4()) {
-    reply.relay.address.family = 4;
-    const auto b = a.to_v4().to_bytes();
-    std::copy(b.begin(), b.end(), reply.relay.address.bytes.begin());
-  } else {
-    reply.relay.address.family = 6;
-    const auto b = a.to_v6().to_bytes();
-    std::copy(b.begin(), b.end(), reply.relay.address.bytes.begin());
-  }
+  reply.relay = toControl(relayEndpoint.address(), relayEndpoint.port());
   if (!co_await send(out_.data(), control::encodeUdpAssociated(out_, reply))) co_return;
   record_.result = "succeeded";
   // The client sends nothing more on the control connection: any byte or its close ends it.

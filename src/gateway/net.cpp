@@ -1,5 +1,7 @@
 #include "gateway/net.hpp"
 
+#include <cstring>
+
 namespace fwgate::gateway {
 
 policy::IpAddress toPolicy(const asio::ip::address& a) {
@@ -47,6 +49,36 @@ std::string endpointString(const asio::ip::address& address, std::uint16_t port)
   const auto a = unmapped(address);
   if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(port);
   return a.to_string() + ":" + std::to_string(port);
+}
+
+protocol::control::IpAddress toControl(const asio::ip::address& a) {
+  protocol::control::IpAddress out;
+  const auto plain = unmapped(a);
+  if (plain.is_v4()) {
+    out.family = 4;
+    const auto b = plain.to_v4().to_bytes();
+    std::memcpy(out.bytes.data(), b.data(), 4);
+  } else {
+    out.family = 6;
+    const auto b = plain.to_v6().to_bytes();
+    std::memcpy(out.bytes.data(), b.data(), 16);
+  }
+  return out;
+}
+
+protocol::control::Endpoint toControl(const asio::ip::address& a, std::uint16_t port) {
+  return {toControl(a), port};
+}
+
+asio::ip::address fromControl(const protocol::control::IpAddress& a) {
+  if (a.family == 4) {
+    asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), a.bytes.data(), 4);
+    return asio::ip::address_v4(b);
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), a.bytes.data(), 16);
+  return unmapped(asio::ip::address_v6(b));
 }
 
 }  // namespace fwgate::gateway

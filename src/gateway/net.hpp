@@ -9,6 +9,7 @@
 
 #include "policy/address.hpp"
 #include "protocol/address.hpp"
+#include "protocol/control.hpp"
 
 namespace fwgate::gateway {
 
@@ -26,5 +27,10 @@ protocol::Address toWire(const asio::ip::address& a, std::uint16_t port);
 bool wireToAsio(const protocol::Address& w, asio::ip::address& out);
 // "1.2.3.4:80" / "[::1]:80".
 std::string endpointString(const asio::ip::address& a, std::uint16_t port);
+
+// The control channel's address forms (IPv4-mapped IPv6 unmapped first, as the peer knows it).
+protocol::control::IpAddress toControl(const asio::ip::address& a);
+protocol::control::Endpoint toControl(const asio::ip::address& a, std::uint16_t port);
+asio::ip::address fromControl(const protocol::control::IpAddress& a);
 
 }  // namespace fwgate::gateway

@@ -12,7 +12,8 @@ import time
 import pytest
 
 import fwit
-from test_client import DNS, EXTERNAL, EXTERNAL6, NAME, ClientTopology, fwc_sessions, fwrun, out, start_gateway
+from test_client import DNS, EXTERNAL, EXTERNAL6, NAME, fwc_sessions, fwrun, out, start_gateway
+from test_client import topo  # noqa: F401 (the namespace topology, a fixture)
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -34,22 +35,11 @@ ECHO_DEFINITION = (f'\n[protocols.Echo]\nport = {ECHO_PORT}\ntransport = "udp"\n
 RULES = [{"name": "dns and echo", "action": "allow", "sources": ["internal"], "protocols": ["DNS", "Echo"]}]
 
 
-@pytest.fixture
-def topo(tmp_path):
-    fwit.require_tool("ip")
-    fwit.require_tool("dnsmasq")
-    if os.geteuid() != 0:
-        pytest.fail("the namespace tests need root (run the suite as root)")
-    t = ClientTopology(tmp_path)
-    try:
-        t.build()
-        t.start_servers()
-        echo = t.spawn("external", [fwit.PYTHON, "-c", UDP_ECHO, EXTERNAL, str(ECHO_PORT)])
-        assert fwit.read_pipe(echo.stdout, 16, 15, until=b"\n").strip() == b"ready"
-        yield t
-    finally:
-        problems = t.teardown()
-        assert not problems, problems
+@pytest.fixture(autouse=True)
+def udp_echo(topo):
+    """A UDP echo server on the external host, for every test here."""
+    echo = topo.spawn("external", [fwit.PYTHON, "-c", UDP_ECHO, EXTERNAL, str(ECHO_PORT)])
+    assert fwit.read_pipe(echo.stdout, 16, 15, until=b"\n").strip() == b"ready"
 
 
 def udp_sessions(gw) -> list[dict]:

@@ -20,28 +20,13 @@ import time
 import pytest
 
 import fwit
-from test_client import DNS, EXTERNAL, ClientTopology, client_env, fwc_sessions, fwrun, out, start_gateway
+from test_client import DNS, EXTERNAL, client_env, fwc_sessions, fwrun, out, start_gateway
+from test_client import topo  # noqa: F401 (the namespace topology, a fixture)
 
 pytestmark = pytest.mark.fwgate_only
 
 GATEWAY_OUTSIDE = "203.0.113.1"
 BIG = 50 * 1024 * 1024
-
-
-@pytest.fixture
-def topo(tmp_path):
-    fwit.require_tool("ip")
-    fwit.require_tool("dnsmasq")
-    if os.geteuid() != 0:
-        pytest.fail("the namespace tests need root (run the suite as root)")
-    t = ClientTopology(tmp_path)
-    try:
-        t.build()
-        t.start_servers()
-        yield t
-    finally:
-        problems = t.teardown()
-        assert not problems, problems
 
 
 @pytest.fixture
