@@ -16,13 +16,13 @@ namespace fwgate::client {
 
 namespace control = protocol::control;
 
-namespace {
-
-std::int64_t nowMs() {
+std::int64_t monotonicMs() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
+
+namespace {
 
 void copyTo(char* out, std::size_t size, std::string_view text) {
   const std::size_t n = text.size() < size - 1 ? text.size() : size - 1;
@@ -85,9 +85,9 @@ std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out
 }
 
 int waitFor(int fd, short events, int timeoutMs) {
-  const std::int64_t deadline = nowMs() + timeoutMs;
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
   for (;;) {
-    const std::int64_t left = deadline - nowMs();
+    const std::int64_t left = deadline - monotonicMs();
     if (left <= 0) {
       errno = ETIMEDOUT;
       return -1;
@@ -105,7 +105,7 @@ int waitFor(int fd, short events, int timeoutMs) {
 
 int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
   // One deadline for both families, not one each.
-  const std::int64_t deadline = nowMs() + timeoutMs;
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
   int lastError = ENETUNREACH;
   for (int family : {AF_INET, AF_INET6}) {
     const auto* address = family == AF_INET ? &gateway.v4 : &gateway.v6;
@@ -120,7 +120,7 @@ int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(address), length) != 0) {
       err = errno;
       if (err == EINPROGRESS) {
-        const std::int64_t left = deadline - nowMs();
+        const std::int64_t left = deadline - monotonicMs();
         err = left > 0 && waitFor(fd, POLLOUT, static_cast<int>(left)) == 0 ? 0
               : left > 0                                                    ? errno
                                                                             : ETIMEDOUT;
@@ -186,7 +186,7 @@ long readFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    const std::int64_t left = deadline - nowMs();
+    const std::int64_t left = deadline - monotonicMs();
     if (left <= 0 || waitFor(fd, POLLIN, static_cast<int>(left)) != 0) {
       errno = ETIMEDOUT;
       return -1;
@@ -199,7 +199,7 @@ long readFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline
 int exchange(const GatewayEndpoints& gateway, const Identity& identity,
              std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer, int timeoutMs,
              Reply& reply) {
-  const std::int64_t deadline = nowMs() + timeoutMs;
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
   const int fd = openControl(gateway, timeoutMs);
   if (fd < 0) return errno;
   std::uint8_t out[2048];
@@ -358,7 +358,7 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
                 std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
   fd = -1;
-  const std::int64_t deadline = nowMs() + timeoutMs;
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
   const int s = openControl(gateway, timeoutMs);
   if (s < 0) return errno;
   const std::size_t helloSize = encodeHelloFor(identity, buf);
@@ -461,7 +461,7 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
 int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,
                  char* detail, std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
-  const std::int64_t deadline = nowMs() + timeoutMs;
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
   std::uint8_t buf[512];
   const std::size_t size = control::encodeListen(buf, control::ListenRequest{localPort, backlog});
   if (size == 0) return EMSGSIZE;
@@ -480,7 +480,7 @@ int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, 
 
 int readAccepted(int fd, const control::Token& token, int timeoutMs, control::Endpoint& peer) {
   std::uint8_t buf[256];
-  const long n = readFrame(fd, buf, sizeof buf, nowMs() + timeoutMs);
+  const long n = readFrame(fd, buf, sizeof buf, monotonicMs() + timeoutMs);
   if (n < 0) return EPROTO;
   control::AcceptedNotice notice;
   const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});

@@ -40,6 +40,9 @@ void fillIdentity(const ClientConfig& config, Identity& out);
 // Hello, into out; returns its size (0 if it did not fit).
 std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out);
 
+// Milliseconds of CLOCK_MONOTONIC: deadlines in the client.
+std::int64_t monotonicMs();
+
 // Waits until fd is ready for `events` (POLLIN/POLLOUT) within timeoutMs (EINTR is retried with
 // what is left). 0 when ready, else -1 with errno (ETIMEDOUT).
 int waitFor(int fd, short events, int timeoutMs);

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import fwit
+from conftest import FWGATE_BIN
 from test_client import DNS, EXTERNAL, client_env, fwc_sessions, fwrun, out, start_gateway
 from test_client import topo  # noqa: F401 (the namespace topology, a fixture)
 
@@ -110,8 +111,7 @@ def test_tnftp(topo, gateway, ftp, passive):
                 f"{'passive on' if passive else 'passive off'}\n"
                 f"get big.bin {dest}\nls\nquit\n")
     env = client_env(topo)
-    cp = subprocess.run(["ip", "netns", "exec", topo.ns["internal"], fwit.REPO and os.environ.get("FWGATE_BIN") or
-                         os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate"), "run", "--",
+    cp = subprocess.run(["ip", "netns", "exec", topo.ns["internal"], FWGATE_BIN, "run", "--",
                          "tnftp", "-n", "-v", EXTERNAL], input=commands.encode(), capture_output=True,
                         timeout=180 * fwit.SLOW, env=env)
     text = out(cp)
@@ -284,8 +284,7 @@ def test_server_bind_accepts_several_connections(topo, gateway):
         {"name": "game server", "action": "allow", "sources": ["internal"], "destinations": ["partner"],
          "protocols": ["GameServer"], "commands": ["bind"]}])
     env = client_env(topo)
-    prog = subprocess.Popen(["ip", "netns", "exec", topo.ns["internal"], os.environ.get("FWGATE_BIN") or
-                             os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate"), "run", "--",
+    prog = subprocess.Popen(["ip", "netns", "exec", topo.ns["internal"], FWGATE_BIN, "run", "--",
                              fwit.PYTHON, "-c", SERVER_PROGRAM],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
     topo.procs.append(prog)

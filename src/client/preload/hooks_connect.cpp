@@ -141,12 +141,6 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   return 0;
 }
 
-std::int64_t nowMs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // What the program sees of a settled pending socket in poll terms.
 short visibleEvents(int fd, short requested, const Pending* entry) {
   if (entry != nullptr && entry->state == PendingState::Failed) {
@@ -162,7 +156,7 @@ short visibleEvents(int fd, short requested, const Pending* entry) {
 int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* mask) {
   constexpr std::size_t kTracked = 64;
   const std::int64_t deadline =
-      timeout == nullptr ? -1 : nowMs() + timeout->tv_sec * 1000 + timeout->tv_nsec / 1000000;
+      timeout == nullptr ? -1 : monotonicMs() + timeout->tv_sec * 1000 + timeout->tv_nsec / 1000000;
   for (;;) {
     std::size_t index[kTracked];
     short requested[kTracked];
@@ -190,7 +184,7 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     if (settledNow) {
       wait = &left;
     } else if (deadline >= 0) {
-      const std::int64_t ms = deadline - nowMs();
+      const std::int64_t ms = deadline - monotonicMs();
       left.tv_sec = ms > 0 ? ms / 1000 : 0;
       left.tv_nsec = ms > 0 ? (ms % 1000) * 1000000 : 0;
       wait = &left;
@@ -219,7 +213,7 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     }
     int ready = 0;
     for (nfds_t i = 0; i < n; ++i) ready += fds[i].revents != 0 ? 1 : 0;
-    if (ready > 0 || (deadline >= 0 && nowMs() >= deadline)) return ready;
+    if (ready > 0 || (deadline >= 0 && monotonicMs() >= deadline)) return ready;
   }
 }
 
@@ -302,11 +296,11 @@ int filterEpoll(epoll_event* events, int count) {
 
 template <typename Wait>
 int epollWaitPending(epoll_event* events, int max, int timeoutMs, Wait&& wait) {
-  const std::int64_t deadline = timeoutMs < 0 ? -1 : nowMs() + timeoutMs;
+  const std::int64_t deadline = timeoutMs < 0 ? -1 : monotonicMs() + timeoutMs;
   for (;;) {
     int ms = -1;
     if (deadline >= 0) {
-      const std::int64_t left = deadline - nowMs();
+      const std::int64_t left = deadline - monotonicMs();
       ms = left > 0 ? static_cast<int>(left) : 0;
     }
     const int rc = wait(events, max, ms);
@@ -413,9 +407,9 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
   if (error == EINPROGRESS) {
     // The program did not wait for writability: wait for the answer here, bounded.
     const Global& g = global();
-    const std::int64_t deadline = nowMs() + g.replyTimeoutMs;
+    const std::int64_t deadline = monotonicMs() + g.replyTimeoutMs;
     for (;;) {
-      const std::int64_t left = deadline - nowMs();
+      const std::int64_t left = deadline - monotonicMs();
       {
         Inside inside;
         if (left > 0) waitFor(fd, POLLIN, static_cast<int>(left));
@@ -423,7 +417,7 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
       TablesLock lock;
       Pending* e = findPendingLocked(fd);
       if (e != nullptr && e->state == PendingState::Waiting && !progressLocked(*e)) {
-        if (nowMs() < deadline) continue;
+        if (monotonicMs() < deadline) continue;
         settleLocked(*e, ETIMEDOUT);
       }
       e = findPendingLocked(fd);

@@ -19,13 +19,6 @@ namespace control = fwgate::protocol::control;
 
 namespace {
 
-bool isUnspecified(const control::IpAddress& a) {
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (a.bytes[i] != 0) return false;
-  }
-  return true;
-}
-
 // Whether the settings and the program's state make this bind a remoted one (before any real
 // bind is tried). `server`: the gateway keeps accepting (ServerBindTcpPorts).
 bool remoteByRule(const Global& g, const control::Endpoint& requested, bool& server) {
@@ -39,7 +32,7 @@ bool remoteByRule(const Global& g, const control::Endpoint& requested, bool& ser
   // client's getsockname on its control connection returned): the seed's remoted bind.
   if (g_remotedCount.load() > 0 && isGatewayBoundLocked(normalise(requested.address))) return true;
   // Any address and any port, in a program whose primary connections are remote.
-  return port == 0 && isUnspecified(requested.address) && anyLiveRemotedLocked();
+  return port == 0 && isUnspecifiedAddress(requested.address) && anyLiveRemotedLocked();
 }
 
 int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requested, bool server,
@@ -189,7 +182,7 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
   // The wildcard address is where remoted binds of programs with remote primaries start from;
   // loopback, link-local and multicast never leave the host.
   if (!toEndpoint(address, length, requested) ||
-      (!isUnspecified(normalise(requested.address)) && alwaysLocal(requested.address))) {
+      (!isUnspecifiedAddress(normalise(requested.address)) && alwaysLocal(requested.address))) {
     return r.bind(fd, address, length);
   }
   const Global& g = global();
@@ -205,7 +198,7 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
   if (remoteByRule(g, requested, server)) return remoteBindNow(fd, address, requested, server, g);
   const int rc = r.bind(fd, address, length);
   // Neither this host's nor a local network's address: the outside, so the gateway's.
-  if (rc != 0 && errno == EADDRNOTAVAIL && !isUnspecified(requested.address) &&
+  if (rc != 0 && errno == EADDRNOTAVAIL && !isUnspecifiedAddress(requested.address) &&
       !g.config.lat.contains(requested.address)) {
     return remoteBindNow(fd, address, requested, false, g);
   }

@@ -56,12 +56,6 @@ bool remoteDestination(const Global& g, int fd, const control::Endpoint& destina
   return true;
 }
 
-std::int64_t nowMs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
 // A failed association is remembered for a few seconds: with the gateway away, a program's
 // every datagram must not wait for it again (an event loop would stall on each).
 constexpr std::int64_t kFailureMemoryMs = 5000;
@@ -98,7 +92,7 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
       freeUdpLocked(*e);
     }
   }
-  if (nowMs() < g_failedUntil.load(std::memory_order_relaxed)) return g_failedError.load();
+  if (monotonicMs() < g_failedUntil.load(std::memory_order_relaxed)) return g_failedError.load();
   Inside inside;
   sockaddr_storage own{};
   socklen_t ownLength = sizeof own;
@@ -128,7 +122,7 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
               server, std::strerror(error), detail[0] ? " — " : "", detail,
               static_cast<int>(kFailureMemoryMs / 1000));
     g_failedError.store(error);
-    g_failedUntil.store(nowMs() + kFailureMemoryMs, std::memory_order_relaxed);
+    g_failedUntil.store(monotonicMs() + kFailureMemoryMs, std::memory_order_relaxed);
     return error;
   }
   relayLength = toSockaddr(relayEndpoint, own.ss_family, relay);
