@@ -11,7 +11,7 @@ packages=(
   libasio-dev libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev libpcap-dev
   # integration tests: real clients, peers, namespaces
-  curl ncat proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
+  curl ncat openssl tshark proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
   lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
   # benchmark peers

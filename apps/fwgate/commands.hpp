@@ -1,6 +1,7 @@
 // The subcommands of the fwgate executable; main.cpp parses flags and calls one of these.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,26 @@ struct ClientAgentOptions {
   int timeoutMs = 5000;
 };
 int runAgent(const ClientAgentOptions& options);
+
+// `fwgate monitor` (cmd_monitor.cpp).
+struct MonitorOptions {
+  std::string interface;           // -i: live capture
+  std::string file;                // -r: pcap or pcapng file ("-": standard input)
+  std::string logPath;             // --log: the gateway's session log ("-": standard input)
+  std::string filter;              // -f/--filter: BPF expression
+  int bufferMegabytes = 0;         // -B/--buffer-size
+  std::uint64_t count = 0;         // -c: stop after this many frames
+  int durationSeconds = 0;         // --duration
+  std::string writeFile;           // -w: save the frames as well
+  bool promiscuous = false;        // -p/--promiscuous
+  bool suggest = false;            // --suggest
+  bool frames = false;             // --frames: with --suggest, print the frames too
+  std::string client;              // --client ADDR
+  std::string name = "CustomApp";  // --name: of new definitions
+  std::string configPath;          // --config: the gateway's definitions and dynamic ports
+  bool gatewayHost = false;        // --gateway-host: suggest packet filters
+};
+// 0 done, 1 capture/file/log error, 2 usage.
+int runMonitor(const MonitorOptions& options);
 
 }  // namespace fwgate::app

@@ -68,6 +68,41 @@ int main(int argc, char** argv) {
   agentCmd->add_option("--timeout-ms", agent.timeoutMs, "Time limit per refresh")
       ->capture_default_str();
 
+  MonitorOptions monitor;
+  auto* monitorCmd = app.add_subcommand(
+      "monitor",
+      "See what a program does on the wire and the protocol definition it needs: "
+      "fwgate monitor (-i IFACE | -r FILE) [--suggest] | --log GATEWAY-LOG");
+  monitorCmd->add_option("-i,--interface", monitor.interface, "Capture live on this interface");
+  monitorCmd->add_option("-r,--read", monitor.file, "Read a pcap or pcapng file ('-': stdin)");
+  monitorCmd->add_option("--log", monitor.logPath,
+                         "Investigation mode: the denied attempts in the gateway's session log "
+                         "and the definitions that would allow them ('-': stdin)");
+  monitorCmd->add_option("-f,--filter", monitor.filter, "BPF filter, tcpdump syntax");
+  monitorCmd
+      ->add_option("-B,--buffer-size", monitor.bufferMegabytes,
+                   "Kernel capture buffer in MB (default 2)")
+      ->check(CLI::Range(1, 4096));
+  monitorCmd->add_option("-c,--count", monitor.count, "Stop after this many frames");
+  monitorCmd
+      ->add_option("--duration", monitor.durationSeconds,
+                   "Stop a live capture after this many seconds")
+      ->check(CLI::Range(1, 86400 * 365));
+  monitorCmd->add_option("-w,--write", monitor.writeFile, "Also save the frames to a pcap file");
+  monitorCmd->add_flag("-p,--promiscuous", monitor.promiscuous, "Promiscuous mode");
+  monitorCmd->add_flag("--suggest", monitor.suggest,
+                       "Propose protocol definitions (and packet filters for a program on the "
+                       "gateway host), as configuration text");
+  monitorCmd->add_flag("--frames", monitor.frames, "With --suggest: print the frames as well");
+  monitorCmd->add_option("--client", monitor.client,
+                         "The address of the host running the program (else the first host "
+                         "to open a conversation)");
+  monitorCmd->add_option("--name", monitor.name, "Name for new definitions")->capture_default_str();
+  monitorCmd->add_option("--config", monitor.configPath,
+                         "Gateway configuration: its definitions and dynamic ports");
+  monitorCmd->add_flag("--gateway-host", monitor.gatewayHost,
+                       "The program runs on the gateway host: suggest static packet filters");
+
   // `fwgate run [OPTIONS] -- PROGRAM ARGS...`: everything after "--" is the program's, untouched.
   if (argc > 1 && std::string_view(argv[1]) == "run") {
     for (int i = 2; i < argc; ++i) {
@@ -87,6 +122,7 @@ int main(int argc, char** argv) {
   if (detectCmd->parsed()) return runDetect(detect);
   if (agentCmd->parsed()) return runAgent(agent);
 
+  if (monitorCmd->parsed()) return runMonitor(monitor);
   if (gatewayCmd->parsed()) return runGateway(gateway);
   if (checkCmd->parsed()) return runConfigCheck(checkPath);
   if (defaultCmd->parsed()) return runConfigDefault();

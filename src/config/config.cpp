@@ -16,6 +16,7 @@
 #include <map>
 #include <optional>
 
+#include "config/filters_parser.hpp"
 #include "config/protocols_parser.hpp"
 #include "config/toml_reader.hpp"
 #include "config/users.hpp"
@@ -24,6 +25,7 @@ namespace fwgate::config {
 namespace {
 
 using detail::indexPath;
+using detail::isValidSetName;
 using detail::keyPath;
 using detail::lowerAscii;
 using detail::ProtocolsParser;
@@ -40,13 +42,6 @@ constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
 
 bool isAsciiAlnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-// Network and group names: [A-Za-z0-9_.-]+.
-bool isValidSetName(std::string_view name) {
-  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
-    return isAsciiAlnum(c) || c == '_' || c == '.' || c == '-';
-  });
 }
 
 bool isValidDomain(std::string_view name) {
@@ -80,7 +75,7 @@ class ConfigParser {
   Config parse(const toml::table& root) {
     in_.rejectUnknownKeys(root, "",
                           {"gateway", "listeners", "control", "firewall_client", "limits", "bind",
-                           "log", "groups", "networks", "protocols", "rules"});
+                           "log", "groups", "networks", "protocols", "rules", "packet_filters"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -102,6 +97,10 @@ class ConfigParser {
                [this](const toml::table& t, const std::string& path, std::size_t index) {
                  rule(t, path, index);
                });
+    // After the networks: an internal computer must be in the local address table.
+    if (const auto* t = in_.table(root, "packet_filters", "")) {
+      config_.packetFilters = detail::parsePacketFilters(in_, *t, config_.networks);
+    }
     requireUsersFile();
     return std::move(config_);
   }

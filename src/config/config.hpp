@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,49 @@ struct LogSettings {
   std::string sessions = "-";  // session log path; "-" is stderr
 };
 
+// [[packet_filters.filter]]: one static packet filter (the seed's custom filter): packets of
+// one IP protocol, in one or both directions, between a local host and remote hosts, let through
+// the external interface. Parsed and validated here; rendered to nftables by `fwgate filters`.
+struct PacketFilter {
+  enum class Direction : std::uint8_t { Inbound, Outbound, Both };
+  // Who exchanges packets with the remote host: the gateway on its default external addresses,
+  // the gateway on one of its addresses (`localAddress`), or an internal computer behind it.
+  enum class LocalHost : std::uint8_t { External, GatewayAddress, InternalComputer };
+
+  static constexpr std::uint8_t kIcmp = 1;
+  static constexpr std::uint8_t kTcp = 6;
+  static constexpr std::uint8_t kUdp = 17;
+  static constexpr std::uint8_t kIcmpv6 = 58;
+
+  std::string name;              // unique, [A-Za-z0-9_.-]+; "filter-N" (1-based) by default
+  std::uint8_t protocol = kTcp;  // IP protocol number: "tcp" is 6, "udp" 17, "icmp" 1, ...
+  Direction direction = Direction::Inbound;
+  std::optional<policy::PortRange> localPort;   // tcp and udp only; nullopt = any port
+  std::optional<policy::PortRange> remotePort;  // tcp and udp only; nullopt = any port
+  LocalHost localHost = LocalHost::External;
+  std::optional<policy::IpAddress> localAddress;  // set exactly when localHost != External
+  std::optional<policy::IpRange> remoteHost;      // nullopt = any remote host
+  std::optional<std::uint8_t> icmpType;           // icmp and icmpv6 only; nullopt = any type
+  std::optional<std::uint8_t> icmpCode;           // only with icmpType; nullopt = any code
+  std::uint32_t line = 0;  // line of its [[packet_filters.filter]] header; 0 when unknown
+
+  bool carriesPorts() const { return protocol == kTcp || protocol == kUdp; }
+  bool isIcmp() const { return protocol == kIcmp || protocol == kIcmpv6; }
+  friend bool operator==(const PacketFilter&, const PacketFilter&) = default;
+};
+
+// "inbound", "outbound", "both".
+std::string_view toString(PacketFilter::Direction direction);
+// "tcp", "udp", "icmp", "icmpv6", or the protocol number in decimal ("47").
+std::string ipProtocolName(std::uint8_t protocol);
+
+// [packet_filters]
+struct PacketFilterSettings {
+  bool enabled = false;  // applied to the kernel by `fwgate filters`; validated either way
+  std::vector<PacketFilter> filters;  // [[packet_filters.filter]], in file order
+  friend bool operator==(const PacketFilterSettings&, const PacketFilterSettings&) = default;
+};
+
 struct Config {
   std::vector<Listener> listeners{Listener{}};
   // [control] listen: the firewall-client control channel (TCP 1745); methods are not used.
@@ -95,7 +139,8 @@ struct Config {
   std::vector<policy::Rule> rules;        // [[rules]], in order
   // [protocols.NAME] in file order, then the built-in catalogue's definitions not overridden.
   std::vector<policy::ProtocolDefinition> protocols = policy::builtinProtocols();
-  std::string source = "<embedded>";  // where it came from, for start-up lines
+  PacketFilterSettings packetFilters;  // [packet_filters]
+  std::string source = "<embedded>";   // where it came from, for start-up lines
 
   // Builds the decision engine for this snapshot.
   std::shared_ptr<const policy::Engine> makeEngine() const;

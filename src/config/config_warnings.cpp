@@ -99,6 +99,31 @@ void protocolWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
   }
 }
 
+// The seed's caution: a filter for a port opens it to anyone on the external interface. One that
+// lets in tcp or udp on every local port from every remote host opens all of them.
+void packetFilterWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
+  const auto& filters = config.packetFilters.filters;
+  for (std::size_t i = 0; i < filters.size(); ++i) {
+    const PacketFilter& f = filters[i];
+    const bool inbound = f.direction != PacketFilter::Direction::Outbound;
+    const bool everyPort = !f.localPort || (f.localPort->first == 1 && f.localPort->last == 65535);
+    const bool anyone = !f.remoteHost || coversAFamily(Network{.ranges = {*f.remoteHost}});
+    if (!inbound || !f.carriesPorts() || !everyPort || !anyone) continue;
+    std::string where;
+    if (f.localHost == PacketFilter::LocalHost::GatewayAddress) {
+      where = fmt::format(" of {}", f.localAddress->toString());
+    } else if (f.localHost == PacketFilter::LocalHost::InternalComputer) {
+      where = fmt::format(" of internal computer {}", f.localAddress->toString());
+    }
+    warnings.push_back(Diagnostic{
+        detail::indexPath("packet_filters.filter", i),
+        fmt::format("filter \"{}\" opens every {} port{} to anyone on the external interface "
+                    "(local_port and remote_host are \"any\"); name the ports or the remote hosts",
+                    f.name, ipProtocolName(f.protocol), where),
+        f.line});
+  }
+}
+
 }  // namespace
 
 std::vector<Diagnostic> checkWarnings(const Config& config) {
@@ -180,6 +205,7 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
     }
   }
   protocolWarnings(config, warnings);
+  packetFilterWarnings(config, warnings);
   return warnings;
 }
 

@@ -90,6 +90,12 @@ char lowerAscii(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+bool isValidSetName(std::string_view name) {
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+    return isAsciiAlnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
 void Reader::error(std::string path, std::uint32_t line, std::string message) {
   errors_.push_back(Diagnostic{std::move(path), std::move(message), line});
 }

@@ -26,6 +26,8 @@ std::string_view typeName(const toml::node& n);
 std::size_t editDistance(std::string_view a, std::string_view b);
 // 'A'..'Z' to 'a'..'z'; every other byte as it is.
 char lowerAscii(char c);
+// Network, group and packet filter names: [A-Za-z0-9_.-]+, at most 128 bytes.
+bool isValidSetName(std::string_view name);
 
 // " (did you mean \"sources\"?)" when one candidate is close to `word`, else "".
 template <class Names>
@@ -50,6 +52,8 @@ class Reader {
 
   void error(std::string path, std::uint32_t line, std::string message);
   void error(std::string path, const toml::node& where, std::string message);
+  // How many errors have been reported so far (a parser compares before and after a part).
+  std::size_t errorCount() const { return errors_.size(); }
 
   // Reports every key of `table` not in `known`, suggesting the closest known key.
   void rejectUnknownKeys(const toml::table& table, std::string_view path,
@@ -104,20 +108,28 @@ class Reader {
   // Calls visit(table, path, index) for each table of the array of tables at root[key].
   template <class Visit>
   void tables(const toml::table& root, std::string_view key, Visit&& visit) {
-    const toml::node* n = root.get(key);
+    tables(root, key, "", std::forward<Visit>(visit));
+  }
+
+  // The same for parent[key], where `parentPath` is the path of `parent`.
+  template <class Visit>
+  void tables(const toml::table& parent, std::string_view key, std::string_view parentPath,
+              Visit&& visit) {
+    const toml::node* n = parent.get(key);
     if (n == nullptr) return;
+    const std::string path = keyPath(parentPath, key);
     const auto* array = n->as_array();
     if (array == nullptr) {
-      error(std::string(key), *n,
-            fmt::format("expected an array of tables ([[{}]]), got {}", key, typeName(*n)));
+      error(path, *n,
+            fmt::format("expected an array of tables ([[{}]]), got {}", path, typeName(*n)));
       return;
     }
     for (std::size_t i = 0; i < array->size(); ++i) {
       const toml::node& element = (*array)[i];
       if (const auto* t = element.as_table()) {
-        visit(*t, indexPath(key, i), i);
+        visit(*t, indexPath(path, i), i);
       } else {
-        error(indexPath(key, i), element,
+        error(indexPath(path, i), element,
               fmt::format("expected a table, got {}", typeName(element)));
       }
     }

@@ -1,0 +1,27 @@
+// What the monitor proposes, as configuration text `fwgate config check` accepts: protocol
+// definitions ([protocols.NAME]) and the existing definition that already covers a connection.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/protocols.hpp"
+
+namespace fwgate::monitor {
+
+// "[protocols.NAME]\nport = 443\ntransport = \"tcp\"\ndirection = \"outbound\"\n" plus a
+// `secondary = [...]` array when there are secondary connections. Names that need it are quoted.
+std::string definitionToml(const policy::ProtocolDefinition& definition);
+
+// "{ ports = 0, transport = \"tcp\", direction = \"inbound\" }"
+std::string connectionToml(const policy::ConnectionSpec& spec);
+
+// The first of `definitions` (configuration order: the configuration's own, then the catalogue)
+// whose primary connection matches `primary` and whose secondary connections cover every one
+// of `secondary` (each as a connection of that port); nullptr if none does.
+const policy::ProtocolDefinition* findCovering(
+    const std::vector<policy::ProtocolDefinition>& definitions,
+    const policy::ConnectionSpec& primary, const std::vector<policy::ConnectionSpec>& secondary,
+    const policy::PortRange& dynamic);
+
+}  // namespace fwgate::monitor

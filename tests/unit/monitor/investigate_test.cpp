@@ -1,0 +1,398 @@
+// `fwgate monitor --log`: session-log lines shaped as the gateway writes them (SessionRecord::
+// toJson; errors from control_session.cpp, control_udp.cpp, control_listen.cpp, socks_*.cpp)
+// through investigate(), and the definitions it proposes through the configuration parser.
+#include "monitor/investigate.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "monitor/snippet.hpp"
+
+namespace fwgate::monitor {
+namespace {
+
+using policy::Direction;
+using policy::ProtocolDefinition;
+using policy::Transport;
+
+Investigation run(const std::string& log, const InvestigateOptions& options = {}) {
+  std::istringstream in(log);
+  return investigate(in, options);
+}
+
+// A firewall client's remoted connect (control_session.cpp), denied.
+std::string fwcConnect(const std::string& time, const std::string& client, const std::string& app,
+                       const std::string& requested, const std::string& rule,
+                       const std::string& error) {
+  return R"({"time":")" + time + R"(","duration_ms":0,"client":")" + client +
+         R"(","user":null,"protocol":"fwc","host":"ws1","application":")" + app +
+         R"(","os_user":"alice","command":"connect","requested":")" + requested +
+         R"(","resolved":"","rule":")" + rule +
+         R"(","result":"denied by the gateway's rules","reply":-1,"bytes_up":0,"bytes_down":0,)" +
+         R"("error":")" + error + "\"}\n";
+}
+
+std::string undefinedConnect(const std::string& time, const std::string& client,
+                             const std::string& app, const std::string& host, int port) {
+  return fwcConnect(time, client, app, host + ":" + std::to_string(port), "internal clients",
+                    "no protocol definition covers tcp outbound port " + std::to_string(port));
+}
+
+const std::string kSocksDenied443 =
+    R"({"time":"2026-11-24T10:05:00.250Z","duration_ms":1,"client":"10.1.1.3:50000","user":"bob",)"
+    R"("protocol":"socks5","command":"connect","requested":"www.example.com:443","resolved":"",)"
+    R"("rule":"no web","definition":"HTTPS","result":"not-allowed","reply":2,"bytes_up":0,)"
+    R"("bytes_down":0,"error":"denied by no web"})"
+    "\n";
+
+const std::string kSucceeded =
+    R"({"time":"2026-11-24T10:00:00.000Z","duration_ms":120,"client":"127.0.0.1:41000",)"
+    R"("user":null,"protocol":"socks5","command":"connect","requested":"127.0.0.1:8080",)"
+    R"("resolved":"127.0.0.1:8080","rule":"loopback","definition":"HTTP-Alt",)"
+    R"("result":"succeeded","reply":0,"bytes_up":5,"bytes_down":5})"
+    "\n";
+
+// The definitions, after a rule, as `fwgate config check` reads them.
+testing::AssertionResult parses(const std::vector<ProtocolDefinition>& definitions) {
+  std::string text = "[[rules]]\naction = \"allow\"\nsources = [\"loopback\"]\n";
+  for (const auto& d : definitions) text += "\n" + definitionToml(d);
+  const auto result = config::parseConfig(text, "proposed.toml");
+  if (result.ok()) return testing::AssertionSuccess();
+  auto failure = testing::AssertionFailure() << text;
+  for (const auto& e : result.errors) failure << "\nerror: " << e.toString();
+  return failure;
+}
+
+TEST(InvestigateTest, EmptyInput) {
+  const auto result = run("");
+  EXPECT_EQ(result.lines, 0u);
+  EXPECT_EQ(result.denials, 0u);
+  EXPECT_TRUE(result.findings.empty());
+  EXPECT_EQ(render(result), "0 log lines, 0 denied attempts in 0 groups\n");
+}
+
+TEST(InvestigateTest, MissingDefinitionProposesOneThatParses) {
+  const auto result = run(
+      kSucceeded +
+      undefinedConnect("2026-11-24T10:00:01.120Z", "10.1.1.2:40112", "curl", "203.0.113.7", 8443) +
+      undefinedConnect("2026-11-24T10:00:03.500Z", "10.1.1.2:40114", "curl", "203.0.113.7", 8443) +
+      undefinedConnect("2026-11-24T10:00:05.010Z", "10.1.1.2:40116", "curl", "api.example.net",
+                       8443));
+  EXPECT_EQ(result.lines, 4u);
+  EXPECT_EQ(result.succeeded, 1u);
+  EXPECT_EQ(result.denials, 3u);
+  ASSERT_EQ(result.findings.size(), 1u);
+  const Finding& f = result.findings[0];
+  EXPECT_EQ(f.kind, DenialKind::NoDefinition);
+  EXPECT_EQ(f.transport, Transport::Tcp);
+  EXPECT_EQ(f.direction, Direction::Outbound);
+  EXPECT_EQ(f.port, 8443);
+  EXPECT_EQ(f.application, "curl");
+  EXPECT_EQ(f.count, 3u);
+  EXPECT_EQ(f.destinations, (std::vector<std::string>{"203.0.113.7", "api.example.net"}));
+  EXPECT_EQ(f.clients, (std::vector<std::string>{"10.1.1.2"}));
+  EXPECT_EQ(f.users, (std::vector<std::string>{"alice"}));
+  EXPECT_EQ(f.firstTime, "2026-11-24T10:00:01.120Z");
+  EXPECT_EQ(f.lastTime, "2026-11-24T10:00:05.010Z");
+  EXPECT_EQ(f.exampleLine, 2u);
+  EXPECT_TRUE(f.covering.empty());
+  ASSERT_TRUE(f.proposed.has_value());
+  EXPECT_EQ(f.proposed->name, "CustomApp");
+  EXPECT_EQ(f.proposed->primary.ports, (policy::PortRange{8443, 8443}));
+  EXPECT_NE(f.suggestion.find("rule \"internal clients\" already allows it"), std::string::npos);
+  ASSERT_EQ(result.proposed.size(), 1u);
+  EXPECT_TRUE(parses(result.proposed));
+
+  const std::string report = render(result);
+  EXPECT_NE(report.find("denied 3x  tcp outbound port 8443  (no protocol definition covers it)\n"
+                        "  from 10.1.1.2 (curl, user alice) to 203.0.113.7:8443, "
+                        "api.example.net:8443, 2026-11-24T10:00:01 .. 10:00:05, log line 2\n"
+                        "  would be allowed by a new definition:\n"
+                        "    [protocols.CustomApp]\n    port = 8443\n"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.rfind("4 log lines, 3 denied attempts in 1 group; 1 succeeded\n", 0), 0u)
+      << report;
+}
+
+TEST(InvestigateTest, Port443DeniedByARuleNamesHttps) {
+  const auto result = run(kSocksDenied443);
+  ASSERT_EQ(result.findings.size(), 1u);
+  const Finding& f = result.findings[0];
+  EXPECT_EQ(f.kind, DenialKind::Rule);
+  EXPECT_EQ(f.port, 443);
+  EXPECT_EQ(f.rules, (std::vector<std::string>{"no web"}));
+  EXPECT_EQ(f.covering, "HTTPS");
+  EXPECT_FALSE(f.proposed.has_value());
+  EXPECT_TRUE(result.proposed.empty());
+  EXPECT_NE(f.suggestion.find("rule \"no web\" denies it"), std::string::npos) << f.suggestion;
+  EXPECT_NE(f.suggestion.find("protocols = [\"HTTPS\"]"), std::string::npos) << f.suggestion;
+  const std::string report = render(result);
+  EXPECT_NE(report.find("denied 1x  tcp outbound port 443  (denied by rule \"no web\")\n"
+                        "  from 10.1.1.3 (socks5, user bob) to www.example.com:443, "
+                        "2026-11-24T10:05:00, log line 1\n"),
+            std::string::npos)
+      << report;
+
+  // The default deny, from a firewall client: the same definition, another remedy.
+  const auto fallback =
+      run(fwcConnect("2026-11-24T10:06:00.000Z", "10.1.1.2:40300", "firefox", "[2001:db8::7]:443",
+                     "default-deny", "denied by default-deny"));
+  ASSERT_EQ(fallback.findings.size(), 1u);
+  EXPECT_EQ(fallback.findings[0].covering, "HTTPS");
+  EXPECT_EQ(fallback.findings[0].destinations, (std::vector<std::string>{"2001:db8::7"}));
+  EXPECT_NE(fallback.findings[0].suggestion.find("no rule allows it: add \"HTTPS\" to the "
+                                                 "protocols"),
+            std::string::npos)
+      << fallback.findings[0].suggestion;
+  const std::string report2 = render(fallback);
+  EXPECT_NE(report2.find("(no rule allows it)"), std::string::npos) << report2;
+  EXPECT_NE(report2.find("to [2001:db8::7]:443,"), std::string::npos) << report2;
+}
+
+TEST(InvestigateTest, GroupsByPortAndApplicationAndCounts) {
+  std::string log;
+  for (int i = 0; i < 3; ++i) {
+    log += undefinedConnect("2026-11-24T10:00:0" + std::to_string(i) + ".000Z", "10.1.1.2:4000",
+                            "curl", "203.0.113.7", 8443);
+  }
+  log += undefinedConnect("2026-11-24T10:01:00.000Z", "10.1.1.4:4000", "wget", "203.0.113.7", 8443);
+  log += undefinedConnect("2026-11-24T10:02:00.000Z", "10.1.1.5:4000", "wget", "203.0.113.7", 8443);
+  log += undefinedConnect("2026-11-24T10:03:00.000Z", "10.1.1.2:4000", "curl", "203.0.113.9", 9000);
+  log += kSocksDenied443;
+  const auto result = run(log);
+  EXPECT_EQ(result.denials, 7u);
+  ASSERT_EQ(result.findings.size(), 4u);
+  EXPECT_EQ(result.findings[0].count, 3u);
+  EXPECT_EQ(result.findings[0].application, "curl");
+  EXPECT_EQ(result.findings[1].count, 2u);
+  EXPECT_EQ(result.findings[1].application, "wget");
+  EXPECT_EQ(result.findings[1].clients, (std::vector<std::string>{"10.1.1.4", "10.1.1.5"}));
+  EXPECT_EQ(result.findings[2].port, 9000);
+  EXPECT_EQ(result.findings[3].port, 443);
+  // One definition per port, whichever program needs it; names made unique.
+  ASSERT_EQ(result.proposed.size(), 2u);
+  EXPECT_EQ(result.proposed[0].name, "CustomApp");
+  EXPECT_EQ(result.proposed[1].name, "CustomApp-2");
+  EXPECT_EQ(result.findings[1].proposed->name, "CustomApp");
+  EXPECT_EQ(result.findings[2].proposed->name, "CustomApp-2");
+  EXPECT_TRUE(parses(result.proposed));
+  const std::string report = render(result);
+  EXPECT_NE(report.find("would be allowed by [protocols.CustomApp] above"), std::string::npos)
+      << report;
+
+  // A name the configuration already has (case-insensitively) is not reused.
+  InvestigateOptions options;
+  options.name = "https";
+  const auto renamed = run(log, options);
+  ASSERT_EQ(renamed.proposed.size(), 2u);
+  EXPECT_EQ(renamed.proposed[0].name, "https-2");
+  EXPECT_EQ(renamed.proposed[1].name, "https-3");
+  EXPECT_TRUE(parses(renamed.proposed));
+}
+
+TEST(InvestigateTest, UdpDatagramNoDefinitionCovers) {
+  const std::string line =
+      R"({"time":"2026-11-24T11:00:00.000Z","duration_ms":2000,"client":"10.1.1.2:40500",)"
+      R"("user":null,"protocol":"fwc","host":"ws1","application":"python3","os_user":"alice",)"
+      R"("command":"udp","requested":"","resolved":"","bound":"10.1.1.1:40001",)"
+      R"("rule":"no-definition","result":"succeeded","reply":-1,"bytes_up":0,"bytes_down":0,)"
+      R"("datagrams_up":0,"datagrams_down":0,)"
+      R"("error":"no protocol definition covers udp send port 9999"})"
+      "\n";
+  const auto result = run(line);
+  ASSERT_EQ(result.findings.size(), 1u);
+  const Finding& f = result.findings[0];
+  EXPECT_EQ(f.kind, DenialKind::NoDefinition);
+  EXPECT_EQ(f.transport, Transport::Udp);
+  EXPECT_EQ(f.direction, Direction::Send);
+  EXPECT_EQ(f.port, 9999);
+  EXPECT_EQ(result.succeeded, 0u);
+  ASSERT_TRUE(f.proposed.has_value());
+  EXPECT_TRUE(parses(result.proposed));
+  EXPECT_NE(render(result).find("denied 1x  udp send port 9999"), std::string::npos);
+}
+
+TEST(InvestigateTest, RefusedAcceptSuggestsSecondaryPeers) {
+  const std::string refused =
+      R"({"time":"2026-11-24T12:00:00.000Z","duration_ms":0,"client":"10.1.1.2:40600",)"
+      R"("user":null,"protocol":"fwc","host":"ws1","application":"python3","os_user":"alice",)"
+      R"("command":"accept","requested":"198.51.100.1:4123","resolved":"203.0.113.53:51234",)"
+      R"("bound":"198.51.100.1:4123","rule":"callback","definition":"Callback",)"
+      R"("result":"refused","reply":-1,"bytes_up":0,"bytes_down":0,)"
+      R"("error":"peer 203.0.113.53:51234 refused: only 203.0.113.7, the host of the primary )"
+      R"(connection, may connect"})"
+      "\n";
+  const auto result = run(refused);
+  ASSERT_EQ(result.findings.size(), 1u);
+  const Finding& f = result.findings[0];
+  EXPECT_EQ(f.kind, DenialKind::RefusedPeer);
+  EXPECT_EQ(f.direction, Direction::Inbound);
+  EXPECT_EQ(f.port, 0);  // a secondary listen: a dynamic port
+  EXPECT_EQ(f.destinations, (std::vector<std::string>{"203.0.113.53"}));
+  EXPECT_TRUE(f.rules.empty());
+  EXPECT_NE(f.suggestion.find("secondary_peers = \"rules\""), std::string::npos) << f.suggestion;
+  EXPECT_NE(f.suggestion.find("protocols = [\"Callback\"]"), std::string::npos) << f.suggestion;
+  EXPECT_NE(f.suggestion.find("nothing to do"), std::string::npos) << f.suggestion;
+  const std::string report = render(result);
+  EXPECT_NE(report.find("refused 1x  tcp inbound to a listen on a dynamic port  (only the primary "
+                        "connection's host may connect)\n  peer 203.0.113.53 to 10.1.1.2 "
+                        "(python3, user alice)"),
+            std::string::npos)
+      << report;
+
+  // A server's listen (its definition's primary connection is inbound): peers by the rules.
+  InvestigateOptions options;
+  options.definitions.insert(
+      options.definitions.begin(),
+      ProtocolDefinition{"GameServer", {{4000, 4000}, Transport::Tcp, Direction::Inbound}, {}});
+  std::string server = refused;
+  server.replace(server.find("4123"), 4, "4000");
+  server.replace(server.find("4123"), 4, "4000");
+  server.replace(server.find("Callback"), 8, "GameServer");
+  server.replace(server.find("only 203.0.113.7"), std::string::npos, "denied by default-deny\"}\n");
+  const auto served = run(server + server, options);
+  ASSERT_EQ(served.findings.size(), 1u);
+  EXPECT_EQ(served.findings[0].count, 2u);
+  EXPECT_EQ(served.findings[0].port, 4000);
+  EXPECT_EQ(served.findings[0].rules, (std::vector<std::string>{"default-deny"}));
+  EXPECT_NE(served.findings[0].suggestion.find("no rule allows them"), std::string::npos);
+
+  // A refusal for the session limit is not the policy's.
+  std::string limited = refused;
+  limited.replace(limited.find("only 203.0.113.7"), std::string::npos, "session limit\"}\n");
+  const auto busy = run(limited);
+  EXPECT_TRUE(busy.findings.empty());
+  EXPECT_EQ(busy.otherRefusals, 1u);
+}
+
+TEST(InvestigateTest, RemotedListensWithoutADefinition) {
+  const std::string head =
+      R"({"time":"2026-11-24T13:00:01.000Z","duration_ms":0,"client":"10.1.1.2:40700",)"
+      R"("user":null,"protocol":"fwc","host":"ws1","application":"ftpish","os_user":"alice",)";
+  const std::string serverListen =
+      head +
+      R"x("command":"listen-server","requested":"0.0.0.0:4500","resolved":"","rule":"(per peer)",)x"
+      R"("result":"denied by the gateway's rules","reply":-1,"bytes_up":0,"bytes_down":0,)"
+      R"("error":"no protocol definition covers inbound TCP port 4500"})"
+      "\n";
+  // The program's primary connection, logged when it ends (after its listen).
+  const std::string primary =
+      R"({"time":"2026-11-24T13:00:00.000Z","duration_ms":9000,"client":"10.1.1.2:40690",)"
+      R"("user":null,"protocol":"fwc","host":"ws1","application":"ftpish","os_user":"alice",)"
+      R"("command":"connect","requested":"203.0.113.7:80","resolved":"203.0.113.7:80",)"
+      R"("bound":"198.51.100.1:40000","rule":"web","definition":"HTTP","result":"succeeded",)"
+      R"("reply":-1,"bytes_up":10,"bytes_down":10})"
+      "\n";
+  const std::string secondaryListen =
+      head +
+      R"("command":"listen","requested":"10.1.1.2:0","resolved":"","rule":"",)"
+      R"("result":"denied by the gateway's rules","reply":-1,"bytes_up":0,"bytes_down":0,)"
+      R"("error":"no primary connection of ftpish (pid 4242) whose protocol definition has an )"
+      R"(inbound TCP secondary connection"})"
+      "\n";
+  const auto result = run(serverListen + secondaryListen + primary);
+  EXPECT_EQ(result.succeeded, 1u);
+  ASSERT_EQ(result.findings.size(), 2u);
+  const Finding& server = result.findings[0];
+  EXPECT_EQ(server.kind, DenialKind::ListenNoDefinition);
+  EXPECT_EQ(server.port, 4500);
+  ASSERT_TRUE(server.proposed.has_value());
+  EXPECT_EQ(server.proposed->primary.direction, Direction::Inbound);
+  EXPECT_FALSE(server.proposedExtends);
+  const Finding& secondary = result.findings[1];
+  EXPECT_EQ(secondary.kind, DenialKind::ListenNoDefinition);
+  EXPECT_EQ(secondary.port, 0);
+  ASSERT_TRUE(secondary.proposed.has_value());
+  EXPECT_EQ(secondary.proposed->name, "HTTP");  // the primary connection's definition, extended
+  EXPECT_TRUE(secondary.proposedExtends);
+  ASSERT_EQ(secondary.proposed->secondary.size(), 1u);
+  EXPECT_TRUE(secondary.proposed->secondary[0].anyDynamicPort());
+  EXPECT_EQ(secondary.proposed->secondary[0].direction, Direction::Inbound);
+  EXPECT_TRUE(parses(result.proposed));
+  const std::string report = render(result);
+  EXPECT_NE(report.find("would be allowed by \"HTTP\" extended:\n    [protocols.HTTP]\n"),
+            std::string::npos)
+      << report;
+
+  // Without its primary connection in the log: what to add, as text.
+  const auto alone = run(secondaryListen);
+  ASSERT_EQ(alone.findings.size(), 1u);
+  EXPECT_FALSE(alone.findings[0].proposed.has_value());
+  EXPECT_NE(alone.findings[0].suggestion.find(
+                R"({ ports = 0, transport = "tcp", direction = "inbound" })"),
+            std::string::npos)
+      << alone.findings[0].suggestion;
+}
+
+TEST(InvestigateTest, ClientFilter) {
+  const std::string log =
+      undefinedConnect("2026-11-24T10:00:01.000Z", "10.1.1.2:40112", "curl", "203.0.113.7", 8443) +
+      undefinedConnect("2026-11-24T10:00:02.000Z", "10.1.1.9:40112", "curl", "203.0.113.7", 8443) +
+      fwcConnect("2026-11-24T10:00:03.000Z", "[2001:db8::9]:40112", "curl", "203.0.113.7:8443",
+                 "internal clients", "no protocol definition covers tcp outbound port 8443");
+  InvestigateOptions options;
+  options.client = policy::IpAddress::parse("10.1.1.9");
+  const auto one = run(log, options);
+  EXPECT_EQ(one.denials, 1u);
+  EXPECT_EQ(one.otherClients, 2u);
+  ASSERT_EQ(one.findings.size(), 1u);
+  EXPECT_EQ(one.findings[0].clients, (std::vector<std::string>{"10.1.1.9"}));
+  EXPECT_NE(render(one).find("2 of other clients"), std::string::npos);
+
+  options.client = policy::IpAddress::parse("2001:db8::9");
+  const auto v6 = run(log, options);
+  ASSERT_EQ(v6.findings.size(), 1u);
+  EXPECT_EQ(v6.findings[0].clients, (std::vector<std::string>{"2001:db8::9"}));
+}
+
+TEST(InvestigateTest, UnreadableLinesAreCountedNeverThrown) {
+  const std::string log = kSucceeded + "not json at all\n" + "\n" +
+                          R"({"time":"2026-11-24T10:00:00.000Z","client":)" + "\n" + "[1,2,3]\n" +
+                          "\xff\xfe{}\n" + kSocksDenied443 + R"({"command":42,"result":null})" +
+                          "\n";
+  Investigation result;
+  ASSERT_NO_THROW(result = run(log));
+  EXPECT_EQ(result.lines, 8u);
+  EXPECT_EQ(result.unreadable, 4u);
+  EXPECT_EQ(result.firstUnreadableLine, 2u);
+  EXPECT_EQ(result.sessions, 3u);
+  EXPECT_EQ(result.denials, 1u);
+  EXPECT_EQ(result.other, 1u);
+  EXPECT_NE(render(result).find("4 unreadable (first: line 2)"), std::string::npos);
+}
+
+TEST(InvestigateTest, OutcomesThatAreNotDenialsAreOnlyCounted) {
+  const auto line = [](const std::string& protocol, const std::string& command,
+                       const std::string& result, const std::string& error) {
+    return R"({"time":"2026-11-24T10:00:00.000Z","client":"10.1.1.2:1","user":null,"protocol":")" +
+           protocol + R"(","command":")" + command +
+           R"(","requested":"203.0.113.7:25","resolved":"","rule":"mail","result":")" + result +
+           R"(","reply":5,"bytes_up":0,"bytes_down":0,"error":")" + error + "\"}\n";
+  };
+  const auto result = run(
+      line("socks5", "connect", "refused", "connect 203.0.113.7:25: Connection refused") +
+      line("socks5", "none", "handshake-timeout", "") + line("socks5", "none", "bad-version", "") +
+      line("socks5", "none", "closed-in-handshake", "") +
+      line("socks5", "none", "auth-failed", "") +
+      line("socks4", "connect", "not-allowed",
+           "listener requires authentication; SOCKS 4 has none") +
+      line("fwc", "connect", "connection refused", "connect 203.0.113.7:25: Connection refused") +
+      line("fwc", "listen", "succeeded", "no connection within bind_timeout"));
+  EXPECT_TRUE(result.findings.empty());
+  EXPECT_EQ(result.denials, 0u);
+  EXPECT_EQ(result.failed, 2u);
+  EXPECT_EQ(result.timeouts, 1u);
+  EXPECT_EQ(result.malformed, 1u);
+  EXPECT_EQ(result.clientClosed, 1u);
+  EXPECT_EQ(result.authFailures, 1u);
+  EXPECT_EQ(result.otherRefusals, 1u);
+  EXPECT_EQ(result.succeeded, 1u);
+}
+
+}  // namespace
+}  // namespace fwgate::monitor
