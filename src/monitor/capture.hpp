@@ -2,6 +2,7 @@
 // monitor that does I/O; the frames go to a callback as bytes, for decode().
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -76,7 +77,7 @@ class Capture {
   bool live_ = false;
   std::string warning_;
   std::uint64_t frames_ = 0;
-  volatile int stopped_ = 0;
+  volatile std::sig_atomic_t stopped_ = 0;
 };
 
 }  // namespace fwgate::monitor

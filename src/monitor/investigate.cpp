@@ -134,7 +134,10 @@ std::optional<Finding> classify(const Json& j, const std::string& client,
             .exampleLine = out.lines,
             .exampleError = error};
   addDistinct(a.users, user.empty() ? text(j, "os_user") : user);
-  auto [destination, port] = splitHostPort(text(j, "requested"));
+  // Named members, not a structured binding: clang 14 cannot capture one in a lambda.
+  auto requested = splitHostPort(text(j, "requested"));
+  auto& destination = requested.first;
+  auto& port = requested.second;
   std::string rule = text(j, "rule");
   const auto is = [&](DenialKind kind, Transport transport, Direction direction,
                       std::uint16_t p) -> std::optional<Finding> {

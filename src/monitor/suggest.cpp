@@ -292,12 +292,20 @@ Suggestion suggest(const ConversationTable& table, const SuggestOptions& options
   }
   const policy::IpAddress client = *out.client;
   std::vector<std::size_t> mine;
+  std::size_t portZero = 0;
   for (std::size_t i = 0; i < all.size(); ++i) {
-    if (all[i].initiator.address == client || all[i].responder.address == client) {
-      mine.push_back(i);
+    if (all[i].initiator.address != client && all[i].responder.address != client) continue;
+    // Port 0 is no port a program can connect to or listen on: a scan or a malformed packet.
+    if (all[i].initiator.port == 0 || all[i].responder.port == 0) {
+      ++portZero;
+      continue;
     }
+    mine.push_back(i);
   }
   w.comment("client {} ({}): {} of them", addressText(client), out.clientFrom, mine.size());
+  if (portZero > 0) {
+    w.comment("({} more with port 0 on the wire, left out: no program uses that port)", portZero);
+  }
   listConversations(w, all, mine, options.listLimit);
 
   // Group by remote host: the first conversation the client opened with a host is a primary

@@ -405,3 +405,21 @@ def test_log_lists_denied_attempts_with_the_definition_that_allows_them(topo, ga
     # The same through standard input, and only the given client.
     cp = monitor("--log", "-", "--client", "10.99.99.99", stdin=log.read_bytes())
     assert cp.returncode == 0 and "8443" not in cp.stdout.decode(), out(cp)
+
+
+def test_live_suggest_for_a_program_on_the_gateway_host(topo):
+    """--suggest on a live capture: curl on the gateway host itself; --duration ends it."""
+    ge = topo.link["ge"]
+    mon = topo.spawn("gateway", [FWGATE_BIN, "monitor", "-i", ge, "--suggest", "--duration", "3",
+                                 "--filter", "tcp"])
+    fwit.read_pipe(mon.stderr, 400, 10, until=b"\n")
+    time.sleep(0.3)
+    cp = topo.run_in("gateway", ["curl", "-sS", "--max-time", "10", f"http://{EXTERNAL}/"], timeout=20)
+    assert cp.returncode == 0, out(cp)
+    text, err = mon.communicate(timeout=20 * fwit.SLOW)
+    text = text.decode()
+    assert mon.returncode == 0, (text, err)
+    assert f"client {GATEWAY_OUTSIDE} (opened the first conversation" in text, text
+    assert 'The built-in definition "HTTP" covers it' in text, text
+    assert '[[packet_filters.filter]]' in text and 'remote_port = 80\n' in text, text
+    assert config_check(topo.tmp, base_config(topo.tmp) + text).returncode == 0, text
