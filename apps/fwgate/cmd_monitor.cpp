@@ -4,9 +4,13 @@
 #include <fmt/format.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -21,22 +25,39 @@
 #include "monitor/suggest.hpp"
 
 namespace fwgate::app {
+
 namespace {
 
+constexpr int kMaxBufferMegabytes = 2047;    // libpcap takes the size as an int of bytes
+constexpr std::size_t kMaxNameLength = 100;  // room for "-filter-NNN" within 128
+
 monitor::Capture* volatile activeCapture = nullptr;
+volatile std::sig_atomic_t stopRequested = 0;
 
 void onSignal(int) {
+  stopRequested = 1;
   if (monitor::Capture* c = activeCapture) c->stop();
 }
 
-void installSignals() {
+// SIGINT, SIGTERM and (for --duration) SIGALRM end the capture; once it has ended they have
+// their default effect again, so a second Ctrl-C during a long suggestion ends the program.
+void installSignals(int durationSeconds) {
   struct sigaction sa {};
   sa.sa_handler = onSignal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0;  // no SA_RESTART: poll() returns and the loop sees stop()
+  sa.sa_flags = 0;  // no SA_RESTART: poll() and a blocked write() return, and the loop stops
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGALRM, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a closed pipe ends the output, not the summary
+  if (durationSeconds > 0) alarm(static_cast<unsigned>(durationSeconds));
+}
+
+void restoreSignals() {
+  alarm(0);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGALRM, SIG_DFL);
 }
 
 std::vector<policy::IpAddress> localAddresses() {
@@ -69,10 +90,19 @@ class Output {
   void flushIfLarge() {
     if (buffer_.size() >= (1U << 18)) flush();
   }
+  // write(2) itself, not stdio: a signal that asks to stop ends a write blocked on a full pipe
+  // (stdio would retry it), and then the rest of the buffer is dropped.
   void flush() {
-    if (!buffer_.empty() && ok_) {
-      ok_ = std::fwrite(buffer_.data(), 1, buffer_.size(), stdout) == buffer_.size() &&
-            std::fflush(stdout) == 0;
+    std::size_t done = 0;
+    while (ok_ && done < buffer_.size()) {
+      const ssize_t n = ::write(STDOUT_FILENO, buffer_.data() + done, buffer_.size() - done);
+      if (n > 0) {
+        done += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        if (stopRequested != 0) break;
+      } else {
+        ok_ = false;  // EPIPE: the reader is gone
+      }
     }
     buffer_.clear();
   }
@@ -84,7 +114,7 @@ class Output {
 };
 
 bool loadDefinitions(const std::string& path, std::vector<policy::ProtocolDefinition>& definitions,
-                     policy::PortRange& dynamic) {
+                     policy::PortRange& dynamic, std::vector<std::string>* filterNames = nullptr) {
   if (path.empty()) return true;
   const auto loaded = config::loadConfigFile(path);
   if (!loaded.ok()) {
@@ -93,6 +123,9 @@ bool loadDefinitions(const std::string& path, std::vector<policy::ProtocolDefini
   }
   definitions = loaded.config->protocols;
   dynamic = loaded.config->bind.dynamicPorts;
+  if (filterNames != nullptr) {
+    for (const auto& f : loaded.config->packetFilters.filters) filterNames->push_back(f.name);
+  }
   return true;
 }
 
@@ -124,6 +157,13 @@ int investigateLog(const MonitorOptions& options) {
   return 0;
 }
 
+// Standard output goes to a pipe or a terminal, which the reader may not drain fast enough.
+bool stdoutIsSlow() {
+  struct stat st {};
+  return fstat(STDOUT_FILENO, &st) == 0 &&
+         (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode) || S_ISSOCK(st.st_mode));
+}
+
 void reportStats(const monitor::Capture& capture, const MonitorOptions& options) {
   const auto s = capture.stats();
   if (!capture.live()) {
@@ -140,11 +180,14 @@ void reportStats(const monitor::Capture& capture, const MonitorOptions& options)
              capture.frames(), options.interface, s.received, s.dropped, s.droppedByInterface);
   if (s.dropped > 0) {
     const int mb = options.bufferMegabytes > 0 ? options.bufferMegabytes : 2;
+    const int advice = std::min(kMaxBufferMegabytes, mb < 64 ? 64 : mb * 4);
     fmt::print(stderr,
                "fwgate monitor: LOST {} packets: the capture buffer ({} MB) filled faster than "
-               "they were read. Raise it with --buffer-size {} (MB), narrow the capture with "
-               "--filter, or save with -w FILE and read the file later with -r.\n",
-               s.dropped, mb, mb < 64 ? 64 : mb * 4);
+               "they were read{}. {} narrow the capture with --filter, or save with -w FILE and "
+               "read the file later with -r.\n",
+               s.dropped, mb, stdoutIsSlow() ? " (or the output was not read fast enough)" : "",
+               advice > mb ? fmt::format("Raise it with --buffer-size {} (MB),", advice)
+                           : std::string("The buffer is at its largest:"));
   }
 }
 
@@ -157,13 +200,28 @@ int runMonitor(const MonitorOptions& options) {
     return 2;
   }
   monitor::SuggestOptions so;
-  if (!loadDefinitions(options.configPath, so.definitions, so.dynamicPorts)) return 1;
+  if (!loadDefinitions(options.configPath, so.definitions, so.dynamicPorts, &so.filterNames)) {
+    return 1;
+  }
   if (!options.client.empty()) {
     so.client = policy::IpAddress::parse(options.client);
     if (!so.client) {
       fmt::print(stderr, "fwgate monitor: --client {}: not an IP address\n", options.client);
       return 1;
     }
+  }
+  if (!policy::isValidProtocolName(options.name) || options.name.size() > kMaxNameLength) {
+    fmt::print(stderr,
+               "fwgate monitor: --name {}: a definition name is letters, digits, '_', '.' and "
+               "'-', at most {} characters\n",
+               options.name, kMaxNameLength);
+    return 2;
+  }
+  if (options.writeFile == "-") {
+    fmt::print(stderr,
+               "fwgate monitor: -w -: standard output carries the frame lines; give a "
+               "file name\n");
+    return 2;
   }
   so.name = options.name;
   so.gatewayHost = options.gatewayHost;
@@ -208,37 +266,33 @@ int runMonitor(const MonitorOptions& options) {
   const bool showFrames = !options.suggest || options.frames;
   const bool live = capture->live();
   activeCapture = capture.get();
-  installSignals();
-  try {
-    capture->run(
-        [&](const monitor::CapturedFrame& f) {
-          const auto frame = monitor::decode(linkType, f.bytes, f.wireLength);
-          if (options.suggest) table.add(f.number, f.seconds, frame);
-          if (!showFrames) return;
-          monitor::appendFrameLine(out.buffer(), f.number, f.seconds, f.micros, frame);
-          if (live) {
-            out.flushIfLarge();
-          } else if (out.buffer().size() >= (1U << 18)) {
-            out.flush();
-          }
-          if (!out.ok() && !options.suggest) capture->stop();
-        },
-        [&] { out.flush(); }, options.count, options.durationSeconds);
-  } catch (const std::exception& e) {
-    activeCapture = nullptr;
-    out.flush();
-    fmt::print(stderr, "fwgate monitor: {}\n", e.what());
-    return 1;
-  }
+  installSignals(live ? options.durationSeconds : 0);
+  struct stat st {};
+  const int watch = fstat(STDOUT_FILENO, &st) == 0 ? STDOUT_FILENO : -1;
+  const std::string error = capture->run(
+      [&](const monitor::CapturedFrame& f) {
+        const auto frame = monitor::decode(linkType, f.bytes, f.wireLength);
+        if (options.suggest) table.add(f.number, f.seconds, frame);
+        if (!showFrames) return;
+        monitor::appendFrameLine(out.buffer(), f.number, f.seconds, f.micros, frame);
+        out.flushIfLarge();
+        if (!out.ok() && !options.suggest) capture->stop();
+      },
+      [&] { out.flush(); }, options.count, options.durationSeconds, watch);
   activeCapture = nullptr;
+  restoreSignals();
   out.flush();
+  if (!error.empty()) {
+    fmt::print(stderr, "fwgate monitor: {}: {} (after {} frames; what came before is shown)\n",
+               live ? options.interface : options.file, error, capture->frames());
+  }
   if (options.suggest) {
     const auto suggestion = monitor::suggest(table, so);
     out.buffer() = (showFrames ? "\n" : "") + suggestion.text;
     out.flush();
   }
   reportStats(*capture, options);
-  return 0;
+  return error.empty() ? 0 : 1;
 }
 
 }  // namespace fwgate::app

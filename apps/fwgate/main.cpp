@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   monitorCmd
       ->add_option("-B,--buffer-size", monitor.bufferMegabytes,
                    "Kernel capture buffer in MB (default 2)")
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 2047));
   monitorCmd->add_option("-c,--count", monitor.count, "Stop after this many frames");
   monitorCmd
       ->add_option("--duration", monitor.durationSeconds,

@@ -4,7 +4,9 @@
 #include <pcap/pcap.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <stdexcept>
 
 namespace fwgate::monitor {
@@ -54,10 +56,14 @@ Capture::Capture(const CaptureOptions& options) {
     pcap_t* p = handle_.get();
     pcap_set_snaplen(p, options.snapLength);
     pcap_set_promisc(p, options.promiscuous ? 1 : 0);
-    // Frames are shown as they come; the loop below batches output while the capture is busy.
-    pcap_set_immediate_mode(p, 1);
+    // Not immediate mode: that makes libpcap use TPACKET_V2, whose ring slots are each as large
+    // as the biggest frame, so the default 2 MB holds a few dozen frames and a burst is lost.
+    // TPACKET_V3 packs frames into blocks, handed over when full or after this timeout.
     pcap_set_timeout(p, 100);
-    if (options.bufferMegabytes > 0) pcap_set_buffer_size(p, options.bufferMegabytes << 20);
+    if (options.bufferMegabytes > 0) {
+      const std::int64_t bytes = std::int64_t{options.bufferMegabytes} << 20;
+      pcap_set_buffer_size(p, static_cast<int>(std::min<std::int64_t>(bytes, INT_MAX)));
+    }
     const int rc = pcap_activate(p);
     if (rc < 0) {
       const std::string detail = rc == PCAP_ERROR ? pcap_geterr(p) : pcap_statustostr(rc);
@@ -91,8 +97,9 @@ void Capture::stop() {
   if (handle_) pcap_breakloop(handle_.get());
 }
 
-void Capture::run(const std::function<void(const CapturedFrame&)>& onFrame,
-                  const std::function<void()>& idle, std::uint64_t count, int seconds) {
+std::string Capture::run(const std::function<void(const CapturedFrame&)>& onFrame,
+                         const std::function<void()>& idle, std::uint64_t count, int seconds,
+                         int watchFd) {
   pcap_t* p = handle_.get();
   Delivery delivery{&onFrame, dumper_.get(), &frames_};
   auto* user = reinterpret_cast<u_char*>(&delivery);
@@ -104,29 +111,46 @@ void Capture::run(const std::function<void(const CapturedFrame&)>& onFrame,
   if (!live_) {
     while (stopped_ == 0 && (count == 0 || frames_ < count)) {
       const int n = pcap_dispatch(p, remaining(), deliver, user);
-      if (n == PCAP_ERROR) throw failure(p, "read");
+      // A damaged record (a capture cut short when tcpdump was killed): what came before it
+      // stands; the caller reports the rest.
+      if (n == PCAP_ERROR) return finish(pcap_geterr(p));
       if (n <= 0) break;  // end of file, or stop()
     }
-    if (dumper_) pcap_dump_flush(dumper_.get());
-    return;
+    return finish({});
   }
-  char error[PCAP_ERRBUF_SIZE] = {};
-  if (pcap_setnonblock(p, 1, error) != 0) throw std::runtime_error(error);
+  char nonblockError[PCAP_ERRBUF_SIZE] = {};
+  if (pcap_setnonblock(p, 1, nonblockError) != 0) return finish(nonblockError);
   const int fd = pcap_get_selectable_fd(p);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string error;
   while (stopped_ == 0 && (count == 0 || frames_ < count)) {
     if (seconds > 0 && std::chrono::steady_clock::now() >= deadline) break;
     const int n = pcap_dispatch(p, remaining(), deliver, user);
-    if (n == PCAP_ERROR) throw failure(p, "capture");
+    if (n == PCAP_ERROR) {
+      error = pcap_geterr(p);
+      break;
+    }
     if (n == PCAP_ERROR_BREAK) break;
     if (n > 0) continue;
-    if (dumper_) pcap_dump_flush(dumper_.get());
+    if (dumper_ && pcap_dump_flush(dumper_.get()) != 0) {
+      error = "writing the capture file failed";
+      break;
+    }
     idle();
-    pollfd pfd{fd, POLLIN, 0};
-    poll(&pfd, 1, 100);  // a signal (stop) interrupts it
+    // The reader of our output went away (a closed pipe reports POLLERR): nobody is listening.
+    pollfd pfds[2] = {{fd, POLLIN, 0}, {watchFd, 0, 0}};
+    poll(pfds, watchFd >= 0 ? 2 : 1, 100);  // a signal (stop) interrupts it
+    if (watchFd >= 0 && (pfds[1].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) break;
   }
-  if (dumper_) pcap_dump_flush(dumper_.get());
   idle();
+  return finish(error);
+}
+
+std::string Capture::finish(std::string error) {
+  if (dumper_ && pcap_dump_flush(dumper_.get()) != 0 && error.empty()) {
+    error = "writing the capture file failed";
+  }
+  return error;
 }
 
 CaptureStats Capture::stats() const {

@@ -55,10 +55,12 @@ class Capture {
   const std::string& warning() const { return warning_; }
 
   // Delivers frames until the end of the file, `count` frames (0: no limit), `seconds` of a
-  // live capture (0: no limit) or stop(). `idle` runs whenever a live capture has nothing
-  // pending (the caller flushes its output there). Throws std::runtime_error on a read error.
-  void run(const std::function<void(const CapturedFrame&)>& onFrame,
-           const std::function<void()>& idle, std::uint64_t count, int seconds);
+  // live capture (0: no limit), stop(), or an error on `watchFd` (the output; -1: none).
+  // `idle` runs whenever a live capture has nothing pending (the caller flushes its output
+  // there). Returns libpcap's words for a read or write error that ended it early, else "".
+  std::string run(const std::function<void(const CapturedFrame&)>& onFrame,
+                  const std::function<void()>& idle, std::uint64_t count, int seconds,
+                  int watchFd = -1);
 
   // Ends run() soon; safe to call from a signal handler.
   void stop();
@@ -67,6 +69,8 @@ class Capture {
   std::uint64_t frames() const { return frames_; }
 
  private:
+  std::string finish(std::string error);
+
   struct Deleter {
     void operator()(pcap* p) const;
     void operator()(pcap_dumper* d) const;

@@ -49,6 +49,34 @@ bool wellKnownPort(Transport transport, std::uint16_t port) {
   });
 }
 
+std::string conversationNames(const std::vector<std::size_t>& indexes) {
+  std::string out;
+  for (std::size_t i = 0; i < indexes.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "{}C{}", i > 0 ? ", " : "", indexes[i] + 1);
+  }
+  return out;
+}
+
+namespace {
+std::string lowered(std::string s) {
+  for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return s;
+}
+}  // namespace
+
+UniqueNames::UniqueNames(const std::vector<std::string>& taken) {
+  for (const auto& t : taken) used_.insert(lowered(t));
+}
+
+std::string UniqueNames::take(const std::string& base) {
+  std::size_t& n = next_[lowered(base)];
+  for (;;) {
+    std::string name = n == 0 ? base : fmt::format("{}-{}", base, n + 1);
+    ++n;
+    if (used_.insert(lowered(name)).second) return name;
+  }
+}
+
 std::size_t ConversationTable::KeyHash::operator()(const Key& k) const {
   return hashEndpoint(hashEndpoint(0xcbf29ce484222325ULL ^ k.transport, k.low), k.high);
 }
@@ -168,21 +196,21 @@ void ConversationTable::addIcmp(std::uint64_t number, const Frame& frame) {
   const bool request = v6 ? icmp.type == 128 : icmp.type == 8;
   const bool reply = v6 ? icmp.type == 129 : icmp.type == 0;
   if (request || reply) {
+    if (v6 != (frame.network == Network::Ipv6)) return;  // ICMP of the other IP version: hostile
     const auto& initiator = request ? frame.src : frame.dst;
     const auto& responder = request ? frame.dst : frame.src;
-    auto it = std::find_if(echoes_.begin(), echoes_.end(), [&](const EchoExchange& e) {
-      return e.initiator == initiator && e.responder == responder;
-    });
-    if (it == echoes_.end()) {
+    auto found = echoIndex_.find({initiator, responder});
+    if (found == echoIndex_.end()) {
       if (echoes_.size() >= kMaxEchoes) return;
       echoes_.push_back({initiator, responder, v6, number, 0, false});
-      it = echoes_.end() - 1;
+      found = echoIndex_.emplace(std::make_pair(initiator, responder), echoes_.size() - 1).first;
     }
+    auto* it = &echoes_[found->second];
     ++it->frames;
     if (reply) it->answered = true;
     return;
   }
-  if (!icmp.hasQuoted || (icmp.quotedProtocol != kTcp && icmp.quotedProtocol != kUdp)) return;
+  if (!icmp.hasQuoted || !icmp.hasQuotedPorts) return;
   Conversation* c = find(icmp.quotedProtocol, Endpoint{icmp.quotedSrc, icmp.quotedSrcPort},
                          Endpoint{icmp.quotedDst, icmp.quotedDstPort});
   if (c == nullptr || c->icmpFrame != 0) return;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -87,6 +89,7 @@ class ConversationTable {
   std::vector<Conversation> conversations_;
   std::unordered_map<Key, std::size_t, KeyHash> index_;
   std::vector<EchoExchange> echoes_;
+  std::map<std::pair<policy::IpAddress, policy::IpAddress>, std::size_t> echoIndex_;
   std::uint64_t frames_ = 0;
   std::uint64_t overflow_ = 0;
 };
@@ -94,5 +97,20 @@ class ConversationTable {
 // A port a server listens on rather than one picked per connection: below 1024, or one of the
 // built-in catalogue's ports.
 bool wellKnownPort(Transport transport, std::uint16_t port);
+
+// "C1, C3": conversations by their 0-based index in the table, as the suggestion names them.
+std::string conversationNames(const std::vector<std::size_t>& indexes);
+
+// Definition and filter names, unique case-insensitively against `taken` and each other:
+// "CustomApp", then "CustomApp-2", "CustomApp-3", ...
+class UniqueNames {
+ public:
+  explicit UniqueNames(const std::vector<std::string>& taken = {});
+  std::string take(const std::string& base);
+
+ private:
+  std::set<std::string> used_;  // lower case
+  std::map<std::string, std::size_t> next_;
+};
 
 }  // namespace fwgate::monitor

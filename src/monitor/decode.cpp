@@ -288,6 +288,7 @@ void quotedPorts(IcmpHeader& icmp, Reader quote, std::size_t at) {
   if (!quote.has(at, 4)) return;
   icmp.quotedSrcPort = quote.u16(at);
   icmp.quotedDstPort = quote.u16(at + 2);
+  icmp.hasQuotedPorts = true;
 }
 
 bool quoteIpv4(Frame& f, Reader quote) {

@@ -71,7 +71,8 @@ struct IcmpHeader {
   policy::IpAddress quotedSrc;
   policy::IpAddress quotedDst;
   std::uint8_t quotedProtocol = 0;
-  std::uint16_t quotedSrcPort = 0;  // TCP/UDP only, when the quote holds them
+  bool hasQuotedPorts = false;  // the quote holds a TCP/UDP header's ports
+  std::uint16_t quotedSrcPort = 0;
   std::uint16_t quotedDstPort = 0;
 };
 

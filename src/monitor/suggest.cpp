@@ -6,6 +6,7 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "monitor/frame_line.hpp"
 #include "monitor/snippet.hpp"
@@ -29,47 +30,28 @@ std::string addressText(const policy::IpAddress& a) {
   return s;
 }
 
-std::string conversationName(std::size_t index) {
-  return fmt::format("C{}", index + 1);
-}
-
-std::string names(const std::vector<std::size_t>& indexes) {
-  std::string out;
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += conversationName(indexes[i]);
-  }
-  return out;
-}
-
 template <typename T>
 std::string joined(const std::set<T>& values) {
   return fmt::format("{}", fmt::join(values, ", "));
 }
 
-// What one conversation is from the client's side.
-struct Role {
-  bool clientOpened = false;
-  policy::IpAddress remote;
-  ConnectionSpec spec;  // as a primary connection of a definition
-};
-
-Role roleOf(const Conversation& c, const policy::IpAddress& client) {
-  Role r;
-  r.clientOpened = c.initiator.address == client;
-  r.remote = r.clientOpened ? c.responder.address : c.initiator.address;
-  const bool tcp = c.transport == Transport::Tcp;
-  r.spec.transport = tcp ? PTransport::Tcp : PTransport::Udp;
-  // TCP: the port connected to. UDP: the port the first datagram went to.
-  r.spec.ports = {c.responder.port, c.responder.port};
-  if (tcp) {
-    r.spec.direction = r.clientOpened ? Direction::Outbound : Direction::Inbound;
-  } else if (r.clientOpened) {
-    r.spec.direction = c.answered() ? Direction::SendReceive : Direction::Send;
+// A primary connection as the gateway checks it: TCP outbound to the port connected to, TCP
+// inbound to the port the program listened on, UDP `send` to the port of the first datagram
+// (a send definition admits the answers; the gateway checks every UDP primary as a send).
+ConnectionSpec primarySpec(const Conversation& c, bool clientOpened) {
+  ConnectionSpec spec;
+  spec.transport = c.transport == Transport::Tcp ? PTransport::Tcp : PTransport::Udp;
+  spec.ports = {c.responder.port, c.responder.port};
+  if (spec.transport == PTransport::Tcp) {
+    spec.direction = clientOpened ? Direction::Outbound : Direction::Inbound;
   } else {
-    r.spec.direction = c.answered() ? Direction::ReceiveSend : Direction::Receive;
+    spec.direction = clientOpened ? Direction::Send : Direction::Receive;
   }
-  return r;
+  return spec;
+}
+
+auto specKey(const ConnectionSpec& s) {
+  return std::make_tuple(s.transport, s.direction, s.ports.first, s.ports.last);
 }
 
 // How a conversation went, for the explanation lines.
@@ -95,8 +77,9 @@ std::string outcome(const Conversation& c) {
   return s;
 }
 
-// A secondary connection as the gateway checks it: TCP outbound to the remote's port, TCP
-// inbound to the client's (listening) port, UDP from the remote's port (it sent first).
+// Secondary connections of one kind, as the gateway checks them: TCP outbound to the remote's
+// port, TCP inbound to the program's (listening) port, UDP from the remote's port (it sent
+// first).
 struct SecondaryObservation {
   PTransport transport;
   Direction direction;
@@ -106,22 +89,30 @@ struct SecondaryObservation {
 
 // The port range a set of observed ports stands for, and why.
 std::pair<policy::PortRange, std::string> generalise(const SecondaryObservation& o,
-                                                     const policy::PortRange& dynamic) {
+                                                     const SuggestOptions& options) {
   const std::uint16_t low = *o.ports.begin();
   const std::uint16_t high = *o.ports.rbegin();
   const std::string seen = joined(o.ports);
-  const bool inbound = o.transport == PTransport::Tcp && o.direction == Direction::Inbound;
-  if (inbound) {
-    if (o.ports.size() == 1 && low < 1024) {
-      return {{low, low}, fmt::format("always port {}", low)};
+  const bool repeated = o.ports.size() == 1 && o.conversations.size() > 1;
+  if (o.transport == PTransport::Tcp && o.direction == Direction::Inbound) {
+    // Ports the program picks for itself come from this host's ephemeral range and change every
+    // time; through the gateway the gateway picks them (port 0). A port that repeats, or lies
+    // outside that range, is one the program asks for by number.
+    const bool picked = std::all_of(o.ports.begin(), o.ports.end(), [&](std::uint16_t p) {
+      return options.ephemeralPorts.contains(p);
+    });
+    if (picked && !repeated) {
+      return {{0, 0},
+              fmt::format("the program listened on {} (ports it picks per connection): "
+                          "port 0, which the gateway takes from [bind] dynamic_ports "
+                          "({})",
+                          seen, options.dynamicPorts.toString())};
     }
-    return {{0, 0},
-            fmt::format("the program listened on {} (ports it picks per connection): "
-                        "port 0, which the gateway takes from [bind] dynamic_ports ({})",
-                        seen, dynamic.toString())};
+    if (o.ports.size() == 1) return {{low, low}, fmt::format("always port {}", low)};
+    return {{low, high}, fmt::format("the program listened on {}", seen)};
   }
   const auto t = o.transport == PTransport::Udp ? Transport::Udp : Transport::Tcp;
-  if (o.ports.size() == 1 && (wellKnownPort(t, low) || o.conversations.size() > 1)) {
+  if (o.ports.size() == 1 && (wellKnownPort(t, low) || repeated)) {
     return {{low, low}, fmt::format("always port {}", low)};
   }
   if (low >= 1024) {
@@ -168,103 +159,117 @@ void listConversations(Writer& w, const std::vector<Conversation>& all,
   for (std::size_t k = 0; k < mine.size() && k < limit; ++k) {
     const auto& c = all[mine[k]];
     w.comment("  {:<4} {} {} -> {}, frames {}-{} ({} frames, {} bytes out, {} back): {}",
-              conversationName(mine[k]), c.transport == Transport::Tcp ? "tcp" : "udp",
+              conversationNames({mine[k]}), c.transport == Transport::Tcp ? "tcp" : "udp",
               toString(c.initiator), toString(c.responder), c.firstFrame, c.lastFrame, c.frames,
               c.bytesToResponder, c.bytesToInitiator, outcome(c));
   }
   if (mine.size() > limit) w.comment("  ... and {} more", mine.size() - limit);
 }
 
-std::string uniqueName(const std::string& base, std::size_t n) {
-  return n == 0 ? base : fmt::format("{}-{}", base, n + 1);
-}
-
-void writeFilters(Writer& w, const ConversationTable& table, const policy::IpAddress& client,
-                  const std::vector<std::size_t>& mine, const SuggestOptions& options) {
-  struct Filter {
-    std::string protocol, direction, localPort, remotePort, remoteHost;
-    std::string icmpType;
-    std::vector<std::size_t> conversations;
-    std::set<std::uint16_t> callbackPorts;  // connections back to ports the program picked
-  };
-  std::vector<Filter> filters;
-  const auto add = [&](Filter f, std::size_t conversation) {
-    for (auto& have : filters) {
-      if (have.protocol == f.protocol && have.direction == f.direction &&
-          have.localPort == f.localPort && have.remotePort == f.remotePort &&
-          have.remoteHost == f.remoteHost && have.icmpType == f.icmpType) {
-        if (conversation != SIZE_MAX) have.conversations.push_back(conversation);
-        have.callbackPorts.insert(f.callbackPorts.begin(), f.callbackPorts.end());
-        return;
-      }
-    }
-    if (conversation != SIZE_MAX) f.conversations.push_back(conversation);
-    filters.push_back(std::move(f));
-  };
-  const auto& all = table.conversations();
-  std::set<policy::IpAddress> contacted;  // hosts the program opened a conversation with
-  const auto& ephemeral = options.ephemeralPorts;
+// Groups the client's conversations: per remote host, the first the client opened is a
+// primary connection, the rest with that host its secondary connections; further connections
+// it opens to a catalogue port, and its UDP to new ports, are primaries of their own (the
+// gateway checks those as primary connections first). Equal primaries are one group.
+std::vector<Group> groupConversations(const std::vector<Conversation>& all,
+                                      const std::vector<std::size_t>& mine,
+                                      const policy::IpAddress& client, bool& controlChannel) {
+  std::vector<Group> groups;
+  std::map<decltype(specKey(ConnectionSpec{})), std::size_t> bySpec;
+  std::map<policy::IpAddress, std::size_t> groupOfHost;
   for (const std::size_t i : mine) {
     const auto& c = all[i];
     const bool opened = c.initiator.address == client;
-    const auto& remote = opened ? c.responder : c.initiator;
-    const auto& local = opened ? c.initiator : c.responder;
-    Filter f;
-    f.protocol = c.transport == Transport::Tcp ? "tcp" : "udp";
-    f.direction = opened ? "outbound" : "inbound";
-    f.localPort = opened ? "\"any\"" : std::to_string(local.port);
-    if (opened) contacted.insert(remote.address);
-    // A host the program contacted first, connecting back to a port the program picked (FTP's
-    // PORT): that port changes every time, so the filter covers the range it comes from.
-    if (!opened && contacted.contains(remote.address) && ephemeral.contains(local.port)) {
-      f.localPort = fmt::format("\"{}\"", ephemeral.toString());
-      f.callbackPorts.insert(local.port);
+    const auto& remote = opened ? c.responder.address : c.initiator.address;
+    const ConnectionSpec spec = primarySpec(c, opened);
+    if (opened && gatewayServicePort(c.responder.port)) controlChannel = true;
+    const auto known = groupOfHost.find(remote);
+    const bool ownPrimary = known == groupOfHost.end() ||
+                            (opened && (spec.transport == PTransport::Udp ||
+                                        wellKnownPort(Transport::Tcp, spec.ports.first))) ||
+                            specKey(groups[known->second].primary) == specKey(spec);
+    if (ownPrimary) {
+      auto [at, added] = bySpec.emplace(specKey(spec), groups.size());
+      if (added) groups.push_back(Group{spec, {}, {}, {}});
+      Group& g = groups[at->second];
+      g.primaries.push_back(i);
+      g.remotes.insert(addressText(remote));
+      if (known == groupOfHost.end()) groupOfHost.emplace(remote, at->second);
+      continue;
     }
-    f.remotePort = opened ? std::to_string(remote.port) : "\"any\"";
-    f.remoteHost = addressText(remote.address);
-    add(std::move(f), i);
-  }
-  for (const auto& e : table.echoes()) {
-    if (e.initiator != client && e.responder != client) continue;
-    const bool opened = e.initiator == client;
-    Filter f;
-    f.protocol = e.v6 ? "icmpv6" : "icmp";
-    f.direction = opened ? "outbound" : "inbound";
-    f.icmpType = e.v6 ? "128" : "8";
-    f.remoteHost = addressText(opened ? e.responder : e.initiator);
-    add(std::move(f), SIZE_MAX);
-  }
-  if (filters.empty()) return;
-  w.raw("\n");
-  w.comment("Static packet filters: the program runs on the gateway host itself, so its own");
-  w.comment("packets cross the external interface. Answers to what it sends are admitted as");
-  w.comment("established traffic; each inbound filter opens a port to the remote host named.");
-  w.raw("[packet_filters]\nenabled = true\n");
-  for (std::size_t n = 0; n < filters.size(); ++n) {
-    const auto& f = filters[n];
-    w.raw("\n");
-    if (!f.callbackPorts.empty()) {
-      w.comment("{} {}: {}: {} connected back to ports the program picked ({}), from this host's",
-                f.protocol, f.direction, names(f.conversations), f.remoteHost,
-                joined(f.callbackPorts));
-      w.comment("range for them (net.ipv4.ip_local_port_range {}); only that host may use it.",
-                ephemeral.toString());
-    } else if (!f.conversations.empty()) {
-      w.comment("{} {}: {}", f.protocol, f.direction, names(f.conversations));
-    } else {
-      w.comment("{} echo {}: ping", f.protocol, f.direction == "outbound" ? "sent" : "answered");
+    Group& g = groups[known->second];
+    const bool tcp = c.transport == Transport::Tcp;
+    Direction d = Direction::Outbound;
+    std::uint16_t port = c.responder.port;
+    if (tcp) {
+      d = opened ? Direction::Outbound : Direction::Inbound;
+    } else {  // the remote sent first (the client's own sends are primaries above)
+      d = c.answered() ? Direction::ReceiveSend : Direction::Receive;
+      port = c.initiator.port;
     }
-    std::string t = "[[packet_filters.filter]]\n";
-    t += fmt::format("name = \"{}\"\nprotocol = \"{}\"\ndirection = \"{}\"\n",
-                     uniqueName(options.name + "-filter", n), f.protocol, f.direction);
-    if (!f.icmpType.empty()) {
-      t += fmt::format("icmp_type = {}\n", f.icmpType);
-    } else {
-      t += fmt::format("local_port = {}\nremote_port = {}\n", f.localPort, f.remotePort);
-    }
-    t += fmt::format("remote_host = \"{}\"\n", f.remoteHost);
-    w.raw(t);
+    auto& o = observation(g, tcp ? PTransport::Tcp : PTransport::Udp, d);
+    o.ports.insert(port);
+    o.conversations.push_back(i);
   }
+  return groups;
+}
+
+// One group's definition, or the reason there is none, with its explanation lines.
+void writeDefinition(Writer& w, const Group& g, const std::vector<Conversation>& all,
+                     const SuggestOptions& options, UniqueNames& names, SuggestedDefinition& sd) {
+  sd.definition.primary = g.primary;
+  sd.conversations = g.primaries;
+  const auto& first = all[g.primaries.front()];
+  w.comment("  primary {}: {}, {} -> {}, {}", policy::toString(g.primary),
+            conversationNames(g.primaries), toString(first.initiator), toString(first.responder),
+            outcome(first));
+  for (const auto& o : g.secondaries) {
+    const auto [range, why] = generalise(o, options);
+    const ConnectionSpec spec{range, o.transport, o.direction};
+    if (std::find(sd.definition.secondary.begin(), sd.definition.secondary.end(), spec) ==
+        sd.definition.secondary.end()) {
+      sd.definition.secondary.push_back(spec);
+    }
+    std::set<std::uint64_t> frames;
+    for (const auto i : o.conversations) {
+      frames.insert(all[i].openFrame != 0 ? all[i].openFrame : all[i].firstFrame);
+    }
+    w.comment("  secondary {}: {} (frames {}): {}", policy::toString(spec),
+              conversationNames(o.conversations), joined(frames), why);
+  }
+  if (g.primary.transport == PTransport::Udp && g.primary.direction == Direction::Receive) {
+    w.comment("  The remote host sent first, to a port the program had not sent from: firewall");
+    w.comment("  clients receive UDP only from hosts they sent to (RemoteBindUdpPorts is not");
+    w.comment("  acted on), so no definition can carry this. Run the program on the gateway");
+    w.comment("  host with a packet filter, or use a protocol that starts from the client.");
+    return;
+  }
+  if (const auto* have = findCovering(options.definitions, sd.definition.primary,
+                                      sd.definition.secondary, options.dynamicPorts)) {
+    sd.existing = have->name;
+    w.comment("  The {} definition \"{}\" covers it: name it in a rule, protocols = [\"{}\"].",
+              have->builtin ? "built-in" : "configured", have->name, have->name);
+    return;
+  }
+  const auto* samePrimary =
+      findCovering(options.definitions, sd.definition.primary, {}, options.dynamicPorts);
+  if (samePrimary != nullptr && !samePrimary->builtin) {
+    // A second definition with the same primary connection would overlap the configured one
+    // (an error): extend that one instead.
+    sd.existing = samePrimary->name;
+    w.comment("  The configured definition \"{}\" has this primary connection but not these",
+              samePrimary->name);
+    w.comment("  secondary connections; add them to its `secondary` list:");
+    for (const auto& s : sd.definition.secondary) w.comment("    {},", connectionToml(s));
+    return;
+  }
+  sd.definition.name = names.take(options.name);
+  if (samePrimary != nullptr) {
+    w.comment("  The built-in \"{}\" has this primary connection but not these secondary ones;",
+              samePrimary->name);
+    w.comment("  this definition comes before the catalogue and takes its place.");
+  }
+  w.raw(definitionToml(sd.definition));
+  w.comment("Then allow it: [[rules]] with protocols = [\"{}\"].", sd.definition.name);
 }
 
 }  // namespace
@@ -308,97 +313,23 @@ Suggestion suggest(const ConversationTable& table, const SuggestOptions& options
   }
   listConversations(w, all, mine, options.listLimit);
 
-  // Group by remote host: the first conversation the client opened with a host is a primary
-  // connection; what else happens with that host is its secondary connections.
-  std::vector<Group> groups;
-  std::map<std::string, std::size_t> primaryOfHost;
-  const auto groupFor = [&](const ConnectionSpec& spec) -> Group& {
-    for (auto& g : groups) {
-      if (g.primary == spec) return g;
-    }
-    groups.push_back(Group{spec, {}, {}, {}});
-    return groups.back();
-  };
   bool controlChannel = false;
-  for (const std::size_t i : mine) {
-    const auto& c = all[i];
-    const Role role = roleOf(c, client);
-    const std::string remote = addressText(role.remote);
-    if (role.clientOpened && gatewayServicePort(c.responder.port)) controlChannel = true;
-    const auto known = primaryOfHost.find(remote);
-    // Own primaries: the first with a host; any other the client opens to a catalogue port or
-    // sends over UDP (the gateway checks those as primary connections first).
-    const bool ownPrimary =
-        known == primaryOfHost.end() ||
-        (role.clientOpened && (role.spec.transport == PTransport::Udp ||
-                               wellKnownPort(Transport::Tcp, role.spec.ports.first))) ||
-        groups[known->second].primary == role.spec;
-    if (ownPrimary) {
-      Group& g = groupFor(role.spec);
-      g.primaries.push_back(i);
-      g.remotes.insert(remote);
-      const auto index = static_cast<std::size_t>(&g - groups.data());
-      if (known == primaryOfHost.end()) primaryOfHost.emplace(remote, index);
-      continue;
-    }
-    Group& g = groups[known->second];
-    const bool tcp = c.transport == Transport::Tcp;
-    Direction d = Direction::Outbound;
-    std::uint16_t port = c.responder.port;
-    if (tcp) {
-      d = role.clientOpened ? Direction::Outbound : Direction::Inbound;
-    } else {  // the remote sent first (the client's own sends are primaries above)
-      d = c.answered() ? Direction::ReceiveSend : Direction::Receive;
-      port = c.initiator.port;
-    }
-    auto& o = observation(g, tcp ? PTransport::Tcp : PTransport::Udp, d);
-    o.ports.insert(port);
-    o.conversations.push_back(i);
-  }
-
-  std::size_t newNames = 0;
-  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
-    const Group& g = groups[gi];
-    SuggestedDefinition sd;
-    sd.definition.primary = g.primary;
-    sd.conversations = g.primaries;
+  const auto groups = groupConversations(all, mine, client, controlChannel);
+  std::vector<std::string> taken;
+  for (const auto& d : options.definitions) taken.push_back(d.name);
+  UniqueNames names(taken);
+  for (std::size_t gi = 0; gi < groups.size() && gi < options.definitionLimit; ++gi) {
     w.raw("\n");
-    w.comment("Definition {} of {}: with {}", gi + 1, groups.size(), joined(g.remotes));
-    const auto& first = all[g.primaries.front()];
-    w.comment("  primary {}: {}, {} -> {}, {}", policy::toString(g.primary), names(g.primaries),
-              toString(first.initiator), toString(first.responder), outcome(first));
-    for (const auto& o : g.secondaries) {
-      const auto [range, why] = generalise(o, options.dynamicPorts);
-      ConnectionSpec spec{range, o.transport, o.direction};
-      if (std::find(sd.definition.secondary.begin(), sd.definition.secondary.end(), spec) ==
-          sd.definition.secondary.end()) {
-        sd.definition.secondary.push_back(spec);
-      }
-      std::set<std::uint64_t> frames;
-      for (const auto i : o.conversations) {
-        frames.insert(all[i].openFrame != 0 ? all[i].openFrame : all[i].firstFrame);
-      }
-      w.comment("  secondary {}: {} (frames {}): {}", policy::toString(spec),
-                names(o.conversations), joined(frames), why);
-    }
-    if (const auto* have = findCovering(options.definitions, sd.definition.primary,
-                                        sd.definition.secondary, options.dynamicPorts)) {
-      sd.existing = have->name;
-      w.comment("  The {} definition \"{}\" covers it: name it in a rule, protocols = [\"{}\"].",
-                have->builtin ? "built-in" : "configured", have->name, have->name);
-    } else {
-      sd.definition.name = uniqueName(options.name, newNames++);
-      const auto* samePrimary =
-          findCovering(options.definitions, sd.definition.primary, {}, options.dynamicPorts);
-      if (samePrimary != nullptr) {
-        w.comment("  \"{}\" has this primary connection but not these secondary ones; this",
-                  samePrimary->name);
-        w.comment("  definition comes first in the configuration and takes its place.");
-      }
-      w.raw(definitionToml(sd.definition));
-      w.comment("Then allow it: [[rules]] with protocols = [\"{}\"].", sd.definition.name);
-    }
+    w.comment("Definition {} of {}: with {}", gi + 1, groups.size(), joined(groups[gi].remotes));
+    SuggestedDefinition sd;
+    writeDefinition(w, groups[gi], all, options, names, sd);
     out.definitions.push_back(std::move(sd));
+  }
+  if (groups.size() > options.definitionLimit) {
+    w.raw("\n");
+    w.comment("... and {} more: many ports with many hosts look like a scan, not one program;",
+              groups.size() - options.definitionLimit);
+    w.comment("narrow the capture with --filter or --client.");
   }
   if (!table.echoes().empty()) {
     w.raw("\n");
@@ -413,7 +344,7 @@ Suggestion suggest(const ConversationTable& table, const SuggestOptions& options
   }
   const bool local = std::find(options.localAddresses.begin(), options.localAddresses.end(),
                                client) != options.localAddresses.end();
-  if (options.gatewayHost || local) writeFilters(w, table, client, mine, options);
+  if (options.gatewayHost || local) w.raw(packetFiltersToml(table, client, mine, options));
   out.text = w.take();
   return out;
 }

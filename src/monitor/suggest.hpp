@@ -27,7 +27,10 @@ struct SuggestOptions {
   // The ports this host's programs pick for themselves (net.ipv4.ip_local_port_range): an
   // inbound packet filter for a connection back to such a port covers the whole range.
   policy::PortRange ephemeralPorts{32768, 60999};
-  std::size_t listLimit = 40;  // conversations listed by name before "... and N more"
+  std::vector<std::string> filterNames;  // the configuration's packet filters, not to reuse
+  std::size_t listLimit = 40;            // conversations listed by name before "... and N more"
+  std::size_t definitionLimit = 50;      // definitions printed (a port scan is not one program)
+  std::size_t filterLimit = 100;         // packet filters printed
 };
 
 // One proposed definition, for tests and for the text.
@@ -45,5 +48,10 @@ struct Suggestion {
 };
 
 Suggestion suggest(const ConversationTable& table, const SuggestOptions& options);
+
+// The [[packet_filters.filter]] tables (with their explanations) for a program on the gateway
+// host at `client`, from the table's conversations `mine` and its ICMP echo exchanges.
+std::string packetFiltersToml(const ConversationTable& table, const policy::IpAddress& client,
+                              const std::vector<std::size_t>& mine, const SuggestOptions& options);
 
 }  // namespace fwgate::monitor

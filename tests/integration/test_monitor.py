@@ -330,7 +330,7 @@ def test_dns_query_and_tls_connection(topo):
     text = sug.stdout.decode()
     assert sug.returncode == 0, out(sug)
     # The query: the built-in DNS definition covers it; the TLS connection needs its own.
-    assert re.search(r'# +primary udp 53 send-receive: C1, 203\.0\.113\.1:\d+ -> 203\.0\.113\.53:53, first datagram '
+    assert re.search(r'# +primary udp 53 send: C1, 203\.0\.113\.1:\d+ -> 203\.0\.113\.53:53, first datagram '
                      r'frame \d+, answered in frame \d+', text), text
     assert 'The built-in definition "DNS" covers it' in text, text
     assert "[protocols.CustomApp]\nport = 8443\ntransport = \"tcp\"\ndirection = \"outbound\"\n" in text, text

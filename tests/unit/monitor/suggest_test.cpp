@@ -127,6 +127,7 @@ TEST(Conversations, RefusedUnansweredAndIcmp) {
   icmp.icmp.quotedSrc = ip("10.1.1.2");
   icmp.icmp.quotedDst = ip("203.0.113.7");
   icmp.icmp.quotedProtocol = 17;
+  icmp.icmp.hasQuotedPorts = true;
   icmp.icmp.quotedSrcPort = 50000;
   icmp.icmp.quotedDstPort = 7777;
   c.add(icmp);
