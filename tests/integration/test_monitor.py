@@ -142,7 +142,15 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(good.read_bytes()[:-7])
     cp = monitor("-r", str(cut))
-    assert cp.returncode in (0, 1) and len(lines_of(cp)) == 10, out(cp)
+    assert cp.returncode == 1 and len(lines_of(cp)) == 10, out(cp)
+    assert "after 10 frames" in cp.stderr.decode() and "10 frames read" in cp.stderr.decode(), out(cp)
+    # ... and the suggestion from those frames is still made.
+    cp = monitor("-r", str(cut), "--suggest")
+    assert cp.returncode == 1 and "# client 10.1.1.2" in cp.stdout.decode(), out(cp)
+    # Names that would not make a valid definition, and -w to the standard output, are refused.
+    for args in (["--name", "My App"], ["--name", 'a"b'], ["--name", "x" * 101], ["-w", "-"]):
+        cp = monitor("-r", str(good), "--suggest", *args)
+        assert cp.returncode == 2 and not cp.stdout, (args, out(cp))
 
 
 # ---- real traffic in the namespace topology ---------------------------------------------------
@@ -358,6 +366,46 @@ def test_live_capture_reports_kernel_statistics(topo):
     assert any(f"{EXTERNAL} -> {GATEWAY_OUTSIDE} TCP: .A..S." in line and "src: 80" in line for line in lines), text
     m = re.search(rb"(\d+) frames shown from \S+; the kernel received (\d+) and dropped (\d+)", err)
     assert m and int(m.group(1)) == len(lines) and int(m.group(3)) == 0, err
+
+
+def test_the_default_buffer_keeps_a_burst(topo, tmp_path):
+    """5,000 small datagrams at once, written to a file: the default 2 MB buffer holds them all
+    (libpcap's immediate mode would have lost about half)."""
+    ge = topo.link["ge"]
+    sink = open(tmp_path / "frames.txt", "wb")
+    mon = topo.spawn("gateway", [FWGATE_BIN, "monitor", "-i", ge, "--filter", "udp port 9"], stdout=sink)
+    sink.close()
+    fwit.read_pipe(mon.stderr, 400, 10, until=b"\n")
+    time.sleep(0.3)
+    burst = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+             f"for i in range(5000): s.sendto(b'x'*100,('{GATEWAY_OUTSIDE}',9))\n")
+    cp = topo.run_in("external", [fwit.PYTHON, "-c", burst], timeout=60)
+    assert cp.returncode == 0, out(cp)
+    time.sleep(1.0)
+    mon.send_signal(signal.SIGINT)
+    mon.wait(20)
+    err = mon.stderr.read().decode()
+    m = re.search(r"(\d+) frames shown from \S+; the kernel received (\d+) and dropped (\d+)", err)
+    assert mon.returncode == 0 and m, err
+    assert int(m.group(3)) == 0 and int(m.group(1)) == 5000, err
+    assert len((tmp_path / "frames.txt").read_text().splitlines()) == 5000
+
+
+def test_a_reader_that_goes_away_ends_an_idle_capture(topo):
+    """`fwgate monitor -i IF | head -1`: once head has its line and exits, the monitor ends too,
+    even though no more frames come to write."""
+    ge = topo.link["ge"]
+    mon = topo.spawn("gateway", [FWGATE_BIN, "monitor", "-i", ge, "--filter", "udp port 9"])
+    fwit.read_pipe(mon.stderr, 400, 10, until=b"\n")
+    time.sleep(0.3)
+    send = f"import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.sendto(b'x',('{GATEWAY_OUTSIDE}',9))\n"
+    assert topo.run_in("external", [fwit.PYTHON, "-c", send], timeout=20).returncode == 0
+    assert b"UDP: len: 1, " in fwit.read_pipe(mon.stdout, 200, 10, until=b"\n")
+    mon.stdout.close()
+    try:
+        mon.wait(5 * fwit.SLOW)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the monitor kept running after its reader had gone")
 
 
 def test_a_small_buffer_says_it_lost_packets(topo):

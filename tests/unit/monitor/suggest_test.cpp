@@ -239,6 +239,84 @@ TEST(Suggest, NothingToSuggest) {
   EXPECT_NE(s.text.find("nothing to suggest"), std::string::npos);
 }
 
+TEST(Suggest, AnsweredAndUnansweredUdpOnOnePortAreOneDefinition) {
+  Capture c;
+  c.add(udpFrame("10.1.1.2", 45000, "203.0.113.7", 5000));
+  c.add(udpFrame("203.0.113.7", 5000, "10.1.1.2", 45000));
+  c.add(udpFrame("10.1.1.2", 45001, "203.0.113.8", 5000));  // never answered
+  const auto s = suggest(c.table(), {});
+  ASSERT_EQ(s.definitions.size(), 1U) << s.text;
+  EXPECT_EQ(s.definitions[0].definition.primary.direction, policy::Direction::Send);
+  EXPECT_EQ(s.definitions[0].conversations.size(), 2U);
+}
+
+TEST(Suggest, AListeningPortThatRepeatsIsKept) {
+  Capture c;
+  c.handshake("10.1.1.2", 40000, "203.0.113.7", 7000);
+  c.handshake("203.0.113.7", 40100, "10.1.1.2", 5001);
+  c.handshake("203.0.113.7", 40101, "10.1.1.2", 5001);
+  const auto s = suggest(c.table(), {});
+  ASSERT_EQ(s.definitions.size(), 1U);
+  ASSERT_EQ(s.definitions[0].definition.secondary.size(), 1U);
+  EXPECT_EQ(s.definitions[0].definition.secondary[0].ports, (policy::PortRange{5001, 5001}));
+}
+
+TEST(Suggest, RemoteFirstUdpGetsAnExplanationNotADefinition) {
+  Capture c;
+  c.add(udpFrame("203.0.113.7", 6100, "10.1.1.2", 45000));
+  SuggestOptions o;
+  o.client = ip("10.1.1.2");
+  const auto s = suggest(c.table(), o);
+  ASSERT_EQ(s.definitions.size(), 1U);
+  EXPECT_TRUE(s.definitions[0].definition.name.empty());
+  EXPECT_EQ(s.text.find("[protocols."), std::string::npos) << s.text;
+  EXPECT_NE(s.text.find("RemoteBindUdpPorts"), std::string::npos) << s.text;
+}
+
+TEST(Suggest, AConfiguredDefinitionWithTheSamePrimaryIsExtended) {
+  Capture c;
+  c.handshake("10.1.1.2", 40000, "203.0.113.7", 7000);
+  c.handshake("203.0.113.7", 40100, "10.1.1.2", 45123);
+  SuggestOptions o;
+  policy::ProtocolDefinition mine{
+      "Mine", {{7000, 7000}, policy::Transport::Tcp, policy::Direction::Outbound}, {}, false};
+  o.definitions.insert(o.definitions.begin(), mine);
+  const auto s = suggest(c.table(), o);
+  ASSERT_EQ(s.definitions.size(), 1U);
+  EXPECT_EQ(s.definitions[0].existing, "Mine");
+  EXPECT_EQ(s.text.find("[protocols."), std::string::npos) << s.text;
+  EXPECT_NE(s.text.find("{ ports = 0, transport = \"tcp\", direction = \"inbound\" },"),
+            std::string::npos)
+      << s.text;
+}
+
+TEST(Suggest, NewNamesAvoidTheConfiguredOnes) {
+  Capture c;
+  c.handshake("10.1.1.2", 40000, "203.0.113.7", 7000);
+  SuggestOptions o;
+  o.definitions.push_back(
+      {"customapp", {{9, 9}, policy::Transport::Tcp, policy::Direction::Outbound}, {}, false});
+  const auto s = suggest(c.table(), o);
+  ASSERT_EQ(s.definitions.size(), 1U);
+  EXPECT_EQ(s.definitions[0].definition.name, "CustomApp-2");
+}
+
+TEST(Suggest, AScanIsCapped) {
+  Capture c;
+  // 300 hosts, each on its own port: not one program.
+  for (int n = 0; n < 300; ++n) {
+    const std::string host =
+        "198.51." + std::to_string(n / 200) + "." + std::to_string(n % 200 + 1);
+    c.add(tcpFrame("10.1.1.2", 40000, host.c_str(), static_cast<std::uint16_t>(2000 + n), kSyn));
+  }
+  SuggestOptions o;
+  o.gatewayHost = true;
+  const auto s = suggest(c.table(), o);
+  EXPECT_EQ(s.definitions.size(), o.definitionLimit);
+  EXPECT_NE(s.text.find("look like a scan"), std::string::npos);
+  EXPECT_NE(s.text.find("and 200 more filters"), std::string::npos) << s.text.size();
+}
+
 // The whole output, comments included, is configuration text the gateway accepts.
 TEST(Suggest, OutputPassesTheConfigurationCheck) {
   Capture c;
