@@ -47,7 +47,7 @@ void frames(const std::uint8_t* data, std::size_t size) {
   const Suggestion s = suggest(table, options);
   std::string rules;
   for (const auto& d : s.definitions) {
-    if (!d.existing.empty()) continue;
+    if (!d.existing.empty() || d.definition.name.empty()) continue;  // covered, or impossible
     rules += "\n[[rules]]\naction = \"allow\"\nsources = [\"loopback\"]\nprotocols = [\"" +
              d.definition.name + "\"]\n";
   }
