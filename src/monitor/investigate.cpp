@@ -50,6 +50,7 @@ using policy::Transport;
 
 constexpr std::string_view kDenied = "denied by the gateway's rules";  // control::statusText
 constexpr std::size_t kMaxDistinct = 64;
+constexpr std::size_t kMaxRendered = 100;  // groups render() prints in full
 
 std::string text(const Json& j, const char* key) {
   const auto it = j.find(key);
@@ -98,13 +99,6 @@ std::string endpoint(const std::string& host, std::uint16_t port) {
 void addDistinct(std::vector<std::string>& values, const std::string& value) {
   if (value.empty() || values.size() >= kMaxDistinct) return;
   if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
-}
-
-bool sameName(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
 }
 
 ConnectionSpec spec(std::uint16_t port, Transport transport, Direction direction) {
@@ -249,37 +243,75 @@ struct Primary {
 };
 using Primaries = std::map<std::string, std::vector<Primary>>;  // client "\n" application
 
-// New and extended definitions, one per primary connection and one per name.
-struct Proposals {
-  const InvestigateOptions& options;
-  std::vector<ProtocolDefinition> all;
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
 
-  ProtocolDefinition* find(const std::string& name) {
-    const auto it =
-        std::find_if(all.begin(), all.end(), [&](const auto& d) { return sameName(d.name, name); });
-    return it == all.end() ? nullptr : &*it;
+// New and extended definitions, one per primary connection and one per name. Lookups go
+// through maps: a port scan through a firewall client makes thousands of them.
+class Proposals {
+ public:
+  explicit Proposals(const InvestigateOptions& options) : options_(options) {
+    for (const auto& d : options.definitions) configured_.insert(lowered(d.name));
+    used_ = configured_;
   }
+
+  const std::vector<ProtocolDefinition>& all() const { return all_; }
+
+  const ProtocolDefinition* find(const std::string& name) const {
+    const auto it = byName_.find(lowered(name));
+    return it == byName_.end() ? nullptr : &all_[it->second];
+  }
+  // Whether the configuration (or the catalogue) has a definition of this name.
+  bool configured(const std::string& name) const { return configured_.contains(lowered(name)); }
+
   // A new definition whose primary connection is `primary`.
   ProtocolDefinition& fresh(const ConnectionSpec& primary) {
-    for (auto& d : all) {
-      if (d.primary == primary) return d;
+    if (const auto it = byPrimary_.find(key(primary)); it != byPrimary_.end()) {
+      return all_[it->second];
     }
-    const std::string base = policy::isValidProtocolName(options.name) ? options.name : "CustomApp";
-    const auto known = [&](const std::string& name) {
-      return std::any_of(options.definitions.begin(), options.definitions.end(),
-                         [&](const auto& d) { return sameName(d.name, name); });
-    };
+    const std::string base =
+        policy::isValidProtocolName(options_.name) ? options_.name : "CustomApp";
+    // The suffixes tried so far are taken for good (names are only ever added): start after.
+    int& next = nextSuffix_.try_emplace(lowered(base), 2).first->second;
     std::string name = base;
-    for (int n = 2; known(name) || find(name) != nullptr; ++n) name = fmt::format("{}-{}", base, n);
-    return all.emplace_back(ProtocolDefinition{name, primary, {}, false});
+    while (used_.contains(lowered(name))) name = fmt::format("{}-{}", base, next++);
+    return add(ProtocolDefinition{name, primary, {}, false});
   }
   // `base` as the configuration will have it (a built-in one is overridden by name).
   ProtocolDefinition& extended(const ProtocolDefinition& base) {
-    if (auto* d = find(base.name)) return *d;
-    all.push_back(base);
-    all.back().builtin = false;
-    return all.back();
+    if (const auto it = byName_.find(lowered(base.name)); it != byName_.end()) {
+      return all_[it->second];
+    }
+    ProtocolDefinition copy = base;
+    copy.builtin = false;
+    return add(std::move(copy));
   }
+
+ private:
+  using Key = std::tuple<std::uint16_t, std::uint16_t, Transport, Direction>;
+  static Key key(const ConnectionSpec& c) {
+    return {c.ports.first, c.ports.last, c.transport, c.direction};
+  }
+  ProtocolDefinition& add(ProtocolDefinition d) {
+    const std::size_t index = all_.size();
+    std::string name = lowered(d.name);
+    used_.insert(name);
+    byName_.emplace(std::move(name), index);
+    byPrimary_.emplace(key(d.primary), index);  // the first with this primary connection
+    all_.push_back(std::move(d));
+    return all_.back();
+  }
+
+  const InvestigateOptions& options_;
+  std::vector<ProtocolDefinition> all_;
+  std::set<std::string> configured_;           // lower-cased names of options.definitions
+  std::set<std::string> used_;                 // lower-cased: configured_ and all_'s
+  std::map<std::string, std::size_t> byName_;  // lower-cased name -> index in all_
+  std::map<Key, std::size_t> byPrimary_;
+  std::map<std::string, int> nextSuffix_;  // lower-cased base name -> the next "-N" to try
 };
 
 std::string withSecondary(ProtocolDefinition& d, const ConnectionSpec& secondary) {
@@ -290,21 +322,33 @@ std::string withSecondary(ProtocolDefinition& d, const ConnectionSpec& secondary
 }
 
 // A listen for a secondary connection: the definition of the program's primary connection
-// (its latest successful connection before the listen) needs it.
+// needs it. That is the program's latest successful connection from the same client that
+// started before the (first) listen: the gateway logs a session when it ends, so a primary
+// connection still open at the listen comes after it in the log, with an earlier `time` (its
+// start). A connection that started after the listen is never its primary connection.
+const Primary* primaryBefore(const Finding& f, const Primaries& primaries) {
+  const auto it = primaries.find(f.clients.front() + "\n" + f.application);
+  if (it == primaries.end() || f.firstTime.empty()) return nullptr;
+  const Primary* primary = nullptr;
+  for (const auto& p : it->second) {
+    // Ties: the one logged last. A connection without a time cannot be placed.
+    if (!p.time.empty() && p.time <= f.firstTime &&
+        (primary == nullptr || p.time >= primary->time)) {
+      primary = &p;
+    }
+  }
+  return primary;
+}
+
 std::string adviseSecondaryListen(Finding& f, const Primaries& primaries,
                                   const InvestigateOptions& options, Proposals& proposals) {
   const std::string app = f.application.empty() ? "the program" : f.application;
   const ConnectionSpec secondary = spec(f.port, Transport::Tcp, Direction::Inbound);
-  const Primary* primary = nullptr;
-  if (const auto it = primaries.find(f.clients.front() + "\n" + f.application);
-      it != primaries.end()) {
-    for (const auto& p : it->second) {
-      if (primary == nullptr || p.time <= f.firstTime) primary = &p;
-    }
-  }
+  const Primary* primary = primaryBefore(f, primaries);
   if (primary == nullptr) {
     f.suggestion = fmt::format(
-        "the log has no connection of {}: give the definition of its primary connection\n"
+        "the log has no connection of {} before the listen: give the definition of its "
+        "primary connection\n"
         "secondary = [ {} ]",
         app, connectionToml(secondary));
     return {};
@@ -470,18 +514,18 @@ Investigation investigate(std::istream& log, const InvestigateOptions& options) 
   // Most attempts first; the first finding to need a new definition gets options.name.
   std::stable_sort(out.findings.begin(), out.findings.end(),
                    [](const Finding& a, const Finding& b) { return a.count > b.count; });
-  Proposals proposals{options, {}};
+  Proposals proposals(options);
   std::vector<std::string> names;
+  names.reserve(out.findings.size());
   for (auto& f : out.findings) names.push_back(advise(f, primaries, options, proposals));
   for (std::size_t i = 0; i < out.findings.size(); ++i) {
-    if (const auto* d = proposals.find(names[i]); d != nullptr && !names[i].empty()) {
+    if (names[i].empty()) continue;
+    if (const auto* d = proposals.find(names[i])) {
       out.findings[i].proposed = *d;
-      out.findings[i].proposedExtends =
-          std::any_of(options.definitions.begin(), options.definitions.end(),
-                      [&](const auto& known) { return sameName(known.name, d->name); });
+      out.findings[i].proposedExtends = proposals.configured(d->name);
     }
   }
-  out.proposed = proposals.all;
+  out.proposed = proposals.all();
   return out;
 }
 
@@ -581,7 +625,9 @@ std::string render(const Investigation& in) {
   }
   out += "\n";
   std::set<std::string> printed;
-  for (const Finding& f : in.findings) {
+  const std::size_t shown = std::min(in.findings.size(), kMaxRendered);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const Finding& f = in.findings[i];
     std::vector<std::string> about{f.application.empty() ? list(f.protocols) : f.application};
     if (!f.users.empty()) about.push_back("user " + list(f.users));
     std::string who = list(f.clients) + " (" + list(about) + ")";
@@ -607,6 +653,21 @@ std::string render(const Investigation& in) {
       out += "  would be allowed by the existing definition " + inQuotes(f.covering) + "\n";
     }
     out += indent(f.suggestion, "  ");
+  }
+  if (shown < in.findings.size()) {
+    // A port scan, usually: the rest in one line (the Investigation keeps every group).
+    std::size_t attempts = 0;
+    std::vector<std::string> clients;
+    for (std::size_t i = shown; i < in.findings.size(); ++i) {
+      attempts += in.findings[i].count;
+      for (const auto& c : in.findings[i].clients) addDistinct(clients, c);
+    }
+    const std::size_t more = in.findings.size() - shown;
+    out += fmt::format(
+        "\n... and {} more group{} ({} attempt{}): {}--client ADDRESS investigates one "
+        "client's attempts\n",
+        more, more == 1 ? "" : "s", attempts, attempts == 1 ? "" : "s",
+        clients.empty() ? std::string() : "from " + list(clients) + "; ");
   }
   return out;
 }

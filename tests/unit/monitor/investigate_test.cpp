@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -392,6 +394,145 @@ TEST(InvestigateTest, OutcomesThatAreNotDenialsAreOnlyCounted) {
   EXPECT_EQ(result.authFailures, 1u);
   EXPECT_EQ(result.otherRefusals, 1u);
   EXPECT_EQ(result.succeeded, 1u);
+}
+
+// A port scan through a firewall client: thousands of groups, each needing a new definition.
+TEST(InvestigateTest, PortScanIsNamedUniquelyAndRenderedBounded) {
+  constexpr int kPorts = 5000;
+  std::string log;
+  for (int i = 0; i < kPorts; ++i) {
+    log += undefinedConnect("2026-11-24T10:00:00.000Z", "10.1.1.2:40000", "nmap", "203.0.113.7",
+                            20000 + i);
+  }
+  // Two more attempts on one port: that group first, the rest in log order.
+  log +=
+      undefinedConnect("2026-11-24T10:00:01.000Z", "10.1.1.2:40000", "nmap", "203.0.113.7", 20007);
+  log +=
+      undefinedConnect("2026-11-24T10:00:02.000Z", "10.1.1.2:40000", "nmap", "203.0.113.7", 20007);
+  InvestigateOptions options;
+  // A configured name in the middle of the sequence (case-insensitively) is skipped.
+  options.definitions.insert(
+      options.definitions.begin(),
+      ProtocolDefinition{"customapp-3", {{1, 1}, Transport::Tcp, Direction::Outbound}, {}});
+  const auto result = run(log, options);
+  EXPECT_EQ(result.lines, static_cast<std::size_t>(kPorts) + 2);
+  EXPECT_EQ(result.denials, static_cast<std::size_t>(kPorts) + 2);
+  ASSERT_EQ(result.findings.size(), static_cast<std::size_t>(kPorts));
+  ASSERT_EQ(result.proposed.size(), static_cast<std::size_t>(kPorts));
+  EXPECT_EQ(result.findings[0].port, 20007);
+  EXPECT_EQ(result.findings[0].count, 3u);
+  EXPECT_EQ(result.findings[1].port, 20000);
+  EXPECT_EQ(result.findings[2].port, 20001);
+  EXPECT_EQ(result.findings.back().port, 20000 + kPorts - 1);
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < result.findings.size(); ++i) {
+    const Finding& f = result.findings[i];
+    ASSERT_TRUE(f.proposed.has_value()) << i;
+    EXPECT_FALSE(f.proposedExtends) << i;
+    EXPECT_EQ(f.proposed->primary.ports, (policy::PortRange{f.port, f.port})) << i;
+    EXPECT_EQ(f.proposed->name, result.proposed[i].name) << i;
+    EXPECT_TRUE(names.insert(f.proposed->name).second) << f.proposed->name;
+  }
+  EXPECT_EQ(result.proposed[0].name, "CustomApp");
+  EXPECT_EQ(result.proposed[1].name, "CustomApp-2");
+  EXPECT_EQ(result.proposed[2].name, "CustomApp-4");
+  EXPECT_EQ(result.proposed.back().name, "CustomApp-" + std::to_string(kPorts + 1));
+  EXPECT_TRUE(parses(
+      std::vector<ProtocolDefinition>(result.proposed.begin(), result.proposed.begin() + 50)));
+
+  // 100 groups in full, then one line for the rest.
+  const std::string report = render(result);
+  const auto lines = std::count(report.begin(), report.end(), '\n');
+  EXPECT_LT(lines, 1500) << report.substr(0, 2000);
+  EXPECT_NE(report.find("port = 20099\n"), std::string::npos);  // the 100th group (20007 first)
+  EXPECT_EQ(report.find("port = 20100\n"), std::string::npos);
+  EXPECT_NE(report.find("\n... and 4900 more groups (4900 attempts): from 10.1.1.2; --client "
+                        "ADDRESS investigates one client's attempts\n"),
+            std::string::npos)
+      << report.substr(report.size() - std::min<std::size_t>(report.size(), 2000));
+  EXPECT_EQ(report.rfind("5002 log lines, 5002 denied attempts in 5000 groups\n", 0), 0u);
+
+  // Exactly 100 groups: no summary line.
+  Investigation hundred = result;
+  hundred.findings.resize(100);
+  EXPECT_EQ(render(hundred).find("more group"), std::string::npos);
+  hundred.findings.push_back(result.findings[100]);
+  EXPECT_NE(render(hundred).find("\n... and 1 more group (1 attempt): from 10.1.1.2;"),
+            std::string::npos);
+}
+
+// A firewall client's successful connection (control_session.cpp), logged when it ends.
+std::string fwcConnected(const std::string& time, const std::string& client, const std::string& app,
+                         const std::string& requested, const std::string& definition) {
+  return R"({"time":")" + time + R"(","duration_ms":9000,"client":")" + client +
+         R"(","user":null,"protocol":"fwc","host":"ws1","application":")" + app +
+         R"(","os_user":"alice","command":"connect","requested":")" + requested +
+         R"(","resolved":")" + requested + R"(","bound":"198.51.100.1:40000","rule":"web",)" +
+         (definition.empty() ? std::string() : R"("definition":")" + definition + "\",") +
+         R"("result":"succeeded","reply":-1,"bytes_up":10,"bytes_down":10})" + "\n";
+}
+
+TEST(InvestigateTest, SecondaryListenUsesTheLatestConnectionStartedBeforeIt) {
+  const std::string listen =
+      R"({"time":"2026-11-24T13:00:01.000Z","duration_ms":0,"client":"10.1.1.2:40700",)"
+      R"("user":null,"protocol":"fwc","host":"ws1","application":"ftpish","os_user":"alice",)"
+      R"("command":"listen","requested":"10.1.1.2:0","resolved":"","rule":"",)"
+      R"("result":"denied by the gateway's rules","reply":-1,"bytes_up":0,"bytes_down":0,)"
+      R"("error":"no primary connection of ftpish (pid 4242) whose protocol definition has an )"
+      R"(inbound TCP secondary connection"})"
+      "\n";
+  const std::string before2121 =
+      fwcConnected("2026-11-24T13:00:00.500Z", "10.1.1.2:40690", "ftpish", "203.0.113.7:2121", "");
+  const std::string earlierHttp = fwcConnected("2026-11-24T13:00:00.000Z", "10.1.1.2:40680",
+                                               "ftpish", "203.0.113.7:80", "HTTP");
+  const std::string afterHttps = fwcConnected("2026-11-24T13:00:02.000Z", "10.1.1.2:40710",
+                                              "ftpish", "203.0.113.7:443", "HTTPS");
+  const std::string otherApp = fwcConnected("2026-11-24T13:00:00.900Z", "10.1.1.2:40695", "browser",
+                                            "203.0.113.8:8080", "HTTP-Alt");
+  const std::string otherClient =
+      fwcConnected("2026-11-24T13:00:00.950Z", "10.1.1.9:40695", "ftpish", "203.0.113.8:21", "FTP");
+
+  // The latest to start before the listen, whether logged before or after it (a connection
+  // still open at the listen is logged when it ends); not the first logged, not a later one.
+  const auto result = run(before2121 + otherApp + otherClient + listen + earlierHttp + afterHttps);
+  ASSERT_EQ(result.findings.size(), 1u);
+  const Finding& f = result.findings[0];
+  EXPECT_EQ(f.kind, DenialKind::ListenNoDefinition);
+  ASSERT_TRUE(f.proposed.has_value()) << f.suggestion;
+  EXPECT_FALSE(f.proposedExtends);
+  EXPECT_EQ(f.proposed->name, "CustomApp");
+  EXPECT_EQ(f.proposed->primary.ports, (policy::PortRange{2121, 2121}));
+  ASSERT_EQ(f.proposed->secondary.size(), 1u);
+  EXPECT_TRUE(f.proposed->secondary[0].anyDynamicPort());
+  EXPECT_NE(f.suggestion.find("connection to port 2121"), std::string::npos) << f.suggestion;
+  EXPECT_TRUE(parses(result.proposed));
+
+  // Logged in the other order: the same choice.
+  const auto reversed = run(afterHttps + earlierHttp + listen + before2121);
+  ASSERT_EQ(reversed.findings.size(), 1u);
+  ASSERT_TRUE(reversed.findings[0].proposed.has_value());
+  EXPECT_EQ(reversed.findings[0].proposed->primary.ports, (policy::PortRange{2121, 2121}));
+
+  // Only the HTTP connection before it: HTTP extended.
+  const auto http = run(listen + earlierHttp + afterHttps);
+  ASSERT_EQ(http.findings.size(), 1u);
+  ASSERT_TRUE(http.findings[0].proposed.has_value());
+  EXPECT_EQ(http.findings[0].proposed->name, "HTTP");
+  EXPECT_TRUE(http.findings[0].proposedExtends);
+
+  // Only connections after the listen, or of other programs and clients: no primary connection.
+  for (const std::string& log :
+       {listen + afterHttps, afterHttps + listen, otherApp + otherClient + listen + afterHttps}) {
+    const auto none = run(log);
+    ASSERT_EQ(none.findings.size(), 1u) << log;
+    EXPECT_FALSE(none.findings[0].proposed.has_value()) << log;
+    EXPECT_TRUE(none.proposed.empty()) << log;
+    EXPECT_TRUE(none.findings[0].covering.empty()) << log;
+    EXPECT_NE(none.findings[0].suggestion.find("the log has no connection of ftpish before the "
+                                               "listen"),
+              std::string::npos)
+        << none.findings[0].suggestion;
+  }
 }
 
 }  // namespace
