@@ -9,9 +9,9 @@ packages=(
   # build
   build-essential cmake ninja-build clang lld libclang-rt-14-dev clang-format pkg-config
   libasio-dev libtomlplusplus-dev libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
-  libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev libpcap-dev
+  libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev libpcap-dev libnftables-dev
   # integration tests: real clients, peers, namespaces
-  curl ncat openssl tshark proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
+  nftables curl ncat openssl tshark proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
   lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
   # benchmark peers

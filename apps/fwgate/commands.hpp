@@ -78,4 +78,12 @@ struct MonitorOptions {
 // 0 done, 1 capture/file/log error, 2 usage.
 int runMonitor(const MonitorOptions& options);
 
+// `fwgate filters` (cmd_filters.cpp).
+struct FiltersOptions {
+  std::string action;      // show, apply, flush, stats
+  std::string configPath;  // -c/--config; empty: the embedded default
+};
+// 0 done, 1 configuration or nftables error.
+int runFilters(const FiltersOptions& options);
+
 }  // namespace fwgate::app

@@ -103,6 +103,21 @@ int main(int argc, char** argv) {
   monitorCmd->add_flag("--gateway-host", monitor.gatewayHost,
                        "The program runs on the gateway host: suggest static packet filters");
 
+  FiltersOptions filtersOptions;
+  auto* filtersCmd = app.add_subcommand(
+      "filters", "Packet filters as nftables table inet fwgate: show, apply, flush, stats");
+  filtersCmd->require_subcommand(1);
+  for (const auto& [name, help] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"show", "Print the nftables ruleset the configuration makes"},
+           {"apply", "Apply it in one transaction (replaces table inet fwgate only)"},
+           {"flush", "Remove table inet fwgate, and nothing else"},
+           {"stats", "Packets and bytes per filter, the dynamic ports and the drops"}}) {
+    auto* sub = filtersCmd->add_subcommand(name, help);
+    sub->add_option("-c,--config", filtersOptions.configPath,
+                    "Gateway configuration (else the embedded default)");
+    sub->callback([&filtersOptions, name] { filtersOptions.action = name; });
+  }
+
   // `fwgate run [OPTIONS] -- PROGRAM ARGS...`: everything after "--" is the program's, untouched.
   if (argc > 1 && std::string_view(argv[1]) == "run") {
     for (int i = 2; i < argc; ++i) {
@@ -123,6 +138,7 @@ int main(int argc, char** argv) {
   if (agentCmd->parsed()) return runAgent(agent);
 
   if (monitorCmd->parsed()) return runMonitor(monitor);
+  if (filtersCmd->parsed()) return runFilters(filtersOptions);
   if (gatewayCmd->parsed()) return runGateway(gateway);
   if (checkCmd->parsed()) return runConfigCheck(checkPath);
   if (defaultCmd->parsed()) return runConfigDefault();

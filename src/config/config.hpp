@@ -120,6 +120,16 @@ std::string ipProtocolName(std::uint8_t protocol);
 // [packet_filters]
 struct PacketFilterSettings {
   bool enabled = false;  // applied to the kernel by `fwgate filters`; validated either way
+  // The external interfaces (`interfaces`): the only ones filtered; required when enabled. A
+  // trailing '*' is nftables' wildcard ("ppp*").
+  std::vector<std::string> interfaces;
+  // `outbound = "drop"`: outbound on the external interfaces only for established/related
+  // traffic, the gateway's own user and the outbound filters. "accept" (false): not restricted,
+  // outbound filters only count.
+  bool outboundDrop = false;
+  // `dynamic_timeout`: the timeout of a dynamic port's element (a safety net should the gateway
+  // die); 10s..24h.
+  Duration dynamicTimeout{std::chrono::hours(1)};
   std::vector<PacketFilter> filters;  // [[packet_filters.filter]], in file order
   friend bool operator==(const PacketFilterSettings&, const PacketFilterSettings&) = default;
 };

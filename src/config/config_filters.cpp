@@ -106,9 +106,13 @@ class FiltersParser {
   }
 
   PacketFilterSettings parse(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "packet_filters", {"enabled", "filter"});
+    in_.rejectUnknownKeys(t, "packet_filters",
+                          {"enabled", "interfaces", "outbound", "dynamic_timeout", "filter"});
     PacketFilterSettings out;
     in_.boolean(t, "enabled", "packet_filters", out.enabled);
+    interfaces(t, out);
+    outbound(t, out.outboundDrop);
+    dynamicTimeout(t, out.dynamicTimeout);
     in_.tables(t, "filter", "packet_filters",
                [&](const toml::table& f, const std::string& path, std::size_t index) {
                  const std::size_t before = in_.errorCount();
@@ -119,6 +123,78 @@ class FiltersParser {
   }
 
  private:
+  // The external interfaces: Linux interface names nftables can quote, each once; at least one
+  // when the filters are enabled.
+  void interfaces(const toml::table& t, PacketFilterSettings& out) {
+    in_.strings(t, "interfaces", "packet_filters",
+                [&](const std::string& name, const std::string& path, const toml::node& n) {
+                  if (const std::string problem = interfaceProblem(name); !problem.empty()) {
+                    in_.error(path, n, problem);
+                  } else if (std::find(out.interfaces.begin(), out.interfaces.end(), name) !=
+                             out.interfaces.end()) {
+                    in_.error(path, n, fmt::format("{} is listed twice", quote(name)));
+                  } else {
+                    out.interfaces.push_back(name);
+                  }
+                });
+    if (out.enabled && out.interfaces.empty() && !t.contains("interfaces")) {
+      in_.error("packet_filters.interfaces", t.source().begin.line,
+                "missing: with enabled = true, name the external interfaces, e.g. interfaces = "
+                "[\"eth1\"] (only they are filtered)");
+    } else if (const toml::node* n = t.get("interfaces");
+               out.enabled && n != nullptr && n->is_array() && n->as_array()->empty()) {
+      in_.error("packet_filters.interfaces", *n,
+                "empty: with enabled = true, name at least one external interface");
+    }
+  }
+
+  static std::string interfaceProblem(std::string_view name) {
+    if (name.empty() || name.size() > 15) {
+      return fmt::format("{} is not an interface name (1..15 characters)", quote(name));
+    }
+    if (name == "." || name == "..") return fmt::format("{} is not an interface name", quote(name));
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      const bool wildcard = c == '*' && i + 1 == name.size();
+      if (c <= ' ' || c >= 0x7f || c == '/' || c == ':' || c == '"' || c == '\\' ||
+          (c == '*' && !wildcard)) {
+        return fmt::format(
+            "{} is not an interface name (no whitespace, '/', ':', quotes or backslashes; '*' "
+            "only at the end, as a wildcard)",
+            quote(name));
+      }
+    }
+    return {};
+  }
+
+  void outbound(const toml::table& t, bool& drop) {
+    std::string text;
+    const toml::node* n = in_.string(t, "outbound", "packet_filters", text);
+    if (n == nullptr) return;
+    static constexpr std::array<std::string_view, 2> kChoices = {"accept", "drop"};
+    if (text == "accept" || text == "drop") {
+      drop = text == "drop";
+      return;
+    }
+    in_.error("packet_filters.outbound", *n,
+              fmt::format("expected \"accept\" (not restricted) or \"drop\" (only what is "
+                          "admitted), got {}{}",
+                          quote(text), suggestion(text, kChoices)));
+  }
+
+  void dynamicTimeout(const toml::table& t, Duration& out) {
+    Duration value = out;
+    const std::size_t before = in_.errorCount();
+    in_.duration(t, "dynamic_timeout", "packet_filters", value);
+    if (in_.errorCount() != before) return;
+    if (value < std::chrono::seconds(10) || value > std::chrono::hours(24)) {
+      in_.error("packet_filters.dynamic_timeout", *t.get("dynamic_timeout"),
+                "must be 10s..24h (an open port's element is renewed before it runs out)");
+      return;
+    }
+    out = value;
+  }
+
   PacketFilter filter(const toml::table& t, const std::string& path, std::size_t index) {
     in_.rejectUnknownKeys(t, path,
                           {"name", "protocol", "direction", "local_port", "remote_port",
@@ -176,6 +252,13 @@ class FiltersParser {
         in_.error(namePath, line,
                   fmt::format("invalid filter name {} (letters, digits, '_', '.', '-'; at most "
                               "128)",
+                              quote(out)));
+        return;
+      }
+      if (out == "invalid" || out == "dynamic" || out == "outbound") {
+        in_.error(namePath, line,
+                  fmt::format("filter name {} is reserved: `fwgate filters stats` shows the "
+                              "table's own counter under it",
                               quote(out)));
         return;
       }

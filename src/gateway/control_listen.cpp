@@ -266,6 +266,8 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     co_return;
   }
   record_.result = "listening";
+  // With packet filters on, the external interface admits this port while the listen lasts.
+  const AdmittedPort admitted = runtime_.packetFilters().admit(listening.port());
 
   // Accept until the policy says stop: a secondary listen takes one connection within
   // bind_timeout and ends with its primary connection; a server listens while the client keeps

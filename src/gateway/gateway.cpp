@@ -1,7 +1,10 @@
 #include "gateway/gateway.hpp"
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <csignal>
 
@@ -121,6 +124,20 @@ bool Gateway::openListener(const config::Listener& listener, bool control) {
   return true;
 }
 
+namespace {
+
+// After setuid(), only CAP_NET_ADMIN stays (effective and permitted): what libnftables needs to
+// change the dynamic set as listens open and close.
+bool keepOnlyNetAdmin() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+  data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+  return ::syscall(SYS_capset, &header, data) == 0;
+}
+
+}  // namespace
+
 bool Gateway::dropPrivileges() {
   const auto& user = runtime_.snapshot()->config->runAsUser;
   if (user.empty() || ::geteuid() != 0) return true;
@@ -129,13 +146,33 @@ bool Gateway::dropPrivileges() {
     spdlog::error("gateway.user: no such user \"{}\"", user);
     return false;
   }
+  const bool filters = runtime_.packetFilters().enabled();
+  if (filters && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
+    spdlog::error("cannot keep CAP_NET_ADMIN for the packet filters: {}", std::strerror(errno));
+    return false;
+  }
   if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
       ::setuid(pw->pw_uid) != 0) {
     spdlog::error("cannot drop privileges to \"{}\": {}", user, std::strerror(errno));
     return false;
   }
-  spdlog::info("running as user {} (uid {})", user, pw->pw_uid);
+  if (filters && !keepOnlyNetAdmin()) {
+    spdlog::error("cannot keep CAP_NET_ADMIN for the packet filters: {}", std::strerror(errno));
+    return false;
+  }
+  spdlog::info("running as user {} (uid {}{})", user, pw->pw_uid,
+               filters ? ", keeping CAP_NET_ADMIN for the packet filters" : "");
   return true;
+}
+
+asio::awaitable<void> Gateway::refreshPacketFilters() {
+  asio::steady_timer timer(io_);
+  while (!stopping_) {
+    timer.expires_after(runtime_.packetFilters().refreshInterval());
+    auto [ec] = co_await timer.async_wait(kNoThrow);
+    if (ec) co_return;
+    runtime_.packetFilters().refresh();
+  }
 }
 
 int Gateway::run() {
@@ -152,6 +189,13 @@ int Gateway::run() {
                snapshot->config->source, snapshot->config->rules.size(), socksListeners_,
                listeners_.size() - socksListeners_);
   if (!openListeners()) return 1;
+  std::string filterSummary;
+  if (const auto error = runtime_.packetFilters().apply(*snapshot->config, filterSummary);
+      !error.empty()) {
+    spdlog::error("packet filters: cannot apply table inet fwgate: {}", error);
+    return 1;
+  }
+  spdlog::info("{}", filterSummary);
   spdlog::info("session log: {}", snapshot->config->log.sessions == "-"
                                       ? std::string("stderr")
                                       : snapshot->config->log.sessions);
@@ -171,6 +215,7 @@ int Gateway::run() {
                    onException);
   }
   asio::co_spawn(io_, handleSignals(), onException);
+  asio::co_spawn(io_, refreshPacketFilters(), onException);
   io_.run();
   spdlog::info("stopped: {} sessions served, {} internal errors",
                runtime_.counters().sessionsAccepted, runtime_.counters().sessionExceptions);
@@ -286,6 +331,14 @@ void Gateway::reload() {
         runtime_.refreshHostAddresses();
         spdlog::info("SIGHUP: reloaded {} ({} rules); established sessions keep their rules",
                      options_.configPath, runtime_.snapshot()->config->rules.size());
+        std::string summary;
+        if (const auto failed =
+                runtime_.packetFilters().apply(*runtime_.snapshot()->config, summary);
+            !failed.empty()) {
+          spdlog::error("SIGHUP: packet filters: {}; the kernel keeps the previous table", failed);
+        } else {
+          spdlog::info("SIGHUP: {}", summary);
+        }
       }
     }
   }

@@ -34,6 +34,7 @@ class Gateway {
                                    const config::Listener& listener, bool control);
   asio::awaitable<void> handleSignals();
   asio::awaitable<void> drainAndStop();
+  asio::awaitable<void> refreshPacketFilters();
   void reload();
   bool openListeners();
   bool openListener(const config::Listener& listener, bool control);

@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "config/users.hpp"
 #include "gateway/buffer_pool.hpp"
+#include "gateway/packet_filters.hpp"
 #include "gateway/pipe_pool.hpp"
 #include "gateway/session_log.hpp"
 #include "policy/engine.hpp"
@@ -85,6 +86,8 @@ class Runtime {
   asio::thread_pool& resolverPool() { return resolverPool_; }
   asio::thread_pool& authPool() { return authPool_; }
   Counters& counters() { return counters_; }
+  // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
+  PacketFilters& packetFilters() { return packetFilters_; }
 
   // The host's own addresses (getifaddrs) and the ports the gateway listens on.
   void refreshHostAddresses();
@@ -126,6 +129,7 @@ class Runtime {
 
  private:
   asio::io_context& io_;
+  PacketFilters packetFilters_;
   std::shared_ptr<const Snapshot> snapshot_;
   BufferPool buffers_;
   PipePool pipes_;

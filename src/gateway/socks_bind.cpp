@@ -61,6 +61,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   }
   const auto listening = acceptor.local_endpoint(ec);
   record_.bound = endpointString(listening.address(), listening.port());
+  // With packet filters on, the external interface admits this port while the BIND waits.
+  const AdmittedPort admitted = runtime_.packetFilters().admit(listening.port());
   // First reply: where the peer should connect.
   if (!co_await sendReply(Reply::Succeeded, listening)) co_return;
 

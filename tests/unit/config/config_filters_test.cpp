@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -63,13 +64,42 @@ TEST(PacketFiltersTest, AbsentSectionIsDisabledAndEmpty) {
 
 TEST(PacketFiltersTest, EnabledWithoutFiltersIsFineAndQuiet) {
   const LoadResult r = parseConfig(
-      "[packet_filters]\nenabled = true\n[[rules]]\naction = \"allow\"\nsources = "
-      "[\"loopback\"]\n",
+      "[packet_filters]\nenabled = true\ninterfaces = [\"eth1\"]\n[[rules]]\naction = "
+      "\"allow\"\nsources = [\"loopback\"]\n",
       "t.toml");
   ASSERT_TRUE(r.ok()) << describe(r);
   EXPECT_TRUE(r.config->packetFilters.enabled);
   EXPECT_TRUE(r.config->packetFilters.filters.empty());
   EXPECT_TRUE(r.warnings.empty()) << describe(r);
+}
+
+TEST(PacketFiltersTest, InterfacesOutboundAndDynamicTimeout) {
+  const PacketFilterSettings defaults;
+  EXPECT_TRUE(defaults.interfaces.empty());
+  EXPECT_FALSE(defaults.outboundDrop);
+  EXPECT_EQ(defaults.dynamicTimeout, std::chrono::hours(1));
+
+  LoadResult r = parseConfig(
+      "[packet_filters]\nenabled = true\ninterfaces = [\"eth1\", \"ppp*\", \"br-lan.10\"]\n"
+      "outbound = \"drop\"\ndynamic_timeout = \"10m\"\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  const PacketFilterSettings& s = r.config->packetFilters;
+  EXPECT_EQ(s.interfaces, (std::vector<std::string>{"eth1", "ppp*", "br-lan.10"}));
+  EXPECT_TRUE(s.outboundDrop);
+  EXPECT_EQ(s.dynamicTimeout, std::chrono::minutes(10));
+
+  // Explicit "accept", integer seconds, the bounds; interfaces optional while disabled.
+  r = parseConfig("[packet_filters]\noutbound = \"accept\"\ndynamic_timeout = 10\n", "t.toml");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_FALSE(r.config->packetFilters.outboundDrop);
+  EXPECT_EQ(r.config->packetFilters.dynamicTimeout, std::chrono::seconds(10));
+  EXPECT_TRUE(r.config->packetFilters.interfaces.empty());
+  r = parseConfig(
+      "[packet_filters]\ndynamic_timeout = \"24h\"\ninterfaces = [\"a23456789012345\"]\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(r.config->packetFilters.dynamicTimeout, std::chrono::hours(24));
 }
 
 TEST(PacketFiltersTest, TheFullExampleParsesToItsValues) {
@@ -293,6 +323,59 @@ const std::vector<ErrorCase>& errorCases() {
        "[packet_filters]\nenabled = \"yes\"\n",
        {"packet_filters.enabled"},
        "expected true or false"},
+      {"enabled without interfaces",
+       "[packet_filters]\nenabled = true\n",
+       {"packet_filters.interfaces"},
+       "interfaces = [\"eth1\"]"},
+      {"enabled with no interface",
+       "[packet_filters]\nenabled = true\ninterfaces = []\n",
+       {"packet_filters.interfaces"},
+       "at least one"},
+      {"interfaces not an array",
+       "[packet_filters]\ninterfaces = \"eth1\"\n",
+       {"packet_filters.interfaces"},
+       "expected an array of strings"},
+      {"interface not a string",
+       "[packet_filters]\ninterfaces = [\"eth1\", 2]\n",
+       {"packet_filters.interfaces[1]"},
+       "expected a string"},
+      {"interface name too long",
+       "[packet_filters]\ninterfaces = [\"a234567890123456\"]\n",
+       {"packet_filters.interfaces[0]"},
+       "1..15 characters"},
+      {"empty interface name",
+       "[packet_filters]\ninterfaces = [\"\"]\n",
+       {"packet_filters.interfaces[0]"},
+       "1..15 characters"},
+      {"interface name with a slash, a space, a quote, a wildcard inside",
+       "[packet_filters]\ninterfaces = [\"eth/1\", \"eth 1\", \"eth\\\"1\", \"e*h\"]\n",
+       {"packet_filters.interfaces[0]", "packet_filters.interfaces[1]",
+        "packet_filters.interfaces[2]", "packet_filters.interfaces[3]"},
+       "no whitespace, '/'"},
+      {"interface listed twice",
+       "[packet_filters]\ninterfaces = [\"eth1\", \"eth1\"]\n",
+       {"packet_filters.interfaces[1]"},
+       "listed twice"},
+      {"bad outbound, with a suggestion",
+       "[packet_filters]\noutbound = \"dorp\"\n",
+       {"packet_filters.outbound"},
+       "did you mean \"drop\"?"},
+      {"outbound not a string",
+       "[packet_filters]\noutbound = false\n",
+       {"packet_filters.outbound"},
+       "expected a string"},
+      {"dynamic_timeout too short",
+       "[packet_filters]\ndynamic_timeout = \"9s\"\n",
+       {"packet_filters.dynamic_timeout"},
+       "10s..24h"},
+      {"dynamic_timeout too long",
+       "[packet_filters]\ndynamic_timeout = \"25h\"\n",
+       {"packet_filters.dynamic_timeout"},
+       "10s..24h"},
+      {"dynamic_timeout malformed",
+       "[packet_filters]\ndynamic_timeout = \"1 hour\"\n",
+       {"packet_filters.dynamic_timeout"},
+       "invalid duration"},
       {"filter is a table, not an array of tables",
        "[packet_filters.filter]\nprotocol = \"tcp\"\n",
        {"packet_filters.filter"},
@@ -467,6 +550,10 @@ const std::vector<ErrorCase>& errorCases() {
        kTcpIn + "name = \"app\"\n" + kTcpIn + "name = \"app\"\n",
        {"packet_filters.filter[1].name"},
        "duplicate filter name \"app\" (also packet_filters.filter[0])"},
+      {"name of one of the table's own counters",
+       kTcpIn + "name = \"dynamic\"\n",
+       {kF0 + ".name"},
+       "reserved"},
       {"explicit name clashes with a default name",
        kTcpIn + kTcpIn + "name = \"filter-1\"\n",
        {"packet_filters.filter[1].name"},

@@ -1,0 +1,75 @@
+// The gateway's side of its packet filters (table inet fwgate): applying the configuration's
+// ruleset at start and on reload, and admitting the TCP ports the gateway itself opens for
+// remoted listens and SOCKS BIND while they are open (the dynamic set), refreshed before the
+// elements' timeouts run out.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace fwgate::filters {
+class Nft;
+}
+
+namespace fwgate::gateway {
+
+class PacketFilters;
+
+// Admits one port while it lives.
+class AdmittedPort {
+ public:
+  AdmittedPort() = default;
+  AdmittedPort(PacketFilters* owner, std::uint16_t port) : owner_(owner), port_(port) {}
+  ~AdmittedPort();
+  AdmittedPort(AdmittedPort&& other) noexcept : owner_(other.owner_), port_(other.port_) {
+    other.owner_ = nullptr;
+  }
+  AdmittedPort& operator=(AdmittedPort&&) = delete;
+  AdmittedPort(const AdmittedPort&) = delete;
+
+ private:
+  PacketFilters* owner_ = nullptr;
+  std::uint16_t port_ = 0;
+};
+
+// No Asio object inside: it lives in the Runtime, which outlives the io_context and the
+// sessions it destroys (whose AdmittedPorts come back here). The gateway's loop calls
+// refresh() every refreshInterval().
+class PacketFilters {
+ public:
+  PacketFilters();
+  ~PacketFilters();
+
+  // Applies `config`'s [packet_filters] when enabled (replacing the table in one transaction,
+  // then putting back the ports open now); when not enabled, leaves the kernel alone. Returns
+  // "" or the error; `summary` gets the start-up line.
+  std::string apply(const config::Config& config, std::string& summary);
+  bool enabled() const { return enabled_; }
+
+  // The port is admitted from outside until the returned object is destroyed. Does nothing
+  // (and costs nothing) when filtering is off.
+  AdmittedPort admit(std::uint16_t port);
+
+  // Renews the open ports' elements before their timeout runs out.
+  void refresh();
+  std::chrono::seconds refreshInterval() const {
+    return std::max(std::chrono::seconds(3), timeout_ / 3);
+  }
+
+ private:
+  friend class AdmittedPort;
+  void release(std::uint16_t port);
+  void run(const std::string& script, const char* what);
+
+  std::unique_ptr<filters::Nft> nft_;
+  bool enabled_ = false;
+  std::chrono::seconds timeout_{3600};
+  std::map<std::uint16_t, int> open_;  // port -> how many listens hold it
+};
+
+}  // namespace fwgate::gateway
