@@ -283,3 +283,22 @@ def test_a_remoted_listen_opens_its_port_and_closes_it(topo, gateway, ftp):
     while "elements" in dynamic_ports(topo) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "elements" not in dynamic_ports(topo), dynamic_ports(topo)
+
+
+def test_a_gateway_that_drops_privileges_keeps_only_what_the_filters_need(topo, gateway):
+    """[gateway] user = "nobody": the gateway still updates the dynamic set (CAP_NET_ADMIN kept)
+    and has no other capability."""
+    fwit.require_tool("nft")
+    gw = start_gateway(gateway, topo, extra='\n[gateway]\nuser = "nobody"\n' + filters_config(topo, ""))
+    deadline = time.monotonic() + 10
+    while "running as user" not in gw.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "keeping CAP_NET_ADMIN for the packet filters" in gw.stderr(), gw.tail()
+    status = open(f"/proc/{gw.pid}/status").read()  # `ip netns exec` execs the gateway
+    caps = {k: int(v, 16) for k, v in re.findall(r"^(CapEff|CapPrm):\s+([0-9a-f]+)$", status, re.M)}
+    assert caps == {"CapEff": 1 << 12, "CapPrm": 1 << 12}, caps  # CAP_NET_ADMIN is bit 12
+    client = topo.spawn("internal", [fwit.PYTHON, "-c", BIND_CLIENT, topo.gw_inside, EXTERNAL, str(gw.port)])
+    line = fwit.read_pipe(client.stdout, 200, 15, until=b"\n").decode()
+    port = int(re.match(r"bound \S+ (\d+)", line).group(1))
+    assert re.search(rf"\b{port}\b", dynamic_ports(topo)), (dynamic_ports(topo), gw.tail())
+    client.kill()
