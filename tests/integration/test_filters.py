@@ -123,6 +123,13 @@ def config_file(topo, text: str):
     return path
 
 
+def wait_applied(gw) -> None:
+    """The start-up line comes after the listeners' lines start_gateway waits for."""
+    deadline = time.monotonic() + 10 * fwit.SLOW
+    while "packet filters: applied" not in gw.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_static_filters_in_the_kernel(topo, echo):
     fwit.require_tool("nft")
     # Before: everything reaches the gateway host.
@@ -207,6 +214,7 @@ def dynamic_ports(topo) -> str:
 def test_the_gateway_applies_its_table_and_admits_bind_ports_while_open(topo, gateway, echo):
     fwit.require_tool("nft")
     gw = start_gateway(gateway, topo, extra="\n" + filters_config(topo, ADMIT_4000_5000))
+    wait_applied(gw)
     assert "packet filters: applied table inet fwgate (2 filters" in gw.stderr(), gw.tail()
     assert probe(topo, "tcp", 4001) == "timeout" and probe(topo, "tcp", 4000) == "ok"
     client = topo.spawn("internal", [fwit.PYTHON, "-c", BIND_CLIENT, topo.gw_inside, EXTERNAL, str(gw.port)])
@@ -268,6 +276,7 @@ def test_a_remoted_listen_opens_its_port_and_closes_it(topo, gateway, ftp):
     set does while each listen lasts, and is empty afterwards."""
     fwit.require_tool("nft")
     gw = start_gateway(gateway, topo, rules=FTP_RULES, extra="\n" + filters_config(topo, ""))
+    wait_applied(gw)
     assert "packet filters: applied table inet fwgate (0 filters" in gw.stderr(), gw.tail()
     dest = topo.tmp / "active"
     dest.mkdir()
