@@ -57,26 +57,6 @@ std::string conversationNames(const std::vector<std::size_t>& indexes) {
   return out;
 }
 
-namespace {
-std::string lowered(std::string s) {
-  for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return s;
-}
-}  // namespace
-
-UniqueNames::UniqueNames(const std::vector<std::string>& taken) {
-  for (const auto& t : taken) used_.insert(lowered(t));
-}
-
-std::string UniqueNames::take(const std::string& base) {
-  std::size_t& n = next_[lowered(base)];
-  for (;;) {
-    std::string name = n == 0 ? base : fmt::format("{}-{}", base, n + 1);
-    ++n;
-    if (used_.insert(lowered(name)).second) return name;
-  }
-}
-
 std::size_t ConversationTable::KeyHash::operator()(const Key& k) const {
   return hashEndpoint(hashEndpoint(0xcbf29ce484222325ULL ^ k.transport, k.low), k.high);
 }

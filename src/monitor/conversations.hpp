@@ -101,16 +101,4 @@ bool wellKnownPort(Transport transport, std::uint16_t port);
 // "C1, C3": conversations by their 0-based index in the table, as the suggestion names them.
 std::string conversationNames(const std::vector<std::size_t>& indexes);
 
-// Definition and filter names, unique case-insensitively against `taken` and each other:
-// "CustomApp", then "CustomApp-2", "CustomApp-3", ...
-class UniqueNames {
- public:
-  explicit UniqueNames(const std::vector<std::string>& taken = {});
-  std::string take(const std::string& base);
-
- private:
-  std::set<std::string> used_;  // lower case
-  std::map<std::string, std::size_t> next_;
-};
-
 }  // namespace fwgate::monitor

@@ -145,6 +145,12 @@ void appendAddress(std::string& out, const policy::IpAddress& address) {
   if (inet_ntop(AF_INET6, address.bytes.data(), text, sizeof text) != nullptr) out += text;
 }
 
+std::string addressText(const policy::IpAddress& address) {
+  std::string s;
+  appendAddress(s, address);
+  return s;
+}
+
 std::string icmpText(bool v6, std::uint8_t type, std::uint8_t code) {
   if (!v6) {
     switch (type) {

@@ -22,6 +22,7 @@ void appendFrameLine(std::string& out, std::uint64_t number, std::int64_t second
 
 // "10.1.1.2", "2001:db8::7": without allocation where possible.
 void appendAddress(std::string& out, const policy::IpAddress& address);
+std::string addressText(const policy::IpAddress& address);
 
 // "Echo Request", "Destination Unreachable (Port Unreachable)", "type 42 code 0".
 std::string icmpText(bool v6, std::uint8_t type, std::uint8_t code);

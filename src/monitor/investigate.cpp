@@ -254,8 +254,12 @@ std::string lowered(std::string_view s) {
 class Proposals {
  public:
   explicit Proposals(const InvestigateOptions& options) : options_(options) {
-    for (const auto& d : options.definitions) configured_.insert(lowered(d.name));
-    used_ = configured_;
+    std::vector<std::string> taken;
+    for (const auto& d : options.definitions) {
+      configured_.insert(lowered(d.name));
+      taken.push_back(d.name);
+    }
+    names_ = UniqueNames(taken);
   }
 
   const std::vector<ProtocolDefinition>& all() const { return all_; }
@@ -274,11 +278,7 @@ class Proposals {
     }
     const std::string base =
         policy::isValidProtocolName(options_.name) ? options_.name : "CustomApp";
-    // The suffixes tried so far are taken for good (names are only ever added): start after.
-    int& next = nextSuffix_.try_emplace(lowered(base), 2).first->second;
-    std::string name = base;
-    while (used_.contains(lowered(name))) name = fmt::format("{}-{}", base, next++);
-    return add(ProtocolDefinition{name, primary, {}, false});
+    return add(ProtocolDefinition{names_.take(base), primary, {}, false});
   }
   // `base` as the configuration will have it (a built-in one is overridden by name).
   ProtocolDefinition& extended(const ProtocolDefinition& base) {
@@ -298,7 +298,6 @@ class Proposals {
   ProtocolDefinition& add(ProtocolDefinition d) {
     const std::size_t index = all_.size();
     std::string name = lowered(d.name);
-    used_.insert(name);
     byName_.emplace(std::move(name), index);
     byPrimary_.emplace(key(d.primary), index);  // the first with this primary connection
     all_.push_back(std::move(d));
@@ -307,11 +306,10 @@ class Proposals {
 
   const InvestigateOptions& options_;
   std::vector<ProtocolDefinition> all_;
-  std::set<std::string> configured_;           // lower-cased names of options.definitions
-  std::set<std::string> used_;                 // lower-cased: configured_ and all_'s
+  std::set<std::string> configured_;  // lower-cased names of options.definitions
+  UniqueNames names_;  // new names: never a configured one (extended ones are configured)
   std::map<std::string, std::size_t> byName_;  // lower-cased name -> index in all_
   std::map<Key, std::size_t> byPrimary_;
-  std::map<std::string, int> nextSuffix_;  // lower-cased base name -> the next "-N" to try
 };
 
 std::string withSecondary(ProtocolDefinition& d, const ConnectionSpec& secondary) {

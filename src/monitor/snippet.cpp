@@ -67,4 +67,24 @@ const policy::ProtocolDefinition* findCovering(
   return nullptr;
 }
 
+namespace {
+std::string lowered(std::string s) {
+  for (char& c : s) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return s;
+}
+}  // namespace
+
+UniqueNames::UniqueNames(const std::vector<std::string>& taken) {
+  for (const auto& t : taken) used_.insert(lowered(t));
+}
+
+std::string UniqueNames::take(const std::string& base) {
+  std::size_t& n = next_[lowered(base)];
+  for (;;) {
+    std::string name = n == 0 ? base : fmt::format("{}-{}", base, n + 1);
+    ++n;
+    if (used_.insert(lowered(name)).second) return name;
+  }
+}
+
 }  // namespace fwgate::monitor

@@ -2,6 +2,8 @@
 // definitions ([protocols.NAME]) and the existing definition that already covers a connection.
 #pragma once
 
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,5 +25,17 @@ const policy::ProtocolDefinition* findCovering(
     const std::vector<policy::ProtocolDefinition>& definitions,
     const policy::ConnectionSpec& primary, const std::vector<policy::ConnectionSpec>& secondary,
     const policy::PortRange& dynamic);
+
+// Definition and filter names, unique case-insensitively against `taken` and each other:
+// "CustomApp", then "CustomApp-2", "CustomApp-3", ...
+class UniqueNames {
+ public:
+  explicit UniqueNames(const std::vector<std::string>& taken = {});
+  std::string take(const std::string& base);
+
+ private:
+  std::set<std::string> used_;  // lower case
+  std::map<std::string, std::size_t> next_;
+};
 
 }  // namespace fwgate::monitor

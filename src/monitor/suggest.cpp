@@ -24,12 +24,6 @@ bool gatewayServicePort(std::uint16_t port) {
   return port == 1745 || port == 1080;
 }
 
-std::string addressText(const policy::IpAddress& a) {
-  std::string s;
-  appendAddress(s, a);
-  return s;
-}
-
 template <typename T>
 std::string joined(const std::set<T>& values) {
   return fmt::format("{}", fmt::join(values, ", "));

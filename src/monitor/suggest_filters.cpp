@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "monitor/frame_line.hpp"
+#include "monitor/snippet.hpp"
 #include "monitor/suggest.hpp"
 
 namespace fwgate::monitor {
@@ -21,12 +22,6 @@ struct Filter {
 
 std::string quoted(const std::string& s) {
   return fmt::format("\"{}\"", s);
-}
-
-std::string hostText(const policy::IpAddress& a) {
-  std::string s;
-  appendAddress(s, a);
-  return s;
 }
 
 // ::ffff:a.b.c.d is an IPv4 host to the configuration (its ranges unmap it).
@@ -72,7 +67,7 @@ std::string packetFiltersToml(const ConversationTable& table, const policy::IpAd
     f.direction = opened ? "outbound" : "inbound";
     f.localPort = opened ? quoted("any") : std::to_string(local.port);
     f.remotePort = opened ? std::to_string(remote.port) : quoted("any");
-    f.remoteHost = hostText(remote.address);
+    f.remoteHost = addressText(remote.address);
     f.conversations.push_back(i);
     if (opened) contacted.insert(remote.address);
     // A host the program contacted first, connecting back to a port the program picked (FTP's
@@ -92,7 +87,7 @@ std::string packetFiltersToml(const ConversationTable& table, const policy::IpAd
     f.protocol = e.v6 ? "icmpv6" : "icmp";
     f.direction = opened ? "outbound" : "inbound";
     f.icmpType = e.v6 ? "128" : "8";
-    f.remoteHost = hostText(remote);
+    f.remoteHost = addressText(remote);
     f.echo = true;
     add(std::move(f));
   }
