@@ -47,8 +47,7 @@ bool wireToAsio(const protocol::Address& w, asio::ip::address& out) {
 
 std::string endpointString(const asio::ip::address& address, std::uint16_t port) {
   const auto a = unmapped(address);
-  if (a.is_v6()) return "[" + a.to_string() + "]:" + std::to_string(port);
-  return a.to_string() + ":" + std::to_string(port);
+  return protocol::hostPortText(a.to_string(), a.is_v6(), port);
 }
 
 protocol::control::IpAddress toControl(const asio::ip::address& a) {

@@ -93,9 +93,21 @@ std::string Address::host() const {
 }
 
 std::string Address::toString() const {
-  const std::string portText = ":" + std::to_string(port);
-  if (type == AddressType::IPv6) return "[" + host() + "]" + portText;
-  return host() + portText;
+  return hostPortText(host(), type == AddressType::IPv6, port);
+}
+
+// Appended piece by piece: GCC 12 at -O3 reports a -Wrestrict false positive for
+// `"[" + std::string + "]"` (the rvalue operator+ that inserts at the front, GCC bug 105329).
+std::string hostPortText(std::string_view host, bool ipv6, std::uint16_t port) {
+  const std::string portText = std::to_string(port);
+  std::string out;
+  out.reserve(host.size() + portText.size() + 3);
+  if (ipv6) out += '[';
+  out += host;
+  if (ipv6) out += ']';
+  out += ':';
+  out += portText;
+  return out;
 }
 
 void appendSocks5Address(std::vector<std::uint8_t>& out, const Address& address) {

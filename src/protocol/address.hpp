@@ -37,6 +37,9 @@ struct Address {
   friend bool operator==(const Address&, const Address&) = default;
 };
 
+// "HOST:PORT", with the host in brackets when it is an IPv6 address ("[2001:db8::1]:443").
+std::string hostPortText(std::string_view host, bool ipv6, std::uint16_t port);
+
 /*
  *  +------+----------+----------+
  *  | ATYP | DST.ADDR | DST.PORT |   ATYP 1: 4 bytes; 4: 16 bytes; 3: one length byte, then the name
