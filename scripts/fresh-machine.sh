@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Runs the README's Quick start on a stock Debian 12 system: a minimal debootstrap root (nothing
+# installed but Debian's required packages), Debian's stock /etc/hosts (with "::1 localhost"), a
+# clean clone of this repository's HEAD, and something already listening on 127.0.0.1:1080 and
+# 127.0.0.1:1745 while the test suite runs. As root, on a machine that reaches Debian's mirror:
+#
+#   scripts/fresh-machine.sh [--tests] [--gateway] [--keep] [--root=DIR]
+#
+#   --tests    command 2 (bash scripts/test.sh) in a fresh root; prints its summary and time
+#   --gateway  command 1 (bash scripts/start-gateway.sh) in another fresh root; then curl fetches
+#              a page through 127.0.0.1:1080 from a server on this host, and the gateway stops
+# Both by default. Each root is made anew from one debootstrap (cached as a tarball in DIR) and
+# removed afterwards unless --keep. The chroot shares this machine's kernel and network (so the
+# squatters on 1080/1745 are ordinary processes here); network namespaces made inside it are its
+# own. Not part of CI: it downloads a few hundred MB and takes about as long as a CI run.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=/var/tmp/fwgate-fresh
+tests=0 gateway=0 keep=0
+for arg in "$@"; do
+  case $arg in
+    --tests) tests=1 ;;
+    --gateway) gateway=1 ;;
+    --keep) keep=1 ;;
+    --root=*) work=${arg#--root=} ;;
+    -h | --help)
+      sed -n '2,15p' "$0"
+      exit 0
+      ;;
+    *)
+      echo "fresh-machine.sh: unknown argument $arg" >&2
+      exit 2
+      ;;
+  esac
+done
+((tests + gateway > 0)) || tests=1 gateway=1
+[[ $(id -u) -eq 0 ]] || {
+  echo "fresh-machine.sh: run as root (debootstrap, chroot, mounts)" >&2
+  exit 1
+}
+command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap
+mirror=${FWGATE_MIRROR:-http://deb.debian.org/debian}
+mkdir -p "$work"
+base="$work/bookworm-minbase.tar"
+
+if [[ ! -f $base ]]; then
+  echo "fresh-machine: debootstrap --variant=minbase bookworm ($mirror)"
+  rm -rf "$work/base"
+  debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+  tar -C "$work/base" -cf "$base" .
+  rm -rf "$work/base"
+fi
+
+pids=()
+mounted=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
+  mounted=()
+}
+trap cleanup EXIT
+
+# Removes a root only when nothing is mounted below it any more (a bind of /dev or /sys left
+# there would take the host's with it).
+remove_root() {
+  local root=$1
+  if grep -qF " $root/" /proc/mounts; then
+    echo "fresh-machine: $root still has mounts; not removing it" >&2
+    return 1
+  fi
+  rm -rf "$root"
+}
+
+# new_root NAME: sets $root to a fresh root from the tarball, with a stock hosts file, apt sources, the kernel
+# file systems, and a clean clone of HEAD in /root/fwgate.
+new_root() {
+  root="$work/$1"
+  [[ ! -e $root ]] || remove_root "$root"
+  mkdir -p "$root"
+  tar -C "$root" -xf "$base"
+  cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror bookworm main
+deb $mirror bookworm-updates main
+EOF
+  echo "fwgate-fresh" >"$root/etc/hostname"
+  # Debian's installer (netcfg) writes this shape.
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tfwgate-fresh\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n' \
+    >"$root/etc/hosts"
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  mount -t proc proc "$root/proc" && mounted+=("$root/proc")
+  mount --rbind /sys "$root/sys" && mounted+=("$root/sys")
+  mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
+  mount -t tmpfs tmpfs "$root/run" && mounted+=("$root/run")
+  mount -t tmpfs tmpfs "$root/tmp" && mounted+=("$root/tmp")
+  git clone -q "$repo" "$root/root/fwgate"
+}
+
+in_root() {
+  local root=$1
+  shift
+  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 CI=true "$@"
+}
+
+# Something else on 1080 and 1745 (the issue's "another fwgate already listening"): plain
+# listening sockets held by a process of this machine, which the chroot shares.
+squat() {
+  python3 - <<'EOF' &
+import socket, time
+held = []
+for port in (1080, 1745):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port)); s.listen(8); held.append(s)
+    except OSError as e:
+        print(f"fresh-machine: 127.0.0.1:{port} already taken ({e}), as good")
+time.sleep(4 * 3600)
+EOF
+  pids+=($!)
+}
+
+status=0
+if ((tests)); then
+  new_root tests
+  squat
+  echo "fresh-machine: command 2 in $root (stock /etc/hosts, 1080 and 1745 taken)"
+  start=$SECONDS
+  set +e
+  in_root "$root" bash -c 'cd /root/fwgate && bash scripts/test.sh' </dev/null >"$work/tests.log" 2>&1
+  rc=$?
+  set -e
+  echo "fresh-machine: command 2 exited $rc after $((SECONDS - start)) s (log: $work/tests.log)"
+  sed -n '/^==== summary/,$p' "$work/tests.log"
+  ((rc == 0)) || status=1
+  cleanup
+  ((keep)) || remove_root "$root"
+fi
+
+if ((gateway)); then
+  new_root gateway
+  echo "fresh-machine: command 1 in $root"
+  start=$SECONDS
+  in_root "$root" bash -c 'cd /root/fwgate && exec bash scripts/start-gateway.sh' </dev/null >"$work/gateway.log" 2>&1 &
+  pids+=($!)
+  www=$(mktemp -d)
+  echo "fresh machine page" >"$www/index.html"
+  python3 -m http.server --bind 127.0.0.1 --directory "$www" 0 >"$work/http.log" 2>&1 &
+  pids+=($!)
+  ok=0
+  for ((i = 0; i < 3600; i++)); do
+    if grep -q 'socks listening on 127.0.0.1:1080' "$work/gateway.log" 2>/dev/null; then
+      port=$(sed -nE 's/.*Serving HTTP on 127\.0\.0\.1 port ([0-9]+).*/\1/p' "$work/http.log" | head -1)
+      if body=$(curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 "http://127.0.0.1:$port/") &&
+        [[ $body == "fresh machine page" ]]; then
+        ok=1
+      fi
+      break
+    fi
+    kill -0 "${pids[-2]}" 2>/dev/null || break
+    sleep 1
+  done
+  if ((ok)); then
+    echo "fresh-machine: command 1 served curl through 127.0.0.1:1080 after $((SECONDS - start)) s"
+  else
+    echo "fresh-machine: command 1 did not serve curl (log: $work/gateway.log):" >&2
+    tail -30 "$work/gateway.log" >&2
+    status=1
+  fi
+  cleanup
+  rm -rf "$www"
+  ((keep)) || remove_root "$root"
+fi
+exit $status
