@@ -160,6 +160,15 @@ class Gateway:
         """The control channel's listening addresses, from the start-up lines."""
         return [(h.strip("[]"), int(p)) for h, p in CONTROL_RE.findall(self.stderr())]
 
+    def wait_control_addresses(self, timeout: float = 10.0) -> list[tuple[str, int]]:
+        """control_addresses(), once the first of those lines is there (bounded wait)."""
+        deadline = time.monotonic() + timeout * fwit.SLOW
+        while not self.control_addresses() and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.02)
+        found = self.control_addresses()
+        assert found, f"no 'control channel listening on' line within {timeout * fwit.SLOW:.0f}s:\n{self.tail()}"
+        return found
+
     def sessions(self) -> list[dict]:
         """Parsed session log lines; a line that is not JSON fails the test."""
         if not self.session_log or not os.path.exists(self.session_log):
@@ -262,14 +271,19 @@ class GatewayFactory:
                              extra=kw.get("extra", ""))
 
     def __call__(self, *, rules=None, methods=None, users=None, limits=None, networks=None, listeners=None,
-                 listen=None, config_text=None, use_config=True, netns=None, health=True,
+                 listen=None, control_listen=None, config_text=None, use_config=True, netns=None, health=True,
                  bind_external="127.0.0.1", extra="", expected_listeners=None) -> Gateway:
+        """listen and control_listen are --listen and --control-listen (ADDR:PORT lists)."""
         self.count += 1
         workdir = str(self.tmp_path / f"gw{self.count}")
         os.makedirs(workdir, exist_ok=True)
         stderr_path = os.path.join(workdir, "stderr.log")
         config_path = os.path.join(workdir, "gateway.toml")
         session_log = os.path.join(workdir, "sessions.log")
+        if not use_config and not netns and TARGET == "fwgate" and (not listen or not control_listen):
+            # The embedded default listens on 127.0.0.1:1080 and 127.0.0.1:1745: ports of the
+            # machine, which something else may hold.
+            pytest.fail("a gateway on the embedded default needs listen= and control_listen= (port 0)")
         errf = open(stderr_path, "wb")
         prefix = ["ip", "netns", "exec", netns] if netns else []
 
@@ -301,6 +315,8 @@ class GatewayFactory:
             cmd += ["--config", config_path]
         for addr in listen or []:
             cmd += ["--listen", addr]
+        for addr in control_listen or []:
+            cmd += ["--control-listen", addr]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf, cwd=workdir,
                                 env=dict(os.environ))
         errf.close()

@@ -79,6 +79,7 @@ def test_config_check_embedded_default_and_test_configs(tmp_path, gateway):
 
 
 def test_config_check_warns_about_open_proxy(tmp_path, gateway):
+    # Only checked, never run: nothing binds 0.0.0.0:1080.
     path = tmp_path / "open.toml"
     path.write_text(gateway.config_text(
         listeners=[{"address": "0.0.0.0", "port": 1080, "methods": ["none"]}],
@@ -287,8 +288,9 @@ def test_session_log_user_and_socks4(gateway, echo_server, users):
 
 
 def test_default_logs_sessions_to_stderr(gateway, echo_server):
-    """The embedded default (no --config) logs one JSON line per session to standard error."""
-    gw = gateway(use_config=False, listen=["127.0.0.1:0"])
+    """The embedded default (no --config) logs one JSON line per session to standard error. Its
+    ports (1080, 1745) are the machine's: --listen and --control-listen put it on port 0."""
+    gw = gateway(use_config=False, listen=["127.0.0.1:0"], control_listen=["127.0.0.1:0"])
     fwit.assert_serves(gw.host, gw.port, echo_server.port)
     deadline = time.monotonic() + 5 * fwit.SLOW
     while time.monotonic() < deadline:
