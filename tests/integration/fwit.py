@@ -12,6 +12,7 @@ import os
 import queue
 import shutil
 import socket
+import socketserver
 import struct
 import subprocess
 import threading
@@ -412,6 +413,13 @@ class HttpServer:
         class Server(http.server.ThreadingHTTPServer):
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
             daemon_threads = True
+
+            def server_bind(self):
+                # Not HTTPServer's: that one looks the address up (socket.getfqdn), through the
+                # machine's hosts file or its DNS server (::1 is in no hosts file of a machine
+                # without the IPv6 lines).
+                socketserver.TCPServer.server_bind(self)
+                self.server_name, self.server_port = self.server_address[:2]
 
         self.httpd = Server((host, 0), Handler)
         self.host = host
