@@ -384,7 +384,7 @@ std::string render(const Dataset& data) {
 
   static const TargetRuns kEmpty;
   for (const auto& row : buildRows(data)) {
-    md += "| " + row.label + " |";
+    ((md += "| ") += row.label) += " |";
     std::map<std::string, Cell> cells;
     for (const auto& t : data.targets) {
       auto runs = data.runs.find(t);
@@ -394,7 +394,7 @@ std::string render(const Dataset& data) {
         cell.text = "SKIPPED";
       }
       cells[t] = cell;
-      md += " " + formatCell(cell, row.decimals) + " |";
+      ((md += ' ') += formatCell(cell, row.decimals)) += " |";
     }
     for (const auto& p : peers) {
       const Cell& a = cells[kSubject];

@@ -1,9 +1,12 @@
 // The firewall client's commands: `fwgate run` (a program with the preload library), `fwgate check`
 // (the seed's chkwsp32 / "Test Server"), `fwgate detect` ("Detect Now") and `fwgate agent` (the
 // refresh daemon).
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,9 +65,9 @@ void noteProblem(void* context, const char* where, std::uint32_t line, std::stri
                  std::string_view key, const char* what) {
   auto* problems = static_cast<std::vector<std::string>*>(context);
   std::string text = where;
-  if (line != 0) text += ":" + std::to_string(line);
-  if (!section.empty()) text += " [" + std::string(section) + "]";
-  if (!key.empty()) text += " " + std::string(key);
+  if (line != 0) (text += ':') += std::to_string(line);
+  if (!section.empty()) ((text += " [") += section) += ']';
+  if (!key.empty()) (text += ' ') += key;
   text += ": ";
   text += what;
   problems->push_back(text);
@@ -155,7 +158,7 @@ const char* keyValueText(const cs::AppSettings& s, cs::Key key, char* buf, std::
         if (!out.empty()) out += ",";
         out += std::to_string(list->ranges[i].first);
         if (list->ranges[i].last != list->ranges[i].first) {
-          out += "-" + std::to_string(list->ranges[i].last);
+          (out += '-') += std::to_string(list->ranges[i].last);
         }
       }
       std::snprintf(buf, size, "%s", out.c_str());
@@ -168,7 +171,9 @@ const char* keyValueText(const cs::AppSettings& s, cs::Key key, char* buf, std::
 
 std::string findClientLibrary() {
   if (const char* env = std::getenv("FWGATE_CLIENT_LIB"); env != nullptr && *env != '\0') {
-    return env;
+    // Absolute, so that the program finds it wherever it changes directory to.
+    char real[PATH_MAX];
+    return ::realpath(env, real) != nullptr ? std::string(real) : std::string(env);
   }
   const std::string dir = executableDir();
   for (const std::string& candidate :
@@ -182,6 +187,49 @@ std::string findClientLibrary() {
   return {};
 }
 
+// Whether the dynamic loader can load `library` into a program like this one: in a child, so that
+// nothing of the library runs in fwgate itself. The loader ignores an LD_PRELOAD entry it cannot
+// load (a warning, then the program runs without the client), so the check comes first. Returns an
+// empty string, or why not.
+std::string loadProblem(const std::string& library) {
+  // ld.so splits LD_PRELOAD at spaces and colons.
+  if (library.find_first_of(" :\t") != std::string::npos) {
+    return "the path contains a space or a colon, which LD_PRELOAD cannot carry";
+  }
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
+  const pid_t child = ::fork();
+  if (child < 0) {
+    const int error = errno;
+    ::close(pipeFds[0]);
+    ::close(pipeFds[1]);
+    return std::string("fork: ") + std::strerror(error);
+  }
+  if (child == 0) {
+    ::close(pipeFds[0]);
+    if (::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL) != nullptr) ::_exit(0);
+    const char* why = ::dlerror();
+    if (why == nullptr) why = "dlopen failed";
+    [[maybe_unused]] const ssize_t n = ::write(pipeFds[1], why, std::strlen(why));
+    ::_exit(1);
+  }
+  ::close(pipeFds[1]);
+  std::string why;
+  char buffer[512];
+  for (ssize_t n; (n = ::read(pipeFds[0], buffer, sizeof buffer)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    if (why.size() < 4096) why.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(pipeFds[0]);
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return {};
+  if (why.empty()) why = "the test load ended abnormally";
+  return why;
+}
+
 int runProgram(const ClientRunOptions& options) {
   if (options.command.empty()) {
     std::fprintf(stderr, "fwgate run: no program given (fwgate run -- PROGRAM [ARGS...])\n");
@@ -193,6 +241,11 @@ int runProgram(const ClientRunOptions& options) {
                  "fwgate run: libfwgate-client.so not found (set FWGATE_CLIENT_LIB, or install "
                  "it to %s)\n",
                  FWGATE_INSTALL_LIBDIR);
+    return 127;
+  }
+  if (const std::string why = loadProblem(library); !why.empty()) {
+    std::fprintf(stderr, "fwgate run: cannot load the firewall client %s: %s\n", library.c_str(),
+                 why.c_str());
     return 127;
   }
   applyServerOption(options.server);

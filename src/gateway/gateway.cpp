@@ -140,7 +140,11 @@ bool keepOnlyNetAdmin() {
 
 bool Gateway::dropPrivileges() {
   const auto& user = runtime_.snapshot()->config->runAsUser;
-  if (user.empty() || ::geteuid() != 0) return true;
+  if (::geteuid() != 0) return true;
+  if (user.empty()) {
+    spdlog::warn("running as root: [gateway] user is not set (see docs/configuration.md)");
+    return true;
+  }
   const passwd* pw = ::getpwnam(user.c_str());
   if (pw == nullptr) {
     spdlog::error("gateway.user: no such user \"{}\"", user);

@@ -186,8 +186,21 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
     return r.bind(fd, address, length);
   }
   const Global& g = global();
-  if (!g.active || g.config.settings.localBindTcp.contains(requested.port)) {
-    return r.bind(fd, address, length);
+  // FWGATE_DEBUG=2 names every TCP bind that stays on this host, and why, as connect does.
+  const auto local = [&](int rc, const char* why) {
+    if (g.debug >= 2) {
+      const int error = errno;
+      char text[80];
+      endpointText(requested, text, sizeof text);
+      debugLine(2, "bind %s: local (%s)%s%s", text, why, rc == 0 ? "" : ": ",
+                rc == 0 ? "" : std::strerror(error));
+      errno = error;
+    }
+    return rc;
+  };
+  if (!g.active) return local(r.bind(fd, address, length), "client not active for this program");
+  if (g.config.settings.localBindTcp.contains(requested.port)) {
+    return local(r.bind(fd, address, length), "LocalBindTcpPorts");
   }
   int type = 0;
   socklen_t typeLength = sizeof type;
@@ -202,7 +215,7 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
       !g.config.lat.contains(requested.address)) {
     return remoteBindNow(fd, address, requested, false, g);
   }
-  return rc;
+  return local(rc, "no remote primary connection, not in RemoteBindTcpPorts or ServerBindTcpPorts");
 }
 
 __attribute__((visibility("default"))) int listen(int fd, int backlog) {

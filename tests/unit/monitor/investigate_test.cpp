@@ -61,7 +61,7 @@ const std::string kSucceeded =
 // The definitions, after a rule, as `fwgate config check` reads them.
 testing::AssertionResult parses(const std::vector<ProtocolDefinition>& definitions) {
   std::string text = "[[rules]]\naction = \"allow\"\nsources = [\"loopback\"]\n";
-  for (const auto& d : definitions) text += "\n" + definitionToml(d);
+  for (const auto& d : definitions) (text += '\n') += definitionToml(d);
   const auto result = config::parseConfig(text, "proposed.toml");
   if (result.ok()) return testing::AssertionSuccess();
   auto failure = testing::AssertionFailure() << text;

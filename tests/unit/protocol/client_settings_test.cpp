@@ -99,7 +99,8 @@ std::string dontRemoteFor(const Level& level, const char* app = "curl") {
   if (!s.has(Key::DontRemoteOutboundTcpPorts)) return "unset";
   std::string out;
   for (std::size_t i = 0; i < s.dontRemoteTcp.count; ++i) {
-    out += (out.empty() ? "" : ",") + std::to_string(s.dontRemoteTcp.ranges[i].first);
+    if (!out.empty()) out += ',';
+    out += std::to_string(s.dontRemoteTcp.ranges[i].first);
   }
   return out;
 }
