@@ -5,6 +5,10 @@ FWGATE_IT_TARGET   "fwgate" (default) or "microsocks": the second validates this
                    protocol-generic tests against Debian's microsocks; fwgate_only tests are deselected
 FWGATE_IT_ALL=1    with microsocks, run the fwgate_only tests too (to watch them fail)
 FWGATE_IT_SANITIZED=1  the binary is an ASan/UBSan build: bounds are stretched, never shortened
+
+The suite may depend neither on the machine's resolver files nor on what else listens on it (run it
+under tests/integration/isolated.sh to see): gateways outside a test's network namespaces run in
+the suite's resolver context (fwit.resolver()) and listen on port 0 only.
 """
 
 from __future__ import annotations
@@ -101,8 +105,9 @@ def render_config(*, listeners, users_file, limits, bind_external, sessions_log,
 
 
 def run_fwgate(args: list[str], input: bytes | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Runs `fwgate ARGS`; fails the test on a sanitizer report in its output."""
-    cp = fwit.run([FWGATE_BIN] + args, timeout=timeout, input=input, env=dict(os.environ))
+    """Runs `fwgate ARGS` in the suite's resolver context; fails the test on a sanitizer report in
+    its output."""
+    cp = fwit.run(fwit.resolving([FWGATE_BIN] + args), timeout=timeout, input=input, env=dict(os.environ))
     text = cp.stderr.decode(errors="replace") + cp.stdout.decode(errors="replace")
     marker = fwit.sanitizer_report(text)
     if marker:
@@ -273,7 +278,8 @@ class GatewayFactory:
     def __call__(self, *, rules=None, methods=None, users=None, limits=None, networks=None, listeners=None,
                  listen=None, control_listen=None, config_text=None, use_config=True, netns=None, health=True,
                  bind_external="127.0.0.1", extra="", expected_listeners=None) -> Gateway:
-        """listen and control_listen are --listen and --control-listen (ADDR:PORT lists)."""
+        """In a test's network namespace (netns=) or else in the suite's resolver context. listen
+        and control_listen are --listen and --control-listen (ADDR:PORT lists)."""
         self.count += 1
         workdir = str(self.tmp_path / f"gw{self.count}")
         os.makedirs(workdir, exist_ok=True)
@@ -284,8 +290,9 @@ class GatewayFactory:
             # The embedded default listens on 127.0.0.1:1080 and 127.0.0.1:1745: ports of the
             # machine, which something else may hold.
             pytest.fail("a gateway on the embedded default needs listen= and control_listen= (port 0)")
+        # The namespace's own resolver files come with `ip netns exec` (fwit.Namespaces).
+        prefix = ["ip", "netns", "exec", netns] if netns else fwit.resolver().prefix()
         errf = open(stderr_path, "wb")
-        prefix = ["ip", "netns", "exec", netns] if netns else []
 
         if TARGET == "microsocks":
             host = "127.0.0.1"

@@ -1,10 +1,14 @@
 """Helpers for the fwgate integration tests: local servers in threads, raw SOCKS bytes, bounded waits.
 
 Everything here listens on loopback (port 0) and every loop is bounded by a count or a deadline.
+Nothing here depends on the machine's resolver files (/etc/hosts, /etc/nsswitch.conf,
+/etc/resolv.conf): processes that resolve names run in a resolver context the tests make (see
+"Name resolution the tests control" below).
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import http.server
 import ipaddress
@@ -15,6 +19,7 @@ import socket
 import socketserver
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -53,6 +58,101 @@ def sanitizer_report(text: str) -> str | None:
         if marker in text:
             return marker
     return None
+
+
+# ----------------------------------------------------------------------------------------------
+# Name resolution the tests control
+#
+# The machine's /etc/hosts differs from one machine to the next: Debian's installer maps localhost
+# to ::1 as well as 127.0.0.1, a development machine may not; and a name in no hosts file becomes a
+# DNS query to whatever resolver the machine has (none in CI, where such a query may hang). So no
+# test uses localhost or the machine's name, and every process in the root network namespace that
+# resolves a name runs in a ResolverContext: a private mount namespace where a hosts file of ours
+# and an nsswitch.conf whose hosts line is "files" are bind-mounted over /etc's (so a name the file
+# lacks fails at once, without a DNS query).
+
+TEST_NAME = "fwgate-it.test"  # 127.0.0.1 only
+TEST_NAME6 = "fwgate-it6.test"  # ::1 only
+TEST_NAME_DUAL = "fwgate-it-dual.test"  # ::1 and 127.0.0.1, as Debian's localhost
+UNKNOWN_NAME = "fwgate-it-no-such-host.invalid"  # in no hosts file: not found, at once
+TEST_HOSTS = {"127.0.0.1": [TEST_NAME, TEST_NAME_DUAL], "::1": [TEST_NAME6, TEST_NAME_DUAL]}
+
+NSS_DATABASES = ("passwd", "group", "shadow", "gshadow", "networks", "protocols", "services", "ethers",
+                 "rpc", "netgroup")
+
+
+def write_resolver_files(directory: str, hosts: dict[str, list[str]] | None = None,
+                         nameserver: str | None = None) -> None:
+    """hosts and nsswitch.conf (with a name server: "hosts: files dns" and a resolv.conf naming it)
+    in `directory`, to be mounted over /etc's."""
+    os.makedirs(directory, exist_ok=True)
+    table = TEST_HOSTS if hosts is None else hosts
+    with open(os.path.join(directory, "hosts"), "w") as f:
+        f.write("# fwgate integration tests: the only names this resolver knows\n")
+        f.writelines(f"{address}\t{' '.join(names)}\n" for address, names in table.items())
+    with open(os.path.join(directory, "nsswitch.conf"), "w") as f:
+        f.write("# fwgate integration tests: host names from the hosts file beside this one"
+                + (f", then DNS at {nameserver}\n" if nameserver else " only, never DNS\n"))
+        f.write(f"hosts: files{' dns' if nameserver else ''}\n")
+        f.writelines(f"{db}: files\n" for db in NSS_DATABASES)
+    if nameserver:
+        with open(os.path.join(directory, "resolv.conf"), "w") as f:
+            f.write(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
+    # An empty gai.conf: glibc's default address order, whatever the machine's file says (only
+    # where the machine has one: `ip netns exec` warns about a file it has nothing to mount over).
+    if os.path.exists("/etc/gai.conf"):
+        open(os.path.join(directory, "gai.conf"), "w").close()
+
+
+# Runs in the new mount namespace, then execs the command (same PID: signals reach it directly).
+_RESOLVER_MOUNTS = r"""
+d=$1
+shift
+for f in hosts nsswitch.conf gai.conf; do
+  [ -e "$d/$f" ] || continue
+  [ -e "/etc/$f" ] || { echo "resolver context: /etc/$f is missing" >&2; exit 125; }
+  mount --bind "$d/$f" "/etc/$f" || { echo "resolver context: cannot mount over /etc/$f" >&2; exit 125; }
+done
+# A name service cache daemon would answer from the machine's files: hide its socket.
+if [ -d /run/nscd ]; then mount -t tmpfs fwgate-it /run/nscd || exit 125; fi
+exec "$@"
+"""
+
+
+class ResolverContext:
+    """Files for name resolution in a directory, and the command prefix that runs a program with
+    them over /etc's (unshare --mount: needs root, as the namespace tests do)."""
+
+    def __init__(self, directory: str, hosts: dict[str, list[str]] | None = None):
+        self.directory = directory
+        write_resolver_files(directory, hosts)
+
+    def prefix(self) -> list[str]:
+        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", _RESOLVER_MOUNTS,
+                "fwgate-it-resolver", self.directory]
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return self.prefix() + list(argv)
+
+
+_resolver: ResolverContext | None = None
+
+
+def resolver() -> ResolverContext:
+    """The suite's resolver context (TEST_HOSTS), made on first use, removed when Python exits."""
+    global _resolver
+    if _resolver is None:
+        if os.geteuid() != 0:
+            pytest.fail("the resolver context (a private mount namespace) needs root: run the suite as root")
+        directory = tempfile.mkdtemp(prefix="fwgate-it-resolver-")
+        atexit.register(shutil.rmtree, directory, True)
+        _resolver = ResolverContext(directory)
+    return _resolver
+
+
+def resolving(argv: list[str]) -> list[str]:
+    """argv run in the suite's resolver context."""
+    return resolver().wrap(argv)
 
 
 # ----------------------------------------------------------------------------------------------

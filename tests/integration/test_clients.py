@@ -1,23 +1,24 @@
-"""Real, unmodified SOCKS clients against the gateway: curl, ncat, PySocks, proxychains4, npm socks."""
+"""Real, unmodified SOCKS clients against the gateway: curl, ncat, PySocks, proxychains4, npm socks.
+
+Names are the test's own (fwit.TEST_HOSTS): the gateway and the clients run in the suite's resolver
+context, whatever the machine's /etc/hosts says about localhost.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import time
 
 import pytest
-import socks  # PySocks (Debian python3-socks)
 
 import fwctl
 import fwit
-from conftest import TARGET
 
 
 def curl(args: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess:
-    return fwit.run([fwit.require_tool("curl"), "-sS", "--max-time", str(int(20 * fwit.SLOW))] + args, timeout)
+    return fwit.run(fwit.resolving([fwit.require_tool("curl"), "-sS", "--max-time", str(int(20 * fwit.SLOW))] + args),
+                    timeout)
 
 
 def assert_body(cp: subprocess.CompletedProcess, body: bytes) -> None:
@@ -42,12 +43,27 @@ def test_curl_socks5_ip(gateway, http_server):
     logged(gw, command="connect", requested=http_server.port)
 
 
-def test_curl_socks5_hostname_localhost(gateway, http_server):
+def test_curl_socks5_hostname(gateway, http_server):
     gw = gateway()
-    cp = curl(["--socks5-hostname", f"{gw.host}:{gw.port}", http_server.url("localhost")])
+    cp = curl(["--socks5-hostname", f"{gw.host}:{gw.port}", http_server.url(fwit.TEST_NAME)])
     assert_body(cp, http_server.body)
-    # The name travelled to the gateway, which resolved it.
-    logged(gw, requested="localhost")
+    # The name travelled to the gateway, which resolved it (to the one address the name has).
+    rec = logged(gw, requested=f"{fwit.TEST_NAME}:{http_server.port}")
+    assert not rec or rec["resolved"] == f"127.0.0.1:{http_server.port}", rec
+
+
+@pytest.mark.fwgate_only  # microsocks connects to the first address only
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_curl_socks5_hostname_with_two_addresses(gateway, http_server, http6_server, family):
+    """A name with ::1 and 127.0.0.1 (Debian's localhost): whichever address the server listens on,
+    the gateway reaches it, and logs the one it used."""
+    server = http_server if family == "ipv4" else http6_server
+    gw = gateway()
+    cp = curl(["--socks5-hostname", f"{gw.host}:{gw.port}", server.url(fwit.TEST_NAME_DUAL)])
+    assert_body(cp, server.body)
+    rec = logged(gw, requested=f"{fwit.TEST_NAME_DUAL}:{server.port}")
+    used = f"127.0.0.1:{server.port}" if family == "ipv4" else f"[::1]:{server.port}"
+    assert rec["resolved"] == used and rec["result"] == "succeeded", rec
 
 
 def test_curl_socks5_hostname_ipv6_target(gateway, http6_server):
@@ -94,9 +110,10 @@ def test_curl_socks4(gateway, http_server):
 @pytest.mark.fwgate_only
 def test_curl_socks4a(gateway, http_server):
     gw = gateway()
-    cp = curl(["--socks4a", f"{gw.host}:{gw.port}", http_server.url("localhost")])
+    cp = curl(["--socks4a", f"{gw.host}:{gw.port}", http_server.url(fwit.TEST_NAME)])
     assert_body(cp, http_server.body)
-    logged(gw, requested="localhost")
+    rec = logged(gw, requested=f"{fwit.TEST_NAME}:{http_server.port}")
+    assert rec["resolved"] == f"127.0.0.1:{http_server.port}", rec
 
 
 # ---------------------------------------------------------------------------------------------- ncat
@@ -105,9 +122,10 @@ def test_curl_socks4a(gateway, http_server):
 def ncat_echo(gw, echo_server, proxy_type: str) -> None:
     """ncat as an interactive client: write a line, read its echo, then end stdin."""
     payload = f"ncat {proxy_type} {os.urandom(8).hex()}\n".encode()
-    proc = subprocess.Popen([fwit.require_tool("ncat"), "--proxy", f"{gw.host}:{gw.port}", "--proxy-type",
-                             proxy_type, "127.0.0.1", str(echo_server.port)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fwit.clean_env())
+    proc = subprocess.Popen(fwit.resolving([fwit.require_tool("ncat"), "--proxy", f"{gw.host}:{gw.port}",
+                                            "--proxy-type", proxy_type, "127.0.0.1", str(echo_server.port)]),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=fwit.clean_env())
     try:
         proc.stdin.write(payload)
         proc.stdin.flush()
@@ -135,47 +153,55 @@ def test_ncat_socks4(gateway, echo_server):
 # ---------------------------------------------------------------------------------------------- PySocks
 
 
-def pysocks_echo(gw, proxy_type, rdns, target, port, user=None, password=None) -> None:
-    s = socks.socksocket()
-    s.settimeout(10 * fwit.SLOW)
-    s.set_proxy(proxy_type, gw.host, gw.port, rdns=rdns, username=user, password=password)
-    try:
-        s.connect((target, port))
-        fwit.echo_roundtrip(s, f"pysocks {proxy_type} {rdns} {os.urandom(8).hex()}\n".encode())
-    finally:
-        s.close()
+def pysocks_echo(gw, kind: str, rdns: bool, target: str, port: int, user=None, password=None) -> dict:
+    """PySocks in a process of its own, in the suite's resolver context: a name it resolves itself
+    (local DNS) comes from the test's hosts file."""
+    argv = [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "pysocks_client.py"), kind, gw.host, str(gw.port),
+            "1" if rdns else "0", target, str(port)] + ([user, password] if user else [])
+    cp = fwit.run(fwit.resolving(argv), timeout=30, env=fwit.clean_env(FWGATE_IT_TIMEOUT=str(10 * fwit.SLOW)))
+    lines = cp.stdout.decode(errors="replace").strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    assert cp.returncode == 0 and result.get("echo") is True, (cp.returncode, result, cp.stderr.decode(errors="replace"))
+    return result
+
+
+def assert_socks5_request(gw, rdns: bool, port: int, **fields) -> None:
+    """Local DNS: the client sent the address it resolved (the name's only one, IPv4); remote DNS:
+    it sent the name, and the gateway resolved it to that address."""
+    requested = f"{fwit.TEST_NAME}:{port}" if rdns else f"127.0.0.1:{port}"
+    rec = logged(gw, requested=requested, **fields)
+    assert not rec or (rec["requested"] == requested and rec["resolved"] == f"127.0.0.1:{port}"), rec
 
 
 @pytest.mark.parametrize("rdns", [False, True], ids=["local-dns", "remote-dns"])
 def test_pysocks_socks5(gateway, echo_server, rdns):
     gw = gateway()
-    pysocks_echo(gw, socks.SOCKS5, rdns, "localhost", echo_server.port)
-    if rdns:
-        logged(gw, requested="localhost")
-    else:
-        logged(gw, requested="127.0.0.1")
+    result = pysocks_echo(gw, "socks5", rdns, fwit.TEST_NAME, echo_server.port)
+    assert result["local"] == ["127.0.0.1"], result  # the client's resolver is the test's
+    assert_socks5_request(gw, rdns, echo_server.port)
 
 
 @pytest.mark.fwgate_only
 def test_pysocks_socks4(gateway, echo_server):
     gw = gateway()
-    pysocks_echo(gw, socks.SOCKS4, False, "127.0.0.1", echo_server.port)
+    pysocks_echo(gw, "socks4", False, "127.0.0.1", echo_server.port)
     logged(gw, protocol="4", requested="127.0.0.1")
 
 
 @pytest.mark.fwgate_only
 def test_pysocks_socks4a(gateway, echo_server):
     gw = gateway()
-    pysocks_echo(gw, socks.SOCKS4, True, "localhost", echo_server.port)
-    logged(gw, protocol="4", requested="localhost")
+    pysocks_echo(gw, "socks4", True, fwit.TEST_NAME, echo_server.port)
+    rec = logged(gw, protocol="4", requested=f"{fwit.TEST_NAME}:{echo_server.port}")
+    assert rec["resolved"] == f"127.0.0.1:{echo_server.port}", rec
 
 
 @pytest.mark.parametrize("rdns", [False, True], ids=["local-dns", "remote-dns"])
 def test_pysocks_socks5_password(gateway, echo_server, users, rdns):
     gw = gateway(methods=["password"], users=users)
     (user, password), = users.items()
-    pysocks_echo(gw, socks.SOCKS5, rdns, "localhost", echo_server.port, user, password)
-    logged(gw, user=user)
+    pysocks_echo(gw, "socks5", rdns, fwit.TEST_NAME, echo_server.port, user, password)
+    assert_socks5_request(gw, rdns, echo_server.port, user=user)
 
 
 # ---------------------------------------------------------------------------------------------- proxychains
@@ -186,8 +212,8 @@ def test_proxychains_curl(gateway, http_server, tmp_path):
     conf = tmp_path / "proxychains.conf"
     conf.write_text("strict_chain\nproxy_dns\nremote_dns_subnet 224\ntcp_read_time_out 15000\n"
                     f"tcp_connect_time_out 8000\n[ProxyList]\nsocks5 {gw.host} {gw.port}\n")
-    cp = fwit.run([fwit.require_tool("proxychains4"), "-f", str(conf), fwit.require_tool("curl"), "-sS",
-                   "--max-time", "20", http_server.url()], timeout=40)
+    cp = fwit.run(fwit.resolving([fwit.require_tool("proxychains4"), "-f", str(conf), fwit.require_tool("curl"),
+                                  "-sS", "--max-time", "20", http_server.url()]), timeout=40)
     assert cp.returncode == 0, f"proxychains4 curl exit {cp.returncode}: {cp.stderr.decode(errors='replace')}"
     assert cp.stdout == http_server.body
     chain = cp.stderr.decode(errors="replace")
@@ -204,7 +230,7 @@ def node_script(args: list[str], timeout: float = 40.0, **popen) -> subprocess.P
     if not os.path.exists(os.path.join(fwit.NODE_DIR, "node_modules", "socks", "package.json")):
         pytest.fail("npm socks package missing in tests/integration/node: run scripts/setup-deps.sh")
     env = fwit.clean_env(FWGATE_IT_NODE_DEADLINE_MS=str(int(timeout * fwit.SLOW * 1000)))
-    return subprocess.Popen([node, os.path.join(fwit.NODE_DIR, "socks_client.js")] + args, cwd=fwit.NODE_DIR,
+    return subprocess.Popen(fwit.resolving([node, os.path.join(fwit.NODE_DIR, "socks_client.js")] + args), cwd=fwit.NODE_DIR,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, **popen)
 
 

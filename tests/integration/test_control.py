@@ -1,11 +1,14 @@
 """The control channel (TCP 1745) from the wire, against docs/control-protocol.md: the version
 exchange, who may use it, each request, and malformed input — after which the gateway still serves.
+
+Every gateway here listens for the channel on 127.0.0.1:0, never 1745, and resolves names from the
+suite's own hosts file (fwit.TEST_HOSTS), whatever the machine's says.
 """
 
 from __future__ import annotations
 
 import socket
-import struct
+import time
 
 import pytest
 
@@ -23,18 +26,12 @@ ANY_PORT = LOOPBACK_FWC + "[firewall_client]\nrequire_definition = false\n"
 def control_gateway(gateway, **kw):
     kw.setdefault("extra", LOOPBACK_FWC)
     gw = gateway(**kw)
-    fwit_wait = 0
-    while not gw.control_addresses() and fwit_wait < 200:
-        import time
-        time.sleep(0.02)
-        fwit_wait += 1
-    assert gw.control_addresses(), gw.tail()
-    return gw, gw.control_addresses()[0]
+    return gw, gw.wait_control_addresses()[0]
 
 
 def still_serves(addr):
-    replies = fwctl.exchange(addr, fwctl.hello(), fwctl.resolve("localhost"))
-    assert replies[0]["status"] == "Ok" and replies[1]["addresses"], replies
+    replies = fwctl.exchange(addr, fwctl.hello(), fwctl.resolve(fwit.TEST_NAME))
+    assert replies[0]["status"] == "Ok" and replies[1]["addresses"] == ["127.0.0.1"], replies
 
 
 def test_version_first_and_a_mismatch_is_reported(gateway):
@@ -69,12 +66,31 @@ def test_clients_outside_firewall_client_networks_are_refused(gateway):
 
 def test_users_are_checked(gateway):
     gw, addr = control_gateway(gateway, users={"alice": "wonderland"}, methods=["password"])
-    good = fwctl.exchange(addr, fwctl.hello(user="alice", password="wonderland"), fwctl.resolve("localhost"))
+    good = fwctl.exchange(addr, fwctl.hello(user="alice", password="wonderland"), fwctl.resolve(fwit.TEST_NAME))
     assert good[0]["status"] == "Ok" and good[1]["status"] == "Ok", good
-    bad = fwctl.exchange(addr, fwctl.hello(user="alice", password="nope"), fwctl.resolve("localhost"))
+    bad = fwctl.exchange(addr, fwctl.hello(user="alice", password="nope"), fwctl.resolve(fwit.TEST_NAME))
     assert len(bad) == 1 and bad[0]["status"] == "AuthenticationFailed", bad
     rec = gw.wait_session(lambda s: s.get("protocol") == "fwc" and s.get("result") == "authentication failed")
     assert rec["user"] == "alice", rec
+
+
+def test_resolve_answers_from_the_gateways_resolver(gateway):
+    """Resolve with each Family, for a name with both loopback addresses; a name no hosts file has
+    is NameNotFound at once (the gateway's resolver context has no DNS to wait for)."""
+    gw, addr = control_gateway(gateway)
+    name = fwit.TEST_NAME_DUAL
+    both, v4, v6 = fwctl.exchange(addr, fwctl.hello(), fwctl.resolve(name, 0), fwctl.resolve(name, 4),
+                                  fwctl.resolve(name, 6), replies=4)[1:]
+    assert both["status"] == "Ok" and sorted(both["addresses"]) == ["127.0.0.1", "::1"], both
+    assert v4["status"] == "Ok" and v4["addresses"] == ["127.0.0.1"], v4
+    assert v6["status"] == "Ok" and v6["addresses"] == ["::1"], v6
+    started = time.monotonic()
+    unknown = fwctl.exchange(addr, fwctl.hello(), fwctl.resolve(fwit.UNKNOWN_NAME))[1]
+    took = time.monotonic() - started
+    assert unknown["status"] == "NameNotFound" and not unknown["addresses"], unknown
+    assert took < 2 * fwit.SLOW, f"NameNotFound took {took:.1f}s: was a DNS server asked?"
+    rec = gw.wait_session(lambda r: r.get("command") == "resolve" and r.get("requested") == fwit.UNKNOWN_NAME)
+    assert rec["result"] != "succeeded", rec
 
 
 def test_connect_is_decided_logged_and_relayed_as_socks_is(gateway):
@@ -112,12 +128,12 @@ def test_a_name_hint_counts_only_when_the_gateway_resolved_it(gateway):
             assert fwctl.summary(fwctl.read_frame(s))["status"] == "Ok"
         rec = gw.wait_session(lambda r: r.get("command") == "connect" and r.get("protocol") == "fwc")
         assert rec["requested"] == f"127.0.0.1:{echo.port}", rec  # the unverified hint is ignored
-        assert fwctl.exchange(addr, fwctl.hello(), fwctl.resolve("localhost"))[1]["status"] == "Ok"
+        assert fwctl.exchange(addr, fwctl.hello(), fwctl.resolve(fwit.TEST_NAME))[1]["addresses"] == ["127.0.0.1"]
         with socket.create_connection(addr, timeout=10) as s:
-            s.sendall(fwctl.hello() + fwctl.connect("127.0.0.1", echo.port, hint="localhost"))
+            s.sendall(fwctl.hello() + fwctl.connect("127.0.0.1", echo.port, hint=fwit.TEST_NAME))
             fwctl.read_frame(s)
             fwctl.read_frame(s)
-        rec = gw.wait_session(lambda r: r.get("requested") == f"localhost:{echo.port}")
+        rec = gw.wait_session(lambda r: r.get("requested") == f"{fwit.TEST_NAME}:{echo.port}")
         assert rec["resolved"] == f"127.0.0.1:{echo.port}", rec
     finally:
         echo.close()
@@ -190,7 +206,6 @@ secondary = [{{ ports = "{data.port}", transport = "tcp", direction = "outbound"
             status = reply[1]["status"]
             if status == "Denied":
                 break
-            import time
             time.sleep(0.1)
         assert status == "Denied", status
     finally:
