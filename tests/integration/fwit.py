@@ -66,10 +66,14 @@ def sanitizer_report(text: str) -> str | None:
 # The machine's /etc/hosts differs from one machine to the next: Debian's installer maps localhost
 # to ::1 as well as 127.0.0.1, a development machine may not; and a name in no hosts file becomes a
 # DNS query to whatever resolver the machine has (none in CI, where such a query may hang). So no
-# test uses localhost or the machine's name, and every process in the root network namespace that
-# resolves a name runs in a ResolverContext: a private mount namespace where a hosts file of ours
-# and an nsswitch.conf whose hosts line is "files" are bind-mounted over /etc's (so a name the file
-# lacks fails at once, without a DNS query).
+# test uses localhost or the machine's name, and every process that resolves a name runs with
+# files of the test's own:
+#
+# - in the root network namespace, in a ResolverContext: a private mount namespace where a hosts
+#   file of ours and an nsswitch.conf whose hosts line is "files" are bind-mounted over /etc's
+#   (so a name the file lacks fails at once, without a DNS query);
+# - in a network namespace a test builds (Namespaces), through /etc/netns/NAME/, which `ip netns
+#   exec` bind-mounts over /etc: the same two files, and a resolv.conf where the test runs DNS.
 
 TEST_NAME = "fwgate-it.test"  # 127.0.0.1 only
 TEST_NAME6 = "fwgate-it6.test"  # ::1 only
@@ -616,8 +620,11 @@ def read_pipe(pipe, n: int, timeout: float = 10.0, until: bytes | None = None) -
 class Namespaces:
     """Network namespaces and veth links a test builds, and the helper processes it starts in them.
 
-    teardown() kills every process (by PID), deletes the namespaces and any veth end left in the
-    root namespace, and returns what it could not undo.
+    Each namespace gets its own resolver files in /etc/netns/NAME (TEST_HOSTS, no DNS), which
+    `ip netns exec` mounts over /etc's; resolver() gives one a DNS server. Ports inside these
+    namespaces are the test's alone: fixed ones there cannot meet anything else on the machine.
+    teardown() kills every process (by PID), deletes the namespaces, their /etc/netns directories
+    and any veth end left in the root namespace, and returns what it could not undo.
     """
 
     def __init__(self, names: dict[str, str], links: list[str]):
@@ -625,16 +632,25 @@ class Namespaces:
         self.links = links
         self.procs: list[subprocess.Popen] = []
         self.created: list[str] = []
+        self.etc_dirs: list[str] = []
 
     def ip(self, *args: str) -> None:
         cp = subprocess.run(["ip", *args], capture_output=True, timeout=15)
         assert cp.returncode == 0, f"ip {' '.join(args)}: {cp.stderr.decode(errors='replace')}"
 
+    def resolver(self, role: str, nameserver: str | None = None, hosts: dict[str, list[str]] | None = None) -> None:
+        """(Re)writes the namespace's resolver files; with a name server, DNS after the hosts file."""
+        d = f"/etc/netns/{self.ns[role]}"
+        if d not in self.etc_dirs:
+            self.etc_dirs.append(d)
+        write_resolver_files(d, hosts, nameserver)
+
     def create(self) -> None:
-        for name in self.ns.values():
+        for role, name in self.ns.items():
             self.ip("netns", "add", name)
             self.created.append(name)
             self.ip("-n", name, "link", "set", "lo", "up")
+            self.resolver(role)
 
     def spawn(self, role: str, argv: list[str], **kw) -> subprocess.Popen:
         kw.setdefault("stdout", subprocess.PIPE)
@@ -665,4 +681,6 @@ class Namespaces:
         # A veth left in the root namespace by a half-finished build.
         for link in self.links:
             subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=15)
+        for d in self.etc_dirs:
+            shutil.rmtree(d, ignore_errors=True)
         return problems

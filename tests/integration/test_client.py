@@ -7,14 +7,15 @@ IP forwarding is off on the gateway: the internal host reaches the outside only 
 external host runs an HTTP server (203.0.113.7:80) and a DNS server (dnsmasq, 203.0.113.53) that
 alone knows the name www.outside.test; the gateway resolves through it. The internal host's resolver
 points at the gateway's internal address, where nothing answers DNS: a query that leaked would be
-seen on the wire by tcpdump, and would fail.
+seen on the wire by tcpdump, and would fail. Each namespace has its own hosts file and nsswitch.conf
+(fwit.Namespaces), so nothing here depends on the machine's; the fixed ports (80, 1745, 8080...)
+are those of these namespaces, which nothing else shares.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +44,6 @@ class ClientTopology(fwit.Namespaces):
         super().__init__({r: f"fwc{pid}{r[0]}" for r in ("internal", "gateway", "external", "peer")},
                          list(self.link.values()))
         self.tmp = tmp_path
-        self.netns_etc: list[str] = []
         self.logs: list = []
 
     @property
@@ -59,12 +59,9 @@ class ClientTopology(fwit.Namespaces):
         return f"10.{self.a}.3.2"
 
     def resolv_conf(self, role: str, nameserver: str) -> None:
-        # `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
-        d = f"/etc/netns/{self.ns[role]}"
-        os.makedirs(d, exist_ok=True)
-        self.netns_etc.append(d)
-        with open(os.path.join(d, "resolv.conf"), "w") as f:
-            f.write(f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
+        # `ip netns exec` bind-mounts /etc/netns/NAME/{hosts,nsswitch.conf,resolv.conf} over /etc's:
+        # the test's hosts file, then DNS at `nameserver`.
+        self.resolver(role, nameserver)
 
     def build(self) -> None:
         self.create()
@@ -130,8 +127,6 @@ class ClientTopology(fwit.Namespaces):
         problems = super().teardown()
         for log in self.logs:
             log.close()
-        for d in self.netns_etc:
-            shutil.rmtree(d, ignore_errors=True)
         return problems
 
 

@@ -17,7 +17,7 @@ from test_client import topo  # noqa: F401 (the namespace topology, a fixture)
 
 pytestmark = pytest.mark.fwgate_only
 
-ECHO_PORT = 9999
+ECHO_PORT = 9999  # on the external host, a namespace of the test's own
 
 UDP_ECHO = r"""
 import socket, sys

@@ -28,7 +28,8 @@ pytestmark = pytest.mark.fwgate_only
 
 GATEWAY_OUTSIDE = "203.0.113.1"
 
-# Echo servers on the gateway host: TCP 4000 and 4001, UDP 5000 and 5001.
+# Echo servers on the gateway host: TCP 4000 and 4001, UDP 5000 and 5001 (fixed ports of the
+# topology's gateway namespace, which nothing else on the machine shares).
 ECHO = """
 import socket, sys, threading
 def tcp(port):

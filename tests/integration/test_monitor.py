@@ -4,7 +4,7 @@ in the namespace topology of test_client.py (an FTP session in active mode, a DN
 connection), compared with tshark's reading of the same files; the protocol definitions and packet
 filters --suggest proposes (accepted by `fwgate config check`, and making the program work through
 the gateway); live capture with its kernel statistics, lost packets with a small buffer; the
-gateway log's denied attempts (--log)."""
+gateway log's denied attempts (--log). Fixed ports (2121, 8443, 9) are the topology's namespaces'."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@
 A client from beyond the gateway host never reaches the gateway's own listening sockets, its loopback
 or its own addresses through the relay unless a rule names them explicitly; other destinations follow
 the rules. Every address lives only inside these namespaces; all of it is torn down after the test.
+Nothing here resolves a name; each namespace has the test's own hosts file anyway (fwit.Namespaces).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ off / external host):
 - a program that listens for several connections (ServerBindTcpPorts) and a remote host that
   connects twice; a remote host the rules do not allow is refused and logged;
 - a secondary listen accepts only the host of its primary connection, and ends with it.
+
+The fixed ports (21, 4000, 7000) are those of the topology's namespaces, which nothing else shares.
 """
 
 from __future__ import annotations
