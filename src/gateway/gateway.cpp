@@ -108,7 +108,11 @@ bool Gateway::openListener(const config::Listener& listener, bool control) {
   if (!ec) acceptor->bind(endpoint, ec);
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    spdlog::error("cannot listen on {}: {}", endpointString(address, listener.port), ec.message());
+    // Which setting to change: the two listener lists come from different keys and flags.
+    spdlog::error("cannot listen on {} ({}): {}", endpointString(address, listener.port),
+                  control ? "the control channel: [control] listen, or --control-listen ADDR:PORT"
+                          : "SOCKS: [[listeners]], or --listen ADDR:PORT",
+                  ec.message());
     return false;
   }
   const auto bound = acceptor->local_endpoint(ec);

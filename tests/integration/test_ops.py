@@ -96,6 +96,24 @@ def test_startup_lines_name_config_and_rules(gateway):
     assert re.search(r"\brules?\b", text), f"start-up lines do not mention the rules:\n{text}"
 
 
+@pytest.mark.parametrize("taken", ["socks", "control"])
+def test_a_taken_port_names_the_setting_that_moves_it(taken):
+    """Beside another gateway (or anything) on the port: exit 1, and the line says which listener and
+    which key or flag moves it."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        socks = f"127.0.0.1:{port}" if taken == "socks" else "127.0.0.1:0"
+        control = f"127.0.0.1:{port}" if taken == "control" else "127.0.0.1:0"
+        cp = run_fwgate(["gateway", "--listen", socks, "--control-listen", control], timeout=20)
+    text = cp.stdout.decode(errors="replace") + cp.stderr.decode(errors="replace")
+    assert cp.returncode != 0, text
+    want = "--control-listen ADDR:PORT" if taken == "control" else "--listen ADDR:PORT"
+    line = next((ln for ln in text.splitlines() if f"cannot listen on 127.0.0.1:{port}" in ln), "")
+    assert want in line and "Address already in use" in line, text
+
+
 # ---------------------------------------------------------------------------------------------- reload
 
 
