@@ -16,6 +16,8 @@ packages=(
   lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
   # benchmark peers
   dante-server microsocks
+  # the Debian package: man pages from --help, checks (scripts/package.sh, scripts/test-package.sh)
+  help2man lintian
 )
 
 missing=()
