@@ -146,6 +146,13 @@ check_installed() {
     "$root/lib/systemd/system/fwgate-gateway.service"
   check "the agent unit runs /usr/bin/fwgate agent" grep -q '^ExecStart=/usr/bin/fwgate agent$' \
     "$root/lib/systemd/system/fwgate-agent.service"
+  if [[ -x $root/usr/bin/systemd-analyze ]]; then
+    run_root "systemd-analyze verify finds nothing wrong with the units" 60 \
+      systemd-analyze verify /lib/systemd/system/fwgate-gateway.service \
+      /lib/systemd/system/fwgate-agent.service
+  else
+    echo "note  no systemd-analyze on this host: the units are not verified"
+  fi
   check "gateway.toml and the logrotate snippet are conffiles" conffiles_listed
   check "package status: installed" status_is ii
   check "user fwgate exists" has_user
@@ -159,8 +166,27 @@ check_installed() {
   run_root "fwgate run -- true" 30 fwgate run -- true
   run_root "fwgate run loads /usr/lib/fwgate/libfwgate-client.so" 30 \
     fwgate run -- sh -c 'grep -q " /usr/lib/fwgate/libfwgate-client.so$" /proc/self/maps'
+  check_preload
   run_root "man finds fwgate(1), fwgate-gateway(8) and fwgate.toml(5)" 30 \
     sh -c 'man -w fwgate && man -w 8 fwgate-gateway && man -w 5 fwgate.toml' >/dev/null
+}
+
+# The documented system-wide installation: the library's path in /etc/ld.so.preload loads it into
+# every program (with FWGATE_DISABLE=1 it passes everything through). Undone at once.
+check_preload() {
+  local preload=$root/etc/ld.so.preload had=0
+  if [[ -e $preload ]]; then
+    had=1
+    cp -p "$preload" "$root/tmp/ld.so.preload.orig"
+  fi
+  echo /usr/lib/fwgate/libfwgate-client.so >>"$preload"
+  run_root "/usr/lib/fwgate/libfwgate-client.so in /etc/ld.so.preload is loaded" 30 \
+    env FWGATE_DISABLE=1 sh -c 'grep -q " /usr/lib/fwgate/libfwgate-client.so$" /proc/self/maps'
+  if ((had)); then
+    cp -p "$root/tmp/ld.so.preload.orig" "$preload"
+  else
+    rm -f "$preload"
+  fi
 }
 
 # The gateway as fwgate-gateway.service starts it: root, the packaged configuration; it must drop
