@@ -365,6 +365,16 @@ run_lintian() {
   echo "ok    lintian: no errors ($(grep -c '^W: ' <<<"$out") warnings, $(grep -c '^I: ' <<<"$out") notes)"
 }
 
+namespace=""
+stop_namespace() {
+  local unshare
+  unshare=$(pgrep -P "$namespace")
+  [[ -n $unshare ]] && kill -KILL "$unshare"
+  wait "$namespace" 2>/dev/null
+  echo "test-package.sh: interrupted; the throw-away root is gone"
+  exit 130
+}
+
 main() {
   if (($# != 1)) || [[ ! -f $1 ]]; then
     echo "usage: scripts/test-package.sh DEB" >&2
@@ -410,8 +420,14 @@ main() {
   echo "== install, run, remove and purge in a throw-away root"
   # A PID namespace, so that whatever runs inside ends with it; a network namespace with only
   # loopback; mounts that no one else sees and that go with the namespace.
+  # Interrupted, the script kills unshare (blocking SIGTERM, it waits for its child), and with it
+  # the namespace's first process (--kill-child), and with that everything in the namespace.
   timeout --kill-after=10 900 unshare --mount --propagation private --pid --fork --kill-child \
-    --net -- bash "${BASH_SOURCE[0]}" --in-namespace "$deb" "$work" || rc=1
+    --net -- bash "${BASH_SOURCE[0]}" --in-namespace "$deb" "$work" &
+  namespace=$!
+  trap stop_namespace INT TERM HUP
+  wait "$namespace" || rc=1
+  trap - INT TERM HUP
 
   if ((rc == 0)); then
     echo "test-package.sh: $(basename "$deb") passed ($((SECONDS - start)) s)"
