@@ -155,6 +155,7 @@ check_installed() {
   fi
   check "gateway.toml and the logrotate snippet are conffiles" conffiles_listed
   check "package status: installed" status_is ii
+  run_root "dpkg --verify fwgate: every file as its md5sums say" 60 dpkg --verify fwgate
   check "user fwgate exists" has_user
   check "group fwgate exists" has_group
   check "fwgate is a system user without a login or a home" system_user
