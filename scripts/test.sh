@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The whole fwgate test suite (README quick start, command 2; .ci/run calls it):
-#   dependencies -> build (RelWithDebInfo) -> unit tests -> integration tests
+#   dependencies -> clang-format -> Release build (the README's) -> unit tests -> integration tests
+#   -> the quick start's gateway serves curl -> Debian package: lintian, install, run, purge
 #   -> ASan+UBSan build -> unit + integration again -> libFuzzer targets, bounded runs.
+# The release integration run sees Debian's stock /etc/hosts (with "::1 localhost"), the sanitized
+# one a hosts file without it, and both run while something else listens on 1080 and 1745
+# (tests/integration/isolated.sh): the suite may depend on neither.
 # Ends with "fwgate: N passed, M failed" alone on a line; exits non-zero if anything failed.
 #
-#   scripts/test.sh [--quick]     --quick skips the sanitizer and fuzz phases
+#   scripts/test.sh [--quick]     --quick: Release build, unit and integration tests only
 # Environment: FWGATE_BUILD_DIR, FWGATE_ASAN_BUILD_DIR, FWGATE_FUZZ_BUILD_DIR (default build,
 # build-asan, build-fuzz), FWGATE_JOBS (default 2), FWGATE_FUZZ_RUNS (default 20000),
 # FWGATE_PYTEST_ARGS (extra pytest arguments, e.g. "-k socks5").
@@ -18,7 +22,7 @@ for arg in "$@"; do
   case $arg in
     --quick) quick=1 ;;
     -h | --help)
-      sed -n '2,10p' "$0"
+      sed -n '2,14p' "$0"
       exit 0
       ;;
     *)
@@ -108,15 +112,18 @@ run_ctest() {
   fi
 }
 
-# run_pytest BINARY NAME [extra env assignments...]: the integration suite, counted from JUnit XML.
+# run_pytest BINARY NAME HOSTS [extra env assignments...]: the integration suite, counted from
+# JUnit XML, in a mount namespace whose /etc/hosts is Debian's stock one (HOSTS=stock) or one
+# without "::1 localhost" (HOSTS=dev), while something else listens on 1080 and 1745.
 run_pytest() {
-  local bin=$1 name=$2
-  shift 2
+  local bin=$1 name=$2 hosts=$3
+  shift 3
   mkdir -p "$results"
   local xml="$results/integration-$name.xml"
   rm -f "$xml"
   # shellcheck disable=SC2086
-  env FWGATE_BIN="$repo/$bin" FWGATE_IT_TARGET=fwgate "$@" \
+  bash tests/integration/isolated.sh --hosts "$hosts" --squat -- \
+    env FWGATE_BIN="$repo/$bin" FWGATE_IT_TARGET=fwgate "$@" \
     "$python" -m pytest -q tests/integration --junitxml="$xml" ${FWGATE_PYTEST_ARGS:-} </dev/null
   local rc=$?
   if [[ ! -s $xml ]]; then
@@ -191,18 +198,90 @@ sanitizer_env=(
   LSAN_OPTIONS=report_objects=1
 )
 
-# ---------------------------------------------------------------------------------------------
+# Quick start command 1 as a user runs it (scripts/start-gateway.sh: dependencies, the Release
+# build, then the gateway on its embedded default), on ports the kernel picks instead of 1080 and
+# 1745, which may be taken on this machine; curl must get a page from a local server through it.
+quickstart_gateway() (
+  dir=$(mktemp -d)
+  pids=()
+  # shellcheck disable=SC2317
+  cleanup() {
+    for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$dir"
+  }
+  trap cleanup EXIT
+  mkdir "$dir/www" && echo "fwgate quick start $$" >"$dir/www/index.html"
+  setsid "$python" -m http.server --bind 127.0.0.1 --directory "$dir/www" 0 >"$dir/http.log" 2>&1 </dev/null &
+  pids+=($!)
+  setsid bash scripts/start-gateway.sh --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
+    >"$dir/gw.log" 2>&1 </dev/null &
+  pids+=($!)
+  socks="" web=""
+  for ((i = 0; i < 1200 && (${#socks} == 0 || ${#web} == 0); i++)); do
+    socks=$(sed -nE 's/.*socks listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$dir/gw.log" | head -1)
+    web=$(sed -nE 's/.*Serving HTTP on 127\.0\.0\.1 port ([0-9]+).*/\1/p' "$dir/http.log" | head -1)
+    kill -0 "${pids[1]}" 2>/dev/null || break
+    sleep 0.25
+  done
+  if [[ -z $socks || -z $web ]]; then
+    echo "start-gateway.sh: no 'socks listening' line (or no web server) within 300 s:" >&2
+    tail -30 "$dir/gw.log" "$dir/http.log" >&2
+    exit 1
+  fi
+  if ! body=$(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$socks" "http://127.0.0.1:$web/index.html"); then
+    tail -30 "$dir/gw.log" >&2
+    exit 1
+  fi
+  if [[ $body != "fwgate quick start $$" ]]; then
+    echo "curl through the quick start gateway got: $body" >&2
+    exit 1
+  fi
+  if ! grep -Eq '"command": ?"connect"' "$dir/gw.log"; then
+    echo "the gateway logged no connect session:" >&2
+    tail -30 "$dir/gw.log" >&2
+    exit 1
+  fi
+  echo "curl through 127.0.0.1:$socks (scripts/start-gateway.sh) got the page; the session was logged"
+)
 
-step "dependencies" bash scripts/setup-deps.sh || {
-  echo "test.sh: cannot install dependencies; stopping" >&2
+# The Debian package, made from the tested Release build: lintian, then installed, run, removed and
+# purged in a throw-away root (scripts/test-package.sh).
+package_checks() {
+  local deb
+  deb=$(bash scripts/package.sh "$build" | tail -1) || return 1
+  [[ -f $deb ]] || {
+    echo "scripts/package.sh printed no package path ($deb)" >&2
+    return 1
+  }
+  bash scripts/test-package.sh "$deb"
 }
 
+# ---------------------------------------------------------------------------------------------
+
+# Not a test: without the packages nothing else can run.
+phase_begin "dependencies"
+if ! bash scripts/setup-deps.sh; then
+  echo "test.sh: cannot install the dependencies (scripts/setup-deps.sh); stopping" >&2
+  echo "fwgate: 0 passed, 1 failed"
+  exit 1
+fi
+printf '==== dependencies: %ds ====\n' $((SECONDS - phase_start))
+summary+=("$(printf '%-36s %5ds' "dependencies" $((SECONDS - phase_start)))")
+
 step "clang-format" check_format
-if step "build ($build)" configure_and_build "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+# The configuration the README's Quick start and install steps build.
+if step "build Release ($build)" configure_and_build "$build" -DCMAKE_BUILD_TYPE=Release; then
   phase_begin "unit tests"
   run_ctest "$build"
-  phase_begin "integration tests"
-  run_pytest "$build/apps/fwgate/fwgate" release
+  phase_begin "integration tests (stock /etc/hosts)"
+  run_pytest "$build/apps/fwgate/fwgate" release stock
+  if [[ $build == build ]]; then
+    step "quick start: start-gateway.sh serves curl" quickstart_gateway
+  fi
+  if ((quick == 0)); then
+    step "Debian package" package_checks
+  fi
 fi
 
 if ((quick == 0)); then
@@ -211,9 +290,9 @@ if ((quick == 0)); then
     for kv in "${sanitizer_env[@]}"; do export "${kv?}"; done
     phase_begin "unit tests (ASan+UBSan)"
     run_ctest "$build_asan"
-    phase_begin "integration tests (ASan+UBSan)"
+    phase_begin "integration tests (ASan+UBSan, /etc/hosts without ::1)"
     # The preload library is loaded into uninstrumented programs: the regular build's one.
-    run_pytest "$build_asan/apps/fwgate/fwgate" asan FWGATE_IT_SANITIZED=1 \
+    run_pytest "$build_asan/apps/fwgate/fwgate" asan dev FWGATE_IT_SANITIZED=1 \
       FWGATE_CLIENT_LIB="$repo/$build/src/client/libfwgate-client.so"
     unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
   fi
