@@ -8,7 +8,7 @@
 # (tests/integration/isolated.sh): the suite may depend on neither.
 # Ends with "fwgate: N passed, M failed" alone on a line; exits non-zero if anything failed.
 #
-#   scripts/test.sh [--quick]     --quick: Release build, unit and integration tests only
+#   scripts/test.sh [--quick]     --quick: without the package, sanitizer and fuzz phases
 # Environment: FWGATE_BUILD_DIR, FWGATE_ASAN_BUILD_DIR, FWGATE_FUZZ_BUILD_DIR (default build,
 # build-asan, build-fuzz), FWGATE_JOBS (default 2), FWGATE_FUZZ_RUNS (default 20000),
 # FWGATE_PYTEST_ARGS (extra pytest arguments, e.g. "-k socks5").
@@ -37,6 +37,7 @@ build_asan=${FWGATE_ASAN_BUILD_DIR:-build-asan}
 build_fuzz=${FWGATE_FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${FWGATE_JOBS:-2}
 fuzz_runs=${FWGATE_FUZZ_RUNS:-20000}
+# Debian's Python: setup-deps.sh installs pytest, PySocks and pyftpdlib for it, not for another on PATH.
 python=/usr/bin/python3
 results="$repo/$build/test-results"
 
