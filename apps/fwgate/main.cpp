@@ -9,7 +9,7 @@ int main(int argc, char** argv) {
   using namespace fwgate::app;
   CLI::App app{"fwgate: a firewall gateway (SOCKS 4/4a/5, firewall client, policy, monitor)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "fwgate 0.1.0");
+  app.set_version_flag("--version", "fwgate " FWGATE_VERSION);
 
   GatewayOptions gateway;
   auto* gatewayCmd = app.add_subcommand("gateway", "Run the gateway daemon");

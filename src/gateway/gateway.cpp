@@ -154,6 +154,10 @@ bool Gateway::dropPrivileges() {
     spdlog::error("gateway.user: no such user \"{}\"", user);
     return false;
   }
+  if (std::string error; !runtime_.sessionLog().handTo(pw->pw_uid, pw->pw_gid, error)) {
+    spdlog::error("cannot give the session log to \"{}\": {}", user, error);
+    return false;
+  }
   const bool filters = runtime_.packetFilters().enabled();
   if (filters && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
     spdlog::error("cannot keep CAP_NET_ADMIN for the packet filters: {}", std::strerror(errno));
@@ -193,7 +197,8 @@ int Gateway::run() {
     spdlog::error("log.sessions: {}", error);
     return 1;
   }
-  spdlog::info("fwgate 0.1.0 gateway: config {} ({} rules, {} SOCKS listeners, {} control)",
+  spdlog::info("fwgate " FWGATE_VERSION
+               " gateway: config {} ({} rules, {} SOCKS listeners, {} control)",
                snapshot->config->source, snapshot->config->rules.size(), socksListeners_,
                listeners_.size() - socksListeners_);
   if (!openListeners()) return 1;

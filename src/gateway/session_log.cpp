@@ -72,8 +72,12 @@ SessionLog::~SessionLog() {
 
 bool SessionLog::open(const std::string& path, std::string& error) {
   int fd = 2;
+  bool created = false;
   if (path != "-") {
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    // O_EXCL first, to know whether this open made the file (handTo).
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0) {
       error = path + ": " + std::strerror(errno);
       return false;
@@ -82,7 +86,18 @@ bool SessionLog::open(const std::string& path, std::string& error) {
   std::lock_guard lock(mutex_);
   if (fd_ > 2) ::close(fd_);
   fd_ = fd;
+  created_ = created;
   path_ = path;
+  return true;
+}
+
+bool SessionLog::handTo(uid_t user, gid_t group, std::string& error) {
+  std::lock_guard lock(mutex_);
+  if (!created_ || fd_ <= 2) return true;
+  if (::fchown(fd_, user, group) != 0) {
+    error = path_ + ": " + std::strerror(errno);
+    return false;
+  }
   return true;
 }
 

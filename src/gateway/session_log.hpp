@@ -1,6 +1,8 @@
 // One JSON line per session, written once when the session ends, whatever its outcome.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -53,10 +55,15 @@ class SessionLog {
   bool reopen(std::string& error) { return open(path_, error); }
   void write(const SessionRecord& record);
   const std::string& path() const { return path_; }
+  // Before the gateway drops privileges: a file that this process created (as root) becomes the
+  // service user's, so that the reopen after a SIGHUP, made as that user, can open it again.
+  // A file that existed before keeps its owner. Returns false and fills `error` if fchown fails.
+  bool handTo(uid_t user, gid_t group, std::string& error);
 
  private:
   std::mutex mutex_;
   int fd_ = 2;
+  bool created_ = false;
   std::string path_ = "-";
 };
 

@@ -6,13 +6,15 @@ import datetime
 import os
 import re
 import signal
+import shutil
 import socket
+import tempfile
 import time
 
 import pytest
 
 import fwit
-from conftest import LOOPBACK_RULE, run_fwgate
+from conftest import LOOPBACK_RULE, q, run_fwgate
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -150,6 +152,39 @@ def test_sighup_reload_new_rules_established_kept(gateway, echo_server):
     gw.write_config(gateway.config_text(_workdir=gw.workdir))
     gw.signal(signal.SIGHUP)
     assert wait_rep(gw, echo_server.port, 0) == 0
+
+
+def test_session_log_created_as_root_is_the_service_users(gateway, echo_server, tmp_path):
+    """A session log the gateway creates before it drops privileges becomes [gateway] user's, so the
+    reopen after SIGHUP (made as that user) still opens it; a file that existed keeps its owner."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    logdir = tempfile.mkdtemp(prefix="fwgate-it-log-")  # /tmp: every user can reach it
+    try:
+        os.chmod(logdir, 0o777)
+        path = os.path.join(logdir, "sessions.log")
+        text = gateway.config_text(_workdir=str(tmp_path)).replace(
+            f'sessions = {q(os.path.join(str(tmp_path), "sessions.log"))}', f"sessions = {q(path)}")
+        assert f"sessions = {q(path)}" in text, text
+        gw = gateway(config_text='[gateway]\nuser = "nobody"\n\n' + text)
+        assert os.stat(path).st_uid == nobody.pw_uid, os.stat(path)
+        fwit.assert_serves(gw.host, gw.port, echo_server.port, tag="before")
+        gw.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5 * fwit.SLOW
+        while "SIGHUP" not in gw.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "SIGHUP" in gw.stderr(), gw.tail()
+        fwit.assert_serves(gw.host, gw.port, echo_server.port, tag="after")
+        deadline = time.monotonic() + 5 * fwit.SLOW
+        lines = []
+        while len(lines) < 2 and time.monotonic() < deadline:
+            with open(path, encoding="utf-8") as f:
+                lines = [line for line in f if line.strip()]
+            time.sleep(0.1)
+        assert len(lines) >= 2, (lines, gw.tail())
+        assert "log.sessions:" not in gw.stderr(), gw.tail()
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 def test_sighup_with_invalid_config_keeps_running(gateway, echo_server):
