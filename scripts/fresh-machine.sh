@@ -89,6 +89,12 @@ EOF
   printf '127.0.0.1\tlocalhost\n127.0.1.1\tfwgate-fresh\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n' \
     >"$root/etc/hosts"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # What this machine trusts beyond Debian's CAs (a registry reached through a TLS proxy): a new
+  # machine here has it too. update-ca-certificates adds it once ca-certificates is installed.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  fi
   mount -t proc proc "$root/proc" && mounted+=("$root/proc")
   mount --rbind /sys "$root/sys" && mounted+=("$root/sys")
   mount --rbind /dev "$root/dev" && mounted+=("$root/dev")
@@ -97,11 +103,14 @@ EOF
   git clone -q "$repo" "$root/root/fwgate"
 }
 
+# The command with a clean environment, as CI's, keeping only this machine's certificate settings
+# (NODE_EXTRA_CA_CERTS and the like name /etc/ssl/certs files, which the root has too).
 in_root() {
-  local root=$1
+  local root=$1 certs=()
   shift
+  mapfile -t certs < <(env | grep -E '^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|CURL_CA_BUNDLE|REQUESTS_CA_BUNDLE|GIT_SSL_CAINFO)=' || true)
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 CI=true "$@"
+    LANG=C.UTF-8 CI=true "${certs[@]}" "$@"
 }
 
 # Something else on 1080 and 1745 (the "another fwgate already listening"): plain
