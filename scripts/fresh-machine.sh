@@ -95,6 +95,8 @@ EOF
     mkdir -p "$root/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
   fi
+  # A root file system is a mount point (unshare --propagation, which the suite uses, needs that).
+  mount --bind "$root" "$root" && mounted+=("$root")
   mount -t proc proc "$root/proc" && mounted+=("$root/proc")
   mount --rbind /sys "$root/sys" && mounted+=("$root/sys")
   mount --rbind /dev "$root/dev" && mounted+=("$root/dev")

@@ -247,15 +247,29 @@ quickstart_gateway() (
 )
 
 # The Debian package, made from the tested Release build: lintian, then installed, run, removed and
-# purged in a throw-away root (scripts/test-package.sh).
-package_checks() {
-  local deb
-  deb=$(bash scripts/package.sh "$build" | tail -1) || return 1
-  [[ -f $deb ]] || {
-    echo "scripts/package.sh printed no package path ($deb)" >&2
-    return 1
-  }
-  bash scripts/test-package.sh "$deb"
+# purged in a throw-away root (scripts/test-package.sh). One test per "ok"/"FAIL" line it prints.
+run_package() {
+  local log rc
+  log=$(mktemp)
+  {
+    deb=$(bash scripts/package.sh "$build" | tail -1) &&
+      if [[ -f $deb ]]; then
+        bash scripts/test-package.sh "$deb"
+      else
+        echo "scripts/package.sh printed no package path ($deb)" >&2
+        false
+      fi
+  } </dev/null 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  local ok bad
+  ok=$(grep -cE '^ok ' "$log")
+  bad=$(grep -cE '^FAIL ' "$log")
+  rm -f "$log"
+  if ((rc != 0 && bad == 0)); then
+    phase_end "$ok" 1 "exit $rc"
+  else
+    phase_end "$ok" "$bad"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +295,8 @@ if step "build Release ($build)" configure_and_build "$build" -DCMAKE_BUILD_TYPE
     step "quick start: start-gateway.sh serves curl" quickstart_gateway
   fi
   if ((quick == 0)); then
-    step "Debian package" package_checks
+    phase_begin "Debian package: lintian, install, run, purge"
+    run_package
   fi
 fi
 
