@@ -48,7 +48,7 @@ if [[ ! -f $base ]]; then
   echo "fresh-machine: debootstrap --variant=minbase bookworm ($mirror)"
   rm -rf "$work/base"
   debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-    { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
   tar -C "$work/base" -cf "$base" .
   rm -rf "$work/base"
 fi
@@ -158,7 +158,7 @@ if ((gateway)); then
   pids+=($!)
   www=$(mktemp -d)
   echo "fresh machine page" >"$www/index.html"
-  python3 -m http.server --bind 127.0.0.1 --directory "$www" 0 >"$work/http.log" 2>&1 &
+  python3 -u -m http.server --bind 127.0.0.1 --directory "$www" 0 >"$work/http.log" 2>&1 &
   pids+=($!)
   ok=0
   for ((i = 0; i < 3600; i++)); do
@@ -177,7 +177,7 @@ if ((gateway)); then
     echo "fresh-machine: command 1 served curl through 127.0.0.1:1080 after $((SECONDS - start)) s"
   else
     echo "fresh-machine: command 1 did not serve curl (log: $work/gateway.log):" >&2
-    tail -30 "$work/gateway.log" >&2
+    tail -n 30 "$work/gateway.log" >&2
     status=1
   fi
   cleanup

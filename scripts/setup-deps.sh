@@ -17,7 +17,7 @@ packages=(
   # benchmark peers
   dante-server microsocks
   # the Debian package: man pages from --help, checks (scripts/package.sh, scripts/test-package.sh)
-  help2man lintian
+  help2man lintian systemd   # systemd-analyze verify of the packaged units; nothing is started
 )
 
 missing=()

@@ -213,7 +213,7 @@ quickstart_gateway() (
   }
   trap cleanup EXIT
   mkdir "$dir/www" && echo "fwgate quick start $$" >"$dir/www/index.html"
-  setsid "$python" -m http.server --bind 127.0.0.1 --directory "$dir/www" 0 >"$dir/http.log" 2>&1 </dev/null &
+  setsid "$python" -u -m http.server --bind 127.0.0.1 --directory "$dir/www" 0 >"$dir/http.log" 2>&1 </dev/null &
   pids+=($!)
   setsid bash scripts/start-gateway.sh --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
     >"$dir/gw.log" 2>&1 </dev/null &
@@ -227,11 +227,11 @@ quickstart_gateway() (
   done
   if [[ -z $socks || -z $web ]]; then
     echo "start-gateway.sh: no 'socks listening' line (or no web server) within 300 s:" >&2
-    tail -30 "$dir/gw.log" "$dir/http.log" >&2
+    tail -n 30 "$dir/gw.log" "$dir/http.log" >&2
     exit 1
   fi
   if ! body=$(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$socks" "http://127.0.0.1:$web/index.html"); then
-    tail -30 "$dir/gw.log" >&2
+    tail -n 30 "$dir/gw.log" >&2
     exit 1
   fi
   if [[ $body != "fwgate quick start $$" ]]; then
@@ -240,7 +240,7 @@ quickstart_gateway() (
   fi
   if ! grep -Eq '"command": ?"connect"' "$dir/gw.log"; then
     echo "the gateway logged no connect session:" >&2
-    tail -30 "$dir/gw.log" >&2
+    tail -n 30 "$dir/gw.log" >&2
     exit 1
   fi
   echo "curl through 127.0.0.1:$socks (scripts/start-gateway.sh) got the page; the session was logged"
