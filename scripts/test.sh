@@ -58,7 +58,7 @@ phase_end() {
   local took=$((SECONDS - phase_start))
   passed=$((passed + p))
   failed=$((failed + f))
-  summary+=("$(printf '%-36s %5ds  %5d passed  %4d failed  %s' "$phase_name" "$took" "$p" "$f" "$note")")
+  summary+=("$(printf '%-56s %5ds  %5d passed  %4d failed  %s' "$phase_name" "$took" "$p" "$f" "$note")")
   printf '==== %s: %d passed, %d failed, %ds %s====\n' "$phase_name" "$p" "$f" "$took" "${note:+($note) }"
 }
 
@@ -282,7 +282,7 @@ if ! bash scripts/setup-deps.sh; then
   exit 1
 fi
 printf '==== dependencies: %ds ====\n' $((SECONDS - phase_start))
-summary+=("$(printf '%-36s %5ds' "dependencies" $((SECONDS - phase_start)))")
+summary+=("$(printf '%-56s %5ds' "dependencies" $((SECONDS - phase_start)))")
 
 step "clang-format" check_format
 # The configuration the README's Quick start and install steps build.
