@@ -42,3 +42,14 @@ def test_readme_lists_every_subcommand():
     assert usage, "no usage block under '## Using it' in README.md"
     documented = set(re.findall(r"^fwgate ([a-z]+)", usage.group(1), re.M))
     assert documented == set(listed), (sorted(documented), sorted(listed))
+
+
+def test_the_man_page_names_every_key_of_configuration_md():
+    """fwgate.toml(5) is written by hand from docs/configuration.md: every key in that document's
+    tables appears in it, so a new key cannot be documented in one and forgotten in the other."""
+    doc = read("docs", "configuration.md")
+    keys = set(re.findall(r"^\| `([a-z_][a-z0-9_]*)` \|", doc, re.M))
+    assert len(keys) >= 40, sorted(keys)
+    page = read("packaging", "man", "fwgate.toml.5").replace("\\-", "-").replace("\\fB", "").replace("\\fR", "")
+    missing = sorted(k for k in keys if not re.search(r"(?<![a-z0-9_])" + re.escape(k) + r"(?![a-z0-9_])", page))
+    assert not missing, f"in docs/configuration.md but not in packaging/man/fwgate.toml.5: {missing}"
