@@ -57,6 +57,14 @@ pids=()
 mounted=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Whatever still runs inside a root (a chroot started in the background is a child of the
+  # subshell whose PID $! names): every process whose root directory is one of ours.
+  local proc top
+  for proc in /proc/[0-9]*; do
+    top=$(readlink "$proc/root" 2>/dev/null) || continue
+    [[ $top == "$work"/* ]] && kill -9 "${proc#/proc/}" 2>/dev/null
+  done
+  sleep 0.5
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
   mounted=()
 }
