@@ -11,7 +11,7 @@
 #              a page through 127.0.0.1:1080 from a server on this host, and the gateway stops
 # Both by default. Each root is made anew from one debootstrap (cached as a tarball in DIR) and
 # removed afterwards unless --keep. The chroot shares this machine's kernel and network (so the
-# squatters on 1080/1745 are ordinary processes here); network namespaces made inside it are its
+# squatter on 1080/1745 is an ordinary process here); network namespaces made inside it are its
 # own. Not part of CI: it downloads a few hundred MB and takes about as long as a CI run.
 set -euo pipefail
 
@@ -93,9 +93,8 @@ deb $mirror bookworm main
 deb $mirror bookworm-updates main
 EOF
   echo "fwgate-fresh" >"$root/etc/hostname"
-  # Debian's installer (netcfg) writes this shape.
-  printf '127.0.0.1\tlocalhost\n127.0.1.1\tfwgate-fresh\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n' \
-    >"$root/etc/hosts"
+  # Debian's installer (netcfg) writes this file: the same text the test suite runs under.
+  bash "$repo/tests/integration/isolated.sh" --hosts stock --hostname fwgate-fresh --write-hosts "$root/etc/hosts"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   # What this machine trusts beyond Debian's CAs (a registry reached through a TLS proxy): a new
   # machine here has it too. update-ca-certificates adds it once ca-certificates is installed.
@@ -113,42 +112,28 @@ EOF
   git clone -q "$repo" "$root/root/fwgate"
 }
 
-# The command with a clean environment, as CI's, keeping only this machine's certificate settings
-# (NODE_EXTRA_CA_CERTS and the like name /etc/ssl/certs files, which the root has too).
-in_root() {
-  local root=$1 certs=()
-  shift
+# Sets in_root to the prefix that runs a command in $root with a clean environment, as CI's, but
+# for this machine's certificate settings (NODE_EXTRA_CA_CERTS and the like name /etc/ssl/certs
+# files, which the root has too). An array, not a function: it can follow isolated.sh's "--",
+# and a background command's $! is the chroot itself.
+root_command() {
+  local certs=()
   mapfile -t certs < <(env | grep -E '^(NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|CURL_CA_BUNDLE|REQUESTS_CA_BUNDLE|GIT_SSL_CAINFO)=' || true)
-  chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 CI=true "${certs[@]}" "$@"
-}
-
-# Something else on 1080 and 1745 (the issue's "another fwgate already listening"): plain
-# listening sockets held by a process of this machine, which the chroot shares.
-squat() {
-  python3 - <<'EOF' &
-import socket, time
-held = []
-for port in (1080, 1745):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", port)); s.listen(8); held.append(s)
-    except OSError as e:
-        print(f"fresh-machine: 127.0.0.1:{port} already taken ({e}), as good")
-time.sleep(4 * 3600)
-EOF
-  pids+=($!)
+  in_root=(chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 CI=true "${certs[@]}")
 }
 
 status=0
 if ((tests)); then
   new_root tests
-  squat
   echo "fresh-machine: command 2 in $root (stock /etc/hosts, 1080 and 1745 taken)"
   start=$SECONDS
   set +e
-  in_root "$root" bash -c 'cd /root/fwgate && bash scripts/test.sh' </dev/null >"$work/tests.log" 2>&1
+  # Something else on 1080 and 1745 (the issue's "another fwgate already listening"), held by a
+  # process of this machine, which the chroot shares: isolated.sh's squatter, /etc/hosts untouched.
+  root_command
+  bash "$repo/tests/integration/isolated.sh" --squat -- \
+    "${in_root[@]}" bash -c 'cd /root/fwgate && bash scripts/test.sh' </dev/null >"$work/tests.log" 2>&1
   rc=$?
   set -e
   echo "fresh-machine: command 2 exited $rc after $((SECONDS - start)) s (log: $work/tests.log)"
@@ -162,7 +147,8 @@ if ((gateway)); then
   new_root gateway
   echo "fresh-machine: command 1 in $root"
   start=$SECONDS
-  in_root "$root" bash -c 'cd /root/fwgate && exec bash scripts/start-gateway.sh' </dev/null >"$work/gateway.log" 2>&1 &
+  root_command
+  "${in_root[@]}" bash -c 'cd /root/fwgate && exec bash scripts/start-gateway.sh' </dev/null >"$work/gateway.log" 2>&1 &
   pids+=($!)
   www=$(mktemp -d)
   echo "fresh machine page" >"$www/index.html"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs a command (the test suite) on a machine that looks like another one:
 #
-#   bash tests/integration/isolated.sh --hosts stock|dev [--squat] -- COMMAND ARGS...
+#   bash tests/integration/isolated.sh [--hosts stock|dev] [--squat] -- COMMAND ARGS...
+#   bash tests/integration/isolated.sh --hosts stock|dev [--hostname NAME] --write-hosts FILE
 #
 # --hosts stock  /etc/hosts is the file Debian 12's installer writes (netcfg), with
 #                "::1 localhost ip6-localhost ip6-loopback": localhost resolves to ::1 too
 # --hosts dev    /etc/hosts is the development machine's: the same without the IPv6 lines
+#                (without --hosts the machine's own file stays)
+# --write-hosts  only write that file to FILE (for the host name NAME, default this machine's)
+#                and exit: for a root of another machine (scripts/fresh-machine.sh)
 # --squat        for the command's duration something already listens on 127.0.0.1:1080,
 #                127.0.0.1:1745, [::1]:1080 and [::1]:1745 (fwgate's default ports), as another
 #                gateway on the machine would; an address something else holds already is left
@@ -20,14 +24,21 @@
 set -uo pipefail
 
 usage() {
-  sed -n '2,19p' "$0" >&2
+  sed -n '2,23p' "$0" >&2
   exit 125
 }
 
 hosts_kind=
 squat=0
+write_to=
+name=
 while (($# > 0)); do
   case $1 in
+    --write-hosts | --hostname)
+      (($# >= 2)) || usage
+      if [[ $1 == --write-hosts ]]; then write_to=$2; else name=$2; fi
+      shift 2
+      ;;
     --hosts)
       (($# >= 2)) || usage
       hosts_kind=$2
@@ -52,14 +63,31 @@ while (($# > 0)); do
       ;;
   esac
 done
-(($# > 0)) || usage
 case $hosts_kind in
   stock | dev) ;;
+  "") [[ -z $write_to ]] || usage ;;
   *)
     echo "isolated.sh: --hosts must be stock or dev" >&2
     usage
     ;;
 esac
+
+# The installer's text (netcfg-common.c, IPV6_HOSTS in netcfg.h) for a DHCP install without a
+# domain: the host's name on 127.0.1.1, then the IPv6 block.
+write_hosts() {
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "${name:-$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)}"
+  if [[ $hosts_kind == stock ]]; then
+    printf '\n# The following lines are desirable for IPv6 capable hosts\n'
+    printf '::1     localhost ip6-localhost ip6-loopback\n'
+    printf 'ff02::1 ip6-allnodes\n'
+    printf 'ff02::2 ip6-allrouters\n'
+  fi
+}
+if [[ -n $write_to ]]; then
+  write_hosts >"$write_to" && chmod 0644 "$write_to"
+  exit
+fi
+(($# > 0)) || usage
 if ((EUID != 0)); then
   echo "isolated.sh: needs root (a private mount namespace)" >&2
   exit 125
@@ -91,19 +119,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# The installer's text (netcfg-common.c, IPV6_HOSTS in netcfg.h) for a DHCP install without a
-# domain: the host's name on 127.0.1.1, then the IPv6 block.
-name=$(hostname 2>/dev/null || cat /proc/sys/kernel/hostname)
 hosts=$work/hosts
-{
-  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$name"
-  if [[ $hosts_kind == stock ]]; then
-    printf '\n# The following lines are desirable for IPv6 capable hosts\n'
-    printf '::1     localhost ip6-localhost ip6-loopback\n'
-    printf 'ff02::1 ip6-allnodes\n'
-    printf 'ff02::2 ip6-allrouters\n'
-  fi
-} >"$hosts"
+write_hosts >"$hosts"
 chmod 0644 "$hosts"
 
 if ((squat)); then
@@ -119,6 +136,9 @@ held, notes = [], []
 for host, port in (("127.0.0.1", 1080), ("127.0.0.1", 1745), ("::1", 1080), ("::1", 1745)):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
+    # Past a connection in TIME_WAIT on the port (a gateway that was there a moment ago), not
+    # past a listener: on Linux, SO_REUSEADDR still refuses a port something listens on.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         s.bind((host, port))
@@ -157,6 +177,10 @@ while time.monotonic() < deadline:
   echo "isolated.sh: squatting $(cat "$ready")" >&2
 fi
 
+if [[ -z $hosts_kind ]]; then
+  "$@"
+  exit
+fi
 echo "isolated.sh: /etc/hosts is the $hosts_kind file ($(grep -c . "$hosts") lines$([[ $hosts_kind == stock ]] && echo ', ::1 localhost'))" >&2
 # shellcheck disable=SC2016
 unshare --mount --propagation private -- /bin/sh -c '
