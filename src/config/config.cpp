@@ -61,6 +61,32 @@ bool isValidDomain(std::string_view name) {
   }
 }
 
+// Via's received-by and similar: letters, digits and "-._~".
+bool isToken(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return isAsciiAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+  });
+}
+
+// "gw.example:8080", "10.0.0.1:8080", "[fd00::1]:8080": what a PAC script's PROXY names.
+bool isProxyEndpoint(std::string_view text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == text.size()) return false;
+  const std::string_view port = text.substr(colon + 1);
+  if (port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  const int number = std::stoi(std::string(port));
+  if (number < 1 || number > 65535) return false;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    const auto address = IpAddress::parse(host.substr(1, host.size() - 2));
+    return address && address->v6;
+  }
+  return IpAddress::parse(host) || isValidDomain(host);
+}
+
 std::string normaliseDomain(std::string_view name) {
   if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   std::string out(name);
@@ -73,9 +99,10 @@ class ConfigParser {
   explicit ConfigParser(std::vector<Diagnostic>& errors) : in_(errors) {}
 
   Config parse(const toml::table& root) {
-    in_.rejectUnknownKeys(root, "",
-                          {"gateway", "listeners", "control", "firewall_client", "limits", "bind",
-                           "log", "groups", "networks", "protocols", "rules", "packet_filters"});
+    in_.rejectUnknownKeys(
+        root, "",
+        {"gateway", "listeners", "control", "web_proxy", "firewall_client", "limits", "bind", "log",
+         "groups", "networks", "protocols", "rules", "packet_filters"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -84,6 +111,7 @@ class ConfigParser {
         [this](const toml::table& t, const std::string& path, std::size_t) { listener(t, path); });
     if (config_.listeners.empty()) config_.listeners.push_back(Listener{});
     if (const auto* t = in_.table(root, "control", "")) control(*t);
+    if (const auto* t = in_.table(root, "web_proxy", "")) webProxy(*t);
     if (const auto* t = in_.table(root, "firewall_client", "")) firewallClient(*t);
     if (const auto* t = in_.table(root, "limits", "")) limits(*t);
     if (const auto* t = in_.table(root, "bind", "")) bind(*t);
@@ -179,28 +207,127 @@ class ConfigParser {
 
   void control(const toml::table& t) {
     in_.rejectUnknownKeys(t, "control", {"listen"});
-    in_.strings(t, "listen", "control",
+    endpoints(t, "control", "1745", config_.controlListeners);
+  }
+
+  // `listen = ["ADDR:PORT", ...]` of [control] and [web_proxy]; one address and port is used once
+  // across both (and the SOCKS listeners' endpoints are not checked here: they are tables).
+  void endpoints(const toml::table& t, const std::string& section, std::string_view examplePort,
+                 std::vector<Listener>& out) {
+    in_.strings(
+        t, "listen", section, [&](const std::string& s, const std::string& p, const toml::node& n) {
+          Listener l;
+          if (!parseEndpoint(s, l.address, l.port)) {
+            in_.error(p, n,
+                      fmt::format("{} is not ADDRESS:PORT (e.g. \"10.0.0.1:{}\", "
+                                  "\"[::]:{}\")",
+                                  quote(s), examplePort, examplePort));
+            return;
+          }
+          if (l.port != 0) {
+            const std::string endpoint = fmt::format("{} port {}", l.address, l.port);
+            const auto [it, inserted] = endpoints_.emplace(endpoint, p);
+            if (!inserted) {
+              in_.error(p, n,
+                        fmt::format("same address and port as {} ({})", it->second, endpoint));
+              return;
+            }
+          }
+          out.push_back(l);
+        });
+  }
+
+  void webProxy(const toml::table& t) {
+    in_.rejectUnknownKeys(
+        t, "web_proxy",
+        {"listen", "tunnel_ports", "via", "via_name", "x_forwarded_for", "realm", "pac_proxy",
+         "backup_route", "direct_domains", "direct_ranges", "max_request_line", "max_header_bytes",
+         "max_header_count", "header_timeout", "keep_alive_timeout", "max_connections_per_client",
+         "origin_pool_size", "origin_idle_timeout"});
+    auto& w = config_.webProxy;
+    endpoints(t, "web_proxy", "8080", w.listeners);
+    if (t.get("tunnel_ports") != nullptr) {
+      w.tunnelPorts.clear();
+      ports(t, "web_proxy", w.tunnelPorts, "tunnel_ports");
+    }
+    in_.boolean(t, "via", "web_proxy", w.via);
+    if (const auto* n = in_.string(t, "via_name", "web_proxy", w.viaName)) {
+      if (w.viaName.empty() || !isToken(w.viaName)) {
+        in_.error("web_proxy.via_name", *n,
+                  fmt::format("{} is not a token (letters, digits, \"-._~\")", quote(w.viaName)));
+      }
+    }
+    in_.boolean(t, "x_forwarded_for", "web_proxy", w.xForwardedFor);
+    if (const auto* n = in_.string(t, "realm", "web_proxy", w.realm)) {
+      if (w.realm.find_first_of("\"\\\r\n") != std::string::npos) {
+        in_.error("web_proxy.realm", *n, "must not hold quotes, backslashes or line breaks");
+      }
+    }
+    if (const auto* n = in_.string(t, "pac_proxy", "web_proxy", w.pacProxy)) {
+      if (!w.pacProxy.empty() && !isProxyEndpoint(w.pacProxy)) {
+        in_.error(
+            "web_proxy.pac_proxy", *n,
+            fmt::format("{} is not HOST:PORT (e.g. \"gw.corp.example:8080\")", quote(w.pacProxy)));
+      }
+    }
+    if (const auto* n = in_.string(t, "backup_route", "web_proxy", w.backupRoute)) {
+      const std::string_view route = w.backupRoute;
+      const bool ok = route.empty() || route == "DIRECT" ||
+                      (route.starts_with("PROXY ") && isProxyEndpoint(route.substr(6)));
+      if (!ok) {
+        in_.error("web_proxy.backup_route", *n,
+                  fmt::format("{}: expected \"DIRECT\", \"PROXY HOST:PORT\" or \"\"",
+                              quote(w.backupRoute)));
+      }
+    }
+    in_.strings(t, "direct_domains", "web_proxy",
                 [&](const std::string& s, const std::string& p, const toml::node& n) {
-                  Listener l;
-                  if (!parseEndpoint(s, l.address, l.port)) {
+                  std::string_view name = s;
+                  if (name.starts_with("*.")) name.remove_prefix(2);
+                  if (IpAddress::parse(name) || IpRange::parse(name)) {
                     in_.error(p, n,
-                              fmt::format("{} is not ADDRESS:PORT (e.g. \"10.0.0.1:1745\", "
-                                          "\"[::]:1745\")",
-                                          quote(s)));
-                    return;
+                              fmt::format("{} is an address: list it in direct_ranges", quote(s)));
+                  } else if (!isValidDomain(name)) {
+                    in_.error(p, n, fmt::format("{} is not a domain name", quote(s)));
+                  } else {
+                    w.directDomains.push_back(normaliseDomain(name));
                   }
-                  if (l.port != 0) {
-                    const std::string endpoint = fmt::format("{} port {}", l.address, l.port);
-                    const auto [it, inserted] = endpoints_.emplace(endpoint, p);
-                    if (!inserted) {
-                      in_.error(
-                          p, n,
-                          fmt::format("same address and port as {} ({})", it->second, endpoint));
-                      return;
-                    }
-                  }
-                  config_.controlListeners.push_back(l);
                 });
+    in_.strings(t, "direct_ranges", "web_proxy",
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (const auto range = IpRange::parse(s)) {
+                    w.directRanges.push_back(*range);
+                  } else {
+                    in_.error(p, n,
+                              fmt::format("{} is not an address, a CIDR block or an address "
+                                          "pair \"first-last\"",
+                                          quote(s)));
+                  }
+                });
+    std::int64_t v = 0;
+    if (in_.integer(t, "max_request_line", "web_proxy", 256, 1048576, v)) {
+      w.maxRequestLine = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "max_header_bytes", "web_proxy", 1024, 4194304, v)) {
+      w.maxHeaderBytes = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "max_header_count", "web_proxy", 8, 10000, v)) {
+      w.maxHeaderCount = static_cast<std::uint32_t>(v);
+    }
+    if (w.maxRequestLine > w.maxHeaderBytes) {
+      in_.error(
+          "web_proxy.max_request_line", t.source().begin.line,
+          fmt::format("{} is more than max_header_bytes ({})", w.maxRequestLine, w.maxHeaderBytes));
+    }
+    in_.duration(t, "header_timeout", "web_proxy", w.headerTimeout);
+    in_.duration(t, "keep_alive_timeout", "web_proxy", w.keepAliveTimeout);
+    in_.duration(t, "origin_idle_timeout", "web_proxy", w.originIdleTimeout);
+    if (in_.integer(t, "max_connections_per_client", "web_proxy", 0, kMaxUint32, v)) {
+      w.maxConnectionsPerClient = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "origin_pool_size", "web_proxy", 0, 1024, v)) {
+      w.originPoolSize = static_cast<std::uint32_t>(v);
+    }
   }
 
   void firewallClient(const toml::table& t) {
@@ -520,10 +647,11 @@ class ConfigParser {
     config_.rules.push_back(std::move(r));
   }
 
-  void ports(const toml::table& t, const std::string& rulePath, std::vector<PortRange>& out) {
-    const toml::node* node = t.get("ports");
+  void ports(const toml::table& t, const std::string& rulePath, std::vector<PortRange>& out,
+             std::string_view key = "ports") {
+    const toml::node* node = t.get(key);
     if (node == nullptr) return;
-    const std::string path = keyPath(rulePath, "ports");
+    const std::string path = keyPath(rulePath, key);
     const auto* array = node->as_array();
     if (array == nullptr) {
       in_.error(path, *node, fmt::format("expected an array of ports, got {}", typeName(*node)));
@@ -561,16 +689,16 @@ class ConfigParser {
     const auto* array = in_.strings(
         t, "commands", rulePath,
         [&](const std::string& s, const std::string& p, const toml::node& n) {
-          if (s == "connect") {
-            mask |= static_cast<std::uint8_t>(policy::Command::Connect);
-          } else if (s == "bind") {
-            mask |= static_cast<std::uint8_t>(policy::Command::Bind);
-          } else if (s == "udp") {
-            mask |= static_cast<std::uint8_t>(policy::Command::Udp);
+          if (const auto command = policy::commandByName(s)) {
+            mask |= static_cast<std::uint8_t>(*command);
           } else {
+            std::string names;
+            for (const policy::Command c : policy::kCommands) {
+              if (!names.empty()) names += ", ";
+              names += quote(policy::toString(c));
+            }
             in_.error(p, n,
-                      fmt::format("unknown command {} (expected \"connect\", \"bind\" or \"udp\")",
-                                  quote(s)));
+                      fmt::format("unknown command {} (expected one of {})", quote(s), names));
           }
         });
     if (array == nullptr) return;

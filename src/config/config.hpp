@@ -75,6 +75,40 @@ struct FirewallClientSettings {
   std::string settingsIni;
 };
 
+// [web_proxy]: the HTTP/1.1 forward proxy (absolute-form requests and CONNECT) and the automatic
+// configuration script it serves (/wpad.dat, /proxy.pac, /array.dll?Get.Routing.Script).
+struct WebProxySettings {
+  // `listen`: "ADDR:PORT" endpoints (TMG's default: 8080 on the internal addresses). Empty: no
+  // Web Proxy. The embedded default listens on 127.0.0.1:8080.
+  std::vector<Listener> listeners;
+  // `tunnel_ports`: the ports CONNECT may reach (TMG's tunnel port ranges; default 443 only).
+  std::vector<policy::PortRange> tunnelPorts{policy::PortRange{443, 443}};
+  bool via = true;                 // `via`: add "Via: 1.1 <via_name>" to requests and responses
+  std::string viaName = "fwgate";  // `via_name`: the received-by of Via
+  bool xForwardedFor = false;      // `x_forwarded_for`: tell origins the client's address
+  std::string realm = "fwgate";    // `realm`: of Proxy-Authenticate: Basic realm="..."
+  // `pac_proxy`: the "host:port" the PAC script names in "PROXY host:port". Empty: the address and
+  // port of the listener that served the script (what the browser reached it on).
+  std::string pacProxy;
+  // `backup_route`: after the proxy, when it is unavailable: "DIRECT", "PROXY host:port", or ""
+  // for none. Default DIRECT (TMG's DirectToInternet).
+  std::string backupRoute = "DIRECT";
+  // `direct_domains`, `direct_ranges`: extra names (suffixes, "*.example.com" or "example.com")
+  // and address ranges the script sends direct, beside the client's local networks.
+  std::vector<std::string> directDomains;
+  std::vector<policy::IpRange> directRanges;
+  // Limits.
+  std::uint32_t maxRequestLine = 8192;   // `max_request_line`: bytes, else 414
+  std::uint32_t maxHeaderBytes = 65536;  // `max_header_bytes`: bytes of a head, else 431
+  std::uint32_t maxHeaderCount = 100;    // `max_header_count`: field lines, else 431
+  Duration headerTimeout{std::chrono::seconds(10)};  // `header_timeout`: a whole head (slowloris)
+  Duration keepAliveTimeout{std::chrono::seconds(60)};  // `keep_alive_timeout`: idle client conn.
+  std::uint32_t maxConnectionsPerClient = 256;  // `max_connections_per_client`: 0 = unlimited
+  std::uint32_t originPoolSize = 8;  // `origin_pool_size`: idle connections kept per origin
+  Duration originIdleTimeout{std::chrono::seconds(30)};  // `origin_idle_timeout`
+  friend bool operator==(const WebProxySettings&, const WebProxySettings&) = default;
+};
+
 // [log]
 struct LogSettings {
   std::string level = "info";  // trace, debug, info, warn, error
@@ -139,6 +173,7 @@ struct Config {
   // [control] listen: the firewall-client control channel (TCP 1745); methods are not used.
   std::vector<Listener> controlListeners;
   FirewallClientSettings firewallClient;
+  WebProxySettings webProxy;  // [web_proxy]
   Limits limits;
   BindSettings bind;
   LogSettings log;

@@ -6,7 +6,8 @@ namespace fwgate::config {
 std::string_view embeddedDefaultConfig() {
   return R"(# fwgate embedded default configuration (`fwgate config default` prints it).
 # SOCKS 4/4a/5 on 127.0.0.1:1080 without authentication; the firewall-client control channel
-# on 127.0.0.1:1745; only clients on this host are allowed; sessions are logged to standard
+# on 127.0.0.1:1745; the Web Proxy (HTTP, CONNECT to 443, the automatic configuration script)
+# on 127.0.0.1:8080; only clients on this host are allowed; sessions are logged to standard
 # error. See docs/configuration.md.
 
 [[listeners]]
@@ -16,6 +17,9 @@ methods = ["none"]
 
 [control]
 listen = ["127.0.0.1:1745"]
+
+[web_proxy]
+listen = ["127.0.0.1:8080"]
 
 [networks.loopback]
 firewall_clients = true

@@ -34,6 +34,7 @@ ConnectionFacts defaultFacts(const Request& request) {
     case Command::Udp:
       return {Transport::Udp, Direction::Send, request.destinationPort};
     case Command::Connect:
+    case Command::Http:
       break;
   }
   return {Transport::Tcp, Direction::Outbound, request.destinationPort};
@@ -69,8 +70,17 @@ std::string_view toString(Command c) {
       return "bind";
     case Command::Udp:
       return "udp";
+    case Command::Http:
+      return "http";
   }
   return "unknown";
+}
+
+std::optional<Command> commandByName(std::string_view name) {
+  for (const Command c : kCommands) {
+    if (toString(c) == name) return c;
+  }
+  return std::nullopt;
 }
 
 std::vector<Network> builtinNetworks() {
@@ -184,7 +194,7 @@ std::uint64_t Engine::hits(std::size_t ruleIndex) const {
 
 bool Engine::matchesBesidesDestination(std::size_t index, const Request& request,
                                        const IpAddress& client, const ConnectionFacts& facts,
-                                       std::string& protocol) const {
+                                       std::string& protocol, bool anyUser) const {
   const CompiledRule& rule = compiled_[index];
   if ((rule.commands & static_cast<std::uint8_t>(request.command)) == 0) return false;
   if (!rule.ports.empty() &&
@@ -197,7 +207,7 @@ bool Engine::matchesBesidesDestination(std::size_t index, const Request& request
                    [&](std::size_t n) { return networks_[n].containsAddress(client); })) {
     return false;
   }
-  if (rule.usersRestricted &&
+  if (rule.usersRestricted && !anyUser &&
       (!request.user ||
        !std::binary_search(rule.members.begin(), rule.members.end(), *request.user))) {
     return false;
@@ -238,7 +248,13 @@ Decision Engine::decide(const Request& request) const {
   std::string protocol;
   for (std::size_t i = 0; i < compiled_.size(); ++i) {
     const CompiledRule& rule = compiled_[i];
-    if (!matchesBesidesDestination(i, request, client, facts, protocol)) continue;
+    bool challenge = false;
+    if (!matchesBesidesDestination(i, request, client, facts, protocol)) {
+      // An anonymous client that can be asked: a rule for users that it could meet stops here.
+      challenge = request.canAskForUser && !request.user && rule.usersRestricted && rule.allow &&
+                  matchesBesidesDestination(i, request, client, facts, protocol, true);
+      if (!challenge) continue;
+    }
     if (rule.destinationsRestricted &&
         std::none_of(rule.destinations.begin(), rule.destinations.end(), inNetwork)) {
       continue;
@@ -253,6 +269,10 @@ Decision Engine::decide(const Request& request) const {
       continue;
     }
     if (!rule.protocolsRestricted) protocol = coveringName();
+    if (challenge) {
+      denied_.fetch_add(1, std::memory_order_relaxed);
+      return Decision{false, static_cast<int>(i), rules_[i].name, std::move(protocol), true};
+    }
     hits_[i].fetch_add(1, std::memory_order_relaxed);
     (rule.allow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
     return Decision{rule.allow, static_cast<int>(i), rules_[i].name, std::move(protocol)};

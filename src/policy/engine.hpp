@@ -38,9 +38,15 @@ std::vector<Network> builtinNetworks();
 enum class Action : std::uint8_t { Allow, Deny };
 
 // Command bits; a rule's `commands` is a mask of these (0 never appears: empty means all).
-enum class Command : std::uint8_t { Connect = 1, Bind = 2, Udp = 4 };
-inline constexpr std::uint8_t kAllCommands = 1 | 2 | 4;
-std::string_view toString(Command c);
+// connect: a TCP connection to the destination (SOCKS CONNECT, a firewall client's remoted
+// connect, the Web Proxy's CONNECT tunnel); bind: an incoming one; udp: datagrams; http: a request
+// the Web Proxy forwards (absolute-form, plain HTTP).
+enum class Command : std::uint8_t { Connect = 1, Bind = 2, Udp = 4, Http = 8 };
+inline constexpr Command kCommands[] = {Command::Connect, Command::Bind, Command::Udp,
+                                        Command::Http};
+inline constexpr std::uint8_t kAllCommands = 1 | 2 | 4 | 8;
+std::string_view toString(Command c);  // "connect", "bind", "udp", "http"
+std::optional<Command> commandByName(std::string_view name);
 
 // A rule as written in the configuration. Empty lists mean "any".
 struct Rule {
@@ -78,6 +84,10 @@ struct Request {
   // back): a rule naming the definition matches when the definition's secondary connections
   // cover `connection`; the decision names the definition.
   std::string secondaryOf;
+  // The client can be asked who it is (the Web Proxy's 407, TMG's per-rule authentication): an
+  // anonymous request stops at the first allow rule that names users or groups and whose other
+  // conditions match, and is denied with Decision::needsUser.
+  bool canAskForUser = false;
 };
 
 struct Decision {
@@ -85,6 +95,9 @@ struct Decision {
   int ruleIndex = -1;    // index into the rules, -1 when no rule matched (default deny)
   std::string ruleName;  // the rule's name, or "default-deny" / "protected-destination"
   std::string protocol;  // the protocol definition that matched; empty when none covers it
+  // Denied only because the request is anonymous: rule `ruleName` would decide it for a user
+  // (Request::canAskForUser).
+  bool needsUser = false;
 };
 
 // Immutable after construction, safe to share between threads; counters are atomic.
@@ -121,8 +134,10 @@ class Engine {
   struct CompiledRule;
   // Rule `index`'s conditions other than its destinations; `protocol` names the definition the
   // rule's own `protocols` matched (empty when the rule names none).
+  // With `anyUser`, the rule's users and groups are not checked.
   bool matchesBesidesDestination(std::size_t index, const Request& request, const IpAddress& client,
-                                 const ConnectionFacts& facts, std::string& protocol) const;
+                                 const ConnectionFacts& facts, std::string& protocol,
+                                 bool anyUser = false) const;
   std::vector<Network> networks_;
   std::map<std::string, std::vector<std::string>> groups_;
   std::vector<Rule> rules_;
