@@ -42,11 +42,23 @@ int runGateway(const GatewayOptions& options) {
     gatewayOptions.controlListenOverride.push_back(listener);
   }
 
+  for (const auto& text : options.webListen) {
+    config::Listener listener;
+    if (!gateway::parseListenAddress(text, listener.address, listener.port)) {
+      spdlog::error("--web-listen {}: expected ADDR:PORT, e.g. 10.0.0.1:8080", text);
+      return 2;
+    }
+    gatewayOptions.webListenOverride.push_back(listener);
+  }
+
   // Warnings (the open-proxy one above all) judge the listeners that will really be opened.
   auto effective = std::make_shared<config::Config>(*loaded.config);
   if (!gatewayOptions.listenOverride.empty()) effective->listeners = gatewayOptions.listenOverride;
   if (!gatewayOptions.controlListenOverride.empty()) {
     effective->controlListeners = gatewayOptions.controlListenOverride;
+  }
+  if (!gatewayOptions.webListenOverride.empty()) {
+    effective->webProxy.listeners = gatewayOptions.webListenOverride;
   }
   for (const auto& w : config::checkWarnings(*effective)) {
     spdlog::warn("config: {}", w.toString());

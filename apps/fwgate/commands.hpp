@@ -11,6 +11,7 @@ struct GatewayOptions {
   std::string configPath;                  // empty: the embedded default
   std::vector<std::string> listen;         // --listen ADDR:PORT, replaces the config's listeners
   std::vector<std::string> controlListen;  // --control-listen ADDR:PORT, replaces [control] listen
+  std::vector<std::string> webListen;      // --web-listen ADDR:PORT, replaces [web_proxy] listen
 };
 int runGateway(const GatewayOptions& options);  // cmd_gateway.cpp
 

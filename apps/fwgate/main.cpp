@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   gatewayCmd->add_option("--control-listen", gateway.controlListen,
                          "ADDR:PORT for the firewall-client control channel, replacing "
                          "[control] listen (repeatable)");
+  gatewayCmd->add_option("--web-listen", gateway.webListen,
+                         "ADDR:PORT for the Web Proxy (HTTP, CONNECT, automatic configuration "
+                         "script), replacing [web_proxy] listen (repeatable)");
 
   std::string checkPath;
   auto* configCmd = app.add_subcommand("config", "Check or print configuration");

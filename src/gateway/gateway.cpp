@@ -16,6 +16,7 @@
 #include "gateway/control_session.hpp"
 #include "gateway/net.hpp"
 #include "gateway/socks_session.hpp"
+#include "gateway/web_proxy_session.hpp"
 #include "protocol/control.hpp"
 
 namespace fwgate::gateway {
@@ -46,6 +47,17 @@ asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
   co_await session.run();
 }
 
+asio::awaitable<void> serveWebProxy(Runtime& runtime, tcp::socket socket,
+                                    asio::ip::address client) {
+  struct Slot {
+    Runtime& runtime;
+    asio::ip::address client;
+    ~Slot() { runtime.release(client); }
+  } slot{runtime, client};
+  WebProxySession session(runtime, std::move(socket));
+  co_await session.run();
+}
+
 asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, asio::ip::address client) {
   struct Slot {
     Runtime& runtime;
@@ -66,13 +78,24 @@ Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial
     : options_(std::move(options)),
       runtime_(io_, std::move(initial)),
       signals_(io_, SIGHUP, SIGTERM, SIGINT) {
-  listeners_ = options_.listenOverride.empty() ? runtime_.snapshot()->config->listeners
-                                               : options_.listenOverride;
-  socksListeners_ = listeners_.size();
-  const auto& control = options_.controlListenOverride.empty()
-                            ? runtime_.snapshot()->config->controlListeners
-                            : options_.controlListenOverride;
-  listeners_.insert(listeners_.end(), control.begin(), control.end());
+  const auto& config = *runtime_.snapshot()->config;
+  const auto add = [this](const std::vector<config::Listener>& override,
+                          const std::vector<config::Listener>& configured, Service service) {
+    const auto& list = override.empty() ? configured : override;
+    listeners_.insert(listeners_.end(), list.begin(), list.end());
+    services_.insert(services_.end(), list.size(), service);
+  };
+  add(options_.listenOverride, config.listeners, Service::Socks);
+  add(options_.controlListenOverride, config.controlListeners, Service::Control);
+  add(options_.webListenOverride, config.webProxy.listeners, Service::WebProxy);
+}
+
+std::vector<config::Listener> Gateway::listenersOf(Service service) const {
+  std::vector<config::Listener> out;
+  for (std::size_t i = 0; i < listeners_.size(); ++i) {
+    if (services_[i] == service) out.push_back(listeners_[i]);
+  }
+  return out;
 }
 
 Gateway::~Gateway() {
@@ -85,12 +108,12 @@ Gateway::~Gateway() {
 
 bool Gateway::openListeners() {
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    if (!openListener(listeners_[i], i >= socksListeners_)) return false;
+    if (!openListener(listeners_[i], services_[i])) return false;
   }
   return true;
 }
 
-bool Gateway::openListener(const config::Listener& listener, bool control) {
+bool Gateway::openListener(const config::Listener& listener, Service service) {
   std::error_code ec;
   const auto address = asio::ip::make_address(listener.address, ec);
   if (ec) {
@@ -110,16 +133,22 @@ bool Gateway::openListener(const config::Listener& listener, bool control) {
   if (ec) {
     // Which setting to change: the two listener lists come from different keys and flags.
     spdlog::error("cannot listen on {} ({}): {}", endpointString(address, listener.port),
-                  control ? "the control channel: [control] listen, or --control-listen ADDR:PORT"
-                          : "SOCKS: [[listeners]], or --listen ADDR:PORT",
+                  service == Service::Control
+                      ? "the control channel: [control] listen, or --control-listen ADDR:PORT"
+                  : service == Service::WebProxy
+                      ? "the Web Proxy: [web_proxy] listen, or --web-listen ADDR:PORT"
+                      : "SOCKS: [[listeners]], or --listen ADDR:PORT",
                   ec.message());
     return false;
   }
   const auto bound = acceptor->local_endpoint(ec);
   runtime_.addListeningPort(bound.port());
-  if (control) {
+  if (service == Service::Control) {
     spdlog::info("control channel listening on {} (firewall clients, protocol version {})",
                  endpointString(bound.address(), bound.port()), protocol::control::kVersion);
+  } else if (service == Service::WebProxy) {
+    spdlog::info("web proxy listening on {} (HTTP, CONNECT, /wpad.dat)",
+                 endpointString(bound.address(), bound.port()));
   } else {
     spdlog::info("socks listening on {} (methods: {})",
                  endpointString(bound.address(), bound.port()), methodNames(listener));
@@ -198,9 +227,10 @@ int Gateway::run() {
     return 1;
   }
   spdlog::info("fwgate " FWGATE_VERSION
-               " gateway: config {} ({} rules, {} SOCKS listeners, {} control)",
-               snapshot->config->source, snapshot->config->rules.size(), socksListeners_,
-               listeners_.size() - socksListeners_);
+               " gateway: config {} ({} rules, {} SOCKS listeners, {} control, {} web proxy)",
+               snapshot->config->source, snapshot->config->rules.size(),
+               listenersOf(Service::Socks).size(), listenersOf(Service::Control).size(),
+               listenersOf(Service::WebProxy).size());
   if (!openListeners()) return 1;
   std::string filterSummary;
   if (const auto error = runtime_.packetFilters().apply(*snapshot->config, filterSummary);
@@ -224,8 +254,7 @@ int Gateway::run() {
     }
   };
   for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i], i >= socksListeners_),
-                   onException);
+    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i], services_[i]), onException);
   }
   asio::co_spawn(io_, handleSignals(), onException);
   asio::co_spawn(io_, refreshPacketFilters(), onException);
@@ -236,7 +265,7 @@ int Gateway::run() {
 }
 
 asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener,
-                                          bool control) {
+                                          Service service) {
   auto onException = [this](std::exception_ptr e) {
     if (!e) return;
     ++runtime_.counters().sessionExceptions;
@@ -269,8 +298,10 @@ asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, const config:
       continue;  // the socket closes here
     }
     ++runtime_.counters().sessionsAccepted;
-    if (control) {
+    if (service == Service::Control) {
       asio::co_spawn(io_, serveControl(runtime_, std::move(socket), client), onException);
+    } else if (service == Service::WebProxy) {
+      asio::co_spawn(io_, serveWebProxy(runtime_, std::move(socket), client), onException);
     } else {
       asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client), onException);
     }
@@ -330,13 +361,12 @@ void Gateway::reload() {
         for (const auto& e : errors) spdlog::error("config: {}", e);
         spdlog::error("SIGHUP: keeping the running configuration");
       } else {
-        const std::vector<config::Listener> socks(listeners_.begin(),
-                                                  listeners_.begin() + socksListeners_);
-        const std::vector<config::Listener> control(listeners_.begin() + socksListeners_,
-                                                    listeners_.end());
-        if ((options_.listenOverride.empty() && snapshot->config->listeners != socks) ||
+        const auto& next = *snapshot->config;
+        if ((options_.listenOverride.empty() && next.listeners != listenersOf(Service::Socks)) ||
             (options_.controlListenOverride.empty() &&
-             snapshot->config->controlListeners != control)) {
+             next.controlListeners != listenersOf(Service::Control)) ||
+            (options_.webListenOverride.empty() &&
+             next.webProxy.listeners != listenersOf(Service::WebProxy))) {
           spdlog::warn("SIGHUP: listener changes take effect at the next restart");
         }
         spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));

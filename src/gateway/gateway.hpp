@@ -19,7 +19,11 @@ struct GatewayOptions {
   std::vector<config::Listener> listenOverride;  // --listen: replaces the configured listeners
   // --control-listen: replaces [control] listen
   std::vector<config::Listener> controlListenOverride;
+  std::vector<config::Listener> webListenOverride;  // --web-listen: replaces [web_proxy] listen
 };
+
+// What a listening socket serves.
+enum class Service : std::uint8_t { Socks, Control, WebProxy };
 
 class Gateway {
  public:
@@ -31,13 +35,15 @@ class Gateway {
  private:
   // `listener` is an element of listeners_, which outlives every session.
   asio::awaitable<void> acceptLoop(asio::ip::tcp::acceptor& acceptor,
-                                   const config::Listener& listener, bool control);
+                                   const config::Listener& listener, Service service);
   asio::awaitable<void> handleSignals();
   asio::awaitable<void> drainAndStop();
   asio::awaitable<void> refreshPacketFilters();
   void reload();
   bool openListeners();
-  bool openListener(const config::Listener& listener, bool control);
+  bool openListener(const config::Listener& listener, Service service);
+  // The listeners of one service, in order.
+  std::vector<config::Listener> listenersOf(Service service) const;
   bool dropPrivileges();
 
   GatewayOptions options_;
@@ -47,8 +53,8 @@ class Gateway {
   asio::io_context io_{1};
   asio::signal_set signals_;
   std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
-  std::vector<config::Listener> listeners_;  // SOCKS, then the control channel's
-  std::size_t socksListeners_ = 0;
+  std::vector<config::Listener> listeners_;  // SOCKS, then the control channel's, then the web's
+  std::vector<Service> services_;            // of each element of listeners_
   bool stopping_ = false;
 };
 
