@@ -14,8 +14,11 @@ packages=(
   nftables curl ncat openssl tshark proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
   lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
-  # benchmark peers
-  dante-server microsocks
+  # the Web Proxy's clients (tests/integration/test_web_proxy*.py): a headless browser, Python's
+  # requests, pip, git, wget and apt against servers of the test's own
+  chromium python3-requests python3-pip apt
+  # benchmark peers (SOCKS: Dante, microsocks; HTTP proxies: squid, tinyproxy)
+  dante-server microsocks squid tinyproxy
   # the Debian package: man pages from --help, checks (scripts/package.sh, scripts/test-package.sh)
   help2man lintian systemd   # systemd-analyze verify of the packaged units; nothing is started
 )
@@ -51,8 +54,9 @@ if ((${#missing[@]} > 0)); then
     echo "setup-deps: no installation candidate for: ${unknown[*]}" >&2
     exit 1
   fi
-  # Some of these are servers (dante-server, tftpd-hpa): the tests start their own, inside
-  # network namespaces; none of them is started as a service of this machine.
+  # Some of these are servers (dante-server, tftpd-hpa, squid, tinyproxy): the tests and the
+  # benchmark start their own, inside network namespaces or on ports of their own; none of them is
+  # started as a service of this machine.
   guard=/usr/sbin/policy-rc.d
   if [[ ! -e $guard ]]; then
     printf '#!/bin/sh\nexit 101\n' >"$guard"
@@ -64,12 +68,14 @@ else
   echo "setup-deps: all ${#packages[@]} Debian packages present"
 fi
 
-# The npm `socks` client for the integration tests, pinned by package-lock.json. A stamp holding the
-# lockfile's hash lets repeated runs skip npm.
+# The npm `socks` client and HTTP proxy agents (http-proxy-agent, https-proxy-agent) for the
+# integration tests, pinned by package-lock.json. A stamp holding the lockfile's hash lets repeated
+# runs skip npm.
 node_dir="$repo/tests/integration/node"
 stamp="$node_dir/node_modules/.fwgate-lock-sha256"
 want=$(sha256sum "$node_dir/package-lock.json" | cut -d' ' -f1)
-if [[ -f $stamp && $(cat "$stamp") == "$want" && -f $node_dir/node_modules/socks/package.json ]]; then
+if [[ -f $stamp && $(cat "$stamp") == "$want" && -f $node_dir/node_modules/socks/package.json &&
+  -f $node_dir/node_modules/https-proxy-agent/package.json && -f $node_dir/node_modules/http-proxy-agent/package.json ]]; then
   echo "setup-deps: npm packages present"
 else
   echo "setup-deps: npm ci in tests/integration/node"
