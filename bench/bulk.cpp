@@ -44,7 +44,7 @@ struct Stream {
 int runBulk(const BulkOptions& options) {
   installStopSignals();
   const auto& common = options.common;
-  DialPlan plan(common.proxy, common.target, common.sources, 0);
+  DialPlan plan = dialPlanFor(common, 0);
   Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
   OpenRequest request;
   request.count = options.streams;
@@ -123,6 +123,7 @@ int runBulk(const BulkOptions& options) {
   nlohmann::json out{{"mode", "bulk"},
                      {"tags", tagsToJson(common.tags)},
                      {"proxy", common.proxy ? common.proxy->text : "none"},
+                     {"protocol", proxyProtocolName(common.protocol)},
                      {"target", common.target.text},
                      {"streams", options.streams},
                      {"streams_opened", opened.ready.size()},

@@ -7,8 +7,10 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -216,6 +218,23 @@ std::int64_t monotonicNs() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::uint64_t percentile(const std::vector<std::uint32_t>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+  return sorted[std::min(sorted.size(), std::max<std::size_t>(rank, 1)) - 1];
+}
+
+nlohmann::json latencySummary(const std::vector<std::uint32_t>& sorted) {
+  double sum = 0;
+  for (auto v : sorted) sum += v;
+  return {{"p50", percentile(sorted, 0.50)},
+          {"p90", percentile(sorted, 0.90)},
+          {"p99", percentile(sorted, 0.99)},
+          {"p999", percentile(sorted, 0.999)},
+          {"max", sorted.empty() ? 0 : sorted.back()},
+          {"mean", sorted.empty() ? 0.0 : sum / static_cast<double>(sorted.size())}};
 }
 
 void emit(const nlohmann::json& record) {

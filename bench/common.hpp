@@ -82,6 +82,12 @@ double secondsSince(Clock::time_point start);
 // Wall-clock nanoseconds on CLOCK_MONOTONIC (comparable between processes on one host).
 std::int64_t monotonicNs();
 
+// The q-quantile (0..1) of an ascending vector, nearest rank; 0 when empty.
+std::uint64_t percentile(const std::vector<std::uint32_t>& sorted, double q);
+
+// {"p50","p90","p99","p999","max","mean"} of ascending latencies.
+nlohmann::json latencySummary(const std::vector<std::uint32_t>& sorted);
+
 // One JSON object per line on stdout, flushed, so a script can read it while we run.
 void emit(const nlohmann::json& record);
 

@@ -62,13 +62,48 @@ std::uint8_t patternByte(std::size_t i) {
 
 }  // namespace
 
+std::optional<ProxyProtocol> parseProxyProtocol(std::string_view name) {
+  if (name == "socks5") return ProxyProtocol::Socks5;
+  if (name == "http-connect") return ProxyProtocol::HttpConnect;
+  if (name == "http-get") return ProxyProtocol::HttpGet;
+  return std::nullopt;
+}
+
+const char* proxyProtocolName(ProxyProtocol protocol) {
+  switch (protocol) {
+    case ProxyProtocol::Socks5:
+      return "socks5";
+    case ProxyProtocol::HttpConnect:
+      return "http-connect";
+    case ProxyProtocol::HttpGet:
+      return "http-get";
+  }
+  return "unknown";
+}
+
 DialPlan::DialPlan(std::optional<Endpoint> proxyEp, Endpoint targetEp,
-                   std::vector<Endpoint> sourceEps, std::size_t echo)
+                   std::vector<Endpoint> sourceEps, std::size_t echo, ProxyProtocol proto,
+                   const std::string& getPath)
     : proxy(std::move(proxyEp)),
       target(std::move(targetEp)),
       sources(std::move(sourceEps)),
-      echoBytes(echo) {
-  request = buildConnectRequest(target);
+      echoBytes(echo),
+      protocol(proto) {
+  auto bytesOf = [](const std::string& text) {
+    return std::vector<std::uint8_t>(text.begin(), text.end());
+  };
+  switch (protocol) {
+    case ProxyProtocol::Socks5:
+      request = buildConnectRequest(target);
+      break;
+    case ProxyProtocol::HttpConnect:
+      request = bytesOf(http::buildConnect(target.text));
+      break;
+    case ProxyProtocol::HttpGet:
+      request = bytesOf(http::buildGet(target.text, getPath, proxy.has_value(), false));
+      echoBytes = 0;  // the GET and its response are the check
+      break;
+  }
   payload.resize(echoBytes);
   for (std::size_t i = 0; i < echoBytes; ++i) payload[i] = patternByte(i);
 }
@@ -83,6 +118,8 @@ const char* dialStateName(DialState state) {
       return "method_reply";
     case DialState::ConnectReply:
       return "connect_reply";
+    case DialState::HttpReply:
+      return "http_reply";
     case DialState::Echo:
       return "echo";
     case DialState::AwaitClose:
@@ -146,6 +183,9 @@ void Dial::advance(const DialPlan& plan, std::uint32_t events) {
       case DialState::ConnectReply:
         next = readConnectReply(plan);
         break;
+      case DialState::HttpReply:
+        next = readHttpReply(plan);
+        break;
       case DialState::Echo:
         next = readEcho(plan);
         break;
@@ -174,11 +214,23 @@ bool Dial::onConnected(const DialPlan& plan, std::uint32_t events) {
     fail("connect_hangup");
     return false;
   }
+  bool httpRequest = plan.protocol == ProxyProtocol::HttpGet ||
+                     (plan.proxy && plan.protocol == ProxyProtocol::HttpConnect);
+  if (httpRequest) {
+    if (!sendAll(plan.request, "http_request")) return false;
+    http_.reset(plan.protocol == ProxyProtocol::HttpConnect);
+    state_ = DialState::HttpReply;
+    return true;
+  }
   if (plan.proxy) {
     if (!sendAll(kGreeting, "greeting")) return false;
     state_ = DialState::MethodReply;
     return true;
   }
+  return afterHandshake(plan);
+}
+
+bool Dial::afterHandshake(const DialPlan& plan) {
   if (plan.echoBytes == 0) {
     state_ = DialState::Ready;
     return false;
@@ -186,6 +238,43 @@ bool Dial::onConnected(const DialPlan& plan, std::uint32_t events) {
   if (!sendAll(plan.payload, "payload")) return false;
   state_ = DialState::Echo;
   return true;
+}
+
+bool Dial::readHttpReply(const DialPlan& plan) {
+  char buf[16384];
+  ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR) fail("http_reply_" + errnoName(errno));
+    return false;
+  }
+  std::size_t used = 0;
+  // At EOF only a body delimited by the close can be complete: then not a kept connection.
+  http::Parse p = n == 0 ? http_.finishAtEof() : http_.feed(buf, static_cast<std::size_t>(n), used);
+  if (p == http::Parse::NeedMore) return true;
+  if (p == http::Parse::Invalid) {
+    fail(std::string("http_") + http_.error());
+    return false;
+  }
+  bool tunnel = plan.protocol == ProxyProtocol::HttpConnect;
+  if (tunnel ? (http_.status() < 200 || http_.status() > 299) : http_.status() != 200) {
+    fail("http_status_" + std::to_string(http_.status()));
+    return false;
+  }
+  if (used < static_cast<std::size_t>(n)) {
+    fail(tunnel ? "unexpected_bytes_after_reply" : "unexpected_bytes_after_response");
+    return false;
+  }
+  if (!tunnel) {
+    if (http_.bodyBytes() != plan.getBodyBytes) {
+      fail("http_body_length_mismatch");
+      return false;
+    }
+    if (n == 0 || !http_.keepAlive()) {
+      fail("http_not_kept_alive");
+      return false;
+    }
+  }
+  return afterHandshake(plan);
 }
 
 bool Dial::readMethodReply(const DialPlan& plan) {
@@ -235,13 +324,7 @@ bool Dial::readConnectReply(const DialPlan& plan) {
     fail("unexpected_bytes_after_reply");  // nothing was sent yet, so nothing may come back
     return false;
   }
-  if (plan.echoBytes == 0) {
-    state_ = DialState::Ready;
-    return false;
-  }
-  if (!sendAll(plan.payload, "payload")) return false;
-  state_ = DialState::Echo;
-  return true;
+  return afterHandshake(plan);
 }
 
 bool Dial::readEcho(const DialPlan& plan) {

@@ -1,4 +1,5 @@
-// fwgate-bench: load generator and far-end servers for comparing SOCKS5 proxies on loopback.
+// fwgate-bench: load generator and far-end servers for comparing SOCKS5 and HTTP proxies on
+// loopback.
 // Every subcommand writes JSON lines to stdout; see bench/README.md.
 #include <unistd.h>
 
@@ -26,12 +27,24 @@ struct LoadFlags {
   std::string proxy = "none";
   std::string target;
   std::string source = "auto";
+  std::string protocol = "socks5";
+  std::string path = "/small";
+  std::size_t bodyBytes = 128;
   int watchPid = 0;
   int farPid = 0;
   std::vector<std::string> tags;
 
   void add(CLI::App* cmd) {
-    cmd->add_option("--proxy", proxy, "SOCKS5 proxy HOST:PORT (loopback), or 'none' for direct")
+    cmd->add_option("--proxy", proxy, "Proxy HOST:PORT (loopback), or 'none' for direct")
+        ->capture_default_str();
+    cmd->add_option("--proxy-protocol", protocol,
+                    "socks5, http-connect (a CONNECT tunnel), or http-get (one GET, then the "
+                    "connection is held: idle, probe)")
+        ->capture_default_str();
+    cmd->add_option("--path", path, "http-get and requests: the path to GET")
+        ->capture_default_str();
+    cmd->add_option("--body-bytes", bodyBytes,
+                    "http-get and requests: the body the origin answers with (checked)")
         ->capture_default_str();
     cmd->add_option("--target", target, "Far end HOST:PORT (loopback)")->required();
     cmd->add_option("--source", source,
@@ -49,6 +62,12 @@ struct LoadFlags {
     CommonLoadOptions out;
     if (proxy != "none") out.proxy = requireLoopbackEndpoint("--proxy", proxy);
     out.target = requireLoopbackEndpoint("--target", target);
+    auto proto = parseProxyProtocol(protocol);
+    if (!proto) throw std::runtime_error("--proxy-protocol: socks5, http-connect or http-get");
+    out.protocol = *proto;
+    if (path.empty() || path.front() != '/') throw std::runtime_error("--path must start with /");
+    out.getPath = path;
+    out.bodyBytes = bodyBytes;
     const Endpoint& first = out.proxy ? *out.proxy : out.target;
     if (source == "auto") {
       out.sources = defaultSourcesFor(first);
@@ -110,7 +129,7 @@ int freePort(const std::string& host) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"fwgate-bench: SOCKS5 load generator, sink and echo servers, report"};
+  CLI::App app{"fwgate-bench: SOCKS5/HTTP load generator, sink, echo and origin servers, report"};
   app.require_subcommand(1);
 
   std::vector<std::string> listen{"127.0.0.1:0"};
@@ -132,6 +151,17 @@ int main(int argc, char** argv) {
   echoCmd
       ->add_option("--close-after", closeAfter,
                    "Close a connection first once this many bytes were echoed (0: never)")
+      ->capture_default_str();
+
+  std::size_t originBody = 128;
+  auto* originCmd = app.add_subcommand("http-origin", "HTTP/1.1 origin answering every GET");
+  originCmd->add_option("--listen", listen, "HOST:PORT, repeatable (port 0: any)")
+      ->capture_default_str();
+  originCmd->add_option("--stats", stats, "HOST:PORT for the counter (port 0: any)")
+      ->capture_default_str();
+  originCmd->add_option("--body-bytes", originBody, "Body of every 200 response")
+      ->capture_default_str();
+  originCmd->add_option("--lifetime", lifetime, "Exit after this many seconds")
       ->capture_default_str();
 
   LoadFlags bulkFlags;
@@ -159,6 +189,24 @@ int main(int argc, char** argv) {
   sessionsCmd->add_option("--payload", sessions.payloadBytes)->capture_default_str();
   sessionsCmd->add_flag("--await-close", sessions.awaitPeerClose,
                         "After the echo, wait for the far end to close (echo --close-after)");
+
+  LoadFlags requestsFlags;
+  RequestsOptions requests;
+  std::string originStats;
+  auto* requestsCmd =
+      app.add_subcommand("requests", "Small GETs through an HTTP proxy, keep-alive or not");
+  requestsFlags.add(requestsCmd);
+  requestsCmd->add_option("--concurrency", requests.concurrency)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  requestsCmd->add_option("--seconds", requests.seconds, "Measured window")->capture_default_str();
+  requestsCmd->add_option("--warmup", requests.warmupSeconds)->capture_default_str();
+  requestsCmd->add_option("--timeout", requests.requestTimeoutSeconds, "Per request")
+      ->capture_default_str();
+  requestsCmd->add_flag("--new-connection", requests.newConnectionPerRequest,
+                        "Each request on a new connection, with Connection: close");
+  requestsCmd->add_option("--origin-stats", originStats,
+                          "The origin's counter HOST:PORT, for its connections per request");
 
   LoadFlags idleFlags;
   IdleOptions idle;
@@ -216,6 +264,21 @@ int main(int argc, char** argv) {
         return runSink(server);
       }
       return runEcho(server);
+    }
+    if (originCmd->parsed()) {
+      ServerOptions server;
+      for (const auto& l : listen) server.listen.push_back(requireLoopbackEndpoint("--listen", l));
+      server.lifetimeSeconds = lifetime;
+      server.stats = requireLoopbackEndpoint("--stats", stats);
+      server.bodyBytes = originBody;
+      return runHttpOrigin(server);
+    }
+    if (requestsCmd->parsed()) {
+      requests.common = requestsFlags.resolve();
+      if (!originStats.empty()) {
+        requests.originStats = requireLoopbackEndpoint("--origin-stats", originStats);
+      }
+      return runRequests(requests);
     }
     if (bulkCmd->parsed()) {
       bulk.common = bulkFlags.resolve();

@@ -75,7 +75,7 @@ const char* holdUntilReleased(double holdMaxSeconds) {
 int runIdle(const IdleOptions& options) {
   installStopSignals();
   const auto& common = options.common;
-  DialPlan plan(common.proxy, common.target, common.sources, options.payloadBytes);
+  DialPlan plan = dialPlanFor(common, options.payloadBytes);
   Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
 
   TreeSample before;
@@ -104,6 +104,7 @@ int runIdle(const IdleOptions& options) {
                        {"mode", "idle"},
                        {"tags", tagsToJson(common.tags)},
                        {"proxy", common.proxy ? common.proxy->text : "none"},
+                       {"protocol", proxyProtocolName(common.protocol)},
                        {"target", common.target.text},
                        {"requested", options.connections},
                        {"opened", opened.ready.size()},
@@ -146,7 +147,7 @@ int runIdle(const IdleOptions& options) {
 }
 
 int runProbe(const CommonLoadOptions& common, double timeoutSeconds) {
-  DialPlan plan(common.proxy, common.target, common.sources, 16);
+  DialPlan plan = dialPlanFor(common, 16);
   Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
   OpenRequest request;
   request.count = 1;
@@ -158,6 +159,7 @@ int runProbe(const CommonLoadOptions& common, double timeoutSeconds) {
   emit({{"mode", "probe"},
         {"tags", tagsToJson(common.tags)},
         {"proxy", common.proxy ? common.proxy->text : "none"},
+        {"protocol", proxyProtocolName(common.protocol)},
         {"target", common.target.text},
         {"ok", ok},
         {"seconds", opened.seconds},

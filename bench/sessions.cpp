@@ -2,7 +2,6 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
 #include "load.hpp"
@@ -20,18 +19,12 @@ struct Slot {
   Clock::time_point retryAt{};   // after a failure to even create a socket, back off briefly
 };
 
-std::uint64_t percentile(const std::vector<std::uint32_t>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::min(sorted.size(), std::max<std::size_t>(rank, 1)) - 1];
-}
-
 }  // namespace
 
 int runSessions(const SessionsOptions& options) {
   installStopSignals();
   const auto& common = options.common;
-  DialPlan plan(common.proxy, common.target, common.sources, options.payloadBytes);
+  DialPlan plan = dialPlanFor(common, options.payloadBytes);
   plan.awaitPeerClose = options.awaitPeerClose;
   Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
   std::vector<Slot> slots(static_cast<std::size_t>(std::max(1, options.concurrency)));
@@ -149,8 +142,6 @@ int runSessions(const SessionsOptions& options) {
 
   std::sort(latenciesUs.begin(), latenciesUs.end());
   double window = options.seconds;
-  double sum = 0;
-  for (auto v : latenciesUs) sum += v;
   nlohmann::json out{
       {"mode", "sessions"},
       {"tags", tagsToJson(common.tags)},
@@ -164,13 +155,7 @@ int runSessions(const SessionsOptions& options) {
       {"sessions", latenciesUs.size()},
       {"sessions_per_s", static_cast<double>(latenciesUs.size()) / window},
       {"sessions_total", completedTotal},
-      {"latency_us",
-       {{"p50", percentile(latenciesUs, 0.50)},
-        {"p90", percentile(latenciesUs, 0.90)},
-        {"p99", percentile(latenciesUs, 0.99)},
-        {"p999", percentile(latenciesUs, 0.999)},
-        {"max", latenciesUs.empty() ? 0 : latenciesUs.back()},
-        {"mean", latenciesUs.empty() ? 0.0 : sum / static_cast<double>(latenciesUs.size())}}},
+      {"latency_us", latencySummary(latenciesUs)},
       {"errors", errors.total()},
       {"errors_in_window", errorsInWindow.total()},
       {"error_reasons", errors.toJson()},
