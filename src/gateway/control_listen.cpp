@@ -11,6 +11,7 @@
 #include <asio/write.hpp>
 #include <cstring>
 
+#include "config/pac.hpp"
 #include "gateway/control_session.hpp"
 #include "gateway/inbound.hpp"
 #include "gateway/net.hpp"
@@ -90,12 +91,7 @@ asio::ip::address ControlSession::outsideAddress() const {
       continue;
     }
     const auto policyAddress = toPolicy(plain);
-    const bool inside =
-        std::any_of(snapshot_->config->networks.begin(), snapshot_->config->networks.end(),
-                    [&](const policy::Network& n) {
-                      return n.firewallClients && n.containsAddress(policyAddress);
-                    });
-    if (!inside) return plain;
+    if (config::clientNetwork(*snapshot_->config, policyAddress) == nullptr) return plain;
   }
   return asio::ip::address_v4::any();
 }

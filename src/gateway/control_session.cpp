@@ -8,6 +8,8 @@
 #include <asio/write.hpp>
 #include <cstring>
 
+#include "config/pac.hpp"
+#include "config/web_proxy_offer.hpp"
 #include "gateway/net.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/relay.hpp"
@@ -163,11 +165,7 @@ asio::awaitable<bool> ControlSession::send(const std::uint8_t* data, std::size_t
 }
 
 const policy::Network* ControlSession::clientNetwork() const {
-  const auto client = toPolicy(unmapped(clientEndpoint_.address()));
-  for (const auto& network : snapshot_->config->networks) {
-    if (network.firewallClients && network.containsAddress(client)) return &network;
-  }
-  return nullptr;
+  return config::clientNetwork(*snapshot_->config, toPolicy(unmapped(clientEndpoint_.address())));
 }
 
 asio::awaitable<bool> ControlSession::hello() {
@@ -225,8 +223,16 @@ asio::awaitable<bool> ControlSession::hello() {
 asio::awaitable<bool> ControlSession::sendConfig() {
   const auto& config = *snapshot_->config;
   const policy::Network* network = clientNetwork();
-  std::size_t size = 1024 + config.firewallClient.settingsIni.size() +
-                     config.firewallClient.webProxy.size() + network->name.size();
+  // The Web Proxy as this client reaches this gateway: the address its control connection reached.
+  std::error_code ec;
+  const auto reached = client_.local_endpoint(ec);
+  config::WebProxyOffer offer;
+  if (!ec) {
+    offer = config::webProxyOffer(config, config.webProxy.listeners,
+                                  toPolicy(unmapped(reached.address())));
+  }
+  std::size_t size = 1024 + config.firewallClient.settingsIni.size() + offer.proxy.size() +
+                     offer.pacUrl.size() + network->name.size();
   size += network->ranges.size() * 40;
   for (const auto& d : network->domains) size += d.size() + 3;
   out_.resize(size);
@@ -244,7 +250,8 @@ asio::awaitable<bool> ControlSession::sendConfig() {
       std::chrono::duration_cast<std::chrono::seconds>(config.firewallClient.refreshInterval);
   w.textIfAny(control::Tag::Settings, config.firewallClient.settingsIni)
       .u32(control::Tag::RefreshSeconds, static_cast<std::uint32_t>(refresh.count()))
-      .textIfAny(control::Tag::WebProxy, config.firewallClient.webProxy);
+      .textIfAny(control::Tag::WebProxy, offer.proxy)
+      .textIfAny(control::Tag::PacUrl, offer.pacUrl);
   const std::size_t n = w.finish();
   const bool sent = co_await send(out_.data(), n);
   co_return sent;

@@ -99,6 +99,8 @@ std::vector<config::Listener> Gateway::listenersOf(Service service) const {
 }
 
 Gateway::~Gateway() {
+  // Sockets and timers must go before the io_context they belong to.
+  runtime_.origins().clear();
   // No worker may post a result into the io_context once it is gone: finish them first.
   runtime_.resolverPool().stop();
   runtime_.authPool().stop();

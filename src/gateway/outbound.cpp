@@ -65,6 +65,7 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
   request.client = toPolicy(requester.client);
   request.clientIsLocal = runtime.isHostAddress(requester.client);
   request.user = requester.user;
+  request.canAskForUser = requester.canAskForUser;
   request.command = command;
   if (address) {
     request.destinationAddress = toPolicy(*address);
@@ -80,14 +81,14 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const Requester& requester,
                          const std::vector<asio::ip::address>& candidates, std::uint16_t port,
-                         const std::string& name) {
+                         const std::string& name, policy::Command command) {
   Allowed out;
   std::string denyingRule;
   std::string denyingProtocol;
   bool denyingMatched = false;
+  bool denyingNeedsUser = false;
   for (const auto& a : candidates) {
-    const auto decision =
-        decide(runtime, snapshot, requester, policy::Command::Connect, a, port, name);
+    const auto decision = decide(runtime, snapshot, requester, command, a, port, name);
     if (decision.allowed) {
       if (out.addresses.empty()) {
         out.rule = decision.ruleName;
@@ -99,12 +100,14 @@ Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
       denyingRule = decision.ruleName;
       denyingProtocol = decision.protocol;
       denyingMatched = decision.ruleIndex >= 0;
+      denyingNeedsUser = decision.needsUser;
     }
   }
   if (out.addresses.empty()) {
     out.rule = denyingRule;
     out.protocol = denyingProtocol;
     out.ruleMatched = denyingMatched;
+    out.needsUser = denyingNeedsUser;
   }
   return out;
 }

@@ -19,6 +19,8 @@ namespace fwgate::gateway {
 struct Requester {
   asio::ip::address client;
   std::optional<std::string> user;
+  // The client can be asked for a user (the Web Proxy's 407): policy::Request::canAskForUser.
+  bool canAskForUser = false;
 };
 
 // The rule engine's decision for one request (protected destinations included).
@@ -37,11 +39,13 @@ struct Allowed {
   std::string rule;
   std::string protocol;      // the protocol definition that matched the first (allowed or denied)
   bool ruleMatched = false;  // a rule decided (not the default deny, not a protected destination)
+  bool needsUser = false;  // none allowed, and `rule` would decide for a user (Decision::needsUser)
 };
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const Requester& requester,
                          const std::vector<asio::ip::address>& candidates, std::uint16_t port,
-                         const std::string& name);
+                         const std::string& name,
+                         policy::Command command = policy::Command::Connect);
 
 // getaddrinfo on the runtime's resolver pool, within `timeout`: the addresses in resolver order,
 // without duplicates. `family` is 0 (any), 4 or 6. On failure `ec` is set (a getaddrinfo error, or

@@ -33,7 +33,8 @@ Runtime::Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot)
     : io_(io),
       snapshot_(std::move(snapshot)),
       buffers_(snapshot_->config->limits.relayBufferSize),
-      pipes_(snapshot_->config->limits.relayBufferSize) {
+      pipes_(snapshot_->config->limits.relayBufferSize),
+      origins_(io) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   digestKey_.resize(crypto_generichash_KEYBYTES);
   randombytes_buf(digestKey_.data(), digestKey_.size());
@@ -99,6 +100,22 @@ void Runtime::release(const asio::ip::address& client) {
   --active_;
   auto it = perClient_.find(client);
   if (it != perClient_.end() && --it->second == 0) perClient_.erase(it);
+}
+
+bool Runtime::admitWebClient(const asio::ip::address& client) {
+  const std::uint32_t limit = snapshot_->config->webProxy.maxConnectionsPerClient;
+  auto& n = webClients_[client];
+  if (limit != 0 && n >= limit) {
+    if (n == 0) webClients_.erase(client);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void Runtime::releaseWebClient(const asio::ip::address& client) {
+  auto it = webClients_.find(client);
+  if (it != webClients_.end() && --it->second == 0) webClients_.erase(it);
 }
 
 void Runtime::addConnect(const asio::ip::address& client, const asio::ip::address& host) {

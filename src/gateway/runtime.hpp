@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "config/users.hpp"
 #include "gateway/buffer_pool.hpp"
+#include "gateway/origin_pool.hpp"
 #include "gateway/packet_filters.hpp"
 #include "gateway/pipe_pool.hpp"
 #include "gateway/session_log.hpp"
@@ -104,6 +105,15 @@ class Runtime {
   void addConnect(const asio::ip::address& client, const asio::ip::address& host);
   void removeConnect(const asio::ip::address& client, const asio::ip::address& host);
   bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const;
+  // Web Proxy connections per client address, against [web_proxy] max_connections_per_client.
+  bool admitWebClient(const asio::ip::address& client);
+  void releaseWebClient(const asio::ip::address& client);
+  // One of this gateway's own listening sockets (a request to the Web Proxy that names itself).
+  bool isOwnListener(const asio::ip::address& address, std::uint16_t port) const {
+    return listeningPorts_.contains(port) && isHostAddress(address);
+  }
+  // Idle persistent connections to origin servers, for the Web Proxy.
+  OriginPool& origins() { return origins_; }
 
   // Primary connections of firewall clients, by client address and program (PID), for the
   // secondary connections their protocol definitions allow.
@@ -141,6 +151,8 @@ class Runtime {
   std::set<std::uint16_t> listeningPorts_;
   std::size_t active_ = 0;
   std::map<asio::ip::address, std::uint32_t> perClient_;
+  std::map<asio::ip::address, std::uint32_t> webClients_;
+  OriginPool origins_;
   std::map<std::pair<asio::ip::address, asio::ip::address>, std::uint32_t> connects_;
   std::multimap<std::pair<asio::ip::address, std::uint32_t>, std::shared_ptr<PrimaryConnection>>
       primaries_;

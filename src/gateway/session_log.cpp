@@ -36,6 +36,13 @@ std::string SessionRecord::toJson() const {
     j["application"] = application;
     j["os_user"] = osUser;
   }
+  if (http) {
+    j["method"] = http->method;
+    j["host"] = http->host;
+    j["port"] = http->port;
+    j["path"] = http->path;
+    j["status"] = http->status;
+  }
   j["command"] = command;
   j["requested"] = requested;
   j["resolved"] = resolved;

@@ -35,6 +35,15 @@ struct SessionRecord {
   std::uint64_t datagramsUp = 0;  // UDP ASSOCIATE only
   std::uint64_t datagramsDown = 0;
   std::string error;  // the underlying error, human readable
+  // Web Proxy requests only ("protocol": "http"): the request and the status sent to the client.
+  struct Http {
+    std::string method;
+    std::string host;  // as in the URI, lower case
+    std::uint16_t port = 0;
+    std::string path;  // without the query
+    int status = 0;    // 0: none sent
+  };
+  std::optional<Http> http;
 
   std::string toJson() const;
   // Adds a relay's byte counts and, when it ended badly, why.

@@ -7,11 +7,14 @@
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "gateway/outbound.hpp"
 #include "gateway/runtime.hpp"
 #include "gateway/session_log.hpp"
 #include "protocol/http.hpp"
@@ -23,10 +26,62 @@ class WebProxySession {
   WebProxySession(Runtime& runtime, asio::ip::tcp::socket client);
   asio::awaitable<void> run();
 
+  // What waiting for bytes gave.
+  enum class Read : std::uint8_t { Ok, Eof, Timeout, Error };
+
  private:
+  using Clock = std::chrono::steady_clock;
+
+  // One request, from its first byte to its log line. False: close the connection after it.
+  asio::awaitable<bool> serveOne(bool first);
+  // What a parsed request gets: the script, a forwarded exchange, or a tunnel.
+  asio::awaitable<bool> handle(protocol::http::RequestHead& head, SessionRecord& record);
+  asio::awaitable<bool> servePac(const protocol::http::RequestHead& head, SessionRecord& record);
+  asio::awaitable<bool> forward(protocol::http::RequestHead& head, SessionRecord& record);
+  asio::awaitable<bool> tunnel(const protocol::http::RequestHead& head, SessionRecord& record);
+  // The user of Proxy-Authorization, verified once per connection and value. False: the client
+  // offered credentials that are wrong (already answered with 407).
+  asio::awaitable<bool> authenticate(const protocol::http::RequestHead& head,
+                                     SessionRecord& record);
+  // Resolves and decides the request's destination; on failure answers and returns nullopt (the
+  // record says why; lastAnswerKeeps_ whether the connection goes on).
+  asio::awaitable<std::optional<Allowed>> admit(const protocol::http::RequestHead& head,
+                                                policy::Command command, SessionRecord& record);
+  // Connects to one of `allowed`, or answers 502/504 and returns a closed socket.
+  asio::awaitable<asio::ip::tcp::socket> connectOrigin(const Allowed& allowed, std::uint16_t port,
+                                                       SessionRecord& record);
+
+  // The request body from the client to `origin`, bytes untouched. False: the body was malformed
+  // (answered 400) or a side failed (record_.error says which).
+  asio::awaitable<bool> sendBody(const protocol::http::RequestHead& head,
+                                 asio::ip::tcp::socket& origin, SessionRecord& record);
+  // An answer of the proxy's own: status, a plain-text body from record.error, and for 407 the
+  // challenge. `keepAlive` is honoured only for requests without a body left unread.
+  asio::awaitable<bool> answer(int status, bool keepAlive, SessionRecord& record);
+  // Pipelined client bytes first, then relay(): CONNECT and upgraded connections.
+  asio::awaitable<void> relayWith(asio::ip::tcp::socket& server, SessionRecord& record);
+
+  // Client bytes: reads more into in_ once the socket is readable, before `deadline`.
+  asio::awaitable<Read> readClient(Clock::time_point deadline);
+  asio::awaitable<bool> writeClient(const void* data, std::size_t n, SessionRecord& record);
+  protocol::Bytes pending() const { return {in_.data() + inStart_, in_.size() - inStart_}; }
+  void consume(std::size_t n);
+  protocol::http::Limits limits() const;
+
   Runtime& runtime_;
   std::shared_ptr<const Snapshot> snapshot_;
   asio::ip::tcp::socket client_;
+  asio::ip::tcp::endpoint clientEndpoint_;
+  asio::ip::tcp::endpoint localEndpoint_;
+  asio::steady_timer timer_;
+  // Client bytes not used yet (a head being read, body bytes, pipelined requests); freed while
+  // the connection is idle, so an idle keep-alive client costs no buffer.
+  std::vector<std::uint8_t> in_;
+  std::size_t inStart_ = 0;
+  std::optional<std::string> user_;  // verified user of this connection
+  std::string credentials_;          // the Proxy-Authorization value user_ was verified with
+  bool requestBodyLeft_ = false;     // the current request's body was not read (no keep-alive)
+  bool lastAnswerKeeps_ = false;     // the last answer() left the connection usable
 };
 
 }  // namespace fwgate::gateway
