@@ -146,11 +146,25 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
       exposedIndex = i;
     }
   }
+  // The Web Proxy asks for a user (407) whenever a rule needs one.
   const bool anyPassword =
+      !config.webProxy.listeners.empty() ||
       std::any_of(config.listeners.begin(), config.listeners.end(), [](const Listener& l) {
         return std::find(l.methods.begin(), l.methods.end(), AuthMethod::Password) !=
                l.methods.end();
       });
+  // The same for the Web Proxy, whose clients are anonymous unless a rule asks for a user.
+  const Listener* exposedWeb = nullptr;
+  std::size_t exposedWebIndex = 0;
+  for (std::size_t i = 0; i < config.webProxy.listeners.size() && exposedWeb == nullptr; ++i) {
+    const auto address = IpAddress::parse(config.webProxy.listeners[i].address);
+    if (address && !address->isLoopback()) {
+      exposedWeb = &config.webProxy.listeners[i];
+      exposedWebIndex = i;
+    }
+  }
+  constexpr std::uint8_t kWebCommands = static_cast<std::uint8_t>(policy::Command::Http) |
+                                        static_cast<std::uint8_t>(policy::Command::Connect);
 
   bool unreachableReported = false;
   for (std::size_t i = 0; i < config.rules.size(); ++i) {
@@ -168,10 +182,19 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
                             "its sources or require users",
                             exposedIndex, exposed->address, exposed->port, r.name)});
     }
+    if (exposedWeb != nullptr && r.action == policy::Action::Allow && !hasUsers(r) &&
+        fromAnywhere && (r.commands & kWebCommands) != 0) {
+      warnings.push_back(Diagnostic{
+          path, fmt::format(
+                    "open proxy: web_proxy.listen[{}] ({} port {}) serves any client and "
+                    "rule " {} " allows clients from any address; restrict its sources "
+                               "or require users",
+                    exposedWebIndex, exposedWeb->address, exposedWeb->port, r.name)});
+    }
     if (hasUsers(r) && !anyPassword) {
       warnings.push_back(
           Diagnostic{path, fmt::format("rule \"{}\" names users or groups but no listener offers "
-                                       "\"password\": it never matches",
+                                       "\"password\" and no Web Proxy listens: it never matches",
                                        r.name)});
     }
     // After a deny rule without conditions nothing else is ever consulted. (After such an

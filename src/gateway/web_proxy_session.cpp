@@ -11,6 +11,7 @@
 #include "config/pac.hpp"
 #include "gateway/net.hpp"
 #include "gateway/relay.hpp"
+#include "gateway/reply_code.hpp"
 #include "protocol/address.hpp"
 
 namespace fwgate::gateway {
@@ -181,6 +182,9 @@ asio::awaitable<void> WebProxySession::run() {
 }
 
 asio::awaitable<bool> WebProxySession::serveOne(bool first) {
+  // Each request is decided by the configuration current when it starts (a SIGHUP reaches
+  // persistent connections at their next request).
+  snapshot_ = runtime_.snapshot();
   const auto& w = snapshot_->config->webProxy;
   if (pending().empty()) {
     std::vector<std::uint8_t>().swap(in_);  // idle: hold no buffer
@@ -373,10 +377,11 @@ asio::awaitable<std::optional<Allowed>> WebProxySession::admit(const http::Reque
     candidates =
         co_await resolveHost(runtime_, std::move(host), 0, config.limits.connectTimeout, ec);
     if (ec) {
-      record.error = ec == asio::error::timed_out
-                         ? fmt::format("the name {} did not resolve within {} ms", head.host,
-                                       config.limits.connectTimeout.count())
-                         : fmt::format("the name {} does not resolve: {}", head.host, ec.message());
+      record.error =
+          ec == asio::error::timed_out
+              ? fmt::format("the name {} did not resolve within {} ms", head.host,
+                            config.limits.connectTimeout.count())
+              : fmt::format("the name {} does not resolve: {}", head.host, errorText(ec));
       co_await answer(ec == asio::error::timed_out ? 504 : 502, true, record);
       co_return std::nullopt;
     }
