@@ -185,11 +185,10 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
     if (exposedWeb != nullptr && r.action == policy::Action::Allow && !hasUsers(r) &&
         fromAnywhere && (r.commands & kWebCommands) != 0) {
       warnings.push_back(Diagnostic{
-          path, fmt::format(
-                    "open proxy: web_proxy.listen[{}] ({} port {}) serves any client and "
-                    "rule " {} " allows clients from any address; restrict its sources "
-                               "or require users",
-                    exposedWebIndex, exposedWeb->address, exposedWeb->port, r.name)});
+          path, fmt::format("open proxy: web_proxy.listen[{}] ({} port {}) serves any client "
+                            "and rule \"{}\" allows clients from any address; restrict its "
+                            "sources or require users",
+                            exposedWebIndex, exposedWeb->address, exposedWeb->port, r.name)});
     }
     if (hasUsers(r) && !anyPassword) {
       warnings.push_back(
