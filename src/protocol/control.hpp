@@ -82,7 +82,8 @@ enum class Tag : std::uint8_t {
   DomainSuffix = 0x22,    // text (repeated): the local domain table
   Settings = 0x23,        // text: application settings sections, INI
   RefreshSeconds = 0x24,  // u32
-  WebProxy = 0x25,        // text: host:port of the web proxy (for later)
+  WebProxy = 0x25,        // text: host:port of the Web Proxy
+  PacUrl = 0x26,          // text: URL of the automatic configuration script (PAC)
 };
 
 // Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
