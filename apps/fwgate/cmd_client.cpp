@@ -1,6 +1,6 @@
 // The firewall client's commands: `fwgate run` (a program with the preload library), `fwgate check`
-// (the seed's chkwsp32 / "Test Server"), `fwgate detect` ("Detect Now") and `fwgate agent` (the
-// refresh daemon).
+// (the seed's chkwsp32 / "Test Server"), `fwgate detect` ("Detect Now"), `fwgate agent` (the
+// refresh daemon) and `fwgate proxy-env` (the Web Proxy for proxy-aware programs).
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,6 +21,7 @@
 
 #include "client/client_config.hpp"
 #include "client/gateway_link.hpp"
+#include "client/proxy_env.hpp"
 #include "client/refresh_schedule.hpp"
 #include "commands.hpp"
 #include "protocol/client_settings.hpp"
@@ -321,7 +322,8 @@ int runCheck(const ClientCheckOptions& options) {
   }
   std::printf("Network: %s\n", c.network[0] ? c.network.data() : "(none)");
   std::printf("Refresh interval: %u s\n", c.refreshSeconds);
-  if (c.webProxy[0] != '\0') std::printf("Web proxy: %s\n", c.webProxy.data());
+  std::printf("Web proxy: %s\n", c.webProxy[0] != '\0' ? c.webProxy.data() : "(none)");
+  if (c.pacUrl[0] != '\0') std::printf("Automatic configuration script: %s\n", c.pacUrl.data());
   std::printf(
       "Local address table (%zu ranges: %zu from the gateway, %zu from locallat.txt, "
       "%zu directly connected routes; loopback and link-local are always local):\n",
@@ -396,8 +398,40 @@ int runDetect(const ClientCheckOptions& options) {
                  l.paths.systemCache.data(), l.paths.userCache.data(), std::strerror(errno));
     return 1;
   }
+  if (l.config.webProxy[0] != '\0') {
+    std::printf("web proxy %s%s%s\n", l.config.webProxy.data(),
+                l.config.pacUrl[0] != '\0' ? ", automatic configuration script " : "",
+                l.config.pacUrl.data());
+  }
   std::printf("cached in %s\n", path.c_str());
   return 0;
+}
+
+int runProxyEnv(const ProxyEnvOptions& options) {
+  Loaded l;
+  load(l, "*");
+  if (!l.config.haveGatewayConfig) {
+    std::fprintf(stderr,
+                 "fwgate proxy-env: no gateway configuration cached (%s, %s): run fwgate detect "
+                 "first\n",
+                 l.paths.systemCache.data(),
+                 l.paths.userCache[0] != '\0' ? l.paths.userCache.data() : "no user cache");
+    return 1;
+  }
+  const client::ProxyEnvironment environment = client::proxyEnvironment(l.config);
+  if (environment.proxyUrl.empty()) {
+    std::fprintf(stderr,
+                 "fwgate proxy-env: the gateway supplied no Web Proxy (its [firewall_client] "
+                 "web_proxy is empty and no [web_proxy] listener listens on the address this "
+                 "host reached its control channel on; configuration cached in %s)\n",
+                 l.config.cacheRead.data());
+    return 1;
+  }
+  const std::string text = client::renderProxyEnvironment(
+      environment,
+      options.format == "systemd" ? client::EnvFormat::Systemd : client::EnvFormat::Shell);
+  std::fputs(text.c_str(), stdout);
+  return std::fflush(stdout) == 0 ? 0 : 1;
 }
 
 namespace {

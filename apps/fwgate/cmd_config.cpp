@@ -1,4 +1,4 @@
-// `fwgate config check` and `fwgate config default`.
+// `fwgate config check`, `fwgate config default` and `fwgate config pac`.
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -7,7 +7,9 @@
 
 #include "commands.hpp"
 #include "config/config.hpp"
+#include "config/pac.hpp"
 #include "config/users.hpp"
+#include "config/web_proxy_offer.hpp"
 
 namespace fwgate::app {
 namespace {
@@ -80,6 +82,42 @@ int runConfigCheck(const std::string& path) {
 int runConfigDefault() {
   const std::string_view text = config::embeddedDefaultConfig();
   fmt::print("{}", text);
+  return std::fflush(stdout) == 0 ? 0 : 1;
+}
+
+int runConfigPac(const ConfigPacOptions& options) {
+  const auto client = policy::IpAddress::parse(options.client);
+  if (!client) {
+    fmt::print(stderr, "fwgate config pac: --client {}: not an IP address\n", options.client);
+    return 2;
+  }
+  const config::LoadResult result =
+      options.configPath.empty()
+          ? config::parseConfig(config::embeddedDefaultConfig(), "<embedded>")
+          : config::loadConfigFile(options.configPath);
+  if (!result.ok()) {
+    for (const auto& e : result.errors) fmt::print(stderr, "error: {}\n", located(e));
+    return 1;
+  }
+  const config::Config& c = *result.config;
+  std::string proxy = options.proxy.empty() ? c.webProxy.pacProxy : options.proxy;
+  if (proxy.empty()) {
+    // What a browser would have reached: the first listener, when it names one address.
+    for (const auto& listener : c.webProxy.listeners) {
+      const auto address = policy::IpAddress::parse(listener.address);
+      if (address && !address->isUnspecified() && listener.port != 0) {
+        proxy = config::hostPort(*address, listener.port);
+        break;
+      }
+    }
+  }
+  if (proxy.empty()) {
+    fmt::print(stderr,
+               "fwgate config pac: no [web_proxy] pac_proxy and no listener on one address: "
+               "pass --proxy HOST:PORT\n");
+    return 2;
+  }
+  fmt::print("{}", config::pacScript(c, *client, proxy));
   return std::fflush(stdout) == 0 ? 0 : 1;
 }
 

@@ -20,6 +20,15 @@ int runConfigCheck(const std::string& path);  // cmd_config.cpp
 // Prints the embedded default configuration.
 int runConfigDefault();  // cmd_config.cpp
 
+struct ConfigPacOptions {
+  std::string configPath;  // -c/--config; empty: the embedded default
+  std::string client;      // --client ADDR: the browser's address
+  std::string proxy;       // --proxy HOST:PORT; empty: pac_proxy, else the first listener's
+};
+// Prints the automatic configuration script the Web Proxy serves that client; 1 on a
+// configuration error, 2 on a bad flag.
+int runConfigPac(const ConfigPacOptions& options);  // cmd_config.cpp
+
 struct PasswdOptions {
   std::string usersFile = "/etc/fwgate/users";
   std::string user;
@@ -57,6 +66,13 @@ struct ClientAgentOptions {
   int timeoutMs = 5000;
 };
 int runAgent(const ClientAgentOptions& options);
+
+struct ProxyEnvOptions {
+  std::string format = "shell";  // --format: "shell" (export lines) or "systemd" (EnvironmentFile=)
+};
+// Prints http_proxy, https_proxy and no_proxy (and the upper-case names) for the Web Proxy the
+// cached gateway configuration names; 1 when it names none.
+int runProxyEnv(const ProxyEnvOptions& options);
 
 // `fwgate monitor` (cmd_monitor.cpp).
 struct MonitorOptions {

@@ -31,6 +31,15 @@ int main(int argc, char** argv) {
   auto* checkCmd = configCmd->add_subcommand("check", "Validate a configuration file");
   checkCmd->add_option("path", checkPath, "Configuration file")->required();
   auto* defaultCmd = configCmd->add_subcommand("default", "Print the embedded default");
+  ConfigPacOptions pac;
+  auto* pacCmd = configCmd->add_subcommand(
+      "pac", "Print the automatic configuration script (PAC) the Web Proxy serves a client");
+  pacCmd->add_option("-c,--config", pac.configPath,
+                     "Configuration file (TOML); without it, the embedded default");
+  pacCmd->add_option("--client", pac.client, "The browser's IP address")->required();
+  pacCmd->add_option("--proxy", pac.proxy,
+                     "HOST:PORT the script's PROXY names (else [web_proxy] pac_proxy, else the "
+                     "first [web_proxy] listener)");
 
   PasswdOptions passwd;
   auto* passwdCmd = app.add_subcommand("passwd", "Add, change, delete or list users");
@@ -69,6 +78,17 @@ int main(int argc, char** argv) {
   agentCmd->add_option("--server", agent.server, "Gateway HOST[:PORT]");
   agentCmd->add_flag("--once", agent.once, "Refresh once and exit");
   agentCmd->add_option("--timeout-ms", agent.timeoutMs, "Time limit per refresh")
+      ->capture_default_str();
+
+  ProxyEnvOptions proxyEnv;
+  auto* proxyEnvCmd = app.add_subcommand(
+      "proxy-env",
+      "Print http_proxy, https_proxy and no_proxy for the gateway's Web Proxy (after detect)");
+  proxyEnvCmd
+      ->add_option("--format", proxyEnv.format,
+                   "shell: export lines (eval \"$(fwgate proxy-env)\"); systemd: lines for "
+                   "EnvironmentFile=")
+      ->check(CLI::IsMember({"shell", "systemd"}))
       ->capture_default_str();
 
   MonitorOptions monitor;
@@ -139,12 +159,14 @@ int main(int argc, char** argv) {
   if (clientCheckCmd->parsed()) return runCheck(check);
   if (detectCmd->parsed()) return runDetect(detect);
   if (agentCmd->parsed()) return runAgent(agent);
+  if (proxyEnvCmd->parsed()) return runProxyEnv(proxyEnv);
 
   if (monitorCmd->parsed()) return runMonitor(monitor);
   if (filtersCmd->parsed()) return runFilters(filtersOptions);
   if (gatewayCmd->parsed()) return runGateway(gateway);
   if (checkCmd->parsed()) return runConfigCheck(checkPath);
   if (defaultCmd->parsed()) return runConfigDefault();
+  if (pacCmd->parsed()) return runConfigPac(pac);
   if (passwdCmd->parsed()) return runPasswd(passwd);
   return 2;
 }

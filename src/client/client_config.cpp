@@ -283,8 +283,12 @@ bool applyGatewayConfig(protocol::Bytes body, ClientConfig& out) {
       case control::Tag::ServerName:
         copyText(out.gatewayName, control::readText(value));
         break;
+      // Left out rather than cut short when too long: a truncated address would be wrong.
       case control::Tag::WebProxy:
-        copyText(out.webProxy, control::readText(value));
+        if (value.size() < out.webProxy.size()) copyText(out.webProxy, control::readText(value));
+        break;
+      case control::Tag::PacUrl:
+        if (value.size() < out.pacUrl.size()) copyText(out.pacUrl, control::readText(value));
         break;
       default:
         break;

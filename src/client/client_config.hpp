@@ -72,8 +72,9 @@ struct ClientConfig {
   std::uint32_t refreshSeconds = 6 * 3600;
   std::array<char, 64> network{};
   std::array<char, 256> gatewayName{};
-  std::array<char, 256> webProxy{};
-  std::size_t gatewayRanges = 0;  // how many LAT ranges came from the gateway
+  std::array<char, 256> webProxy{};  // the Web Proxy, "host:port" (WebProxy); empty: none
+  std::array<char, 512> pacUrl{};    // its automatic configuration script (PacUrl); empty: none
+  std::size_t gatewayRanges = 0;     // how many LAT ranges came from the gateway
   std::size_t localLatRanges = 0;
   std::size_t routeRanges = 0;
   std::array<char, 512> cacheRead{};  // the cache file used, if any
