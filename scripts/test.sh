@@ -4,7 +4,7 @@
 #   -> the quick start's gateway serves curl -> Debian package: lintian, install, run, purge
 #   -> ASan+UBSan build -> unit + integration again -> libFuzzer targets, bounded runs.
 # The release integration run sees Debian's stock /etc/hosts (with "::1 localhost"), the sanitized
-# one a hosts file without it, and both run while something else listens on 1080 and 1745
+# one a hosts file without it, and both run while something else listens on 1080, 1745 and 8080
 # (tests/integration/isolated.sh): the suite may depend on neither.
 # Ends with "fwgate: N passed, M failed" alone on a line; exits non-zero if anything failed.
 #
@@ -115,7 +115,7 @@ run_ctest() {
 
 # run_pytest BINARY NAME HOSTS [extra env assignments...]: the integration suite, counted from
 # JUnit XML, in a mount namespace whose /etc/hosts is Debian's stock one (HOSTS=stock) or one
-# without "::1 localhost" (HOSTS=dev), while something else listens on 1080 and 1745.
+# without "::1 localhost" (HOSTS=dev), while something else listens on 1080, 1745 and 8080.
 run_pytest() {
   local bin=$1 name=$2 hosts=$3
   shift 3
@@ -200,8 +200,9 @@ sanitizer_env=(
 )
 
 # Quick start command 1 as a user runs it (scripts/start-gateway.sh: dependencies, the Release
-# build, then the gateway on its embedded default), on ports the kernel picks instead of 1080 and
-# 1745, which may be taken on this machine; curl must get a page from a local server through it.
+# build, then the gateway on its embedded default), on ports the kernel picks instead of 1080, 1745
+# and 8080, which may be taken on this machine; curl must get a page from a local server through
+# it, once over SOCKS and once through the Web Proxy, and each must be logged.
 quickstart_gateway() (
   dir=$(mktemp -d)
   pids=()
@@ -216,18 +217,23 @@ quickstart_gateway() (
   setsid "$python" -u -m http.server --bind 127.0.0.1 --directory "$dir/www" 0 >"$dir/http.log" 2>&1 </dev/null &
   pids+=($!)
   setsid bash scripts/start-gateway.sh --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
-    >"$dir/gw.log" 2>&1 </dev/null &
+    --web-listen 127.0.0.1:0 >"$dir/gw.log" 2>&1 </dev/null &
   pids+=($!)
-  socks="" web=""
-  for ((i = 0; i < 1200 && (${#socks} == 0 || ${#web} == 0); i++)); do
+  socks="" proxy="" web=""
+  for ((i = 0; i < 1200 && (${#socks} == 0 || ${#proxy} == 0 || ${#web} == 0); i++)); do
     socks=$(sed -nE 's/.*socks listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$dir/gw.log" | head -1)
+    proxy=$(sed -nE 's/.*web proxy listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$dir/gw.log" | head -1)
     web=$(sed -nE 's/.*Serving HTTP on 127\.0\.0\.1 port ([0-9]+).*/\1/p' "$dir/http.log" | head -1)
     kill -0 "${pids[1]}" 2>/dev/null || break
     sleep 0.25
   done
-  if [[ -z $socks || -z $web ]]; then
-    echo "start-gateway.sh: no 'socks listening' line (or no web server) within 300 s:" >&2
+  if [[ -z $socks || -z $proxy || -z $web ]]; then
+    echo "start-gateway.sh: no 'socks listening' or 'web proxy listening' line (or no web server) within 300 s:" >&2
     tail -n 30 "$dir/gw.log" "$dir/http.log" >&2
+    exit 1
+  fi
+  if [[ $proxy == 8080 ]]; then
+    echo "start-gateway.sh --web-listen 127.0.0.1:0 still listens on 8080" >&2
     exit 1
   fi
   if ! body=$(curl -sS --max-time 10 --socks5-hostname "127.0.0.1:$socks" "http://127.0.0.1:$web/index.html"); then
@@ -243,7 +249,20 @@ quickstart_gateway() (
     tail -n 30 "$dir/gw.log" >&2
     exit 1
   fi
-  echo "curl through 127.0.0.1:$socks (scripts/start-gateway.sh) got the page; the session was logged"
+  if ! body=$(curl -sS --max-time 10 --noproxy '' -x "http://127.0.0.1:$proxy" "http://127.0.0.1:$web/index.html"); then
+    tail -n 30 "$dir/gw.log" >&2
+    exit 1
+  fi
+  if [[ $body != "fwgate quick start $$" ]]; then
+    echo "curl -x http://127.0.0.1:$proxy (the quick start gateway's Web Proxy) got: $body" >&2
+    exit 1
+  fi
+  if ! grep -Eq '"protocol": ?"http"' "$dir/gw.log"; then
+    echo "the gateway logged no Web Proxy request:" >&2
+    tail -n 30 "$dir/gw.log" >&2
+    exit 1
+  fi
+  echo "curl through 127.0.0.1:$socks (SOCKS) and 127.0.0.1:$proxy (Web Proxy) of scripts/start-gateway.sh got the page; both were logged"
 )
 
 # The Debian package, made from the tested Release build: lintian, then installed, run, removed and

@@ -29,6 +29,7 @@ TARGET = os.environ.get("FWGATE_IT_TARGET", "fwgate")
 FWGATE_BIN = os.environ.get("FWGATE_BIN") or os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate")
 LISTEN_RE = re.compile(r"socks listening on (\S+):(\d+)")
 CONTROL_RE = re.compile(r"control channel listening on (\S+):(\d+)")
+WEB_RE = re.compile(r"web proxy listening on (\S+):(\d+)")
 
 
 def pytest_configure(config):
@@ -67,19 +68,35 @@ def qlist(values) -> str:
     return "[" + ", ".join(q(v) for v in values) + "]"
 
 
+def tvalue(value) -> str:
+    """A TOML value from a Python one: bool, int, string, or a list of them (mixed lists too, as
+    tunnel_ports = [443, "8000-8100"])."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(tvalue(v) for v in value) + "]"
+    return q(str(value))
+
+
 LOOPBACK_RULE = {"name": "loopback", "action": "allow", "sources": ["loopback"], "destinations": ["any"],
                  "commands": ["connect", "bind", "udp"]}
 
 DEFAULT_LIMITS = {"handshake_timeout": "5s", "connect_timeout": "5s", "idle_timeout": "2h", "bind_timeout": "30s"}
 
 
-def render_config(*, listeners, users_file, limits, bind_external, sessions_log, networks, rules, extra="") -> str:
+def render_config(*, listeners, users_file, limits, bind_external, sessions_log, networks, rules, extra="",
+                  web_proxy=None) -> str:
+    """web_proxy: the keys of [web_proxy] (listen, tunnel_ports, via, ...) as Python values."""
     out = []
     if users_file:
         out += ["[gateway]", f"users_file = {q(users_file)}", ""]
     for lst in listeners:
         out += ["[[listeners]]", f"address = {q(lst['address'])}", f"port = {int(lst.get('port', 0))}",
                 f"methods = {qlist(lst.get('methods', ['none']))}", ""]
+    if web_proxy is not None:
+        out += ["[web_proxy]"] + [f"{k} = {tvalue(v)}" for k, v in web_proxy.items()] + [""]
     out += ["[limits]"] + [f"{k} = {q(v) if isinstance(v, str) else v}" for k, v in limits.items()] + [""]
     if bind_external is not None:
         out += ["[bind]", f"external_address = {q(bind_external)}", ""]
@@ -161,6 +178,27 @@ class Gateway:
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def web_addresses(self) -> list[tuple[str, int]]:
+        """The Web Proxy's listening addresses, from the start-up lines."""
+        return [(h.strip("[]"), int(p)) for h, p in WEB_RE.findall(self.stderr())]
+
+    @property
+    def web_host(self) -> str:
+        found = self.web_addresses()
+        assert found, f"the gateway has no Web Proxy listener:\n{self.tail()}"
+        return found[0][0]
+
+    @property
+    def web_port(self) -> int:
+        found = self.web_addresses()
+        assert found, f"the gateway has no Web Proxy listener:\n{self.tail()}"
+        return found[0][1]
+
+    def web_proxy_url(self) -> str:
+        """http://HOST:PORT of the first Web Proxy listener (for curl -x, http_proxy, ...)."""
+        host = self.web_host
+        return f"http://[{host}]:{self.web_port}" if ":" in host else f"http://{host}:{self.web_port}"
+
     def control_addresses(self) -> list[tuple[str, int]]:
         """The control channel's listening addresses, from the start-up lines."""
         return [(h.strip("[]"), int(p)) for h, p in CONTROL_RE.findall(self.stderr())]
@@ -220,18 +258,21 @@ class Gateway:
         return self.stderr()[-n:]
 
 
-def _wait_listening(gw: Gateway, expected: int, timeout: float) -> None:
+def _wait_listening(gw: Gateway, expected: int, timeout: float, expected_web: int = 0) -> None:
+    """Until the start-up lines name `expected` SOCKS listeners and `expected_web` Web Proxy ones."""
     deadline = time.monotonic() + timeout * fwit.SLOW
     while time.monotonic() < deadline:
         text = gw.stderr()
         found = [(h.strip("[]"), int(p)) for h, p in LISTEN_RE.findall(text)]
-        if len(found) >= expected:
+        web = WEB_RE.findall(text)
+        if len(found) >= expected and len(web) >= expected_web:
             gw.addresses = found
             return
         if gw.proc.poll() is not None:
             pytest.fail(f"gateway exited with {gw.proc.returncode} before listening:\n{text[-4000:]}")
         time.sleep(0.02)
-    pytest.fail(f"no 'socks listening on' line within {timeout * fwit.SLOW:.0f}s:\n{gw.tail()}")
+    what = "'socks listening on'" if len(LISTEN_RE.findall(gw.stderr())) < expected else "'web proxy listening on'"
+    pytest.fail(f"no {what} line within {timeout * fwit.SLOW:.0f}s:\n{gw.tail()}")
 
 
 def _wait_connectable(gw: Gateway, host: str, port: int, timeout: float) -> None:
@@ -273,23 +314,27 @@ class GatewayFactory:
                              bind_external=kw.get("bind_external", "127.0.0.1"),
                              sessions_log=os.path.join(workdir, "sessions.log"),
                              networks=kw.get("networks"), rules=kw.get("rules") or [LOOPBACK_RULE],
-                             extra=kw.get("extra", ""))
+                             extra=kw.get("extra", ""), web_proxy=kw.get("web_proxy"))
 
     def __call__(self, *, rules=None, methods=None, users=None, limits=None, networks=None, listeners=None,
-                 listen=None, control_listen=None, config_text=None, use_config=True, netns=None, health=True,
-                 bind_external="127.0.0.1", extra="", expected_listeners=None) -> Gateway:
-        """In a test's network namespace (netns=) or else in the suite's resolver context. listen
-        and control_listen are --listen and --control-listen (ADDR:PORT lists)."""
+                 listen=None, control_listen=None, web_listen=None, config_text=None, use_config=True, netns=None,
+                 health=True, bind_external="127.0.0.1", extra="", expected_listeners=None, web_proxy=None,
+                 expected_web=None) -> Gateway:
+        """In a test's network namespace (netns=) or else in the suite's resolver context. listen,
+        control_listen and web_listen are --listen, --control-listen and --web-listen (ADDR:PORT
+        lists); web_proxy the keys of [web_proxy] (a dict). The start-up waits for the Web Proxy's
+        listening lines too when there are any to wait for (expected_web: how many)."""
         self.count += 1
         workdir = str(self.tmp_path / f"gw{self.count}")
         os.makedirs(workdir, exist_ok=True)
         stderr_path = os.path.join(workdir, "stderr.log")
         config_path = os.path.join(workdir, "gateway.toml")
         session_log = os.path.join(workdir, "sessions.log")
-        if not use_config and not netns and TARGET == "fwgate" and (not listen or not control_listen):
-            # The embedded default listens on 127.0.0.1:1080 and 127.0.0.1:1745: ports of the
-            # machine, which something else may hold.
-            pytest.fail("a gateway on the embedded default needs listen= and control_listen= (port 0)")
+        if not use_config and not netns and TARGET == "fwgate" and (not listen or not control_listen
+                                                                    or not web_listen):
+            # The embedded default listens on 127.0.0.1:1080, 127.0.0.1:1745 and 127.0.0.1:8080:
+            # ports of the machine, which something else may hold.
+            pytest.fail("a gateway on the embedded default needs listen=, control_listen= and web_listen= (port 0)")
         # The namespace's own resolver files come with `ip netns exec` (fwit.Namespaces).
         prefix = ["ip", "netns", "exec", netns] if netns else fwit.resolver().prefix()
         errf = open(stderr_path, "wb")
@@ -316,7 +361,8 @@ class GatewayFactory:
         if use_config:
             text = config_text if config_text is not None else self.config_text(
                 rules=rules, methods=methods, users=users, limits=limits, networks=networks,
-                listeners=listeners, bind_external=bind_external, extra=extra, _workdir=workdir)
+                listeners=listeners, bind_external=bind_external, extra=extra, web_proxy=web_proxy,
+                _workdir=workdir)
             with open(config_path, "w", encoding="utf-8") as f:
                 f.write(text)
             cmd += ["--config", config_path]
@@ -324,6 +370,8 @@ class GatewayFactory:
             cmd += ["--listen", addr]
         for addr in control_listen or []:
             cmd += ["--control-listen", addr]
+        for addr in web_listen or []:
+            cmd += ["--web-listen", addr]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf, cwd=workdir,
                                 env=dict(os.environ))
         errf.close()
@@ -332,7 +380,11 @@ class GatewayFactory:
         self.gateways.append(gw)
         if expected_listeners is None:
             expected_listeners = len(listen) if listen else len(listeners) if listeners else 1
-        _wait_listening(gw, expected_listeners, 20)
+        if expected_web is None:
+            # --web-listen replaces [web_proxy] listen; the embedded default has one.
+            expected_web = (len(web_listen) if web_listen else len((web_proxy or {}).get("listen", []))
+                            if use_config else 1)
+        _wait_listening(gw, expected_listeners, 20, expected_web)
         return gw
 
     def finish(self) -> list[str]:

@@ -10,10 +10,11 @@
 #                (without --hosts the machine's own file stays)
 # --write-hosts  only write that file to FILE (for the host name NAME, default this machine's)
 #                and exit: for a root of another machine (scripts/fresh-machine.sh)
-# --squat        for the command's duration something already listens on 127.0.0.1:1080,
-#                127.0.0.1:1745, [::1]:1080 and [::1]:1745 (fwgate's default ports), as another
-#                gateway on the machine would; an address something else holds already is left
-#                to it (just as good). The squatter accepts and closes at once.
+# --squat        for the command's duration something already listens on 127.0.0.1 and [::1]
+#                ports 1080, 1745 and 8080 (fwgate's default ports: SOCKS, the control channel,
+#                the Web Proxy), as another gateway on the machine would; an address something
+#                else holds already is left to it (just as good). The squatter accepts and closes
+#                at once.
 #
 # The command runs in a private mount namespace (unshare --mount) where a temporary copy of the
 # chosen file is bind-mounted over /etc/hosts; nothing outside that namespace sees it, and the
@@ -24,7 +25,7 @@
 set -uo pipefail
 
 usage() {
-  sed -n '2,23p' "$0" >&2
+  sed -n '2,24p' "$0" >&2
   exit 125
 }
 
@@ -133,7 +134,7 @@ if os.getppid() != int(sys.argv[2]):
     sys.exit(0)  # the script is gone already
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 held, notes = [], []
-for host, port in (("127.0.0.1", 1080), ("127.0.0.1", 1745), ("::1", 1080), ("::1", 1745)):
+for host, port in ((h, p) for h in ("127.0.0.1", "::1") for p in (1080, 1745, 8080)):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(family, socket.SOCK_STREAM)
     # Past a connection in TIME_WAIT on the port (a gateway that was there a moment ago), not

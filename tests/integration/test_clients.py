@@ -88,8 +88,10 @@ def test_curl_via_ipv6_listener(gateway, http_server):
 @pytest.mark.fwgate_only
 def test_listen_flag_without_config(gateway, http_server):
     """--listen without --config: the embedded default (loopback, no auth) on the given address;
-    --control-listen moves its control channel off 127.0.0.1:1745 as well."""
-    gw = gateway(use_config=False, listen=["127.0.0.1:0"], control_listen=["127.0.0.1:0"])
+    --control-listen and --web-listen move its control channel and Web Proxy off 127.0.0.1:1745
+    and 127.0.0.1:8080 as well."""
+    gw = gateway(use_config=False, listen=["127.0.0.1:0"], control_listen=["127.0.0.1:0"],
+                 web_listen=["127.0.0.1:0"])
     assert gw.addresses == [("127.0.0.1", gw.port)] and gw.port > 0, gw.addresses
     cp = curl(["--socks5", f"{gw.host}:{gw.port}", http_server.url()])
     assert_body(cp, http_server.body)
@@ -97,6 +99,8 @@ def test_listen_flag_without_config(gateway, http_server):
     assert len(control) == 1 and control[0][0] == "127.0.0.1" and control[0][1] not in (0, 1745), control
     welcome, = fwctl.exchange(control[0], fwctl.hello())
     assert welcome["status"] == "Ok", welcome
+    web = gw.web_addresses()
+    assert len(web) == 1 and web[0][0] == "127.0.0.1" and web[0][1] not in (0, 8080), web
 
 
 @pytest.mark.fwgate_only

@@ -342,8 +342,10 @@ def test_session_log_user_and_socks4(gateway, echo_server, users):
 
 def test_default_logs_sessions_to_stderr(gateway, echo_server):
     """The embedded default (no --config) logs one JSON line per session to standard error. Its
-    ports (1080, 1745) are the machine's: --listen and --control-listen put it on port 0."""
-    gw = gateway(use_config=False, listen=["127.0.0.1:0"], control_listen=["127.0.0.1:0"])
+    ports (1080, 1745, 8080) are the machine's: --listen, --control-listen and --web-listen put it
+    on port 0."""
+    gw = gateway(use_config=False, listen=["127.0.0.1:0"], control_listen=["127.0.0.1:0"],
+                 web_listen=["127.0.0.1:0"])
     fwit.assert_serves(gw.host, gw.port, echo_server.port)
     deadline = time.monotonic() + 5 * fwit.SLOW
     while time.monotonic() < deadline:
