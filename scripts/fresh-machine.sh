@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Runs the README's Quick start on a stock Debian 12 system: a minimal debootstrap root (nothing
 # installed but Debian's required packages), Debian's stock /etc/hosts (with "::1 localhost"), a
-# clean clone of this repository's HEAD, and something already listening on 127.0.0.1:1080 and
-# 127.0.0.1:1745 while the test suite runs. As root, on a machine that reaches Debian's mirror:
+# clean clone of this repository's HEAD, and something already listening on 1080, 1745 and 8080
+# (127.0.0.1 and ::1) while the test suite runs. As root, on a machine that reaches Debian's mirror:
 #
 #   scripts/fresh-machine.sh [--tests] [--gateway] [--keep] [--root=DIR]
 #
 #   --tests    command 2 (bash scripts/test.sh) in a fresh root; prints its summary and time
 #   --gateway  command 1 (bash scripts/start-gateway.sh) in another fresh root; then curl fetches
-#              a page through 127.0.0.1:1080 from a server on this host, and the gateway stops
+#              a page through 127.0.0.1:1080 (SOCKS) and 127.0.0.1:8080 (the Web Proxy) from a
+#              server on this host, and the gateway stops
 # Both by default. Each root is made anew from one debootstrap (cached as a tarball in DIR) and
 # removed afterwards unless --keep. The chroot shares this machine's kernel and network (so the
-# squatter on 1080/1745 is an ordinary process here); network namespaces made inside it are its
+# squatter on 1080/1745/8080 is an ordinary process here); network namespaces made inside it are its
 # own. Not part of CI: it downloads a few hundred MB and takes about as long as a CI run.
 set -euo pipefail
 
@@ -25,7 +26,7 @@ for arg in "$@"; do
     --keep) keep=1 ;;
     --root=*) work=${arg#--root=} ;;
     -h | --help)
-      sed -n '2,15p' "$0"
+      sed -n '2,16p' "$0"
       exit 0
       ;;
     *)
@@ -126,10 +127,10 @@ root_command() {
 status=0
 if ((tests)); then
   new_root tests
-  echo "fresh-machine: command 2 in $root (stock /etc/hosts, 1080 and 1745 taken)"
+  echo "fresh-machine: command 2 in $root (stock /etc/hosts, 1080, 1745 and 8080 taken)"
   start=$SECONDS
   set +e
-  # Something else on 1080 and 1745 (the "another fwgate already listening"), held by a
+  # Something else on 1080, 1745 and 8080 (the "another fwgate already listening"), held by a
   # process of this machine, which the chroot shares: isolated.sh's squatter, /etc/hosts untouched.
   root_command
   bash "$repo/tests/integration/isolated.sh" --squat -- \
@@ -156,9 +157,12 @@ if ((gateway)); then
   pids+=($!)
   ok=0
   for ((i = 0; i < 3600; i++)); do
-    if grep -q 'socks listening on 127.0.0.1:1080' "$work/gateway.log" 2>/dev/null; then
+    if grep -q 'socks listening on 127.0.0.1:1080' "$work/gateway.log" 2>/dev/null &&
+      grep -q 'web proxy listening on 127.0.0.1:8080' "$work/gateway.log" 2>/dev/null; then
       port=$(sed -nE 's/.*Serving HTTP on 127\.0\.0\.1 port ([0-9]+).*/\1/p' "$work/http.log" | head -1)
       if body=$(curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 "http://127.0.0.1:$port/") &&
+        [[ $body == "fresh machine page" ]] &&
+        body=$(curl -sS --max-time 10 --noproxy '' -x http://127.0.0.1:8080 "http://127.0.0.1:$port/") &&
         [[ $body == "fresh machine page" ]]; then
         ok=1
       fi
@@ -168,7 +172,7 @@ if ((gateway)); then
     sleep 1
   done
   if ((ok)); then
-    echo "fresh-machine: command 1 served curl through 127.0.0.1:1080 after $((SECONDS - start)) s"
+    echo "fresh-machine: command 1 served curl through 127.0.0.1:1080 and 127.0.0.1:8080 after $((SECONDS - start)) s"
   else
     echo "fresh-machine: command 1 did not serve curl (log: $work/gateway.log):" >&2
     tail -n 30 "$work/gateway.log" >&2

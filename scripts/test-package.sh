@@ -191,16 +191,18 @@ check_preload() {
 }
 
 # The gateway as fwgate-gateway.service starts it: root, the packaged configuration; it must drop
-# to fwgate, write the session log, and reopen it on reload. Loopback of this network namespace.
+# to fwgate, serve SOCKS (1080) and the Web Proxy (8080), write the session log, and reopen it on
+# reload. Loopback of this network namespace: the page server takes 8081, beside the gateway's ports.
 check_gateway() {
   local log=$root/tmp/gateway.log pid web i body status
   mkdir -p "$root/tmp/www" && echo "fwgate package $$" >"$root/tmp/www/index.html"
-  (exec_root python3 -m http.server --bind 127.0.0.1 --directory /tmp/www 8080 >"$root/tmp/http.log" 2>&1) &
+  (exec_root python3 -m http.server --bind 127.0.0.1 --directory /tmp/www 8081 >"$root/tmp/http.log" 2>&1) &
   web=$!
   (exec_root fwgate gateway --config /etc/fwgate/gateway.toml >"$log" 2>&1) &
   pid=$!
   for ((i = 0; i < 100; i++)); do
-    grep -q 'socks listening on 127.0.0.1:1080' "$log" && grep -q 'Serving HTTP' "$root/tmp/http.log" && break
+    grep -q 'socks listening on 127.0.0.1:1080' "$log" && grep -q 'web proxy listening on 127.0.0.1:8080' "$log" &&
+      grep -q 'Serving HTTP' "$root/tmp/http.log" && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -213,11 +215,17 @@ check_gateway() {
   fi
   pass "fwgate gateway --config /etc/fwgate/gateway.toml listens on 127.0.0.1:1080"
   check "the gateway dropped its privileges to fwgate" runs_as "$pid" fwgate
-  body=$(in_root curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 http://127.0.0.1:8080/index.html 2>&1)
+  body=$(in_root curl -sS --max-time 10 --socks5-hostname 127.0.0.1:1080 http://127.0.0.1:8081/index.html 2>&1)
   check "curl through the packaged gateway gets a page" test "$body" == "fwgate package $$"
+  check "the packaged gateway's Web Proxy listens on 127.0.0.1:8080" \
+    grep -q 'web proxy listening on 127.0.0.1:8080' "$log"
+  body=$(in_root curl -sS --max-time 10 -x http://127.0.0.1:8080 http://127.0.0.1:8081/index.html 2>&1)
+  check "curl -x http://127.0.0.1:8080 (the Web Proxy) gets the page" test "$body" == "fwgate package $$"
   sleep 0.2
   check "the session is in /var/log/fwgate/sessions.log" \
     grep -q '"command": *"connect"' "$root/var/log/fwgate/sessions.log"
+  check "the Web Proxy request is in /var/log/fwgate/sessions.log" \
+    grep -q '"protocol": *"http"' "$root/var/log/fwgate/sessions.log"
   kill -HUP "$pid"
   for ((i = 0; i < 50; i++)); do
     grep -q 'SIGHUP' "$log" && break
