@@ -22,23 +22,23 @@ namespace fwgate::protocol::http {
 // (describe) that the error page and the session log carry.
 enum class Error : std::uint8_t {
   None,
-  Malformed,             // 400: a request line or field line that is not HTTP/1.x syntax
-  BadVersion,            // 505: not HTTP/1.0 or HTTP/1.1
-  BadTarget,             // 400: a target that is not origin-, absolute-, authority- or asterisk-form
-                         //      for its method, userinfo in the URI, a bad host or port
-  UnsupportedScheme,     // 400: absolute-form with a scheme other than http (https goes by CONNECT)
-  RequestLineTooLong,    // 414: request line over Limits::maxRequestLine
-  HeadersTooLarge,       // 431: head over Limits::maxHeaderBytes or more fields than maxHeaderCount
-  BareCarriageReturn,    // 400: a CR not followed by LF anywhere in the head
-  ObsFold,               // 400: a field line starting with SP or HTAB (obsolete line folding)
-  SpaceBeforeColon,      // 400: whitespace between the field name and its colon
-  LengthAndChunked,      // 400: Content-Length together with Transfer-Encoding
-  ConflictingLengths,    // 400: two different Content-Length values (or a list of them)
-  BadContentLength,      // 400: a Content-Length that is not 1*DIGIT or overflows
-  BadTransferEncoding,   // 400: Transfer-Encoding whose last coding is not chunked (requests),
-                         //      chunked applied twice, or an empty coding
-  MissingHost,           // 400: HTTP/1.1 request without Host, or more than one Host
-  BadChunk,              // 400 (request body) / 502 (response body): malformed chunked framing
+  Malformed,            // 400: a request line or field line that is not HTTP/1.x syntax
+  BadVersion,           // 505: not HTTP/1.0 or HTTP/1.1
+  BadTarget,            // 400: a target that is not origin-, absolute-, authority- or asterisk-form
+                        //      for its method, userinfo in the URI, a bad host or port
+  UnsupportedScheme,    // 400: absolute-form with a scheme other than http (https goes by CONNECT)
+  RequestLineTooLong,   // 414: request line over Limits::maxRequestLine
+  HeadersTooLarge,      // 431: head over Limits::maxHeaderBytes or more fields than maxHeaderCount
+  BareCarriageReturn,   // 400: a CR not followed by LF anywhere in the head
+  ObsFold,              // 400: a field line starting with SP or HTAB (obsolete line folding)
+  SpaceBeforeColon,     // 400: whitespace between the field name and its colon
+  LengthAndChunked,     // 400: Content-Length together with Transfer-Encoding
+  ConflictingLengths,   // 400: two different Content-Length values (or a list of them)
+  BadContentLength,     // 400: a Content-Length that is not 1*DIGIT or overflows
+  BadTransferEncoding,  // 400: Transfer-Encoding whose last coding is not chunked (requests),
+                        //      chunked applied twice, or an empty coding
+  MissingHost,          // 400: HTTP/1.1 request without Host, or more than one Host
+  BadChunk,             // 400 (request body) / 502 (response body): malformed chunked framing
 };
 
 int statusFor(Error e);              // 400, 414, 431, 505
@@ -46,7 +46,7 @@ std::string_view describe(Error e);  // "Content-Length together with Transfer-E
 
 struct Limits {
   std::size_t maxRequestLine = 8192;   // bytes of the request line (or status line), CRLF excluded
-  std::size_t maxHeaderBytes = 65536;  // bytes of the whole head, request line and final CRLF included
+  std::size_t maxHeaderBytes = 65536;  // the whole head, request line and final CRLF included
   std::size_t maxHeaderCount = 100;    // field lines
 };
 
@@ -108,6 +108,32 @@ struct ResponseHead {
   const Field* find(std::string_view name) const;
 };
 
+}  // namespace fwgate::protocol::http
+
+namespace fwgate::protocol {
+
+// The heads' parse results have ParseResult's shape, with `error` an http::Error (the generic
+// ParseError is SOCKS-shaped), so that the session answers statusFor(result.error).
+template <typename Head>
+struct HttpParseResult {
+  ParseStatus status = ParseStatus::NeedMore;
+  Head value{};
+  std::size_t consumed = 0;
+  http::Error error = http::Error::None;
+
+  bool complete() const { return status == ParseStatus::Complete; }
+  bool needMore() const { return status == ParseStatus::NeedMore; }
+  bool invalid() const { return status == ParseStatus::Invalid; }
+};
+template <>
+struct ParseResult<http::RequestHead> : HttpParseResult<http::RequestHead> {};
+template <>
+struct ParseResult<http::ResponseHead> : HttpParseResult<http::ResponseHead> {};
+
+}  // namespace fwgate::protocol
+
+namespace fwgate::protocol::http {
+
 // Parses one request head from the front of `in`. Complete: `consumed` bytes held the head (the
 // body, if any, follows). NeedMore: no complete head yet, but nothing wrong so far and within the
 // limits. Invalid: `error` says why; the connection must answer statusFor(error) and close.
@@ -140,22 +166,45 @@ class BodyScanner {
   BodyKind kind() const { return kind_; }
 
  private:
+  // Chunked framing, one state per grammar position (RFC 9112 section 7.1).
   enum class State : std::uint8_t {
-    Size, Extension, SizeLf, Data, DataCr, DataLf, Trailer, TrailerLf, LastLf, Done
+    Size,           // chunk-size hex digits
+    SizeSpace,      // BWS after the size, before ";"
+    ExtBeforeName,  // after ";", BWS
+    ExtName,
+    ExtAfterName,  // BWS after the name: "=" or ";" follows
+    ExtBeforeValue,
+    ExtToken,
+    ExtQuoted,
+    ExtQuotedPair,
+    ExtAfterQuoted,  // just after the closing quote
+    ExtAfterValue,   // BWS after the value: ";" follows
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,  // first byte of a trailer line, or the CR of the final CRLF
+    TrailerName,
+    TrailerValue,
+    TrailerLf,
+    LastLf,
+    Done,
   };
+  ParseStatus feedChunked(Bytes in, std::size_t& used, std::string* decoded);
+  bool step(std::uint8_t c);  // one byte of chunked framing outside chunk data; false: BadChunk
+
   BodyKind kind_ = BodyKind::None;
   std::uint64_t remaining_ = 0;  // Length: bytes left; Chunked: bytes left of this chunk
   State state_ = State::Done;
-  unsigned sizeDigits_ = 0;        // hex digits of the current chunk size
-  std::size_t lineBytes_ = 0;      // bytes of the current size/extension or trailer line
-  std::size_t trailerBytes_ = 0;   // bytes of the whole trailer section
-  bool trailerLineEmpty_ = true;
+  unsigned sizeDigits_ = 0;       // hex digits of the current chunk size
+  std::size_t lineBytes_ = 0;     // bytes of the current size/extension line, CRLF excluded
+  std::size_t trailerBytes_ = 0;  // bytes of the whole trailer section
   Error error_ = Error::None;
 };
 
 // What the proxy adds or changes when it sends a head on.
 struct ForwardOptions {
-  std::string_view via;                  // received-by of Via, e.g. "fwgate"; empty: no Via added
+  std::string_view via;  // received-by of Via, e.g. "fwgate"; empty: no Via added
   std::optional<std::string> forwardedFor;  // X-Forwarded-For value to append, when configured
   bool keepAlive = true;  // ask the next hop to keep the connection (else "Connection: close")
 };
