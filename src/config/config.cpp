@@ -225,7 +225,10 @@ class ConfigParser {
             return;
           }
           if (l.port != 0) {
-            const std::string endpoint = fmt::format("{} port {}", l.address, l.port);
+            // Written as [[listeners]] writes it ("[0::0]:80" is "::"), so spellings cannot hide
+            // a duplicate.
+            const std::string endpoint =
+                fmt::format("{} port {}", IpAddress::parse(l.address)->toString(), l.port);
             const auto [it, inserted] = endpoints_.emplace(endpoint, p);
             if (!inserted) {
               in_.error(p, n,
@@ -339,7 +342,14 @@ class ConfigParser {
     if (fc.refreshInterval < std::chrono::minutes(1)) {
       in_.error("firewall_client.refresh_interval", t.source().begin.line, "must be at least 1m");
     }
-    in_.string(t, "web_proxy", "firewall_client", fc.webProxy);
+    if (const auto* n = in_.string(t, "web_proxy", "firewall_client", fc.webProxy)) {
+      // Clients put it in URLs and proxy variables: HOST:PORT exactly.
+      if (!fc.webProxy.empty() && !isProxyEndpoint(fc.webProxy)) {
+        in_.error(
+            "firewall_client.web_proxy", *n,
+            fmt::format("{} is not HOST:PORT (e.g. \"gw.corp.example:8080\")", quote(fc.webProxy)));
+      }
+    }
     const auto* apps = in_.table(t, "applications", "firewall_client");
     if (apps == nullptr) return;
     namespace cs = protocol::settings;
