@@ -281,7 +281,7 @@ std::string pacScript(const Config& config, const policy::IpAddress& client,
       out += commentText(direct.networks[i]);
     }
   }
-  out += " (its ranges and domains), and [web_proxy] direct_ranges and direct_domains.\n";
+  out += " (its ranges and domains),\n// and [web_proxy] direct_ranges and direct_domains.\n";
   out +=
       "// Direct: single-label names, localhost, loopback and link-local addresses, and those\n"
       "// domains and ranges; everything else through the Web Proxy, then the backup route.\n"
