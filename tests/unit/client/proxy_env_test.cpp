@@ -102,3 +102,42 @@ TEST(ProxyEnvironmentTest, ShellAndSystemdFormats) {
 
 }  // namespace
 }  // namespace fwgate::client
+
+namespace fwgate::client {
+namespace {
+
+namespace control = protocol::control;
+
+TEST(GatewayConfigTest, TheWebProxyAndPacUrlAreKept) {
+  std::vector<std::uint8_t> buffer(4096);
+  control::FrameWriter w(buffer, control::MessageType::Config);
+  w.u8(control::Tag::Status, 0)
+      .text(control::Tag::WebProxy, "[fd00::1]:8080")
+      .text(control::Tag::PacUrl, "http://[fd00::1]:8080/wpad.dat");
+  const std::size_t n = w.finish();
+  ASSERT_GT(n, 0u);
+  auto c = std::make_unique<ClientConfig>();
+  ASSERT_TRUE(
+      applyGatewayConfig({buffer.data() + control::kHeaderSize, n - control::kHeaderSize}, *c));
+  EXPECT_STREQ(c->webProxy.data(), "[fd00::1]:8080");
+  EXPECT_STREQ(c->pacUrl.data(), "http://[fd00::1]:8080/wpad.dat");
+}
+
+TEST(GatewayConfigTest, ATooLongValueIsLeftOutNotCut) {
+  std::vector<std::uint8_t> buffer(4096);
+  control::FrameWriter w(buffer, control::MessageType::Config);
+  const std::string url = "http://gw:8080/" + std::string(600, 'a');
+  w.u8(control::Tag::Status, 0)
+      .text(control::Tag::WebProxy, "gw:8080")
+      .text(control::Tag::PacUrl, url);
+  const std::size_t n = w.finish();
+  ASSERT_GT(n, 0u);
+  auto c = std::make_unique<ClientConfig>();
+  ASSERT_TRUE(
+      applyGatewayConfig({buffer.data() + control::kHeaderSize, n - control::kHeaderSize}, *c));
+  EXPECT_STREQ(c->webProxy.data(), "gw:8080");
+  EXPECT_STREQ(c->pacUrl.data(), "");
+}
+
+}  // namespace
+}  // namespace fwgate::client
