@@ -270,7 +270,11 @@ bool Dial::readHttpReply(const DialPlan& plan) {
       return false;
     }
     if (n == 0 || !http_.keepAlive()) {
-      fail("http_not_kept_alive");
+      if (plan.requireKeepAlive) {
+        fail("http_not_kept_alive");
+        return false;
+      }
+      state_ = DialState::Ready;
       return false;
     }
   }

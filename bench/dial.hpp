@@ -40,6 +40,7 @@ struct DialPlan {
 
   ProxyProtocol protocol = ProxyProtocol::Socks5;
   std::size_t getBodyBytes = 0;  // HttpGet: the body the origin sends, checked
+  bool requireKeepAlive = true;  // HttpGet: a response that closes the connection is a failure
 
   DialPlan(std::optional<Endpoint> proxyEp, Endpoint targetEp, std::vector<Endpoint> sourceEps,
            std::size_t echo, ProxyProtocol proto = ProxyProtocol::Socks5,

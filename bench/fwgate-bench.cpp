@@ -246,9 +246,11 @@ int main(int argc, char** argv) {
   noteCmd->add_option("--event", noteEvent)->required();
   noteCmd->add_option("--tag", noteTags, "key=value (repeatable)");
 
-  std::string reportIn, reportOut;
+  std::string reportIn, reportOut, reportSuite = "socks";
   auto* reportCmd = app.add_subcommand("report", "Markdown table from a run's JSON lines");
   reportCmd->add_option("--in", reportIn)->required();
+  reportCmd->add_option("--suite", reportSuite, "socks (run.sh) or web (run-web.sh)")
+      ->capture_default_str();
   reportCmd->add_option("--out", reportOut, "Also write the Markdown here");
 
   CLI11_PARSE(app, argc, argv);
@@ -304,7 +306,7 @@ int main(int argc, char** argv) {
       emit({{"event", noteEvent}, {"tags", tagsToJson(LoadFlags::parseTags(noteTags))}});
       return 0;
     }
-    if (reportCmd->parsed()) return runReport(reportIn, reportOut);
+    if (reportCmd->parsed()) return runReport(reportIn, reportOut, reportSuite);
   } catch (const std::exception& e) {
     std::cerr << "fwgate-bench: " << e.what() << "\n";
     return 2;

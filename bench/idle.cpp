@@ -148,6 +148,7 @@ int runIdle(const IdleOptions& options) {
 
 int runProbe(const CommonLoadOptions& common, double timeoutSeconds) {
   DialPlan plan = dialPlanFor(common, 16);
+  plan.requireKeepAlive = false;  // a proxy that closes after each response still works
   Fd epoll(::epoll_create1(EPOLL_CLOEXEC));
   OpenRequest request;
   request.count = 1;

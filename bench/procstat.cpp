@@ -127,7 +127,34 @@ double selfCpuSeconds() {
 }
 }  // namespace
 
+CpuTicks sampleCpus() {
+  CpuTicks out;
+  std::ifstream in("/proc/stat");
+  std::string line;
+  for (int guard = 0; guard < 4096 && std::getline(in, line); ++guard) {
+    // "cpuN user nice system idle iowait irq softirq steal ..."; the first line ("cpu ") is the sum.
+    if (line.compare(0, 3, "cpu") != 0 || line.size() < 4 || line[3] == ' ') continue;
+    std::istringstream fields(line.substr(3));
+    std::size_t cpu = 0;
+    fields >> cpu;
+    std::uint64_t value = 0, total = 0, idle = 0;
+    for (int i = 0; i < 8 && fields >> value; ++i) {
+      total += value;
+      if (i == 3 || i == 4) idle += value;
+    }
+    if (cpu >= 4096) continue;
+    if (out.total.size() <= cpu) {
+      out.total.resize(cpu + 1);
+      out.busy.resize(cpu + 1);
+    }
+    out.total[cpu] = total;
+    out.busy[cpu] = total - idle;
+  }
+  return out;
+}
+
 void WindowCpu::start() {
+  cpus0_ = sampleCpus();
   if (proxy_) proxy0_ = sampleProcessTree(*proxy_, false);
   if (farEnd_) far0_ = sampleProcessTree(*farEnd_, false);
   self0_ = selfCpuSeconds();
@@ -137,6 +164,7 @@ void WindowCpu::stop() {
   self1_ = selfCpuSeconds();
   if (proxy_) proxy1_ = sampleProcessTree(*proxy_, false);
   if (farEnd_) far1_ = sampleProcessTree(*farEnd_, false);
+  cpus1_ = sampleCpus();
 }
 
 void WindowCpu::addTo(nlohmann::json& out, double windowSeconds) const {
@@ -153,6 +181,13 @@ void WindowCpu::addTo(nlohmann::json& out, double windowSeconds) const {
     load += far;
   }
   if (windowSeconds > 0) out["load_side_busy"] = load / windowSeconds;
+  nlohmann::json busy = nlohmann::json::array();
+  for (std::size_t cpu = 0; cpu < cpus1_.total.size() && cpu < cpus0_.total.size(); ++cpu) {
+    auto total = cpus1_.total[cpu] - cpus0_.total[cpu];
+    auto used = cpus1_.busy[cpu] - cpus0_.busy[cpu];
+    busy.push_back(total > 0 ? static_cast<double>(used) / static_cast<double>(total) : 0.0);
+  }
+  out["cpus_busy"] = busy;
 }
 
 }  // namespace fwgate::bench

@@ -41,6 +41,7 @@ struct Worker {
   Clock::time_point started{};  // of the current request, its connect included when it had one
   Clock::time_point retryAt{};  // after a failure to even create a socket, back off briefly
   std::uint64_t answeredOnConnection = 0;
+  bool peerClosed = false;  // EPOLLRDHUP seen: the connection is not reused, as clients check
 };
 
 struct OriginCounters {
@@ -129,6 +130,7 @@ void RequestRun::open(std::size_t i, Clock::time_point now) {
   Worker& w = workers_[i];
   ++w.generation;
   w.answeredOnConnection = 0;
+  w.peerClosed = false;
   const Endpoint* source =
       common_.sources.empty() ? nullptr : &common_.sources[sequence_ % common_.sources.size()];
   ++sequence_;
@@ -161,6 +163,7 @@ bool RequestRun::sendRequest(std::size_t i) {
 
 void RequestRun::onEvent(std::size_t i, std::uint32_t events) {
   Worker& w = workers_[i];
+  if (events & (EPOLLRDHUP | EPOLLHUP)) w.peerClosed = true;
   switch (w.phase) {
     case Phase::Connecting: {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
@@ -252,7 +255,9 @@ void RequestRun::responseDone(std::size_t i, bool eofSeen) {
     readClose(i);
     return;
   }
-  if (eofSeen || !w.reader.keepAlive()) {  // the proxy does not keep this connection
+  // Not kept: the proxy said so, or its close has already arrived (a client checks a connection
+  // before reusing it; the rest are caught as retries).
+  if (eofSeen || !w.reader.keepAlive() || w.peerClosed) {
     if (inWindow(Clock::now())) ++closedByProxyInWindow_;
     w.fd.reset();
   }

@@ -259,7 +259,10 @@ start_proxy() {
   case "$target" in
     fwgate)
       PROXY_LOG=$FWGATE_LOG
-      start_on_cpu "$PROXY_CPU" /dev/null "$PROXY_LOG" "$FWGATE" gateway --listen "$PROXY_ADDR" ;;
+      # The embedded default also serves the control channel (1745) and the Web Proxy (8080):
+      # on kernel-picked ports, so that a second instance (the idle runs') can start beside it.
+      start_on_cpu "$PROXY_CPU" /dev/null "$PROXY_LOG" "$FWGATE" gateway --listen "$PROXY_ADDR" \
+        --control-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 ;;
     dante)
       write_dante_conf "$port" "$TMP"
       PROXY_LOG="$TMP/dante.$port.log"
