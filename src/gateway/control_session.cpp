@@ -228,7 +228,7 @@ asio::awaitable<bool> ControlSession::sendConfig() {
   const auto reached = client_.local_endpoint(ec);
   config::WebProxyOffer offer;
   if (!ec) {
-    offer = config::webProxyOffer(config, config.webProxy.listeners,
+    offer = config::webProxyOffer(config, runtime_.webProxyListeners(),
                                   toPolicy(unmapped(reached.address())));
   }
   std::size_t size = 1024 + config.firewallClient.settingsIni.size() + offer.proxy.size() +

@@ -149,6 +149,9 @@ bool Gateway::openListener(const config::Listener& listener, Service service) {
     spdlog::info("control channel listening on {} (firewall clients, protocol version {})",
                  endpointString(bound.address(), bound.port()), protocol::control::kVersion);
   } else if (service == Service::WebProxy) {
+    config::Listener actual = listener;
+    actual.port = bound.port();
+    runtime_.addWebProxyListener(actual);
     spdlog::info("web proxy listening on {} (HTTP, CONNECT, /wpad.dat)",
                  endpointString(bound.address(), bound.port()));
   } else {

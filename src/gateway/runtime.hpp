@@ -93,6 +93,10 @@ class Runtime {
   // The host's own addresses (getifaddrs) and the ports the gateway listens on.
   void refreshHostAddresses();
   void addListeningPort(std::uint16_t port) { listeningPorts_.insert(port); }
+  // The Web Proxy's listening sockets as bound (the kernel's port for port 0, --web-listen
+  // included): what the control channel offers firewall clients.
+  void addWebProxyListener(config::Listener bound) { webProxyListeners_.push_back(bound); }
+  const std::vector<config::Listener>& webProxyListeners() const { return webProxyListeners_; }
   bool isHostAddress(const asio::ip::address& a) const;
   const std::vector<asio::ip::address>& hostAddresses() const { return hostAddresses_; }
   // Loopback, unspecified, or one of this gateway's own listening sockets.
@@ -149,6 +153,7 @@ class Runtime {
   Counters counters_;
   std::vector<asio::ip::address> hostAddresses_;
   std::set<std::uint16_t> listeningPorts_;
+  std::vector<config::Listener> webProxyListeners_;
   std::size_t active_ = 0;
   std::map<asio::ip::address, std::uint32_t> perClient_;
   std::map<asio::ip::address, std::uint32_t> webClients_;

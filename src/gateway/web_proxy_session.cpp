@@ -196,6 +196,7 @@ asio::awaitable<bool> WebProxySession::serveOne(bool first) {
   record.protocol = "http";
   record.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
   record.user = user_;
+  record.http.emplace();  // filled in once the head is parsed; the status whatever happens
   const auto headDeadline = Clock::now() + w.headerTimeout;
   const auto limits = this->limits();
   protocol::ParseResult<http::RequestHead> parsed;
