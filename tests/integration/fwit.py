@@ -1109,7 +1109,7 @@ class WebTopology(Namespaces):
         self.files.append(f)
         return f
 
-    def start_origin(self, https_ports=(443, 8443), http_ports=(80,), banner_ports=(22,)) -> None:
+    def start_origin(self, https_ports=(443, 8443), http_ports=(80,), banner_ports=(22,), echo_ports=(7,)) -> None:
         """The external host's servers (helpers/web_origin.py) and the CA its clients trust."""
         os.makedirs(self.docroot, exist_ok=True)
         if self.certs is None:
@@ -1123,6 +1123,8 @@ class WebTopology(Namespaces):
             argv += ["--https-port", str(p)]
         for p in banner_ports:
             argv += ["--banner-port", str(p)]
+        for p in echo_ports:
+            argv += ["--echo-port", str(p)]
         log = self.logfile("origin.log")
         proc = self.spawn("external", argv, stdout=subprocess.PIPE, stderr=log)
         line = read_pipe(proc.stdout, 16, 20, until=b"\n")

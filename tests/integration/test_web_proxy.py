@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import subprocess
 import tarfile
 import textwrap
@@ -578,6 +579,28 @@ def test_http10_client(topo, gateway):
     assert origin_header(echo, "Host") == [NAME], echo["headers"]
 
 
+def test_http10_client_gets_a_chunked_response_dechunked(topo, gateway):
+    """The origin answers chunked; an HTTP/1.0 client cannot read chunks: the body arrives
+    whole, delimited by the close."""
+    web_gateway(gateway, topo)
+    with proxy_conn(topo) as c:
+        c.send(b"GET http://" + NAME.encode() + b"/bytes?n=300000&seed=ten&chunked=1 HTTP/1.0\r\n\r\n")
+        r = c.response(timeout=15)
+    assert r.status == 200 and "chunked" not in r.tokens("Transfer-Encoding"), r
+    assert hashlib.sha256(r.body).hexdigest() == fwit.pattern_sha256(300000, "ten"), \
+        f"{len(r.body)} bytes ({r.framing}), not the origin's 300000"
+
+
+def test_response_hop_by_hop_fields_removed(topo, gateway):
+    web_gateway(gateway, topo)
+    r = raw(topo, get_req(f"http://{NAME}/hop-response"))
+    assert r.status == 200 and r.body == b"hop-by-hop fields in the response\n", r
+    for hop in ("X-Hop", "Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Trailer", "Upgrade"):
+        assert r.header(hop) is None, f"the origin's hop-by-hop {hop} reached the client: {r.headers}"
+    assert "x-hop" not in r.tokens("Connection"), r.headers
+    assert r.header("X-End-To-End") == "passes", r.headers
+
+
 def test_host_made_consistent_with_the_uri(topo, gateway):
     """A Host header that disagrees with the absolute URI: the URI wins (RFC 9112 3.2.2)."""
     web_gateway(gateway, topo)
@@ -694,6 +717,56 @@ def test_407_then_success(topo, gateway):
     http_log(gw, user="alice", method="CONNECT")
 
 
+def test_407_then_credentials_on_the_same_connection(topo, gateway):
+    """As browsers do: the 407 keeps the connection, the retry with credentials goes on it."""
+    users = {"alice": "wonder-" + os.urandom(4).hex()}
+    web_gateway(gateway, topo, rules=[dict(INTERNAL_WEB, name="alice only", users=["alice"])], users=users)
+    cred = base64.b64encode(f"alice:{users['alice']}".encode()).decode()
+    with proxy_conn(topo) as c:
+        c.send(get_req(f"http://{NAME}/echo?same=0"))
+        first = c.response()
+        assert first.status == 407, first
+        c.send(get_req(f"http://{NAME}/echo?same=1", extra=[("Proxy-Authorization", f"Basic {cred}")]))
+        second = c.response()
+        assert second.status == 200 and json.loads(second.body)["target"] == "/echo?same=1", second
+        c.send(fwit.http_request("CONNECT", f"{NAME}:443", [("Host", f"{NAME}:443"),
+                                                            ("Proxy-Authorization", f"Basic {cred}")]))
+        assert c.response("CONNECT").status == 200
+
+
+@pytest.mark.parametrize("why", ["407", "403"])
+def test_refused_request_body_is_not_a_request(topo, gateway, why):
+    """A POST refused before its body was read (407, 403): the body, which here looks like a
+    request, must never be taken for the next request on the connection."""
+    users = {"alice": "wonder-" + os.urandom(4).hex()}
+    if why == "407":
+        rules = [dict(INTERNAL_WEB, name="alice only", users=["alice"])]
+    else:
+        rules = [{"name": "no posts here", "action": "deny", "sources": ["internal"], "destinations": ["any"],
+                  "ports": [80], "commands": ["http"]}]
+    web_gateway(gateway, topo, rules=rules, users=users if why == "407" else None)
+    inner = get_req(f"http://{NAME}/echo?desync-{why}")
+    for framing in ("length", "chunked"):
+        if framing == "length":
+            data = fwit.http_request("POST", f"http://{NAME}/echo?outer", [("Host", NAME)], inner)
+        else:
+            data = fwit.http_request("POST", f"http://{NAME}/echo?outer", [("Host", NAME),
+                                     ("Transfer-Encoding", "chunked")]) + fwit.chunked(inner)
+        with proxy_conn(topo) as c:
+            c.send(data)
+            r = c.response()
+            assert r.status == int(why), r
+            try:
+                c.send(get_req(f"http://{NAME}/echo?next-{why}"))
+                after = c.response(timeout=5)
+                assert after.status == int(why), f"the request after the refused POST got {after}"
+            except (AssertionError, OSError) as exc:
+                if "got" in str(exc):
+                    raise
+                # Closed after the refusal instead: just as good.
+    assert not origin_requests(topo, "desync"), f"a request body was taken for a request: {origin_requests(topo, 'desync')}"
+
+
 def test_403_names_the_rule(topo, gateway):
     networks = {"external-test": {"domains": ["external.test"]}}
     rules = [{"name": "no external.test", "action": "deny", "sources": ["internal"],
@@ -741,6 +814,24 @@ def test_connect_tunnel_ports_configurable(topo, gateway):
     assert cp.returncode == 0 and json.loads(out(cp))["port"] == 8443, err(cp)
     r = raw(topo, fwit.http_request("CONNECT", f"{EXTERNAL}:22", [("Host", f"{EXTERNAL}:22")]), "CONNECT")
     assert r.status == 403, r
+
+
+def test_connect_early_data_and_half_close(topo, gateway):
+    """Bytes the client sends right behind the CONNECT head (in the same segment) reach the
+    destination; the client's half-close arrives there as EOF, and the echo comes back after it."""
+    web_gateway(gateway, topo, web={"tunnel_ports": [443, 7]})
+    early = b"early bytes behind the CONNECT head\n"
+    later = os.urandom(300000)
+    with proxy_conn(topo) as c:
+        c.send(fwit.http_request("CONNECT", f"{EXTERNAL}:7", [("Host", f"{EXTERNAL}:7")]) + early)
+        r = c.response("CONNECT")
+        assert r.status == 200, r
+        c.send(later)
+        c.sock.shutdown(socket.SHUT_WR)
+        got = c.closed(15)
+    assert got == early + later, f"echo of {len(early) + len(later)} bytes: got {len(got)}, starts {got[:60]!r}"
+    done = [e for e in topo.events("echo-done", 7)]
+    assert done and done[-1]["bytes"] == len(early) + len(later), done
 
 
 def test_connect_unresolvable_name_502(topo, gateway):

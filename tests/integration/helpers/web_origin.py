@@ -2,11 +2,12 @@
 
     python3 web_origin.py --host ADDR --docroot DIR --events FILE [--http-port 80]...
                           [--https-port 443 --cert PEM --key PEM]... [--banner-port 22]...
-                          [--lifetime SECONDS]
+                          [--echo-port 7]... [--lifetime SECONDS]
 
 HTTP/1.1 with persistent connections on every --http-port, the same over TLS on every --https-port,
-and on every --banner-port a server that writes an SSH-like banner and closes (something real to be
-refused by policy rather than by a closed port). Prints "ready" once everything listens. Every
+on every --banner-port a server that writes an SSH-like banner and closes (something real to be
+refused by policy rather than by a closed port), and on every --echo-port a TCP echo server that
+half-closes after the client does. Prints "ready" once everything listens. Every
 accepted connection and every request is one JSON line in --events (so the test counts connections
 and requests at the origin, not from the proxy's word):
 
@@ -21,6 +22,8 @@ Routes (anything else is a file under --docroot):
   /close?n=N&seed=S              the same without Content-Length: the body ends when the connection does
   /status/NNN    that status (204 and 304 without a body, the rest with a short one)
   /ws            Upgrade: websocket (RFC 6455 handshake), then every frame echoed
+  /hop-response  a response with hop-by-hop fields (Connection: X-Hop, X-Hop, Keep-Alive,
+                 Proxy-Authenticate, Proxy-Connection, Trailer, Upgrade) beside an end-to-end one
 Ends by itself after --lifetime seconds (a bound, should the test's teardown not come).
 """
 from __future__ import annotations
@@ -204,6 +207,18 @@ def make_handler(docroot: str, events: Events, port: int):
                     if self.command != "HEAD":
                         self.wfile.write(body)
                 return True
+            if url.path == "/hop-response":
+                body = b"hop-by-hop fields in the response\n"
+                self.send_response(200)
+                for k, v in (("Connection", "X-Hop"), ("X-Hop", "must not pass"), ("Keep-Alive", "timeout=99"),
+                             ("Proxy-Authenticate", 'Basic realm="origin"'), ("Proxy-Connection", "keep-alive"),
+                             ("Trailer", "X-Trailer"), ("Upgrade", "h2c"), ("X-End-To-End", "passes"),
+                             ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))):
+                    self.send_header(k, v)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return True
             if url.path == "/ws":
                 self.websocket()
                 return True
@@ -309,6 +324,43 @@ def banner_server(host: str, port: int, events: Events) -> socket.socket:
     return s
 
 
+def echo_server(host: str, port: int, events: Events) -> socket.socket:
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(64)
+
+    def serve(conn, conn_id):
+        total = 0
+        try:
+            conn.settimeout(60)
+            for _ in range(1 << 24):
+                data = conn.recv(1 << 16)
+                if not data:
+                    conn.shutdown(socket.SHUT_WR)
+                    break
+                total += len(data)
+                conn.sendall(data)
+        except OSError:
+            pass
+        finally:
+            events.write(ev="echo-done", port=port, conn=conn_id, bytes=total)
+            conn.close()
+
+    def loop():
+        for _ in range(1 << 20):
+            try:
+                conn, peer = s.accept()
+            except OSError:
+                return
+            conn_id = next(events.ids)
+            events.write(ev="accept", port=port, peer=f"{peer[0]}:{peer[1]}", conn=conn_id)
+            threading.Thread(target=serve, args=(conn, conn_id), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return s
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", required=True)
@@ -317,6 +369,7 @@ def main():
     ap.add_argument("--http-port", type=int, action="append", default=[])
     ap.add_argument("--https-port", type=int, action="append", default=[])
     ap.add_argument("--banner-port", type=int, action="append", default=[])
+    ap.add_argument("--echo-port", type=int, action="append", default=[])
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--lifetime", type=float, default=600)
@@ -335,6 +388,7 @@ def main():
     for srv in servers:
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     banners = [banner_server(a.host, port, events) for port in a.banner_port]
+    banners += [echo_server(a.host, port, events) for port in a.echo_port]
     print("ready", flush=True)
     time.sleep(a.lifetime)
     for s in banners:
