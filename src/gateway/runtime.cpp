@@ -102,6 +102,17 @@ void Runtime::release(const asio::ip::address& client) {
   if (it != perClient_.end() && --it->second == 0) perClient_.erase(it);
 }
 
+bool Runtime::isWebProxyListener(const asio::ip::address& address, std::uint16_t port) const {
+  if (!isHostAddress(address)) return false;
+  const auto a = toPolicy(address);
+  return std::any_of(webProxyListeners_.begin(), webProxyListeners_.end(),
+                     [&](const config::Listener& l) {
+                       if (l.port != port) return false;
+                       const auto bound = policy::IpAddress::parse(l.address);
+                       return bound && (bound->isUnspecified() || *bound == a);
+                     });
+}
+
 bool Runtime::admitWebClient(const asio::ip::address& client) {
   const std::uint32_t limit = snapshot_->config->webProxy.maxConnectionsPerClient;
   auto& n = webClients_[client];

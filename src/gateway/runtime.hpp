@@ -112,10 +112,8 @@ class Runtime {
   // Web Proxy connections per client address, against [web_proxy] max_connections_per_client.
   bool admitWebClient(const asio::ip::address& client);
   void releaseWebClient(const asio::ip::address& client);
-  // One of this gateway's own listening sockets (a request to the Web Proxy that names itself).
-  bool isOwnListener(const asio::ip::address& address, std::uint16_t port) const {
-    return listeningPorts_.contains(port) && isHostAddress(address);
-  }
+  // One of the Web Proxy's own listening sockets (a request to the Web Proxy that names itself).
+  bool isWebProxyListener(const asio::ip::address& address, std::uint16_t port) const;
   // Idle persistent connections to origin servers, for the Web Proxy.
   OriginPool& origins() { return origins_; }
 

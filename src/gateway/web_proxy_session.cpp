@@ -245,7 +245,7 @@ asio::awaitable<bool> WebProxySession::handle(http::RequestHead& head, SessionRe
   if (head.form == Form::Absolute) {
     std::error_code ec;
     const auto literal = asio::ip::make_address(head.host, ec);
-    toSelf = !ec && runtime_.isOwnListener(literal, head.port);
+    toSelf = !ec && runtime_.isWebProxyListener(literal, head.port);
   }
   if (toSelf) {
     const bool keep = co_await servePac(head, record);
