@@ -1018,15 +1018,20 @@ class WebTopology(Namespaces):
                      192.0.2.10/32 on its loopback: a server the client reaches directly and
                      the gateway cannot (the "direct" page of the backup route)
         gateway ns   198.51.100.1/24  --veth--  198.51.100.7/24  external ns (origin servers)
+                     2001:db8:e::1/64           2001:db8:e::7/64
 
     The internal host's default route points at the gateway, which does not forward: the outside
     is reached only through the proxy. Names (hosts files of the namespaces, no DNS): the gateway
-    knows www.external.test and intranet.corp.test; the internal host only intranet.corp.test.
+    knows www.external.test, www6.external.test (IPv6 only) and intranet.corp.test; the internal
+    host only intranet.corp.test.
     Fixed ports (80, 443, 22, 8080...) are those of these namespaces alone.
     """
 
     EXTERNAL = "198.51.100.7"
     GW_OUTSIDE = "198.51.100.1"
+    EXTERNAL6 = "2001:db8:e::7"
+    GW_OUTSIDE6 = "2001:db8:e::1"
+    NAME6 = "www6.external.test"  # IPv6 only
     SIDE = "192.0.2.10"
     NAME = "www.external.test"
     INTRANET_NAME = "intranet.corp.test"
@@ -1068,6 +1073,7 @@ class WebTopology(Namespaces):
         table = {"127.0.0.1": [TEST_NAME], "::1": [TEST_NAME6], self.intranet: [self.INTRANET_NAME]}
         if role == "gateway":
             table[self.EXTERNAL] = [self.NAME]
+            table[self.EXTERNAL6] = [self.NAME6]
         if role == "external":
             table[self.EXTERNAL] = [self.NAME]
         return table
@@ -1083,6 +1089,9 @@ class WebTopology(Namespaces):
                                (e, L["eg"], f"{self.EXTERNAL}/24")):
             self.ip("-n", ns, "addr", "add", addr, "dev", link)
             self.ip("-n", ns, "link", "set", link, "up")
+        # IPv6 between the gateway and the external host only (nodad: usable at once).
+        self.ip("-n", g, "addr", "add", f"{self.GW_OUTSIDE6}/64", "dev", L["ge"], "nodad")
+        self.ip("-n", e, "addr", "add", f"{self.EXTERNAL6}/64", "dev", L["eg"], "nodad")
         self.ip("-n", i, "addr", "add", f"{self.SIDE}/32", "dev", "lo")
         self.ip("-n", i, "route", "add", "default", "via", self.gw_inside)
         self.ip("-n", e, "route", "add", "default", "via", self.GW_OUTSIDE)
@@ -1113,8 +1122,10 @@ class WebTopology(Namespaces):
         """The external host's servers (helpers/web_origin.py) and the CA its clients trust."""
         os.makedirs(self.docroot, exist_ok=True)
         if self.certs is None:
-            self.certs = make_test_ca(os.path.join(str(self.tmp), "pki"), [self.NAME], [self.EXTERNAL])
-        argv = [PYTHON, os.path.join(HELPER_DIR, "web_origin.py"), "--host", self.EXTERNAL, "--docroot", self.docroot,
+            self.certs = make_test_ca(os.path.join(str(self.tmp), "pki"), [self.NAME, self.NAME6],
+                                      [self.EXTERNAL, self.EXTERNAL6])
+        argv = [PYTHON, os.path.join(HELPER_DIR, "web_origin.py"), "--host", self.EXTERNAL, "--host", self.EXTERNAL6,
+                "--docroot", self.docroot,
                 "--events", self.events_path, "--cert", self.certs["cert"], "--key", self.certs["key"],
                 "--lifetime", str(int(280 * SLOW))]
         for p in http_ports:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import tarfile
@@ -55,18 +56,22 @@ def topo(tmp_path):
         assert not problems, problems
 
 
-def web_gateway(gateway, topo, rules=None, web=None, users=None, networks=None, limits=None):
-    """fwgate in the gateway namespace: SOCKS on the inside address (port 0), the Web Proxy on
-    10.A.1.1:8080, the internal network named "internal"."""
+def web_kwargs(topo, rules=None, web=None, users=None, networks=None, limits=None) -> dict:
+    """The gateway fixture's arguments for fwgate in the gateway namespace: SOCKS on the inside
+    address (port 0), the Web Proxy on 10.A.1.1:8080, the internal network named "internal"."""
     wp = {"listen": [f"{topo.gw_inside}:{topo.PROXY_PORT}"]}
     wp.update(web or {})
     nets = {"internal": {"ranges": [topo.internal_net]}}
     nets.update(networks or {})
     lim = {"connect_timeout": "3s"}
     lim.update(limits or {})
-    gw = gateway(netns=topo.ns["gateway"], health=False, bind_external=None,
-                 listeners=[{"address": topo.gw_inside, "port": 0, "methods": ["none"]}],
-                 networks=nets, rules=rules or [INTERNAL_WEB], web_proxy=wp, users=users, limits=lim)
+    return dict(netns=topo.ns["gateway"], health=False, bind_external=None,
+                listeners=[{"address": topo.gw_inside, "port": 0, "methods": ["none"]}],
+                networks=nets, rules=rules or [INTERNAL_WEB], web_proxy=wp, users=users, limits=lim)
+
+
+def web_gateway(gateway, topo, **kw):
+    gw = gateway(**web_kwargs(topo, **kw))
     assert gw.web_addresses() == [(topo.gw_inside, topo.PROXY_PORT)], gw.web_addresses()
     return gw
 
@@ -448,6 +453,28 @@ def test_node_proxy_agent(topo, gateway, scheme):
     got = json.loads(out(cp).strip().splitlines()[-1])
     assert got["status"] == 200 and json.loads(got["body"])["target"] == "/echo?client=node", got
     http_log(gw, method="GET" if scheme == "http" else "CONNECT", host=NAME)
+
+
+def test_ipv6_origins(topo, gateway):
+    """An IPv6 literal in the URI (brackets in the URI and in Host), a CONNECT to one, and a name
+    that has only an IPv6 address: the proxy reaches the origin over IPv6."""
+    E6, N6 = topo.EXTERNAL6, topo.NAME6
+    gw = web_gateway(gateway, topo)
+    cp = in_internal(topo, ["curl", "-sS", "--max-time", "20", "-g", "-x", topo.proxy, f"http://[{E6}]/echo?v6=literal"])
+    assert cp.returncode == 0, err(cp)
+    echo = json.loads(out(cp))
+    assert echo["target"] == "/echo?v6=literal" and origin_header(echo, "Host") == [f"[{E6}]"], echo
+    cp = in_internal(topo, ["curl", "-sS", "--max-time", "20", "-x", topo.proxy, f"http://{N6}/echo?v6=name"])
+    assert cp.returncode == 0 and json.loads(out(cp))["target"] == "/echo?v6=name", err(cp)
+    cp = in_internal(topo, ["curl", "-sS", "--max-time", "20", "-g", "-x", topo.proxy, "--cacert", topo.certs["ca"],
+                            f"https://[{E6}]/echo?v6=tls"])
+    assert cp.returncode == 0 and json.loads(out(cp))["target"] == "/echo?v6=tls", err(cp)
+    peers = [e["peer"] for e in topo.events("accept") if e["port"] in (80, 443)]
+    assert len(peers) == 3 and all(p.startswith(topo.GW_OUTSIDE6 + ":") for p in peers), peers
+    rec = http_log(gw, method="GET", host=E6)
+    assert rec["port"] == 80 and rec["status"] == 200 and rec["path"] == "/echo", rec
+    rec = http_log(gw, method="CONNECT", host=E6)
+    assert rec["port"] == 443 and rec["status"] == 200, rec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -926,6 +953,36 @@ def test_pac_script_at_its_three_paths(topo, gateway):
         assert (r.header("Content-Type") or "").startswith("application/x-ns-proxy-autoconfig"), r.headers
         assert "FindProxyForURL" in r.text() and f"PROXY {topo.gw_inside}:{topo.PROXY_PORT}" in r.text(), r.text()
     assert not topo.events("request"), "the script requests reached the origin"
+
+
+def test_sighup_reaches_persistent_connections_and_the_script(topo, gateway):
+    """A reload (SIGHUP) applies to an open keep-alive connection from its next request, and the
+    script served afterwards has the new direct domains."""
+    kw = web_kwargs(topo)
+    gw = gateway(**kw)
+    script = fwit.http_request("GET", "/wpad.dat", [("Host", f"{topo.gw_inside}:{topo.PROXY_PORT}")])
+    with proxy_conn(topo) as c:
+        c.send(get_req(f"http://{NAME}/echo?reload=before"))
+        assert c.response().status == 200
+        c.send(script)
+        assert "reloaded.example" not in c.response().text()
+        rules = [{"name": "closed for the night", "action": "deny", "sources": ["internal"], "destinations": ["any"]},
+                 INTERNAL_WEB]
+        web = dict(kw["web_proxy"], direct_domains=["reloaded.example"])
+        gw.write_config(gateway.config_text(**dict(kw, rules=rules, web_proxy=web), _workdir=gw.workdir))
+        gw.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5 * fwit.SLOW
+        r = None
+        for n in range(100):
+            c.send(get_req(f"http://{NAME}/echo?reload=after{n}"))
+            r = c.response()
+            if r.status != 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert r.status == 403 and "closed for the night" in r.text(), f"after SIGHUP, on the same connection: {r}"
+        c.send(script)
+        assert "reloaded.example" in c.response().text(), "the script after SIGHUP lacks the new direct domain"
+    assert gw.proc.poll() is None
 
 
 # ---------------------------------------------------------------------------------------------

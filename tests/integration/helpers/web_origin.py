@@ -1,6 +1,6 @@
 """The external host's origin servers for the Web Proxy tests, in one process (a network namespace's):
 
-    python3 web_origin.py --host ADDR --docroot DIR --events FILE [--http-port 80]...
+    python3 web_origin.py --host ADDR [--host ADDR6]... --docroot DIR --events FILE [--http-port 80]...
                           [--https-port 443 --cert PEM --key PEM]... [--banner-port 22]...
                           [--echo-port 7]... [--lifetime SECONDS]
 
@@ -363,7 +363,7 @@ def echo_server(host: str, port: int, events: Events) -> socket.socket:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--host", required=True)
+    ap.add_argument("--host", action="append", required=True)
     ap.add_argument("--docroot", required=True)
     ap.add_argument("--events", required=True)
     ap.add_argument("--http-port", type=int, action="append", default=[])
@@ -376,19 +376,23 @@ def main():
     a = ap.parse_args()
     events = Events(a.events)
     servers = []
-    for port in a.http_port:
-        servers.append(Server((a.host, port), make_handler(a.docroot, events, port)))
-    for port in a.https_port:
-        srv = Server((a.host, port), make_handler(a.docroot, events, port))
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(a.cert, a.key)
-        ctx.set_alpn_protocols(["http/1.1"])
-        srv.tls = ctx
-        servers.append(srv)
+    banners = []
+    for host in a.host:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("Server6" if family == socket.AF_INET6 else "Server4", (Server,), {"address_family": family})
+        for port in a.http_port:
+            servers.append(server_class((host, port), make_handler(a.docroot, events, port)))
+        for port in a.https_port:
+            srv = server_class((host, port), make_handler(a.docroot, events, port))
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(a.cert, a.key)
+            ctx.set_alpn_protocols(["http/1.1"])
+            srv.tls = ctx
+            servers.append(srv)
+        banners += [banner_server(host, port, events) for port in a.banner_port]
+        banners += [echo_server(host, port, events) for port in a.echo_port]
     for srv in servers:
         threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    banners = [banner_server(a.host, port, events) for port in a.banner_port]
-    banners += [echo_server(a.host, port, events) for port in a.echo_port]
     print("ready", flush=True)
     time.sleep(a.lifetime)
     for s in banners:
