@@ -628,6 +628,93 @@ def test_response_hop_by_hop_fields_removed(topo, gateway):
     assert r.header("X-End-To-End") == "passes", r.headers
 
 
+def test_origin_response_with_content_length_and_chunked(topo, gateway):
+    """An origin answering with both framings (RFC 9112 6.3: "ought to be handled as an error";
+    an intermediary that forwards it must drop the Content-Length and use the chunked framing):
+    either a 502, or the chunked body whole without the Content-Length; never both framings."""
+    web_gateway(gateway, topo)
+    with proxy_conn(topo) as c:
+        c.send(get_req(f"http://{NAME}/raw?kind=cl-te"))
+        r = c.response()
+        assert r.status == 502 or (r.status == 200 and r.body == b"the chunked body wins\n"), r
+        assert not (r.header("Content-Length") and r.tokens("Transfer-Encoding")), f"both framings passed on: {r.headers}"
+        # The connection is still in step: the next response is the next request's.
+        c.send(get_req(f"http://{NAME}/echo?after-cl-te"))
+        nxt = c.response()
+        assert nxt.status == 200 and json.loads(nxt.body)["target"] == "/echo?after-cl-te", nxt
+
+
+def test_origin_garbage_is_502(topo, gateway):
+    gw = web_gateway(gateway, topo)
+    r = raw(topo, get_req(f"http://{NAME}/raw?kind=garbage"))
+    assert r.status == 502, r
+    rec = http_log(gw, path="/raw")
+    assert rec["status"] == 502 and rec.get("error"), rec
+
+
+def test_pooled_origin_connection_closed_by_the_origin(topo, gateway):
+    """The origin closes an idle pooled connection without notice: the next request is not lost
+    (the pool sees the close, or the request is retried on a new connection)."""
+    web_gateway(gateway, topo)
+    with proxy_conn(topo) as c:
+        c.send(get_req(f"http://{NAME}/raw?kind=drop"))
+        assert c.response().status == 200
+        time.sleep(0.6)
+        for n in range(3):
+            c.send(get_req(f"http://{NAME}/echo?after-drop={n}"))
+            r = c.response()
+            assert r.status == 200 and json.loads(r.body)["target"] == f"/echo?after-drop={n}", \
+                f"request {n} after the origin dropped its pooled connection: {r}"
+    assert topo.events("dropped"), "the origin did not drop the connection"
+    assert len(gateway_accepts(topo)) == 2, f"origin connections: {gateway_accepts(topo)}"
+
+
+def test_many_pipelined_requests(topo, gateway):
+    web_gateway(gateway, topo)
+    n = 100
+    with proxy_conn(topo) as c:
+        c.send(b"".join(get_req(f"http://{NAME}/echo?pipe={i}") for i in range(n)))
+        targets = [json.loads(c.response(timeout=20).body)["target"] for _ in range(n)]
+    assert targets == [f"/echo?pipe={i}" for i in range(n)], targets
+
+
+def test_chunked_request_with_extensions_and_trailers(topo, gateway):
+    web_gateway(gateway, topo)
+    body = b"hello chunked world"
+    data = (fwit.http_request("POST", f"http://{NAME}/echo?ext", [("Host", NAME), ("Transfer-Encoding", "chunked"),
+                                                                  ("Trailer", "X-Checksum")])
+            + b"5;name=value\r\nhello\r\n" + b"e\r\n chunked world\r\n" + b"0\r\nX-Checksum: 42\r\n\r\n")
+    r = raw(topo, data, "POST")
+    assert r.status == 200, r
+    echo = json.loads(r.body)
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest() and echo["body_len"] == len(body), echo
+
+
+@pytest.mark.parametrize("case", ["missing", "two"])
+def test_host_field_rules(topo, gateway, case):
+    """RFC 9112 3.2: an HTTP/1.1 request without Host, or with two Host fields, is a 400."""
+    web_gateway(gateway, topo)
+    extra = [] if case == "missing" else [("Host", NAME), ("Host", "other.example")]
+    with proxy_conn(topo) as c:
+        c.send(fwit.http_request("GET", f"http://{NAME}/echo?host-{case}", extra))
+        r = c.response()
+    assert r.status == 400, f"Host {case}: {r}"
+    assert not origin_requests(topo, f"host-{case}")
+
+
+def test_expect_100_continue_refused_before_the_body(topo, gateway):
+    """A client that waits for 100 Continue and is not allowed: the 407 comes instead of the
+    100 (so a 50 MB upload is never sent for nothing)."""
+    users = {"alice": "wonder-" + os.urandom(4).hex()}
+    web_gateway(gateway, topo, rules=[dict(INTERNAL_WEB, name="alice only", users=["alice"])], users=users)
+    with proxy_conn(topo) as c:
+        c.send(fwit.http_request("POST", f"http://{NAME}/echo?expect-denied",
+                                 [("Host", NAME), ("Expect", "100-continue"), ("Content-Length", str(50 * MIB))]))
+        first = c.head(timeout=5)
+    assert first.status == 407, f"expected 407 before any body, got {first}"
+    assert not origin_requests(topo, "expect-denied")
+
+
 def test_host_made_consistent_with_the_uri(topo, gateway):
     """A Host header that disagrees with the absolute URI: the URI wins (RFC 9112 3.2.2)."""
     web_gateway(gateway, topo)

@@ -22,6 +22,9 @@ Routes (anything else is a file under --docroot):
   /close?n=N&seed=S              the same without Content-Length: the body ends when the connection does
   /status/NNN    that status (204 and 304 without a body, the rest with a short one)
   /ws            Upgrade: websocket (RFC 6455 handshake), then every frame echoed
+  /raw?kind=K    a response written as raw bytes: cl-te (Content-Length and chunked: the chunked
+                 body is the real one), garbage (not HTTP), drop (a keep-alive response, then the
+                 connection closed 200 ms later without notice)
   /hop-response  a response with hop-by-hop fields (Connection: X-Hop, X-Hop, Keep-Alive,
                  Proxy-Authenticate, Proxy-Connection, Trailer, Upgrade) beside an end-to-end one
 Ends by itself after --lifetime seconds (a bound, should the test's teardown not come).
@@ -206,6 +209,26 @@ def make_handler(docroot: str, events: Events, port: int):
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(body)
+                return True
+            if url.path == "/raw":
+                kind = query.get("kind")
+                self.read_body()
+                if kind == "cl-te":
+                    body = b"the chunked body wins\n"
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+                                     b"Content-Type: text/plain\r\n\r\n" + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+                    self.close_connection = True
+                elif kind == "garbage":
+                    self.wfile.write(b"this is not an HTTP response\r\n\r\n")
+                    self.close_connection = True
+                elif kind == "drop":
+                    body = b"kept alive, then dropped\n"
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                                     % (len(body), body))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                    self.close_connection = True
+                    events.write(ev="dropped", port=port, conn=self.conn_id)
                 return True
             if url.path == "/hop-response":
                 body = b"hop-by-hop fields in the response\n"
