@@ -1102,7 +1102,7 @@ class WebTopology(Namespaces):
             self.resolver(role, hosts=self.hosts_for(role))
         # The gateway does not forward: the internal host cannot reach the external one directly.
         cp = self.run_in("internal", [PYTHON, "-c", (
-            "import socket,sys\ns=socket.socket();s.settimeout(1.5)\n"
+            "import socket,sys\ns=socket.socket();s.settimeout(0.3)\n"
             f"sys.exit(0 if s.connect_ex(('{self.EXTERNAL}', 80)) else 1)")], timeout=10)
         assert cp.returncode == 0, "the internal host reaches the external one without the proxy"
 

@@ -554,6 +554,26 @@ def test_keep_alive_reuse_curl(topo, gateway):
     assert len(gateway_accepts(topo)) == 1, f"origin accepted {gateway_accepts(topo)}"
 
 
+@pytest.mark.parametrize("kind", ["GET", "POST chunked"])
+def test_no_delayed_ack_stall_per_request(topo, gateway, kind):
+    """Sequential requests on one keep-alive connection cost about a millisecond each here; a
+    proxy that writes a message in pieces without TCP_NODELAY stalls each on the peer's delayed
+    ACK (40 ms). 40 requests must take well under that."""
+    web_gateway(gateway, topo)
+    n = 40
+    argv = ["curl", "-sS", "--max-time", "30", "-x", topo.proxy]
+    if kind != "GET":
+        argv += ["-H", "Transfer-Encoding: chunked", "--data-binary", "a small body"]
+    for i in range(n):
+        argv += [f"http://{NAME}/echo?seq={i}", "-o", "/dev/null"]
+    start = time.monotonic()
+    cp = in_internal(topo, argv, timeout=60)
+    per = (time.monotonic() - start) / n * 1000
+    assert cp.returncode == 0, err(cp)
+    assert len(gateway_accepts(topo)) == 1, gateway_accepts(topo)
+    assert per < 15 * fwit.SLOW, f"{per:.1f} ms per {kind} request on a persistent connection"
+
+
 def test_origin_pool_not_shared_between_users(topo, gateway):
     """With authentication on, an idle origin connection is reused only for the same user."""
     users = {"alice": "a-" + os.urandom(4).hex(), "bob": "b-" + os.urandom(4).hex()}

@@ -82,6 +82,7 @@ def make_handler(docroot: str, events: Events, port: int):
         server_version = "fwgate-it-origin"
         sys_version = ""
         timeout = 60  # an idle persistent connection ends after this
+        disable_nagle_algorithm = True  # head and body are separate writes: no delayed-ACK stall
 
         def __init__(self, *args, **kw):
             super().__init__(*args, directory=docroot, **kw)
