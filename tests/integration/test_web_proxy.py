@@ -84,11 +84,10 @@ def http_log(gw, timeout: float = 10.0, **want) -> dict:
 
 
 def error_log(gw, code: int, timeout: float = 10.0) -> dict:
-    """The log line of a request the proxy refused with `code` before it was understood (a
-    malformed head has no method or path): "status" or, failing that, "reply" says the code, and
-    "error" the reason."""
+    """The log line of a request the proxy refused with `code` before it was understood: "status"
+    says the code (as on every Web Proxy line), "error" the reason."""
     def match(rec):
-        return rec.get("protocol") == "http" and rec.get("status", rec.get("reply")) == code
+        return rec.get("protocol") == "http" and rec.get("status") == code
     rec = gw.wait_session(match, timeout)
     assert rec.get("error"), f"no reason logged for the {code}: {rec}"
     return rec
@@ -1032,16 +1031,17 @@ def test_protected_destinations(topo, gateway):
         "0.0.0.0 (the gateway itself)": get_req("http://0.0.0.0:8099/", host="0.0.0.0:8099"),
         "a name for the gateway's loopback": get_req(f"http://{fwit.TEST_NAME}:8099/", host=f"{fwit.TEST_NAME}:8099"),
         "CONNECT to the gateway's loopback": fwit.http_request("CONNECT", "127.0.0.1:443", [("Host", "127.0.0.1:443")]),
+        "the gateway's SOCKS listener": get_req(f"http://{socks}/", host=socks),
     }
     got = {name: raw(topo, data, "CONNECT" if data.startswith(b"CONNECT") else "GET").status
            for name, data in cases.items()}
     wrong = {k: v for k, v in got.items() if v != 403}
     assert not wrong, f"protected destinations not refused with 403: {wrong}"
-    # The gateway's own listeners by absolute URI (the proxy's, the SOCKS one): answered by the
-    # proxy itself (refused, a loop, or "not here"), never forwarded to them.
-    for own in (f"{topo.gw_inside}:{topo.PROXY_PORT}", socks):
-        r = raw(topo, get_req(f"http://{own}/echo-loop", host=own))
-        assert r.status in (403, 404, 508), f"a request for the gateway's listener {own}: {r}"
+    # The proxy's own listener by absolute URI: answered by the proxy itself (refused, a loop, or
+    # "not here"), never forwarded to itself.
+    own = f"{topo.gw_inside}:{topo.PROXY_PORT}"
+    r = raw(topo, get_req(f"http://{own}/echo-loop", host=own))
+    assert r.status in (403, 404, 508), f"a request for the proxy's own listener: {r}"
     assert not [r for r in gw.sessions() if r.get("protocol") != "http"], \
         f"the proxy connected to the gateway's own SOCKS listener: {gw.sessions()}"
     # The gateway host's server saw none of it.
