@@ -1248,6 +1248,18 @@ def test_slow_header_writers(topo, gateway):
     http_log(gw, path="/echo", status=200)
 
 
+def test_silent_connection_closed_by_header_timeout(topo, gateway):
+    """A connection that never sends a byte is a slow header writer too: closed once
+    header_timeout has passed, not kept for keep_alive_timeout."""
+    web_gateway(gateway, topo, web={"header_timeout": "2s", "keep_alive_timeout": "60s"})
+    with proxy_conn(topo) as c:
+        start = time.monotonic()
+        got = c.closed(timeout=10)
+        took = time.monotonic() - start
+    assert 1.5 < took < 6 * fwit.SLOW, f"a silent connection closed after {took:.1f}s with header_timeout 2s"
+    assert got == b"" or got.startswith(b"HTTP/1.1 408"), got
+
+
 def test_idle_keep_alive_connection_closed(topo, gateway):
     web_gateway(gateway, topo, web={"keep_alive_timeout": "2s"})
     with proxy_conn(topo) as c:
