@@ -104,7 +104,7 @@ struct WebProxySettings {
   Duration headerTimeout{std::chrono::seconds(10)};  // `header_timeout`: a whole head (slowloris)
   Duration keepAliveTimeout{std::chrono::seconds(60)};  // `keep_alive_timeout`: idle client conn.
   std::uint32_t maxConnectionsPerClient = 256;  // `max_connections_per_client`: 0 = unlimited
-  std::uint32_t originPoolSize = 8;  // `origin_pool_size`: idle connections kept per origin
+  std::uint32_t originPoolSize = 64;  // `origin_pool_size`: idle connections kept per origin
   Duration originIdleTimeout{std::chrono::seconds(30)};  // `origin_idle_timeout`
   friend bool operator==(const WebProxySettings&, const WebProxySettings&) = default;
 };

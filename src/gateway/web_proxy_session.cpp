@@ -24,34 +24,10 @@ namespace {
 
 constexpr std::size_t kClientChunk = 16 * 1024;  // a head usually arrives in one
 constexpr std::size_t kOriginChunk = 64 * 1024;  // bodies: fewer, larger reads
+// How long a persistent connection keeps its buffers between requests.
+constexpr std::chrono::milliseconds kHoldBuffers{50};
 
 using Read = WebProxySession::Read;
-
-// Waits until `socket` is readable before `deadline`, then appends what it holds to `buf`. No
-// buffer is grown while waiting.
-asio::awaitable<Read> readInto(tcp::socket& socket, asio::steady_timer& timer,
-                               std::vector<std::uint8_t>& buf, std::size_t chunk,
-                               std::chrono::steady_clock::time_point deadline) {
-  timer.expires_at(deadline);
-  for (int spurious = 0; spurious < 64; ++spurious) {
-    auto outcome = co_await (socket.async_wait(tcp::socket::wait_read, kNoThrow) ||
-                             timer.async_wait(kNoThrow));
-    if (outcome.index() == 1) co_return Read::Timeout;
-    auto [ec] = std::get<0>(outcome);
-    if (ec) co_return Read::Error;
-    const std::size_t old = buf.size();
-    buf.resize(old + chunk);
-    const ssize_t n = ::recv(socket.native_handle(), buf.data() + old, chunk, MSG_DONTWAIT);
-    if (n > 0) {
-      buf.resize(old + static_cast<std::size_t>(n));
-      co_return Read::Ok;
-    }
-    buf.resize(old);
-    if (n == 0) co_return Read::Eof;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) co_return Read::Error;
-  }
-  co_return Read::Error;
-}
 
 bool isPacPath(std::string_view path) {
   return path == "/wpad.dat" || path == "/proxy.pac" || path == "/array.dll?Get.Routing.Script";
@@ -127,12 +103,64 @@ void WebProxySession::consume(std::size_t n) {
   }
 }
 
+void WebProxySession::setDeadline(Clock::time_point deadline, tcp::socket* watched) {
+  const bool earlier = deadline < deadline_;
+  deadline_ = deadline;
+  watched_ = watched;
+  timedOut_ = false;
+  if (earlier) timer_.cancel();  // the watchdog sleeps until the old one: wake it
+}
+
+asio::awaitable<void> WebProxySession::watchdog() {
+  // One timer per connection, re-armed only when a deadline moves earlier, instead of a timer
+  // raced against every read.
+  for (;;) {
+    timer_.expires_at(deadline_);
+    auto [ec] = co_await timer_.async_wait(kNoThrow);
+    if (finished_) co_return;
+    if (ec && ec != asio::error::operation_aborted) co_return;
+    if (!ec && Clock::now() >= deadline_ && watched_ != nullptr) {
+      timedOut_ = true;
+      std::error_code ignored;
+      watched_->cancel(ignored);
+      watched_ = nullptr;
+    }
+  }
+}
+
+asio::awaitable<WebProxySession::Read> WebProxySession::readInto(tcp::socket& socket, Buffer& buf,
+                                                                 std::size_t chunk,
+                                                                 Clock::time_point deadline) {
+  setDeadline(deadline, &socket);
+  // The watchdog never touches a socket after this returns (it may be gone by then).
+  struct Unwatch {
+    tcp::socket*& watched;
+    ~Unwatch() { watched = nullptr; }
+  } unwatch{watched_};
+  for (int spurious = 0; spurious < 64; ++spurious) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_read, kNoThrow);
+    if (timedOut_) co_return Read::Timeout;
+    if (ec) co_return Read::Error;
+    const std::size_t old = buf.size();
+    buf.resize(old + chunk);
+    const ssize_t n = ::recv(socket.native_handle(), buf.data() + old, chunk, MSG_DONTWAIT);
+    if (n > 0) {
+      buf.resize(old + static_cast<std::size_t>(n));
+      co_return Read::Ok;
+    }
+    buf.resize(old);
+    if (n == 0) co_return Read::Eof;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) break;
+  }
+  co_return Read::Error;
+}
+
 asio::awaitable<WebProxySession::Read> WebProxySession::readClient(Clock::time_point deadline) {
   if (inStart_ > 0) {
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(inStart_));
     inStart_ = 0;
   }
-  const Read r = co_await readInto(client_, timer_, in_, kClientChunk, deadline);
+  const Read r = co_await readInto(client_, in_, kClientChunk, deadline);
   co_return r;
 }
 
@@ -172,13 +200,19 @@ asio::awaitable<void> WebProxySession::run() {
     ~Slot() { runtime.releaseWebClient(client); }
   } slot{runtime_, client};
 
+  co_await (serve() || watchdog());
+  client_.shutdown(tcp::socket::shutdown_both, ec);
+}
+
+asio::awaitable<void> WebProxySession::serve() {
   bool first = true;
   for (;;) {
     const bool keep = co_await serveOne(first);
     first = false;
     if (!keep) break;
   }
-  client_.shutdown(tcp::socket::shutdown_both, ec);
+  finished_ = true;
+  timer_.cancel();
 }
 
 asio::awaitable<bool> WebProxySession::serveOne(bool first) {
@@ -187,10 +221,18 @@ asio::awaitable<bool> WebProxySession::serveOne(bool first) {
   snapshot_ = runtime_.snapshot();
   const auto& w = snapshot_->config->webProxy;
   if (pending().empty()) {
-    std::vector<std::uint8_t>().swap(in_);  // idle: hold no buffer
-    inStart_ = 0;
+    // A busy client's next request comes at once and finds the buffers where they were; a
+    // connection that stays idle gives them back, so it costs no buffer while it waits.
     const auto wait = first ? w.headerTimeout : w.keepAliveTimeout;
-    if (co_await readClient(Clock::now() + wait) != Read::Ok) co_return false;
+    const auto until = Clock::now() + wait;
+    Read r = co_await readClient(Clock::now() + std::min<Clock::duration>(kHoldBuffers, wait));
+    if (r == Read::Timeout && Clock::now() < until) {
+      Buffer().swap(in_);
+      Buffer().swap(out_);
+      inStart_ = 0;
+      r = co_await readClient(until);
+    }
+    if (r != Read::Ok) co_return false;
   }
   SessionRecord record;
   record.protocol = "http";
@@ -510,7 +552,8 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
   const std::string requestHead = http::originRequest(head, options);
 
   bool bodySent = head.body == http::BodyKind::None;
-  std::vector<std::uint8_t> ob;  // origin bytes not yet sent on
+  Buffer& ob = out_;  // origin bytes not yet sent on
+  ob.clear();
   std::size_t obStart = 0;
   http::ResponseHead response;
   const auto responseLimits = limits();
@@ -566,10 +609,10 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
       // Expect: 100-continue. The body goes when the origin says 100 or when the client sends it
       // anyway (as curl does after a second): whichever comes first.
       if (pending().empty()) {
-        timer_.expires_after(idle);
+        asio::steady_timer wait(client_.get_executor(), idle);
         auto outcome = co_await (
             origin.async_wait(tcp::socket::wait_read, kNoThrow) ||
-            (client_.async_wait(tcp::socket::wait_read, kNoThrow) || timer_.async_wait(kNoThrow)));
+            (client_.async_wait(tcp::socket::wait_read, kNoThrow) || wait.async_wait(kNoThrow)));
         if (outcome.index() == 1) {
           if (std::get<1>(outcome).index() == 1) {
             record.error = "no answer from the origin and no request body from the client";
@@ -589,7 +632,7 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
       ob.erase(ob.begin(), ob.begin() + static_cast<std::ptrdiff_t>(obStart));
       obStart = 0;
     }
-    const Read r = co_await readInto(origin, timer_, ob, kClientChunk, Clock::now() + idle);
+    const Read r = co_await readInto(origin, ob, kClientChunk, Clock::now() + idle);
     if (r == Read::Ok) continue;
     if (r == Read::Eof && ob.empty() && reused && !retried && head.body == http::BodyKind::None) {
       retried = true;
@@ -657,7 +700,7 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
     }
     ob.clear();
     obStart = 0;
-    const Read r = co_await readInto(origin, timer_, ob, kOriginChunk, Clock::now() + idle);
+    const Read r = co_await readInto(origin, ob, kOriginChunk, Clock::now() + idle);
     if (r == Read::Ok) continue;
     if (r == Read::Eof && response.body == http::BodyKind::UntilClose) break;
     record.error = r == Read::Timeout
@@ -724,6 +767,7 @@ asio::awaitable<void> WebProxySession::relayWith(tcp::socket& server, SessionRec
       co_return;
     }
   }
+  setDeadline(Clock::time_point::max(), nullptr);  // relay() keeps its own idle timer
   const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
                                      snapshot_->config->limits.idleTimeout);
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);

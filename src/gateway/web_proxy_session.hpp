@@ -29,9 +29,36 @@ class WebProxySession {
   // What waiting for bytes gave.
   enum class Read : std::uint8_t { Ok, Eof, Timeout, Error };
 
+  // Bytes that grow without being zeroed first (recv() writes them).
+  template <typename T>
+  struct UninitializedAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind {
+      using other = UninitializedAllocator<U>;
+    };
+    template <typename U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using Buffer = std::vector<std::uint8_t, UninitializedAllocator<std::uint8_t>>;
+
  private:
   using Clock = std::chrono::steady_clock;
 
+  // Requests one after another until one ends the connection; the watchdog beside it enforces
+  // the deadline of whatever read is under way.
+  asio::awaitable<void> serve();
+  asio::awaitable<void> watchdog();
+  void setDeadline(Clock::time_point deadline, asio::ip::tcp::socket* watched);
+  // Waits until `socket` is readable before `deadline`, then appends what it holds to `buf`. No
+  // buffer is grown while waiting.
+  asio::awaitable<Read> readInto(asio::ip::tcp::socket& socket, Buffer& buf, std::size_t chunk,
+                                 Clock::time_point deadline);
   // One request, from its first byte to its log line. False: close the connection after it.
   asio::awaitable<bool> serveOne(bool first);
   // What a parsed request gets: the script, a forwarded exchange, or a tunnel.
@@ -73,10 +100,15 @@ class WebProxySession {
   asio::ip::tcp::socket client_;
   asio::ip::tcp::endpoint clientEndpoint_;
   asio::ip::tcp::endpoint localEndpoint_;
-  asio::steady_timer timer_;
+  asio::steady_timer timer_;  // the watchdog's
+  Clock::time_point deadline_ = Clock::time_point::max();
+  asio::ip::tcp::socket* watched_ = nullptr;  // cancelled when deadline_ passes
+  bool timedOut_ = false;
+  bool finished_ = false;
   // Client bytes not used yet (a head being read, body bytes, pipelined requests); freed while
   // the connection is idle, so an idle keep-alive client costs no buffer.
-  std::vector<std::uint8_t> in_;
+  Buffer in_;
+  Buffer out_;  // origin bytes of the exchange under way (the session's, so that it is reused)
   std::size_t inStart_ = 0;
   std::optional<std::string> user_;  // verified user of this connection
   std::string credentials_;          // the Proxy-Authorization value user_ was verified with

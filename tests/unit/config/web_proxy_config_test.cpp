@@ -105,7 +105,7 @@ TEST(WebProxyConfigTest, DefaultsWithoutTheSection) {
   EXPECT_EQ(w.headerTimeout, 10s);
   EXPECT_EQ(w.keepAliveTimeout, 60s);
   EXPECT_EQ(w.maxConnectionsPerClient, 256u);
-  EXPECT_EQ(w.originPoolSize, 8u);
+  EXPECT_EQ(w.originPoolSize, 64u);
   EXPECT_EQ(w.originIdleTimeout, 30s);
   // An empty section is the same as none.
   const LoadResult empty = parseConfig("[web_proxy]\n", "t");
