@@ -1,5 +1,5 @@
 """Headless Chromium (Debian's `chromium`) through the Web Proxy and its automatic configuration
-script, in the namespace topology of test_web_proxy.py (fwit.WebTopology):
+script, in the namespace topology of test_web_proxy.py (webit.WebTopology):
 
 - with --proxy-pac-url=http://GW:8080/wpad.dat, a page of the external host loads through the
   proxy, and a page of the internal segment (intranet.corp.test, 10.A.1.3: the internal network's
@@ -24,13 +24,13 @@ import subprocess
 import pytest
 
 import fwit
-from test_web_proxy import INTERNAL_WEB, http_log, http_logs, topo  # noqa: F401 (topo is a fixture)
+from webit import INTERNAL_WEB, WebTopology, http_log, http_logs, topo  # noqa: F401 (topo: the fixture)
 
 pytestmark = pytest.mark.fwgate_only
 
-NAME = fwit.WebTopology.NAME
-SIDE = fwit.WebTopology.SIDE
-INTRANET_NAME = fwit.WebTopology.INTRANET_NAME
+NAME = WebTopology.NAME
+SIDE = WebTopology.SIDE
+INTRANET_NAME = WebTopology.INTRANET_NAME
 
 
 def page(marker: str) -> str:
