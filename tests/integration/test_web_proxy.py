@@ -33,8 +33,9 @@ import pytest
 import fwit
 import webit
 from webit import (EXTERNAL, INTERNAL_WEB, NAME, assert_forwarded_echo, err, get_req, http_log, http_logs,
-                   in_internal, origin_header, origin_requests, out, proxy_conn, raw, topo, wait_http_logs,
-                   web_gateway, web_kwargs)  # noqa: F401 (topo: the fixture)
+                   in_internal, origin_header, origin_requests, out, proxy_conn, raw, wait_http_logs,
+                   web_gateway, web_kwargs)
+from webit import topo  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.fwgate_only
 

@@ -17,9 +17,10 @@ import pytest
 
 import fwit
 import webit
-from webit import (INTERNAL_WEB, MIB, NAME, assert_forwarded_echo, err, error_log, gateway_accepts, get_req,
-                   http_log, http_logs, in_internal, origin_header, origin_requests, out, proxy_conn, raw,
-                   topo, wait_http_logs, web_gateway)  # noqa: F401 (topo: the fixture)
+from webit import (INTERNAL_WEB, MIB, NAME, assert_forwarded_echo, err, error_log, gateway_accepts, get_req, http_log,
+                   http_logs, in_internal, origin_header, origin_requests, out, proxy_conn, raw, wait_http_logs,
+                   web_gateway)
+from webit import big_file, topo  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -29,11 +30,11 @@ pytestmark = pytest.mark.fwgate_only
 
 
 @pytest.mark.parametrize("framing", ["chunked", "content-length"])
-def test_post_50_mib(topo, gateway, framing):
+def test_post_50_mib(topo, gateway, big_file, framing):
     """50 MiB up through the proxy, chunked (curl with Transfer-Encoding: chunked) or with a
     Content-Length (curl then sends Expect: 100-continue), checked by sha256 at the origin."""
     seed = f"up-{framing}"
-    path = os.path.join(str(topo.tmp), "up.bin")
+    path = big_file("up.bin")
     digest = webit.pattern_file(path, 50 * MIB, seed)
     gw = web_gateway(gateway, topo)
     cmd = ["curl", "-sS", "--max-time", "60", "-x", topo.proxy, "--data-binary", f"@{path}",
@@ -50,7 +51,7 @@ def test_post_50_mib(topo, gateway, framing):
 
 
 @pytest.mark.parametrize("how", ["content-length", "chunked", "close", "connect"])
-def test_download_50_mib(topo, gateway, how):
+def test_download_50_mib(topo, gateway, big_file, how):
     """50 MiB down: with a Content-Length, chunked, delimited by the origin's close, and through
     a CONNECT tunnel; sha256 of what curl wrote."""
     seed = f"down-{how}"
@@ -60,7 +61,7 @@ def test_download_50_mib(topo, gateway, how):
            "close": f"http://{NAME}/close?n={n}&seed={seed}",
            "connect": f"https://{NAME}/bytes?n={n}&seed={seed}"}[how]
     gw = web_gateway(gateway, topo)
-    dest = os.path.join(str(topo.tmp), "down.bin")
+    dest = big_file("down.bin")
     cp = in_internal(topo, ["curl", "-sS", "--max-time", "60", "-x", topo.proxy, "--cacert", topo.certs["ca"],
                             "-o", dest, "-w", "%{http_code}", url], timeout=90)
     assert cp.returncode == 0 and out(cp) == "200", out(cp) + err(cp)

@@ -532,6 +532,25 @@ def topo(tmp_path):
         assert not problems, problems
 
 
+@pytest.fixture
+def big_file(topo):
+    """big_file(NAME): a path in the test's directory for a large file, removed after the test
+    (pytest keeps the directories of its last runs)."""
+    paths = []
+
+    def make(name: str) -> str:
+        path = os.path.join(str(topo.tmp), name)
+        paths.append(path)
+        return path
+
+    yield make
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
 INTERNAL_WEB = {"name": "internal web", "action": "allow", "sources": ["internal"], "destinations": ["any"],
                 "commands": ["http", "connect"]}
 
