@@ -131,6 +131,9 @@ def test_pac_external_through_proxy_intranet_direct(pages, gateway):
     assert [e for e in topo.events("request") if e["target"] == "/page.html"], topo.events("request")
     assert all(a["peer"].startswith(topo.GW_OUTSIDE + ":") for a in topo.events("accept", 80)), \
         "the external origin was reached by someone other than the gateway"
+    dom = browser.dump_dom(f"https://{NAME}/page.html", pac_url(topo))
+    assert "external rendered" in dom, f"the external https page did not load through the proxy: {dom[-1500:]}"
+    assert http_log(gw, method="CONNECT", host=NAME, port=443, timeout=15)["status"] == 200
 
     for url in (f"http://{INTRANET_NAME}/intranet.html", f"http://{topo.intranet}/intranet.html"):
         dom = browser.dump_dom(url, pac_url(topo))
