@@ -19,30 +19,28 @@ bool OriginPool::usable(tcp::socket& socket) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-std::optional<tcp::socket> OriginPool::take(const std::string& key,
-                                            const std::vector<asio::ip::address>& allowed) {
+std::optional<OriginPool::Connection> OriginPool::take(
+    const std::string& key, const std::vector<asio::ip::address>& allowed) {
   const auto it = idle_.find(key);
   if (it == idle_.end()) return std::nullopt;
   auto& list = it->second;
   const auto now = std::chrono::steady_clock::now();
-  std::optional<tcp::socket> out;
+  std::optional<Connection> out;
   while (!list.empty() && !out) {
     Idle entry = std::move(list.back());
     list.pop_back();
     --count_;
-    std::error_code ec;
-    const auto peer = entry.socket.remote_endpoint(ec);
-    if (ec || entry.expires <= now || !usable(entry.socket)) continue;  // closes it
-    if (std::find(allowed.begin(), allowed.end(), unmapped(peer.address())) == allowed.end()) {
+    if (entry.expires <= now || !usable(entry.connection.socket)) continue;  // closes it
+    if (std::find(allowed.begin(), allowed.end(), entry.connection.peer) == allowed.end()) {
       continue;  // the policy no longer allows this address for this request
     }
-    out = std::move(entry.socket);
+    out = std::move(entry.connection);
   }
   if (list.empty()) idle_.erase(it);
   return out;
 }
 
-void OriginPool::put(const std::string& key, tcp::socket socket, std::chrono::milliseconds idle,
+void OriginPool::put(const std::string& key, Connection connection, std::chrono::milliseconds idle,
                      std::size_t maxPerKey) {
   if (maxPerKey == 0 || idle.count() <= 0) return;
   auto& list = idle_[key];
@@ -50,7 +48,7 @@ void OriginPool::put(const std::string& key, tcp::socket socket, std::chrono::mi
     list.pop_front();
     --count_;
   }
-  list.push_back(Idle{std::move(socket), std::chrono::steady_clock::now() + idle});
+  list.push_back(Idle{std::move(connection), std::chrono::steady_clock::now() + idle});
   ++count_;
   if (!sweeping_) {
     sweeping_ = true;
@@ -70,7 +68,7 @@ void OriginPool::sweep() {
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& list = it->second;
     const auto before = list.size();
-    std::erase_if(list, [&](Idle& e) { return e.expires <= now || !usable(e.socket); });
+    std::erase_if(list, [&](Idle& e) { return e.expires <= now || !usable(e.connection.socket); });
     count_ -= before - list.size();
     it = list.empty() ? idle_.erase(it) : std::next(it);
   }

@@ -27,25 +27,29 @@ class OriginPool {
   // touches it before the first put().
   explicit OriginPool(asio::io_context& io) : io_(io) {}
 
+  struct Connection {
+    asio::ip::tcp::socket socket;
+    asio::ip::address peer;  // unmapped
+  };
   // A live idle connection for `key` whose peer address is one of `allowed` (the policy's answer
   // for this request), or nullopt. Most recently used first.
-  std::optional<asio::ip::tcp::socket> take(const std::string& key,
-                                            const std::vector<asio::ip::address>& allowed);
-  // Keeps `socket` for `key` for `idle`; at most `maxPerKey` per key (the oldest goes first);
+  std::optional<Connection> take(const std::string& key,
+                                 const std::vector<asio::ip::address>& allowed);
+  // Keeps `connection` for `key` for `idle`; at most `maxPerKey` per key (the oldest goes first);
   // maxPerKey 0 closes it.
-  void put(const std::string& key, asio::ip::tcp::socket socket, std::chrono::milliseconds idle,
+  void put(const std::string& key, Connection connection, std::chrono::milliseconds idle,
            std::size_t maxPerKey);
+  // Whether an idle connection can still carry a request: no EOF, no error, no unasked-for data.
+  static bool usable(asio::ip::tcp::socket& socket);
   std::size_t size() const { return count_; }
   // Closes every idle connection and the sweep timer: before the io_context goes.
   void clear();
 
  private:
   struct Idle {
-    asio::ip::tcp::socket socket;
+    Connection connection;
     std::chrono::steady_clock::time_point expires;
   };
-  // Whether an idle connection can still carry a request: no EOF, no error, no unasked-for data.
-  static bool usable(asio::ip::tcp::socket& socket);
   asio::awaitable<void> sweepLoop();
   void sweep();
 

@@ -213,6 +213,16 @@ asio::awaitable<void> WebProxySession::serve() {
   }
   finished_ = true;
   timer_.cancel();
+  releaseKept();
+}
+
+void WebProxySession::releaseKept() {
+  if (!kept_) return;
+  const auto& w = snapshot_->config->webProxy;
+  if (OriginPool::usable(kept_->socket)) {
+    runtime_.origins().put(keptKey_, std::move(*kept_), w.originIdleTimeout, w.originPoolSize);
+  }
+  kept_.reset();
 }
 
 asio::awaitable<bool> WebProxySession::serveOne(bool first) {
@@ -227,6 +237,7 @@ asio::awaitable<bool> WebProxySession::serveOne(bool first) {
     const auto until = Clock::now() + wait;
     Read r = co_await readClient(Clock::now() + std::min<Clock::duration>(kHoldBuffers, wait));
     if (r == Read::Timeout && Clock::now() < until) {
+      releaseKept();
       Buffer().swap(in_);
       Buffer().swap(out_);
       inStart_ = 0;
@@ -476,6 +487,7 @@ asio::awaitable<tcp::socket> WebProxySession::connectOrigin(const Allowed& allow
     co_await answer(ec == asio::error::timed_out ? 504 : 502, true, record);
   } else {
     record.resolved = endpointString(connected, port);
+    connected_ = connected;
     std::error_code ignored;
     origin.set_option(tcp::no_delay(true), ignored);
   }
@@ -527,22 +539,33 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
   const auto allowed = co_await admit(head, policy::Command::Http, record);
   if (!allowed) co_return lastAnswerKeeps_;
 
-  // A pooled connection to this origin, made for the same identity, to an address the policy
-  // allows now; else a new one.
+  // The connection this client's last request used, if it went to the same origin for the same
+  // identity; else a pooled one; else a new one. Always to an address the policy allows now.
   std::string key = record.requested;
   key += '\n';
   if (user_) key += *user_;
-  auto pooled = runtime_.origins().take(key, allowed->addresses);
+  std::optional<OriginPool::Connection> pooled;
+  if (kept_ && keptKey_ == key &&
+      std::find(allowed->addresses.begin(), allowed->addresses.end(), kept_->peer) !=
+          allowed->addresses.end() &&
+      OriginPool::usable(kept_->socket)) {
+    pooled = std::move(kept_);
+    kept_.reset();
+  } else {
+    releaseKept();
+    pooled = runtime_.origins().take(key, allowed->addresses);
+  }
   bool reused = pooled.has_value();
   tcp::socket origin(client_.get_executor());
+  asio::ip::address peer;
   if (reused) {
-    origin = std::move(*pooled);
-    std::error_code ec;
-    const auto peer = origin.remote_endpoint(ec);
-    record.resolved = endpointString(unmapped(peer.address()), peer.port());
+    origin = std::move(pooled->socket);
+    peer = pooled->peer;
+    record.resolved = endpointString(peer, head.port);
   } else {
     origin = co_await connectOrigin(*allowed, head.port, record);
     if (!origin.is_open()) co_return lastAnswerKeeps_;
+    peer = connected_;
   }
 
   http::ForwardOptions options;
@@ -638,6 +661,7 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
       retried = true;
       origin = co_await connectOrigin(*allowed, head.port, record);
       if (!origin.is_open()) co_return lastAnswerKeeps_;
+      peer = connected_;
       headSent = false;
       continue;
     }
@@ -711,7 +735,10 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
     co_return false;
   }
   if (complete && response.keepAlive && bodySent && obStart == ob.size()) {
-    runtime_.origins().put(key, std::move(origin), w.originIdleTimeout, w.originPoolSize);
+    // Kept for this client's next request; the pool gets it when the client goes elsewhere,
+    // idles or leaves.
+    kept_.emplace(OriginPool::Connection{std::move(origin), peer});
+    keptKey_ = std::move(key);
   }
   co_return clientKeep&& complete;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/origin_pool.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/runtime.hpp"
 #include "gateway/session_log.hpp"
@@ -93,6 +94,7 @@ class WebProxySession {
   asio::awaitable<bool> writeClient(const void* data, std::size_t n, SessionRecord& record);
   protocol::Bytes pending() const { return {in_.data() + inStart_, in_.size() - inStart_}; }
   void consume(std::size_t n);
+  void releaseKept();
   protocol::http::Limits limits() const;
 
   Runtime& runtime_;
@@ -114,6 +116,11 @@ class WebProxySession {
   std::string credentials_;          // the Proxy-Authorization value user_ was verified with
   bool requestBodyLeft_ = false;     // the current request's body was not read (no keep-alive)
   bool lastAnswerKeeps_ = false;     // the last answer() left the connection usable
+  asio::ip::address connected_;      // where connectOrigin() connected
+  // The origin connection of this client's last request, kept for its next one to the same
+  // origin (keptKey_: origin and user); to the shared pool when it goes elsewhere or idles.
+  std::optional<OriginPool::Connection> kept_;
+  std::string keptKey_;
 };
 
 }  // namespace fwgate::gateway
