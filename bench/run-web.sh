@@ -76,7 +76,11 @@ die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- processes we own, and cleanup
 declare -a OWNED=()
-TMP=$(mktemp -d /tmp/fwgate-bench-web.XXXXXX)
+# In tmpfs when there is one: the proxies' per-request logs live here, and a disk would put other
+# users' I/O into the numbers (tinyproxy fsync()s every log line).
+TMP_PARENT=/tmp
+[[ -d /dev/shm && -w /dev/shm ]] && TMP_PARENT=/dev/shm
+TMP=$(mktemp -d "$TMP_PARENT/fwgate-bench-web.XXXXXX")
 # squid and tinyproxy drop to an unprivileged user when started as root: their own
 # directories below must be theirs to write.
 chmod 755 "$TMP"
@@ -500,6 +504,7 @@ declare -a META=(
   --tag "cases=$CASES (ka: keep-alive, nc: new connection per request; the number is the concurrency)"
   --tag "requests=GET of a ${BODY_BYTES}-byte body, absolute form through the proxies, origin form direct; the load generator connects from 127.2.0.1-254 in turn; origin on 127.0.12.1-4 (direct, fwgate, squid, tinyproxy)"
   --tag "fd_limit=$NOFILE per process (hard $(ulimit -Hn))"
+  --tag "logs=each proxy's per-request log in $TMP_PARENT ($(stat -f -c %T "$TMP_PARENT")), emptied after every run"
   --tag "load=loadavg $LOAD_START at start, $LOAD_END at end (the run's own processes count); CPUs busy over 2 s before the run: $BUSY_START; after it: $BUSY_END"
   --tag "fwgate_settings=fwgate gateway --config (SOCKS and Web Proxy listeners in one process), tunnel_ports 1-65535, session log to a file in the temp dir, log level warn${ORIGIN_POOL:+, origin_pool_size $ORIGIN_POOL}"
   --tag "squid_settings=squid -N; cache deny all, cache_mem 0, no cache_dir; access_log stdio: file; pinger off; other settings default"
