@@ -464,6 +464,7 @@ run_idle() {
 # ---------------------------------------------------------------- the run
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 BUSY_START=$(cpu_busy_now)
+TREE_START=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 log "before the run: load $LOAD_START; CPUs busy over 2 s: $BUSY_START"
 log "targets: ${ACTIVE[*]:-none}; cases ${CASE_LIST[*]}; rounds $ROUNDS; windows ${SECONDS_PER_RUN}s; idle ${IDLE_COUNTS:-none}"
 IFS=, read -r -a IDLE_NS <<<"$IDLE_COUNTS"
@@ -486,7 +487,7 @@ BUSY_END=$(cpu_busy_now)
 # ---------------------------------------------------------------- report
 version_of() {
   case "$1" in
-    fwgate) echo "$("$FWGATE" --version 2>/dev/null | head -1), tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown), built $(date -u -r "$FWGATE" +%Y-%m-%dT%H:%MZ)" ;;
+    fwgate) echo "$("$FWGATE" --version 2>/dev/null | head -1), built $(date -u -r "$FWGATE" +%Y-%m-%dT%H:%MZ); tree at the start of the run $TREE_START" ;;
     squid) "$SQUID" -v 2>/dev/null | head -1 ;;
     tinyproxy) "$TINYPROXY" -v 2>/dev/null | head -1 ;;
   esac
@@ -515,9 +516,9 @@ for t in fwgate squid tinyproxy; do
     META+=(--tag "binary_$t=$(binary_for "$t") ($(version_of "$t"))")
   fi
 done
-load1=${LOAD_START%% *}
-if awk "BEGIN{exit !($load1 > 0.5)}" || grep -Eq '([2-9][0-9]|1[0-9]{2})%' <<<"$BUSY_START"; then
-  META+=(--tag "WARNING=the machine was busy at start (load $load1; $BUSY_START): numbers are noisy; see the 'busy with other processes' rows")
+# The load average also counts this script's previous runs: the CPU sample says more.
+if grep -Eq '([2-9][0-9]|1[0-9]{2})%' <<<"$BUSY_START"; then
+  META+=(--tag "WARNING=the machine was busy at start ($BUSY_START): numbers are noisy; see the 'busy with other processes' rows")
 fi
 record --event meta "${META[@]}"
 "$BENCH" report --suite web --in "$JSONL" --out "$OUT_DIR/latest-web.md"
