@@ -300,7 +300,8 @@ Parse ResponseReader::finishAtEof() {
     stage_ = Stage::Done;
     return Parse::Complete;
   }
-  return invalid(stage_ == Stage::Head && head_.empty() ? "eof_before_response" : "eof_in_response");
+  return invalid(stage_ == Stage::Head && head_.empty() ? "eof_before_response"
+                                                        : "eof_in_response");
 }
 
 Parse scanRequest(std::string_view buffer, RequestHead& out) {

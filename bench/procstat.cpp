@@ -132,7 +132,8 @@ CpuTicks sampleCpus() {
   std::ifstream in("/proc/stat");
   std::string line;
   for (int guard = 0; guard < 4096 && std::getline(in, line); ++guard) {
-    // "cpuN user nice system idle iowait irq softirq steal ..."; the first line ("cpu ") is the sum.
+    // "cpuN user nice system idle iowait irq softirq steal ..."; the first line ("cpu ") is the
+    // sum.
     if (line.compare(0, 3, "cpu") != 0 || line.size() < 4 || line[3] == ' ') continue;
     std::istringstream fields(line.substr(3));
     std::size_t cpu = 0;

@@ -298,8 +298,8 @@ Extract othersOnCpu(int cpu, std::vector<std::string> ours) {
       }
     }
     if (worst < 0 && where.empty()) return cell;
-    cell.text = fmt::format("{:.0f}% ({}){}", std::max(worst, 0.0), where,
-                            worst >= 10 ? " ⚠ shared" : "");
+    cell.text =
+        fmt::format("{:.0f}% ({}){}", std::max(worst, 0.0), where, worst >= 10 ? " ⚠ shared" : "");
     return cell;
   };
 }

@@ -43,7 +43,7 @@ struct Row {
 };
 
 struct Suite {
-  std::string title;                   // the Markdown heading
+  std::string title;                    // the Markdown heading
   std::vector<std::string> allTargets;  // column order
   std::string defaultTargets;           // when the meta record names none
   std::string subject;                  // the target the ratio columns divide

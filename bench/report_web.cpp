@@ -36,18 +36,15 @@ std::vector<Row> webRows(const Dataset& data) {
            {"ka1", "keep-alive, 1 at a time"},
            {"nc64", "new connection each, 64 concurrent"},
            {"nc1", "new connection each, 1 at a time"}}) {
-    rows.push_back({"GET/s, " + label + " ↑", 0, true,
-                    requestsOnly(field(kase, [](const json& r) {
+    rows.push_back({"GET/s, " + label + " ↑", 0, true, requestsOnly(field(kase, [](const json& r) {
                       return number(r, P("/requests_per_s"));
                     }))});
-    rows.push_back({"GET p50 latency, " + label + " (µs) ↓", 0, true,
-                    requestsOnly(field(kase, [](const json& r) {
-                      return number(r, P("/latency_us/p50"));
-                    }))});
-    rows.push_back({"GET p99 latency, " + label + " (µs) ↓", 0, true,
-                    requestsOnly(field(kase, [](const json& r) {
-                      return number(r, P("/latency_us/p99"));
-                    }))});
+    rows.push_back(
+        {"GET p50 latency, " + label + " (µs) ↓", 0, true,
+         requestsOnly(field(kase, [](const json& r) { return number(r, P("/latency_us/p50")); }))});
+    rows.push_back(
+        {"GET p99 latency, " + label + " (µs) ↓", 0, true,
+         requestsOnly(field(kase, [](const json& r) { return number(r, P("/latency_us/p99")); }))});
   }
   rows.push_back({"Client connections per 1,000 GETs, keep-alive 64 ↓", 0, false,
                   requestsOnly(field("ka64", perThousand("/connections_per_request")))});
@@ -86,8 +83,8 @@ std::vector<Row> webRows(const Dataset& data) {
     int n = data.idleCounts.back();
     rows.push_back({fmt::format("Seconds to open {} idle keep-alive conns ↓", n), 1, true,
                     requestsOnly(openSeconds(n))});
-    rows.push_back({fmt::format("Proxy processes / threads @ {}", n), 0, false,
-                    requestsOnly(processesAt(n))});
+    rows.push_back(
+        {fmt::format("Proxy processes / threads @ {}", n), 0, false, requestsOnly(processesAt(n))});
   }
   rows.push_back({"Load side CPU, busiest run (% of its one core)", 0, false, loadSideBusiest()});
   int proxyCpu = std::atoi(data.meta.value("proxy_cpu", "0").c_str());

@@ -142,25 +142,24 @@ int runSessions(const SessionsOptions& options) {
 
   std::sort(latenciesUs.begin(), latenciesUs.end());
   double window = options.seconds;
-  nlohmann::json out{
-      {"mode", "sessions"},
-      {"tags", tagsToJson(common.tags)},
-      {"proxy", common.proxy ? common.proxy->text : "none"},
-      {"target", common.target.text},
-      {"concurrency", options.concurrency},
-      {"payload_bytes", options.payloadBytes},
-      {"await_peer_close", options.awaitPeerClose},
-      {"warmup_s", options.warmupSeconds},
-      {"window_s", window},
-      {"sessions", latenciesUs.size()},
-      {"sessions_per_s", static_cast<double>(latenciesUs.size()) / window},
-      {"sessions_total", completedTotal},
-      {"latency_us", latencySummary(latenciesUs)},
-      {"errors", errors.total()},
-      {"errors_in_window", errorsInWindow.total()},
-      {"error_reasons", errors.toJson()},
-      {"aborted_at_end", abortedAtEnd},
-      {"interrupted", stopRequested()}};
+  nlohmann::json out{{"mode", "sessions"},
+                     {"tags", tagsToJson(common.tags)},
+                     {"proxy", common.proxy ? common.proxy->text : "none"},
+                     {"target", common.target.text},
+                     {"concurrency", options.concurrency},
+                     {"payload_bytes", options.payloadBytes},
+                     {"await_peer_close", options.awaitPeerClose},
+                     {"warmup_s", options.warmupSeconds},
+                     {"window_s", window},
+                     {"sessions", latenciesUs.size()},
+                     {"sessions_per_s", static_cast<double>(latenciesUs.size()) / window},
+                     {"sessions_total", completedTotal},
+                     {"latency_us", latencySummary(latenciesUs)},
+                     {"errors", errors.total()},
+                     {"errors_in_window", errorsInWindow.total()},
+                     {"error_reasons", errors.toJson()},
+                     {"aborted_at_end", abortedAtEnd},
+                     {"interrupted", stopRequested()}};
   cpu.addTo(out, window);
   emit(out);
   return errors.total() == 0 && !latenciesUs.empty() ? 0 : 1;
