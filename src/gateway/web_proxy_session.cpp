@@ -207,7 +207,10 @@ asio::awaitable<void> WebProxySession::run() {
 asio::awaitable<void> WebProxySession::serve() {
   bool first = true;
   for (;;) {
-    const bool keep = co_await serveOne(first);
+    // The wait has a frame of its own: while a connection is idle, nothing of a request's
+    // state (its record, its parsed head) is allocated.
+    if (!co_await nextRequest(first)) break;
+    const bool keep = co_await serveOne();
     first = false;
     if (!keep) break;
   }
@@ -225,10 +228,7 @@ void WebProxySession::releaseKept() {
   kept_.reset();
 }
 
-asio::awaitable<bool> WebProxySession::serveOne(bool first) {
-  // Each request is decided by the configuration current when it starts (a SIGHUP reaches
-  // persistent connections at their next request).
-  snapshot_ = runtime_.snapshot();
+asio::awaitable<bool> WebProxySession::nextRequest(bool first) {
   const auto& w = snapshot_->config->webProxy;
   if (pending().empty()) {
     // A busy client's next request comes at once and finds the buffers where they were; a
@@ -245,6 +245,14 @@ asio::awaitable<bool> WebProxySession::serveOne(bool first) {
     }
     if (r != Read::Ok) co_return false;
   }
+  co_return true;
+}
+
+asio::awaitable<bool> WebProxySession::serveOne() {
+  // Each request is decided by the configuration current when it starts (a SIGHUP reaches
+  // persistent connections at their next request).
+  snapshot_ = runtime_.snapshot();
+  const auto& w = snapshot_->config->webProxy;
   SessionRecord record;
   record.protocol = "http";
   record.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());

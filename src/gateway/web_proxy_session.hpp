@@ -60,8 +60,11 @@ class WebProxySession {
   // buffer is grown while waiting.
   asio::awaitable<Read> readInto(asio::ip::tcp::socket& socket, Buffer& buf, std::size_t chunk,
                                  Clock::time_point deadline);
-  // One request, from its first byte to its log line. False: close the connection after it.
-  asio::awaitable<bool> serveOne(bool first);
+  // Waits for the first byte of the next request (header_timeout for the first, then
+  // keep_alive_timeout). False: the client closed or went quiet.
+  asio::awaitable<bool> nextRequest(bool first);
+  // One request, from its head to its log line. False: close the connection after it.
+  asio::awaitable<bool> serveOne();
   // What a parsed request gets: the script, a forwarded exchange, or a tunnel.
   asio::awaitable<bool> handle(protocol::http::RequestHead& head, SessionRecord& record);
   asio::awaitable<bool> servePac(const protocol::http::RequestHead& head, SessionRecord& record);
