@@ -34,36 +34,31 @@ std::string methodNames(const config::Listener& l) {
   return out;
 }
 
-// The session's frame owns the socket and the session; the registry slot is released on every
-// way out, exceptions included.
+// The registry slot Runtime::admit took for a client, released on every way out of its session,
+// exceptions included.
+struct AdmittedSlot {
+  Runtime& runtime;
+  asio::ip::address client;
+  ~AdmittedSlot() { runtime.release(client); }
+};
+
+// The session's frame owns the socket and the session, and the slot.
 asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
                                    const config::Listener& listener, asio::ip::address client) {
-  struct Slot {
-    Runtime& runtime;
-    asio::ip::address client;
-    ~Slot() { runtime.release(client); }
-  } slot{runtime, client};
+  const AdmittedSlot slot{runtime, client};
   SocksSession session(runtime, std::move(socket), listener);
   co_await session.run();
 }
 
 asio::awaitable<void> serveWebProxy(Runtime& runtime, tcp::socket socket,
                                     asio::ip::address client) {
-  struct Slot {
-    Runtime& runtime;
-    asio::ip::address client;
-    ~Slot() { runtime.release(client); }
-  } slot{runtime, client};
+  const AdmittedSlot slot{runtime, client};
   WebProxySession session(runtime, std::move(socket));
   co_await session.run();
 }
 
 asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, asio::ip::address client) {
-  struct Slot {
-    Runtime& runtime;
-    asio::ip::address client;
-    ~Slot() { runtime.release(client); }
-  } slot{runtime, client};
+  const AdmittedSlot slot{runtime, client};
   ControlSession session(runtime, std::move(socket));
   co_await session.run();
 }
