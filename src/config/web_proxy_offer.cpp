@@ -1,17 +1,13 @@
 #include "config/web_proxy_offer.hpp"
 
+#include "protocol/address.hpp"
+
 #include <algorithm>
 
 namespace fwgate::config {
 
 std::string hostPort(const policy::IpAddress& address, std::uint16_t port) {
-  std::string out;
-  if (address.v6) out += '[';
-  out += address.toString();
-  if (address.v6) out += ']';
-  out += ':';
-  out += std::to_string(port);
-  return out;
+  return protocol::hostPortText(address.toString(), address.v6, port);
 }
 
 WebProxyOffer webProxyOffer(const Config& config, std::span<const Listener> webListeners,

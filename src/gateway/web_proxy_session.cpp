@@ -45,6 +45,11 @@ std::string resultOf(int status) {
   return "ok";
 }
 
+// "host:port" of an absolute- or authority-form request ("[v6]:port").
+std::string destinationText(const http::RequestHead& head) {
+  return protocol::hostPortText(head.host, head.host.find(':') != std::string::npos, head.port);
+}
+
 // "GET http://host:port/path" for messages; the query stays out of logs and pages.
 std::string requestText(const http::RequestHead& head) {
   std::string out = head.method;
@@ -53,7 +58,7 @@ std::string requestText(const http::RequestHead& head) {
     out += head.target;
   } else {
     out += "http://";
-    out += protocol::hostPortText(head.host, head.host.find(':') != std::string::npos, head.port);
+    out += destinationText(head);
     out += withoutQuery(head.path);
   }
   return out;
@@ -299,8 +304,7 @@ asio::awaitable<bool> WebProxySession::serveOne() {
 asio::awaitable<bool> WebProxySession::handle(http::RequestHead& head, SessionRecord& record) {
   using Form = http::RequestHead::Form;
   record.http = SessionRecord::Http{head.method, head.host, head.port, withoutQuery(head.path), 0};
-  record.requested =
-      protocol::hostPortText(head.host, head.host.find(':') != std::string::npos, head.port);
+  record.requested = destinationText(head);
   requestBodyLeft_ = head.body != http::BodyKind::None;
   bool toSelf = head.form == Form::Origin || head.form == Form::Asterisk;
   if (head.form == Form::Absolute) {
