@@ -438,11 +438,19 @@ class ConfigParser {
     }
     std::string relay;
     if (const auto* n = in_.string(t, "relay", "limits", relay)) {
-      if (relay == "splice" || relay == "copy") {
-        limits.relayMode = relay;
+      const auto* known =
+          std::find_if(std::begin(config::kRelayModes), std::end(config::kRelayModes),
+                       [&](const auto& m) { return m.name == relay; });
+      if (known != std::end(config::kRelayModes)) {
+        limits.relayMode = known->mode;
       } else {
+        std::string names;
+        for (const auto& m : config::kRelayModes) {
+          if (!names.empty()) names += ", ";
+          names += m.name;
+        }
         in_.error("limits.relay", *n,
-                  fmt::format("unknown relay mode {} (expected splice or copy)", quote(relay)));
+                  fmt::format("unknown relay mode {} (expected one of {})", quote(relay), names));
       }
     }
   }

@@ -30,6 +30,19 @@ struct Listener {
   friend bool operator==(const Listener&, const Listener&) = default;
 };
 
+// How a relay moves bytes: through pooled user-space buffers (copy), through kernel pipes with
+// splice(2) (splice), or copying a connection's first bytes and splicing once it has moved
+// kSpliceAfter in a direction (auto, the default: small exchanges skip the pipe, bulk skips the
+// copy).
+enum class RelayMode : std::uint8_t { Auto, Copy, Splice };
+struct RelayModeName {
+  RelayMode mode;
+  std::string_view name;
+};
+// The one list of relay modes: parsing, errors and docs come from it.
+inline constexpr RelayModeName kRelayModes[] = {
+    {RelayMode::Auto, "auto"}, {RelayMode::Copy, "copy"}, {RelayMode::Splice, "splice"}};
+
 // [limits]
 struct Limits {
   std::uint32_t maxSessions = 10000;       // 0 = unlimited
@@ -41,9 +54,7 @@ struct Limits {
   Duration udpIdleTimeout{std::chrono::seconds(300)};
   Duration shutdownGrace{std::chrono::seconds(10)};
   std::uint32_t relayBufferSize = 256 * 1024;  // bytes, per active direction, pooled
-  // "copy": through pooled user-space buffers; "splice": through kernel pipes with splice(2).
-  // Copy with large buffers measured faster on loopback (bench/README.md), so it is the default.
-  std::string relayMode = "copy";
+  RelayMode relayMode = RelayMode::Auto;
 };
 
 // [bind]: SOCKS BIND and UDP ASSOCIATE addressing.

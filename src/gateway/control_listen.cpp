@@ -73,8 +73,8 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
   }
   record.result = "succeeded";
   // The client's side is the relay's "client": bytes up go from the program to the remote host.
-  const auto result = co_await relay(back, incoming, runtime.buffers(), runtime.pipes(),
-                                     snapshot->config->limits.idleTimeout);
+  const auto result =
+      co_await relay(back, incoming, runtime.relayPaths(), snapshot->config->limits.idleTimeout);
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
   runtime.sessionLog().write(record);
 }

@@ -403,8 +403,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   const auto primary = runtime_.addPrimary(
       program(), connectedTo, port, allowed.addresses.empty() ? std::string() : allowed.protocol,
       record_.rule);
-  const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
-                                     snapshot_->config->limits.idleTimeout);
+  const auto result =
+      co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
   runtime_.removePrimary(primary);
   runtime_.removeConnect(unmapped(clientEndpoint_.address()), connectedTo);
   record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);

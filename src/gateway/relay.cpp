@@ -25,16 +25,18 @@ constexpr int kFairnessBudget = 16;
 // the frame of relay(), which does not return before every handler it armed has run.
 class Relay {
  public:
-  Relay(tcp::socket& client, tcp::socket& server, BufferPool& buffers, PipePool* pipes,
-        std::chrono::milliseconds idle, RelayResult& result)
-      : buffers_(buffers),
-        pipes_(pipes),
+  Relay(tcp::socket& client, tcp::socket& server, RelayPaths paths, std::chrono::milliseconds idle,
+        RelayResult& result)
+      : paths_(paths),
         idle_(idle),
         idleTimer_(client.get_executor()),
         done_(client.get_executor()),
         up_{&client, &server, &result.bytesUp},
         down_{&server, &client, &result.bytesDown},
-        result_(result) {}
+        result_(result) {
+    // Copy mode, and auto mode until a direction has moved kSpliceAfter, copy.
+    up_.copying = down_.copying = paths.mode != config::RelayMode::Splice;
+  }
 
   asio::awaitable<void> run() {
     lastActivity_ = Clock::now();
@@ -58,11 +60,12 @@ class Relay {
     std::optional<BufferPool::Lease> lease;  // copy: bytes in flight sit in a pooled buffer
     std::size_t offset = 0;                  // copy: first unsent byte in the lease
     std::size_t pending = 0;                 // bytes read but not yet written
-    bool copying = false;                    // no pipe could be had: this direction copies
+    bool copying = true;                     // this direction copies (else it splices)
+    bool noPipe = false;                     // no pipe could be had: copy from now on
     bool done = false;
   };
 
-  bool splicing(const Direction& d) const { return pipes_ != nullptr && !d.copying; }
+  bool splicing(const Direction& d) const { return !d.copying; }
 
   // Moves what the kernel allows; arms a readiness wait when blocked, finishes on EOF or error.
   void pump(Direction& d) {
@@ -114,21 +117,28 @@ class Relay {
   }
 
   ssize_t read(Direction& d) {
-    if (pipes_ != nullptr && !d.copying && !d.pipe.valid()) {
-      d.pipe = pipes_->acquire();
-      if (!d.pipe.valid()) d.copying = true;  // out of descriptors for pipes
+    // Auto mode: a direction that has moved enough starts splicing at a chunk boundary, when
+    // nothing sits in the buffer.
+    if (d.copying && paths_.mode == config::RelayMode::Auto && !d.noPipe &&
+        *d.counter >= kSpliceAfter) {
+      d.copying = false;
+      d.lease.reset();
+    }
+    if (!d.copying && !d.pipe.valid()) {
+      d.pipe = paths_.pipes.acquire();
+      if (!d.pipe.valid()) d.copying = d.noPipe = true;  // out of descriptors for pipes
     }
     if (splicing(d)) {
       return ::splice(d.from->native_handle(), nullptr, d.pipe.writeEnd(), nullptr,
                       d.pipe.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     }
-    if (!d.lease) d.lease.emplace(buffers_.acquire());
+    if (!d.lease) d.lease.emplace(paths_.buffers.acquire());
     return ::recv(d.from->native_handle(), d.lease->data(), d.lease->size(), MSG_DONTWAIT);
   }
 
   // Gives back the pipe or buffer; only called when nothing is in flight.
   void release(Direction& d) {
-    if (d.pipe.valid()) pipes_->release(std::move(d.pipe));
+    if (d.pipe.valid()) paths_.pipes.release(std::move(d.pipe));
     d.pipe = Pipe();
     d.lease.reset();
   }
@@ -191,8 +201,7 @@ class Relay {
     done_.cancel();
   }
 
-  BufferPool& buffers_;
-  PipePool* pipes_;
+  RelayPaths paths_;
   std::chrono::milliseconds idle_;
   asio::steady_timer idleTimer_;
   asio::steady_timer done_;  // an event: cancelled when the relay is over
@@ -209,15 +218,15 @@ class Relay {
 
 }  // namespace
 
-asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, BufferPool& buffers,
-                                   PipePool* pipes, std::chrono::milliseconds idleTimeout) {
+asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, RelayPaths paths,
+                                   std::chrono::milliseconds idleTimeout) {
   RelayResult result;
   std::error_code ec;
   client.non_blocking(true, ec);
   server.non_blocking(true, ec);
   client.set_option(tcp::no_delay(true), ec);
   server.set_option(tcp::no_delay(true), ec);
-  Relay relay(client, server, buffers, pipes, idleTimeout, result);
+  Relay relay(client, server, paths, idleTimeout, result);
   co_await relay.run();
   co_return result;
 }

@@ -22,6 +22,7 @@
 #include "gateway/origin_pool.hpp"
 #include "gateway/packet_filters.hpp"
 #include "gateway/pipe_pool.hpp"
+#include "gateway/relay.hpp"
 #include "gateway/session_log.hpp"
 #include "policy/engine.hpp"
 
@@ -81,8 +82,8 @@ class Runtime {
   void setSnapshot(std::shared_ptr<const Snapshot> s);
 
   BufferPool& buffers() { return buffers_; }
-  // The pipes for splice relaying, or null when the configuration asks for copying.
-  PipePool* pipes() { return snapshot_->config->limits.relayMode == "splice" ? &pipes_ : nullptr; }
+  // What a relay may hold bytes in flight in, and the configured [limits] relay mode.
+  RelayPaths relayPaths() { return {buffers_, pipes_, snapshot_->config->limits.relayMode}; }
   SessionLog& sessionLog() { return log_; }
   asio::thread_pool& resolverPool() { return resolverPool_; }
   asio::thread_pool& authPool() { return authPool_; }

@@ -369,8 +369,8 @@ asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
       co_return;
     }
   }
-  const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
-                                     snapshot_->config->limits.idleTimeout);
+  const auto result =
+      co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
   record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 

@@ -807,8 +807,8 @@ asio::awaitable<void> WebProxySession::relayWith(tcp::socket& server, SessionRec
     }
   }
   setDeadline(Clock::time_point::max(), nullptr);  // relay() keeps its own idle timer
-  const auto result = co_await relay(client_, server, runtime_.buffers(), runtime_.pipes(),
-                                     snapshot_->config->limits.idleTimeout);
+  const auto result =
+      co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 

@@ -98,11 +98,19 @@ class Stream:
             yield self.block
 
 
+# Every [limits] relay mode carries the same bytes; "auto" (the default) switches from copy to
+# splice mid-stream, where a lost or repeated chunk would show.
+RELAY_MODES = [pytest.param("auto", id="auto"),
+               pytest.param("copy", id="copy", marks=pytest.mark.fwgate_only),
+               pytest.param("splice", id="splice", marks=pytest.mark.fwgate_only)]
+
+
 @pytest.mark.timeout(400)
-def test_1gib_upload_checksum(gateway, server_factory):
+@pytest.mark.parametrize("mode", RELAY_MODES)
+def test_1gib_upload_checksum(gateway, server_factory, mode):
     """1 GiB client -> destination; the destination's sha256 matches the client's."""
     srv = server_factory(fwit.handle_hashing_sink)
-    gw = gateway()
+    gw = gateway(limits={"relay": mode})
     budget = 120 * fwit.SLOW
     deadline = time.monotonic() + budget
     sock, _ = fwit.s5_open(gw.host, gw.port, "127.0.0.1", srv.port)
@@ -122,11 +130,12 @@ def test_1gib_upload_checksum(gateway, server_factory):
 
 @pytest.mark.fwgate_only  # microsocks' blocking relay deadlocks on full-duplex bulk
 @pytest.mark.timeout(400)
-def test_1gib_full_duplex_checksum(gateway, server_factory):
+@pytest.mark.parametrize("mode", RELAY_MODES)
+def test_1gib_full_duplex_checksum(gateway, server_factory, mode):
     """1 GiB up and its echo down at the same time: sha256 matches at the destination and back at the
     client. A relay that blocks on one direction deadlocks here."""
     srv = server_factory(fwit.handle_hashing_echo)
-    gw = gateway()
+    gw = gateway(limits={"relay": mode})
     budget = 150 * fwit.SLOW
     deadline = time.monotonic() + budget
     sock, _ = fwit.s5_open(gw.host, gw.port, "127.0.0.1", srv.port)

@@ -31,18 +31,18 @@ struct Pairs {
   }
 };
 
-// Every test runs with the copying pump and with the splice(2) pump.
-class Relay : public ::testing::TestWithParam<bool> {
+// Every test runs with each relay mode: copying, splice(2), and copy-then-splice (auto).
+class Relay : public ::testing::TestWithParam<config::RelayMode> {
  protected:
   PipePool pipes_{65536};
-  PipePool* pipes() { return GetParam() ? &pipes_ : nullptr; }
+  RelayPaths paths(BufferPool& pool) { return {pool, pipes_, GetParam()}; }
 };
 
-RelayResult runRelay(Pairs& p, BufferPool& pool, PipePool* pipes, std::chrono::milliseconds idle,
+RelayResult runRelay(Pairs& p, RelayPaths paths, std::chrono::milliseconds idle,
                      std::function<void()> peers) {
   RelayResult result;
   bool done = false;
-  asio::co_spawn(p.io, relay(p.client, p.server, pool, pipes, idle),
+  asio::co_spawn(p.io, relay(p.client, p.server, paths, idle),
                  [&](std::exception_ptr e, RelayResult r) {
                    ASSERT_FALSE(e);
                    result = r;
@@ -66,7 +66,7 @@ std::string readAll(tcp::socket& s) {
 TEST_P(Relay, UpstreamWritesFirstThenBothHalfClose) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, paths(pool), std::chrono::seconds(10), [&] {
     asio::write(p.upstream, asio::buffer(std::string("220 hello\r\n")));
     std::string greet(11, '\0');
     asio::read(p.app, asio::buffer(greet));
@@ -83,12 +83,18 @@ TEST_P(Relay, UpstreamWritesFirstThenBothHalfClose) {
   EXPECT_EQ(r.bytesDown, 20u);
   EXPECT_FALSE(r.idleTimeout);
   EXPECT_TRUE(r.error.empty()) << r.error;
+  // A small exchange takes a pipe only when splicing is forced: auto copies it.
+  if (GetParam() == config::RelayMode::Splice) {
+    EXPECT_GE(pipes_.idleCount(), 1u);
+  } else {
+    EXPECT_EQ(pipes_.idleCount(), 0u);
+  }
 }
 
 TEST_P(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, paths(pool), std::chrono::seconds(10), [&] {
     asio::write(p.upstream, asio::buffer(std::string("done")));
     p.upstream.shutdown(tcp::socket::shutdown_send);
     EXPECT_EQ(readAll(p.app), "done");
@@ -107,7 +113,7 @@ TEST_P(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
   std::vector<std::uint8_t> data(kSize);
   for (std::size_t i = 0; i < kSize; ++i) data[i] = static_cast<std::uint8_t>((i * 7919) >> 3);
   std::vector<std::uint8_t> received;
-  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, paths(pool), std::chrono::seconds(10), [&] {
     std::thread writer([&] {
       asio::write(p.app, asio::buffer(data));
       p.app.shutdown(tcp::socket::shutdown_send);
@@ -121,12 +127,18 @@ TEST_P(Relay, LargeTransferArrivesWholeAndInOrderWithSmallBuffers) {
   EXPECT_EQ(r.bytesUp, kSize);
   EXPECT_TRUE(received == data);
   EXPECT_LE(pool.idleCount(), 2u);
+  // Past kSpliceAfter, auto splices like splice mode; copy mode never touches a pipe.
+  if (GetParam() == config::RelayMode::Copy) {
+    EXPECT_EQ(pipes_.idleCount(), 0u);
+  } else {
+    EXPECT_GE(pipes_.idleCount(), 1u);
+  }
 }
 
 TEST_P(Relay, ResetOnOneSideEndsBoth) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, pipes(), std::chrono::seconds(10), [&] {
+  auto r = runRelay(p, paths(pool), std::chrono::seconds(10), [&] {
     asio::write(p.app, asio::buffer(std::string("x")));
     std::string one(1, '\0');
     asio::read(p.upstream, asio::buffer(one));
@@ -140,12 +152,19 @@ TEST_P(Relay, ResetOnOneSideEndsBoth) {
 TEST_P(Relay, IdleTimeoutEndsASilentRelay) {
   Pairs p;
   BufferPool pool(4096);
-  auto r = runRelay(p, pool, pipes(), std::chrono::milliseconds(200), [] {});
+  auto r = runRelay(p, paths(pool), std::chrono::milliseconds(200), [] {});
   EXPECT_TRUE(r.idleTimeout);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pumps, Relay, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "splice" : "copy"; });
+INSTANTIATE_TEST_SUITE_P(Modes, Relay,
+                         ::testing::Values(config::RelayMode::Copy, config::RelayMode::Splice,
+                                           config::RelayMode::Auto),
+                         [](const auto& info) {
+                           for (const auto& m : config::kRelayModes) {
+                             if (m.mode == info.param) return std::string(m.name);
+                           }
+                           return std::string("unknown");
+                         });
 
 TEST(PipePool, LendsEmptyPipesAndKeepsAtMostMaxIdle) {
   PipePool pool(1 << 20, 1);
