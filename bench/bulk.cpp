@@ -1,6 +1,7 @@
 // bulk: N streams write as fast as they can; the rate is what the sink received in the window.
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <vector>
@@ -33,6 +34,41 @@ SinkCounters readSink(const Endpoint& stats) {
   return out;
 }
 
+// One blocking connect() per stream, as a program under LD_PRELOAD makes it; each connected
+// socket is then made non-blocking and registered like openConnections' ready ones.
+OpenResult openBlocking(const CommonLoadOptions& common, int streams, int epfd,
+                        std::uint32_t readyEvents, ConnectPath path, PathCounts& paths) {
+  OpenResult result;
+  auto begin = Clock::now();
+  for (int i = 0; i < streams && !stopRequested(); ++i) {
+    const Endpoint* source =
+        common.sources.empty()
+            ? nullptr
+            : &common.sources[static_cast<std::size_t>(i) % common.sources.size()];
+    int fd = connectBlocking(common.target, source, 10);
+    if (fd < 0) {
+      ++result.failed;
+      result.errors.add("connect_" + errnoName(-fd));
+      continue;
+    }
+    if (std::string why = checkPath(fd, common.target, path, paths); !why.empty()) {
+      ::close(fd);
+      ++result.failed;
+      result.errors.add(why);
+      continue;
+    }
+    setNonBlocking(fd);
+    epoll_event ev{};
+    ev.events = readyEvents | EPOLLET;
+    ev.data.u64 = kReadyTag | result.ready.size();
+    ::epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+    result.ready.emplace_back();
+    result.ready.back().adopt(fd);
+  }
+  result.seconds = secondsSince(begin);
+  return result;
+}
+
 struct Stream {
   Dial dial;
   bool writable = true;
@@ -52,7 +88,14 @@ int runBulk(const BulkOptions& options) {
   request.connTimeoutSeconds = 10;
   request.overallTimeoutSeconds = 30;
   request.readyEvents = EPOLLOUT | EPOLLIN | EPOLLRDHUP;
-  OpenResult opened = openConnections(plan, request, epoll.get());
+  OpenResult opened;
+  PathCounts paths;
+  if (options.blockingConnect) {
+    opened = openBlocking(common, options.streams, epoll.get(), request.readyEvents, options.path,
+                          paths);
+  } else {
+    opened = openConnections(plan, request, epoll.get());
+  }
   ErrorCounts errors = opened.errors;
 
   std::vector<Stream> streams;
@@ -123,7 +166,8 @@ int runBulk(const BulkOptions& options) {
   nlohmann::json out{{"mode", "bulk"},
                      {"tags", tagsToJson(common.tags)},
                      {"proxy", common.proxy ? common.proxy->text : "none"},
-                     {"protocol", proxyProtocolName(common.protocol)},
+                     {"protocol", options.blockingConnect ? "blocking-connect"
+                                                          : proxyProtocolName(common.protocol)},
                      {"target", common.target.text},
                      {"streams", options.streams},
                      {"streams_opened", opened.ready.size()},
@@ -132,7 +176,14 @@ int runBulk(const BulkOptions& options) {
                      {"warmup_s", options.warmupSeconds},
                      {"errors", errors.total()},
                      {"error_reasons", errors.toJson()}};
+  if (options.blockingConnect) out["paths"] = paths.toJson();
   bool measured = sink0.ok && sink1.ok && sink1.tNs > sink0.tNs;
+  if (!measured && !streams.empty() && !stopRequested()) {
+    // No rate without the sink's counter: a failure of the run, counted as one.
+    errors.add(sink0.ok ? "sink_counter_unreadable_at_end" : "sink_counter_unreadable");
+    out["errors"] = errors.total();
+    out["error_reasons"] = errors.toJson();
+  }
   out["measured"] = measured;
   if (measured) {
     double window = static_cast<double>(sink1.tNs - sink0.tNs) / 1e9;

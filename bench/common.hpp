@@ -37,7 +37,8 @@ class Fd {
   int fd_ = -1;
 };
 
-// A TCP endpoint on the loopback interface (127.0.0.0/8 or ::1); nothing else is accepted.
+// A TCP or UDP endpoint on the loopback interface: 127.0.0.0/8, ::1, or 198.18.0.0/15 (which
+// run.sh assigns to lo in its own network namespace); nothing else is accepted.
 struct Endpoint {
   sockaddr_storage addr{};
   socklen_t len = 0;
@@ -47,7 +48,7 @@ struct Endpoint {
   std::uint16_t port() const;
 };
 
-// Parses "A.B.C.D:PORT" or "[::1]:PORT"; nullopt unless the address is loopback.
+// Parses "A.B.C.D:PORT" or "[::1]:PORT"; nullopt unless the address is one of those above.
 std::optional<Endpoint> parseLoopbackEndpoint(std::string_view text);
 
 // Start-up helper: parses or throws std::runtime_error naming the option.
@@ -62,6 +63,20 @@ std::uint16_t localPort(int fd);
 // A non-blocking TCP socket with connect() started; returns -errno on failure. With a source
 // address, binds it first with IP_BIND_ADDRESS_NO_PORT so connect() still picks the port.
 int startConnect(const Endpoint& to, const Endpoint* source = nullptr);
+
+// A blocking TCP connect(), the call as an ordinary program makes it (and as a preloaded library
+// such as libfwgate-client.so or Dante's socksify hooks it), from `source` when given (with
+// IP_BIND_ADDRESS_NO_PORT). Send and receive time out after timeoutSeconds. Returns the connected,
+// blocking socket or -errno; *connectNs, when given, gets the time connect() alone took.
+int connectBlocking(const Endpoint& to, const Endpoint* source, double timeoutSeconds,
+                    std::int64_t* connectNs = nullptr);
+
+// The kernel's peer of a connected socket (syscall(SYS_getpeername): past any preloaded
+// library's getpeername() hook, which reports the destination the program asked for).
+std::optional<Endpoint> kernelPeer(int fd);
+
+// Whether two endpoints are the same address and port.
+bool sameEndpoint(const Endpoint& a, const Endpoint& b);
 
 // The source addresses the load generator rotates through by default: 127.2.0.1-127.2.0.254 for
 // IPv4, so its TIME_WAIT sockets neither crowd one address's ports nor touch 127.0.0.1's; none for

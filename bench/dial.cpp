@@ -150,6 +150,15 @@ void Dial::start(const DialPlan& plan, std::uint64_t sequence) {
   state_ = DialState::Connecting;
 }
 
+void Dial::adopt(int fd) {
+  fd_.reset(fd);
+  have_ = 0;
+  echoed_ = 0;
+  failure_.clear();
+  started_ = Clock::now();
+  state_ = DialState::Ready;
+}
+
 void Dial::fail(std::string reason) {
   fd_.reset();
   state_ = DialState::Failed;

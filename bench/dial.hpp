@@ -71,6 +71,8 @@ class Dial {
   void start(const DialPlan& plan, std::uint64_t sequence);
   // Makes all the progress the socket allows without blocking.
   void advance(const DialPlan& plan, std::uint32_t events);
+  // Takes a socket connected by other means (bulk --blocking-connect) as a Ready dial.
+  void adopt(int fd);
   // Marks the dial failed with a reason and closes the socket.
   void fail(std::string reason);
   // Closes the socket and returns to Idle.

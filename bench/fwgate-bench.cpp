@@ -126,6 +126,12 @@ int freePort(const std::string& host) {
   throw std::runtime_error("free-port: no free port found below the ephemeral range");
 }
 
+ConnectPath pathOption(const std::string& text) {
+  auto path = parseConnectPath(text);
+  if (!path) throw std::runtime_error("--expect: direct, relayed or any");
+  return *path;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +159,12 @@ int main(int argc, char** argv) {
                    "Close a connection first once this many bytes were echoed (0: never)")
       ->capture_default_str();
 
+  auto* udpEchoCmd = app.add_subcommand("udp-echo", "UDP echo server");
+  udpEchoCmd->add_option("--listen", listen, "HOST:PORT, repeatable (port 0: any)")
+      ->capture_default_str();
+  udpEchoCmd->add_option("--lifetime", lifetime, "Exit after this many seconds")
+      ->capture_default_str();
+
   std::size_t originBody = 128;
   auto* originCmd = app.add_subcommand("http-origin", "HTTP/1.1 origin answering every GET");
   originCmd->add_option("--listen", listen, "HOST:PORT, repeatable (port 0: any)")
@@ -174,6 +186,54 @@ int main(int argc, char** argv) {
   bulkCmd->add_option("--seconds", bulk.seconds, "Measured window")->capture_default_str();
   bulkCmd->add_option("--warmup", bulk.warmupSeconds)->capture_default_str();
   bulkCmd->add_option("--write-bytes", bulk.writeBytes)->capture_default_str();
+
+  bulkCmd->add_flag("--blocking-connect", bulk.blockingConnect,
+                    "Open each stream with a blocking connect() to --target (with --proxy none): "
+                    "what a preloaded library (fwgate run, socksify) makes of it");
+  std::string bulkPath = "any";
+  bulkCmd
+      ->add_option("--expect", bulkPath,
+                   "With --blocking-connect: direct or relayed (checked on each stream by the "
+                   "kernel's peer), or any")
+      ->capture_default_str();
+
+  LoadFlags connectsFlags;
+  ConnectsOptions connects;
+  std::string connectsPath = "any";
+  auto* connectsCmd = app.add_subcommand(
+      "connects", "Blocking connect() one at a time (under LD_PRELOAD: the client's path)");
+  connectsFlags.add(connectsCmd);
+  connectsCmd->add_option("--seconds", connects.seconds, "Measured window")->capture_default_str();
+  connectsCmd->add_option("--warmup", connects.warmupSeconds)->capture_default_str();
+  connectsCmd->add_option("--timeout", connects.timeoutSeconds, "Send/receive timeout")
+      ->capture_default_str();
+  connectsCmd->add_option("--payload", connects.payloadBytes, "Echoed after connect (0: none)")
+      ->capture_default_str();
+  connectsCmd->add_flag("--await-close", connects.awaitPeerClose,
+                        "After the echo, wait for the far end to close (echo --close-after)");
+  connectsCmd
+      ->add_option("--expect", connectsPath,
+                   "What connect() must become: direct or relayed (checked by the kernel's peer), "
+                   "or any")
+      ->capture_default_str();
+
+  LoadFlags udpFlags;
+  UdpOptions udp;
+  auto* udpCmd = app.add_subcommand(
+      "udp", "Datagrams through SOCKS5 UDP ASSOCIATE (or direct) to a UDP echo server");
+  udpFlags.add(udpCmd);
+  udpCmd->add_option("--seconds", udp.seconds, "Measured window")->capture_default_str();
+  udpCmd->add_option("--warmup", udp.warmupSeconds)->capture_default_str();
+  udpCmd->add_option("--payload", udp.payloadBytes, "Bytes after the SOCKS header (>= 12)")
+      ->capture_default_str()
+      ->check(CLI::Range(12, 65000));
+  udpCmd->add_option("--window", udp.window, "Datagrams in flight")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  udpCmd
+      ->add_option("--loss-timeout", udp.lossTimeoutSeconds,
+                   "A datagram not echoed by then is lost")
+      ->capture_default_str();
 
   LoadFlags sessionsFlags;
   SessionsOptions sessions;
@@ -267,6 +327,22 @@ int main(int argc, char** argv) {
       }
       return runEcho(server);
     }
+    if (udpEchoCmd->parsed()) {
+      ServerOptions server;
+      for (const auto& l : listen) server.listen.push_back(requireLoopbackEndpoint("--listen", l));
+      server.lifetimeSeconds = lifetime;
+      return runUdpEcho(server);
+    }
+    if (connectsCmd->parsed()) {
+      connects.common = connectsFlags.resolve();
+      if (connects.common.proxy) throw std::runtime_error("connects: --proxy must be none");
+      connects.path = pathOption(connectsPath);
+      return runConnects(connects);
+    }
+    if (udpCmd->parsed()) {
+      udp.common = udpFlags.resolve();
+      return runUdp(udp);
+    }
     if (originCmd->parsed()) {
       ServerOptions server;
       for (const auto& l : listen) server.listen.push_back(requireLoopbackEndpoint("--listen", l));
@@ -285,6 +361,10 @@ int main(int argc, char** argv) {
     if (bulkCmd->parsed()) {
       bulk.common = bulkFlags.resolve();
       bulk.sinkStats = requireLoopbackEndpoint("--stats", sinkStats);
+      bulk.path = pathOption(bulkPath);
+      if (bulk.blockingConnect && bulk.common.proxy) {
+        throw std::runtime_error("bulk --blocking-connect: --proxy must be none");
+      }
       return runBulk(bulk);
     }
     if (sessionsCmd->parsed()) {

@@ -6,8 +6,10 @@
 
 #include <cstddef>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common.hpp"
@@ -35,6 +37,21 @@ inline DialPlan dialPlanFor(const CommonLoadOptions& common, std::size_t echoByt
   return plan;
 }
 
+// What a blocking connect() to the target should turn into, checked on every connection by the
+// kernel's peer (kernelPeer): the target itself (Direct), or anything else (Relayed: a preloaded
+// library handed the socket to a gateway or SOCKS server). A mismatch is counted as an error.
+enum class ConnectPath : std::uint8_t { Any, Direct, Relayed };
+std::optional<ConnectPath> parseConnectPath(std::string_view name);
+
+struct PathCounts {
+  std::uint64_t direct = 0, relayed = 0;
+  std::string relayedPeer;  // the first relayed socket's kernel peer, for the record
+  nlohmann::json toJson() const;
+};
+
+// Counts the socket's path; "" when it is the expected one, else the error reason.
+std::string checkPath(int fd, const Endpoint& target, ConnectPath expected, PathCounts& counts);
+
 struct BulkOptions {
   CommonLoadOptions common;
   Endpoint sinkStats;  // the sink's counter port: bytes are counted where they arrive
@@ -42,6 +59,33 @@ struct BulkOptions {
   double seconds = 5;
   double warmupSeconds = 1;
   std::size_t writeBytes = 1 << 20;
+  // Each stream opened with a blocking connect() to the target (no proxy protocol of our own):
+  // the path is whatever a preloaded library (libfwgate-client.so, socksify) makes of it.
+  bool blockingConnect = false;
+  ConnectPath path = ConnectPath::Any;  // with blockingConnect
+};
+
+// Blocking connect() one at a time to an echo server: the latency of connect() alone (what a
+// preloaded library adds to it), of the first payload echo, and of the whole session.
+struct ConnectsOptions {
+  CommonLoadOptions common;
+  double seconds = 5;
+  double warmupSeconds = 1;
+  double timeoutSeconds = 5;  // SO_SNDTIMEO / SO_RCVTIMEO of each socket
+  std::size_t payloadBytes = 64;
+  bool awaitPeerClose = false;  // the echo server closes first (--close-after): wait for it
+  ConnectPath path = ConnectPath::Any;
+};
+
+// SOCKS5 UDP ASSOCIATE (or direct) against a UDP echo server, `window` datagrams in flight: each
+// echoed datagram (checked) releases the next one. Rate = echoes completed in the window.
+struct UdpOptions {
+  CommonLoadOptions common;
+  double seconds = 5;
+  double warmupSeconds = 1;
+  std::size_t payloadBytes = 64;
+  int window = 64;
+  double lossTimeoutSeconds = 1;  // a datagram not echoed by then is lost (and replaced)
 };
 
 struct SessionsOptions {
@@ -83,6 +127,8 @@ struct RequestsOptions {
 int runBulk(const BulkOptions& options);
 int runRequests(const RequestsOptions& options);
 int runSessions(const SessionsOptions& options);
+int runConnects(const ConnectsOptions& options);
+int runUdp(const UdpOptions& options);
 int runIdle(const IdleOptions& options);
 // One verified session (handshake + 16-byte echo); exit status 0 when it worked.
 int runProbe(const CommonLoadOptions& options, double timeoutSeconds);

@@ -8,6 +8,9 @@
 
 namespace fwgate::bench {
 
+// The SOCKS suite (report_socks.cpp).
+report::Suite socksSuite();
+
 // The HTTP proxy suite (report_web.cpp).
 report::Suite webSuite();
 

@@ -48,6 +48,10 @@ Dataset load(std::istream& in, const Suite& suite) {
       data.skipped[target] = tag(record, "reason");
       continue;
     }
+    if (event == "case_skipped") {
+      data.caseSkipped[target][tag(record, "case")] = tag(record, "reason");
+      continue;
+    }
     if (event == "run_failed") {
       data.failures[target].push_back(fmt::format("{} round {}: {}", tag(record, "case"),
                                                   tag(record, "round"), tag(record, "reason")));
@@ -67,7 +71,10 @@ Dataset load(std::istream& in, const Suite& suite) {
       }
       continue;
     }
-    if (mode != "bulk" && mode != "sessions" && mode != "idle" && mode != "requests") continue;
+    if (mode != "bulk" && mode != "sessions" && mode != "idle" && mode != "requests" &&
+        mode != "connects" && mode != "udp") {
+      continue;
+    }
     int round = std::atoi(tag(record, "round").c_str());
     data.runs[target][tag(record, "case")][round] = record;
   }
@@ -229,12 +236,13 @@ Extract processesAt(int n, const std::string& kasePrefix) {
   };
 }
 
-Extract loadSideBusiest() {
-  return [](const TargetRuns& runs, const std::string&) {
+Extract loadSideBusiest(std::vector<std::string> cases) {
+  return [cases](const TargetRuns& runs, const std::string&) {
     Cell cell;
     double worst = -1;
     std::string where;
     for (const auto& [kase, rounds] : runs) {
+      if (!cases.empty() && std::find(cases.begin(), cases.end(), kase) == cases.end()) continue;
       for (const auto& [round, record] : rounds) {
         if (!record.contains("load_side_busy")) continue;
         double busy = record["load_side_busy"].get<double>() * 100;
@@ -315,6 +323,33 @@ Extract except(std::vector<std::string> targets, std::string text, Extract extra
   };
 }
 
+Extract only(std::vector<std::string> targets, std::string text, Extract extract) {
+  return [targets, text, extract](const TargetRuns& runs, const std::string& target) {
+    if (std::find(targets.begin(), targets.end(), target) == targets.end()) {
+      Cell cell;
+      cell.text = text;
+      return cell;
+    }
+    return extract(runs, target);
+  };
+}
+
+Extract unlessSkipped(const Dataset& data, std::vector<std::string> cases, Extract extract) {
+  return [&data, cases, extract](const TargetRuns& runs, const std::string& target) {
+    auto it = data.caseSkipped.find(target);
+    if (it != data.caseSkipped.end()) {
+      for (const auto& kase : cases) {
+        if (it->second.count(kase)) {
+          Cell cell;
+          cell.text = "**SKIPPED**";
+          return cell;
+        }
+      }
+    }
+    return extract(runs, target);
+  };
+}
+
 std::string render(const Suite& suite, const Dataset& data) {
   std::string md;
   md += "# " + suite.title + "\n\n";
@@ -322,6 +357,13 @@ std::string render(const Suite& suite, const Dataset& data) {
     auto it = data.skipped.find(t);
     if (it != data.skipped.end()) {
       md += fmt::format("> **⚠ {} SKIPPED: {}** — its column has no numbers.\n\n", t, it->second);
+    }
+  }
+  for (const auto& t : data.targets) {
+    auto it = data.caseSkipped.find(t);
+    if (it == data.caseSkipped.end() || data.skipped.count(t)) continue;
+    for (const auto& [kase, reason] : it->second) {
+      md += fmt::format("> **⚠ {} {} SKIPPED: {}** — its cells say SKIPPED.\n\n", t, kase, reason);
     }
   }
   md += "Setup:\n";

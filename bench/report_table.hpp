@@ -22,6 +22,7 @@ struct Dataset {
   std::map<std::string, TargetRuns> runs;
   std::map<std::string, std::string> skipped;                // target -> reason
   std::map<std::string, std::vector<std::string>> failures;  // target -> "case round N: reason"
+  std::map<std::string, std::map<std::string, std::string>> caseSkipped;  // target -> case -> why
   std::vector<int> idleCounts;
   std::vector<std::string> targets;  // those of the run, in the suite's order
 };
@@ -40,6 +41,8 @@ struct Row {
   int decimals = 2;
   bool ratios = true;
   Extract extract;
+  std::vector<std::string> cases;  // the cases it reads; a suite may leave out rows of cases
+                                   // its run did not select (empty: always shown)
 };
 
 struct Suite {
@@ -75,13 +78,18 @@ Extract errorsOf(std::vector<std::string> cases);
 Extract idleMemory(int n, const char* key, const std::string& kasePrefix = "idle");
 Extract processesAt(int n, const std::string& kasePrefix = "idle");
 Extract openSeconds(int n, const std::string& kasePrefix = "idle");
-// The busiest the load side (generator + far end, sharing one core) was in any run.
-Extract loadSideBusiest();
+// The busiest the load side (generator + far end, sharing one core) was in any run (of the
+// given cases only, when some are given).
+Extract loadSideBusiest(std::vector<std::string> cases = {});
 // How busy one CPU was with anything but the processes measured on it, in the worst run:
 // cpus_busy[cpu] less the CPU seconds per second of `ours` (cpu_s for the proxy's CPU; load_cpu_s
 // and far_cpu_s for the load side's), in percent.
 Extract othersOnCpu(int cpu, std::vector<std::string> ours);
 // `text` for the listed targets, the extractor for the others.
 Extract except(std::vector<std::string> targets, std::string text, Extract extract);
+// Only for the listed targets; `text` for the others.
+Extract only(std::vector<std::string> targets, std::string text, Extract extract);
+// "SKIPPED" for a target whose cases (any of them) the run skipped, the extractor otherwise.
+Extract unlessSkipped(const Dataset& data, std::vector<std::string> cases, Extract extract);
 
 }  // namespace fwgate::bench::report

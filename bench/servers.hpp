@@ -33,4 +33,7 @@ int runEcho(const ServerOptions& options);
 // {"requests","accepted","active","t_ns"}. SIGUSR1 closes every open connection.
 int runHttpOrigin(const ServerOptions& options);
 
+// UDP: sends every datagram back to its sender (recvmmsg/sendmmsg, 4 MiB socket buffers).
+int runUdpEcho(const ServerOptions& options);
+
 }  // namespace fwgate::bench
