@@ -18,7 +18,7 @@ packages=(
   # requests, pip, git, wget and apt against servers of the test's own
   chromium python3-requests python3-pip apt
   # benchmark peers (SOCKS: Dante, microsocks; HTTP proxies: squid, tinyproxy)
-  dante-server microsocks squid tinyproxy
+  dante-server dante-client microsocks squid tinyproxy
   # the Debian package: man pages from --help, checks (scripts/package.sh, scripts/test-package.sh)
   help2man lintian systemd   # systemd-analyze verify of the packaged units; nothing is started
 )
