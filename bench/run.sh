@@ -155,7 +155,8 @@ for c in ${CASES//,/ }; do
   [[ ",$ALL_CASES," == *",$c,"* ]] || die "unknown case $c (known: $ALL_CASES)"
 done
 declare -A CASE_SKIP=()  # "target case" -> reason
-skip_case() {  # target case reason
+skip_case() {  # target case reason; only for the cases of this run
+  has_case "$2" || return 0
   CASE_SKIP["$1 $2"]=$3
 }
 FWGATE_WORKERS=0
