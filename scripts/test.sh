@@ -5,7 +5,8 @@
 #   -> ASan+UBSan build -> unit + integration again -> libFuzzer targets, bounded runs.
 # The release integration run sees Debian's stock /etc/hosts (with "::1 localhost"), the sanitized
 # one a hosts file without it, and both run while something else listens on 1080, 1745 and 8080
-# (tests/integration/isolated.sh): the suite may depend on neither.
+# (tests/integration/isolated.sh): the suite may depend on neither. Every gateway of the release
+# run has one event loop ([gateway] workers = 1), of the sanitized run four.
 # Ends with "fwgate: N passed, M failed" alone on a line; exits non-zero if anything failed.
 #
 #   scripts/test.sh [--quick]     --quick: without the package, sanitizer and fuzz phases
@@ -308,8 +309,10 @@ step "clang-format" check_format
 if step "build Release ($build)" configure_and_build "$build" -DCMAKE_BUILD_TYPE=Release; then
   phase_begin "unit tests"
   run_ctest "$build"
-  phase_begin "integration tests (stock /etc/hosts)"
-  run_pytest "$build/apps/fwgate/fwgate" release stock
+  # The suite runs twice in all, with one event loop here and with four under ASan below
+  # (where a session touching another loop's state would show as a use after free).
+  phase_begin "integration tests (stock /etc/hosts, 1 worker)"
+  run_pytest "$build/apps/fwgate/fwgate" release stock FWGATE_IT_WORKERS=1
   if [[ $build == build ]]; then
     step "quick start: start-gateway.sh serves curl" quickstart_gateway
   fi
@@ -325,9 +328,9 @@ if ((quick == 0)); then
     for kv in "${sanitizer_env[@]}"; do export "${kv?}"; done
     phase_begin "unit tests (ASan+UBSan)"
     run_ctest "$build_asan"
-    phase_begin "integration tests (ASan+UBSan, /etc/hosts without ::1)"
+    phase_begin "integration tests (ASan+UBSan, /etc/hosts without ::1, 4 workers)"
     # The preload library is loaded into uninstrumented programs: the regular build's one.
-    run_pytest "$build_asan/apps/fwgate/fwgate" asan dev FWGATE_IT_SANITIZED=1 \
+    run_pytest "$build_asan/apps/fwgate/fwgate" asan dev FWGATE_IT_SANITIZED=1 FWGATE_IT_WORKERS=4 \
       FWGATE_CLIENT_LIB="$repo/$build/src/client/libfwgate-client.so"
     unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
   fi

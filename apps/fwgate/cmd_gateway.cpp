@@ -22,6 +22,7 @@ int runGateway(const GatewayOptions& options) {
 
   gateway::GatewayOptions gatewayOptions;
   gatewayOptions.configPath = options.configPath;
+  gatewayOptions.workersOverride = options.workers;
   for (const auto& text : options.listen) {
     config::Listener listener;
     // --listen keeps the authentication methods of the first configured listener.

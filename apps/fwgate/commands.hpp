@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@ struct GatewayOptions {
   std::vector<std::string> listen;         // --listen ADDR:PORT, replaces the config's listeners
   std::vector<std::string> controlListen;  // --control-listen ADDR:PORT, replaces [control] listen
   std::vector<std::string> webListen;      // --web-listen ADDR:PORT, replaces [web_proxy] listen
+  std::optional<std::uint32_t> workers;    // --workers N, replaces [gateway] workers
 };
 int runGateway(const GatewayOptions& options);  // cmd_gateway.cpp
 

@@ -24,6 +24,11 @@ int main(int argc, char** argv) {
   gatewayCmd->add_option("--web-listen", gateway.webListen,
                          "ADDR:PORT for the Web Proxy (HTTP, CONNECT, automatic configuration "
                          "script), replacing [web_proxy] listen (repeatable)");
+  gatewayCmd
+      ->add_option("--workers", gateway.workers,
+                   "Event loops, one thread each, replacing [gateway] workers (0: one per CPU "
+                   "the process may run on)")
+      ->check(CLI::Range(0, 1024));
 
   std::string checkPath;
   auto* configCmd = app.add_subcommand("config", "Check or print configuration");

@@ -38,6 +38,7 @@ using policy::IpRange;
 using policy::PortRange;
 
 constexpr std::int64_t kMaxUint32 = 4294967295;
+constexpr std::int64_t kMaxWorkers = 1024;
 constexpr std::size_t kMaxFileSize = 16 * 1024 * 1024;
 
 bool isAsciiAlnum(char c) {
@@ -135,7 +136,23 @@ class ConfigParser {
 
  private:
   void gateway(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "gateway", {"user", "users_file"});
+    in_.rejectUnknownKeys(t, "gateway", {"user", "users_file", "workers", "balance"});
+    std::int64_t workers = 0;
+    if (in_.integer(t, "workers", "gateway", 0, kMaxWorkers, workers)) {
+      config_.workers = static_cast<std::uint32_t>(workers);
+    }
+    std::string balance;
+    if (const auto* n = in_.string(t, "balance", "gateway", balance)) {
+      if (balance == "kernel") {
+        config_.balance = Config::Balance::Kernel;
+      } else if (balance == "round-robin") {
+        config_.balance = Config::Balance::RoundRobin;
+      } else {
+        in_.error("gateway.balance", *n,
+                  fmt::format("unknown balance {} (expected \"kernel\" or \"round-robin\")",
+                              quote(balance)));
+      }
+    }
     std::string user;
     if (const auto* n = in_.string(t, "user", "gateway", user)) {
       if (isValidUserName(user)) {

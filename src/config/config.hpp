@@ -190,6 +190,14 @@ struct Config {
   LogSettings log;
   std::string runAsUser;  // [gateway] user: drop privileges to it after binding (when root)
   std::string usersFile;  // [gateway] users_file: see users.hpp
+  // [gateway] workers: event loops, one thread each; 0 = one per CPU the process may run on.
+  std::uint32_t workers = 0;
+  // [gateway] balance: how SOCKS and Web Proxy connections are spread over the workers.
+  enum class Balance : std::uint8_t {
+    Kernel,      // each worker accepts on its own SO_REUSEPORT socket; the kernel picks
+    RoundRobin,  // the first worker accepts and hands connections out in turn
+  };
+  Balance balance = Balance::Kernel;
   std::map<std::string, std::vector<std::string>> groups;  // [groups] name = ["user", ...]
   std::vector<policy::Network> networks;  // [networks.NAME]; includes the built-ins any, loopback
   std::vector<policy::Rule> rules;        // [[rules]], in order

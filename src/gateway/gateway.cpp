@@ -2,15 +2,20 @@
 
 #include <grp.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <csignal>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/ip/v6_only.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "gateway/control_session.hpp"
@@ -69,11 +74,53 @@ bool parseListenAddress(const std::string& text, std::string& address, std::uint
   return config::parseEndpoint(text, address, port);
 }
 
+namespace {
+
+// Whether `endpoint` can be bound by a socket without SO_REUSEPORT: nothing else listens there,
+// and so no other process's SO_REUSEPORT group could be joined by mistake.
+bool portIsFree(const tcp::endpoint& endpoint, std::error_code& ec) {
+  tcp::acceptor probe(asio::system_executor{});
+  probe.open(endpoint.protocol(), ec);
+  if (!ec) probe.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && endpoint.address().is_v6()) {
+    probe.set_option(asio::ip::v6_only(!endpoint.address().is_unspecified()), ec);
+  }
+  if (!ec) probe.bind(endpoint, ec);
+  return !ec;
+}
+
+}  // namespace
+
+std::uint32_t workerCount(std::uint32_t configured) {
+  if (configured != 0) return configured;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) {
+    return static_cast<std::uint32_t>(CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+// One event loop: its Runtime, its acceptors (one per element of listeners_ it accepts on, null
+// where it does not) and its thread (none for the first, which runs on the caller's).
+struct Gateway::Worker {
+  Worker(SharedState& shared, std::shared_ptr<const Snapshot> snapshot, std::size_t index)
+      : runtime(io, shared, std::move(snapshot)), index(index) {}
+  // Declared before io so it is destroyed after it: ~io_context destroys the sessions still
+  // open after the grace period, and they release what they hold in the Runtime.
+  Runtime runtime;
+  asio::io_context io{1};
+  // A loop with nothing to accept (round robin, or a control channel on the first loop only)
+  // must not run out of work between sessions.
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::thread thread;
+  std::size_t index;
+};
+
 Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial)
-    : options_(std::move(options)),
-      runtime_(io_, std::move(initial)),
-      signals_(io_, SIGHUP, SIGTERM, SIGINT) {
-  const auto& config = *runtime_.snapshot()->config;
+    : options_(std::move(options)), snapshot_(std::move(initial)) {
+  const auto& config = *snapshot_->config;
   const auto add = [this](const std::vector<config::Listener>& override,
                           const std::vector<config::Listener>& configured, Service service) {
     const auto& list = override.empty() ? configured : override;
@@ -83,6 +130,13 @@ Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial
   add(options_.listenOverride, config.listeners, Service::Socks);
   add(options_.controlListenOverride, config.controlListeners, Service::Control);
   add(options_.webListenOverride, config.webProxy.listeners, Service::WebProxy);
+  balance_ = config.balance;
+  const auto count = workerCount(options_.workersOverride.value_or(config.workers));
+  for (std::size_t i = 0; i < count; ++i) {
+    workers_.push_back(std::make_unique<Worker>(shared_, snapshot_, i));
+    workers_.back()->acceptors.resize(listeners_.size());
+  }
+  signals_ = std::make_unique<asio::signal_set>(first().io, SIGHUP, SIGTERM, SIGINT);
 }
 
 std::vector<config::Listener> Gateway::listenersOf(Service service) const {
@@ -94,66 +148,97 @@ std::vector<config::Listener> Gateway::listenersOf(Service service) const {
 }
 
 Gateway::~Gateway() {
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) {
+      w->io.stop();
+      w->thread.join();
+    }
+  }
   // Sockets and timers must go before the io_context they belong to.
-  runtime_.origins().clear();
-  // No worker may post a result into the io_context once it is gone: finish them first.
-  runtime_.resolverPool().stop();
-  runtime_.authPool().stop();
-  runtime_.resolverPool().join();
-  runtime_.authPool().join();
+  for (auto& w : workers_) w->runtime.origins().clear();
+  signals_.reset();
+  // No pool thread may post a result into an io_context once it is gone: finish them first.
+  shared_.resolverPool().stop();
+  shared_.authPool().stop();
+  shared_.resolverPool().join();
+  shared_.authPool().join();
 }
 
 bool Gateway::openListeners() {
   for (std::size_t i = 0; i < listeners_.size(); ++i) {
-    if (!openListener(listeners_[i], services_[i])) return false;
+    if (!openListener(i)) return false;
   }
   return true;
 }
 
-bool Gateway::openListener(const config::Listener& listener, Service service) {
+// The first loop binds the configured address (port 0: the kernel picks); with more loops and
+// kernel balancing, every other loop binds the same port with SO_REUSEPORT.
+bool Gateway::openListener(std::size_t index) {
+  const auto& listener = listeners_[index];
+  const Service service = services_[index];
   std::error_code ec;
   const auto address = asio::ip::make_address(listener.address, ec);
   if (ec) {
     spdlog::error("listener {}: not an IP address", listener.address);
     return false;
   }
-  auto acceptor = std::make_unique<tcp::acceptor>(io_);
-  const tcp::endpoint endpoint{address, listener.port};
-  acceptor->open(endpoint.protocol(), ec);
-  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec && address.is_v6()) {
-    // "::" serves IPv4 too; a specific IPv6 address only IPv6.
-    acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
-  }
-  if (!ec) acceptor->bind(endpoint, ec);
-  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    // Which setting to change: the two listener lists come from different keys and flags.
-    spdlog::error("cannot listen on {} ({}): {}", endpointString(address, listener.port),
-                  service == Service::Control
-                      ? "the control channel: [control] listen, or --control-listen ADDR:PORT"
-                  : service == Service::WebProxy
+  const bool everyLoop = service != Service::Control &&
+                         balance_ == config::Config::Balance::Kernel && workers_.size() > 1;
+  tcp::endpoint endpoint{address, listener.port};
+  if (everyLoop && endpoint.port() != 0 && !portIsFree(endpoint, ec)) {
+    // Without this, a second gateway on the same port would join the SO_REUSEPORT group and
+    // take half the connections, where it should fail to start.
+    spdlog::error("cannot listen on {} ({}): {}", endpointString(address, endpoint.port()),
+                  service == Service::WebProxy
                       ? "the Web Proxy: [web_proxy] listen, or --web-listen ADDR:PORT"
                       : "SOCKS: [[listeners]], or --listen ADDR:PORT",
                   ec.message());
     return false;
   }
-  const auto bound = acceptor->local_endpoint(ec);
-  runtime_.addListeningPort(bound.port());
+  for (auto& worker : workers_) {
+    auto acceptor = std::make_unique<tcp::acceptor>(worker->io);
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && everyLoop) {
+      acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true),
+                           ec);
+    }
+    if (!ec && address.is_v6()) {
+      // "::" serves IPv4 too; a specific IPv6 address only IPv6.
+      acceptor->set_option(asio::ip::v6_only(!address.is_unspecified()), ec);
+    }
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      // Which setting to change: the two listener lists come from different keys and flags.
+      spdlog::error("cannot listen on {} ({}): {}", endpointString(address, endpoint.port()),
+                    service == Service::Control
+                        ? "the control channel: [control] listen, or --control-listen ADDR:PORT"
+                    : service == Service::WebProxy
+                        ? "the Web Proxy: [web_proxy] listen, or --web-listen ADDR:PORT"
+                        : "SOCKS: [[listeners]], or --listen ADDR:PORT",
+                    ec.message());
+      return false;
+    }
+    worker->acceptors[index] = std::move(acceptor);
+    if (!everyLoop) break;
+    if (endpoint.port() == 0) endpoint.port(worker->acceptors[index]->local_endpoint(ec).port());
+  }
+  const auto bound = first().acceptors[index]->local_endpoint(ec);
+  shared_.addListeningPort(bound.port());
   if (service == Service::Control) {
     spdlog::info("control channel listening on {} (firewall clients, protocol version {})",
                  endpointString(bound.address(), bound.port()), protocol::control::kVersion);
   } else if (service == Service::WebProxy) {
     config::Listener actual = listener;
     actual.port = bound.port();
-    runtime_.addWebProxyListener(actual);
+    shared_.addWebProxyListener(actual);
     spdlog::info("web proxy listening on {} (HTTP, CONNECT, /wpad.dat)",
                  endpointString(bound.address(), bound.port()));
   } else {
     spdlog::info("socks listening on {} (methods: {})",
                  endpointString(bound.address(), bound.port()), methodNames(listener));
   }
-  acceptors_.push_back(std::move(acceptor));
   return true;
 }
 
@@ -172,7 +257,7 @@ bool keepOnlyNetAdmin() {
 }  // namespace
 
 bool Gateway::dropPrivileges() {
-  const auto& user = runtime_.snapshot()->config->runAsUser;
+  const auto& user = snapshot_->config->runAsUser;
   if (::geteuid() != 0) return true;
   if (user.empty()) {
     spdlog::warn("running as root: [gateway] user is not set (see docs/configuration.md)");
@@ -183,11 +268,11 @@ bool Gateway::dropPrivileges() {
     spdlog::error("gateway.user: no such user \"{}\"", user);
     return false;
   }
-  if (std::string error; !runtime_.sessionLog().handTo(pw->pw_uid, pw->pw_gid, error)) {
+  if (std::string error; !shared_.sessionLog().handTo(pw->pw_uid, pw->pw_gid, error)) {
     spdlog::error("cannot give the session log to \"{}\": {}", user, error);
     return false;
   }
-  const bool filters = runtime_.packetFilters().enabled();
+  const bool filters = shared_.packetFilters().enabled();
   if (filters && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) {
     spdlog::error("cannot keep CAP_NET_ADMIN for the packet filters: {}", std::strerror(errno));
     return false;
@@ -207,12 +292,12 @@ bool Gateway::dropPrivileges() {
 }
 
 asio::awaitable<void> Gateway::refreshPacketFilters() {
-  asio::steady_timer timer(io_);
+  asio::steady_timer timer(first().io);
   while (!stopping_) {
-    timer.expires_after(runtime_.packetFilters().refreshInterval());
+    timer.expires_after(shared_.packetFilters().refreshInterval());
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return;
-    runtime_.packetFilters().refresh();
+    shared_.packetFilters().refresh();
   }
 }
 
@@ -220,20 +305,22 @@ int Gateway::run() {
   // splice(2) into a socket whose peer has gone raises SIGPIPE (it has no MSG_NOSIGNAL); the
   // error comes back as EPIPE instead and ends that relay only.
   ::signal(SIGPIPE, SIG_IGN);
-  const auto snapshot = runtime_.snapshot();
+  const auto snapshot = snapshot_;
   std::string error;
-  if (!runtime_.sessionLog().open(snapshot->config->log.sessions, error)) {
+  if (!shared_.sessionLog().open(snapshot->config->log.sessions, error)) {
     spdlog::error("log.sessions: {}", error);
     return 1;
   }
   spdlog::info("fwgate " FWGATE_VERSION
-               " gateway: config {} ({} rules, {} SOCKS listeners, {} control, {} web proxy)",
+               " gateway: config {} ({} rules, {} SOCKS listeners, {} control, {} web proxy; "
+               "{} workers, {} balancing)",
                snapshot->config->source, snapshot->config->rules.size(),
                listenersOf(Service::Socks).size(), listenersOf(Service::Control).size(),
-               listenersOf(Service::WebProxy).size());
+               listenersOf(Service::WebProxy).size(), workers_.size(),
+               balance_ == config::Config::Balance::Kernel ? "kernel" : "round-robin");
   if (!openListeners()) return 1;
   std::string filterSummary;
-  if (const auto error = runtime_.packetFilters().apply(*snapshot->config, filterSummary);
+  if (const auto error = shared_.packetFilters().apply(*snapshot->config, filterSummary);
       !error.empty()) {
     spdlog::error("packet filters: cannot apply table inet fwgate: {}", error);
     return 1;
@@ -242,40 +329,144 @@ int Gateway::run() {
   spdlog::info("session log: {}", snapshot->config->log.sessions == "-"
                                       ? std::string("stderr")
                                       : snapshot->config->log.sessions);
+  // Before any loop thread starts: they inherit the credentials (capset is per thread).
   if (!dropPrivileges()) return 1;
 
+  for (auto& worker : workers_) {
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      if (!worker->acceptors[i]) continue;
+      Worker& w = *worker;
+      asio::co_spawn(w.io, acceptLoop(w, i), [&w](std::exception_ptr e) {
+        if (!e) return;
+        ++w.runtime.counters().sessionExceptions;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("internal error: {}", ex.what());
+        }
+      });
+    }
+  }
   auto onException = [this](std::exception_ptr e) {
     if (!e) return;
-    ++runtime_.counters().sessionExceptions;
+    ++first().runtime.counters().sessionExceptions;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
       spdlog::error("internal error: {}", ex.what());
     }
   };
-  for (std::size_t i = 0; i < acceptors_.size(); ++i) {
-    asio::co_spawn(io_, acceptLoop(*acceptors_[i], listeners_[i], services_[i]), onException);
+  asio::co_spawn(first().io, handleSignals(), onException);
+  asio::co_spawn(first().io, refreshPacketFilters(), onException);
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    Worker& w = *workers_[i];
+    w.thread = std::thread([&w] {
+      const std::string name = "fwgate-loop" + std::to_string(w.index);
+      ::pthread_setname_np(::pthread_self(), name.c_str());
+      w.io.run();
+    });
   }
-  asio::co_spawn(io_, handleSignals(), onException);
-  asio::co_spawn(io_, refreshPacketFilters(), onException);
-  io_.run();
-  spdlog::info("stopped: {} sessions served, {} internal errors",
-               runtime_.counters().sessionsAccepted, runtime_.counters().sessionExceptions);
+  first().io.run();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  Counters total;
+  for (auto& w : workers_) {
+    total.sessionsAccepted += w->runtime.counters().sessionsAccepted;
+    total.sessionExceptions += w->runtime.counters().sessionExceptions;
+  }
+  spdlog::info("stopped: {} sessions served, {} internal errors", total.sessionsAccepted,
+               total.sessionExceptions);
   return 0;
 }
 
-asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, const config::Listener& listener,
-                                          Service service) {
-  auto onException = [this](std::exception_ptr e) {
+namespace {
+
+// A connection on its way from the loop that accepted it to the loop that serves it. If it
+// never arrives (the target loop stopped first), the descriptor is closed and the admission
+// slot given back.
+struct HandedSocket {
+  SharedState* shared;
+  int fd;
+  asio::ip::address client;
+  HandedSocket(SharedState& s, int f, asio::ip::address c) : shared(&s), fd(f), client(c) {}
+  HandedSocket(HandedSocket&& o) noexcept : shared(o.shared), fd(o.fd), client(o.client) {
+    o.fd = -1;
+  }
+  HandedSocket& operator=(HandedSocket&&) = delete;
+  ~HandedSocket() {
+    if (fd < 0) return;
+    ::close(fd);
+    shared->release(client);
+  }
+  int take() { return std::exchange(fd, -1); }
+};
+
+}  // namespace
+
+Gateway::Worker& Gateway::placeOf(Worker& worker, std::size_t listener,
+                                  const asio::ip::address& client) {
+  if (workers_.size() == 1) return worker;
+  if (services_[listener] == Service::Control) {
+    return *workers_[std::hash<asio::ip::address>()(client) % workers_.size()];
+  }
+  if (balance_ == config::Config::Balance::RoundRobin) {
+    return *workers_[nextWorker_++ % workers_.size()];
+  }
+  return worker;
+}
+
+void Gateway::handOff(Worker& target, tcp::socket socket, std::size_t listener,
+                      asio::ip::address client) {
+  std::error_code ec;
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  const int fd = socket.release(ec);
+  if (ec) {
+    shared_.release(client);
+    return;
+  }
+  asio::post(target.io, [this, &target, listener, protocol,
+                         handed = HandedSocket(shared_, fd, client)]() mutable {
+    std::error_code adoptEc;
+    tcp::socket adopted(target.io);
+    adopted.assign(protocol, handed.fd, adoptEc);
+    if (adoptEc) return;  // handed closes it and gives the slot back
+    handed.take();
+    spawnSession(target, std::move(adopted), listener, handed.client);
+  });
+}
+
+void Gateway::spawnSession(Worker& worker, tcp::socket socket, std::size_t listener,
+                           asio::ip::address client) {
+  auto onException = [&worker](std::exception_ptr e) {
     if (!e) return;
-    ++runtime_.counters().sessionExceptions;
+    ++worker.runtime.counters().sessionExceptions;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
       spdlog::error("session ended by internal error: {}", ex.what());
     }
   };
-  asio::steady_timer backoff(io_);
+  Runtime& runtime = worker.runtime;
+  switch (services_[listener]) {
+    case Service::Control:
+      asio::co_spawn(worker.io, serveControl(runtime, std::move(socket), client), onException);
+      break;
+    case Service::WebProxy:
+      asio::co_spawn(worker.io, serveWebProxy(runtime, std::move(socket), client), onException);
+      break;
+    case Service::Socks:
+      asio::co_spawn(worker.io,
+                     serveSession(runtime, std::move(socket), listeners_[listener], client),
+                     onException);
+      break;
+  }
+}
+
+asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) {
+  tcp::acceptor& acceptor = *worker.acceptors[listener];
+  Runtime& runtime = worker.runtime;
+  asio::steady_timer backoff(worker.io);
   while (!stopping_) {
     auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
     if (ec) {
@@ -287,42 +478,46 @@ asio::awaitable<void> Gateway::acceptLoop(tcp::acceptor& acceptor, const config:
       continue;
     }
     std::error_code peerEc;
-    const auto client = unmapped(socket.remote_endpoint(peerEc).address());
+    const auto peer = socket.remote_endpoint(peerEc);
     if (peerEc) continue;
-    if (!runtime_.admit(client)) {
-      ++runtime_.counters().sessionsRejectedByLimit;
+    const auto client = unmapped(peer.address());
+    if (!runtime.admit(client)) {
+      ++runtime.counters().sessionsRejectedByLimit;
       SessionRecord record;
-      record.client = endpointString(client, socket.remote_endpoint(peerEc).port());
+      record.client = endpointString(client, peer.port());
       record.result = "session-limit";
-      runtime_.sessionLog().write(record);
+      runtime.sessionLog().write(record);
       continue;  // the socket closes here
     }
-    ++runtime_.counters().sessionsAccepted;
-    if (service == Service::Control) {
-      asio::co_spawn(io_, serveControl(runtime_, std::move(socket), client), onException);
-    } else if (service == Service::WebProxy) {
-      asio::co_spawn(io_, serveWebProxy(runtime_, std::move(socket), client), onException);
+    ++runtime.counters().sessionsAccepted;
+    Worker& target = placeOf(worker, listener, client);
+    if (&target == &worker) {
+      spawnSession(worker, std::move(socket), listener, client);
     } else {
-      asio::co_spawn(io_, serveSession(runtime_, std::move(socket), listener, client), onException);
+      handOff(target, std::move(socket), listener, client);
     }
   }
 }
 
 asio::awaitable<void> Gateway::handleSignals() {
   for (;;) {
-    auto [ec, signal] = co_await signals_.async_wait(kNoThrow);
+    auto [ec, signal] = co_await signals_->async_wait(kNoThrow);
     if (ec) co_return;
     if (signal == SIGHUP) {
       reload();
       continue;
     }
     spdlog::info("signal {}: no new sessions; waiting up to {} ms for {} active", signal,
-                 runtime_.snapshot()->config->limits.shutdownGrace.count(),
-                 runtime_.activeSessions());
+                 snapshot_->config->limits.shutdownGrace.count(), shared_.activeSessions());
     stopping_ = true;
-    for (auto& a : acceptors_) {
-      std::error_code ignored;
-      a->close(ignored);
+    // Each loop closes its own acceptors: an acceptor is not to be touched from another thread.
+    for (auto& worker : workers_) {
+      asio::post(worker->io, [&w = *worker] {
+        for (auto& a : w.acceptors) {
+          std::error_code ignored;
+          if (a) a->close(ignored);
+        }
+      });
     }
     co_await drainAndStop();
     co_return;
@@ -330,17 +525,16 @@ asio::awaitable<void> Gateway::handleSignals() {
 }
 
 asio::awaitable<void> Gateway::drainAndStop() {
-  asio::steady_timer tick(io_);
-  const auto deadline =
-      std::chrono::steady_clock::now() + runtime_.snapshot()->config->limits.shutdownGrace;
-  while (runtime_.activeSessions() > 0 && std::chrono::steady_clock::now() < deadline) {
+  asio::steady_timer tick(first().io);
+  const auto deadline = std::chrono::steady_clock::now() + snapshot_->config->limits.shutdownGrace;
+  while (shared_.activeSessions() > 0 && std::chrono::steady_clock::now() < deadline) {
     tick.expires_after(std::chrono::milliseconds(50));
     co_await tick.async_wait(kNoThrow);
   }
-  if (runtime_.activeSessions() > 0) {
-    spdlog::warn("grace period over: closing {} sessions", runtime_.activeSessions());
+  if (shared_.activeSessions() > 0) {
+    spdlog::warn("grace period over: closing {} sessions", shared_.activeSessions());
   }
-  io_.stop();
+  for (auto& w : workers_) w->io.stop();
 }
 
 void Gateway::reload() {
@@ -369,14 +563,23 @@ void Gateway::reload() {
              next.webProxy.listeners != listenersOf(Service::WebProxy))) {
           spdlog::warn("SIGHUP: listener changes take effect at the next restart");
         }
+        if ((!options_.workersOverride && next.workers != snapshot_->config->workers) ||
+            next.balance != snapshot_->config->balance) {
+          spdlog::warn("SIGHUP: [gateway] workers and balance take effect at the next restart");
+        }
         spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));
-        runtime_.setSnapshot(std::move(snapshot));
-        runtime_.refreshHostAddresses();
+        snapshot_ = std::move(snapshot);
+        // Each loop takes the new snapshot on its own thread, between two of its handlers.
+        for (auto& worker : workers_) {
+          asio::post(worker->io, [&runtime = worker->runtime, s = snapshot_] {
+            runtime.setSnapshot(s);
+            runtime.refreshHostAddresses();
+          });
+        }
         spdlog::info("SIGHUP: reloaded {} ({} rules); established sessions keep their rules",
-                     options_.configPath, runtime_.snapshot()->config->rules.size());
+                     options_.configPath, snapshot_->config->rules.size());
         std::string summary;
-        if (const auto failed =
-                runtime_.packetFilters().apply(*runtime_.snapshot()->config, summary);
+        if (const auto failed = shared_.packetFilters().apply(*snapshot_->config, summary);
             !failed.empty()) {
           spdlog::error("SIGHUP: packet filters: {}; the kernel keeps the previous table", failed);
         } else {
@@ -385,7 +588,7 @@ void Gateway::reload() {
       }
     }
   }
-  if (!runtime_.sessionLog().open(runtime_.snapshot()->config->log.sessions, error)) {
+  if (!shared_.sessionLog().open(snapshot_->config->log.sessions, error)) {
     spdlog::error("log.sessions: {}", error);
   }
 }

@@ -21,6 +21,7 @@ PacketFilters::PacketFilters() = default;
 PacketFilters::~PacketFilters() = default;
 
 std::string PacketFilters::apply(const config::Config& config, std::string& summary) {
+  const std::lock_guard lock(mutex_);
   const auto& settings = config.packetFilters;
   if (!settings.enabled) {
     if (enabled_) {
@@ -65,12 +66,14 @@ std::string PacketFilters::apply(const config::Config& config, std::string& summ
 }
 
 AdmittedPort PacketFilters::admit(std::uint16_t port) {
+  const std::lock_guard lock(mutex_);
   if (!enabled_) return {};
   if (open_[port]++ == 0) run(filters::addDynamicPortScript(port, timeout_), "admit port");
   return AdmittedPort(this, port);
 }
 
 void PacketFilters::release(std::uint16_t port) {
+  const std::lock_guard lock(mutex_);
   const auto it = open_.find(port);
   if (it == open_.end() || --it->second > 0) return;
   open_.erase(it);
@@ -78,6 +81,7 @@ void PacketFilters::release(std::uint16_t port) {
 }
 
 void PacketFilters::refresh() {
+  const std::lock_guard lock(mutex_);
   if (!enabled_ || open_.empty()) return;
   std::vector<std::uint16_t> ports;
   for (const auto& [port, holders] : open_) ports.push_back(port);

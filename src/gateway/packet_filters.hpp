@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "config/config.hpp"
@@ -37,9 +38,10 @@ class AdmittedPort {
   std::uint16_t port_ = 0;
 };
 
-// No Asio object inside: it lives in the Runtime, which outlives the io_context and the
-// sessions it destroys (whose AdmittedPorts come back here). The gateway's loop calls
-// refresh() every refreshInterval().
+// No Asio object inside: it lives in the SharedState, which outlives every io_context and the
+// sessions they destroy (whose AdmittedPorts come back here). The first event loop calls
+// refresh() every refreshInterval(). Safe from any thread: one lock, held while nft runs (on a
+// listen's opening or closing, never on the data path).
 class PacketFilters {
  public:
   PacketFilters();
@@ -49,7 +51,10 @@ class PacketFilters {
   // then putting back the ports open now); when not enabled, leaves the kernel alone. Returns
   // "" or the error; `summary` gets the start-up line.
   std::string apply(const config::Config& config, std::string& summary);
-  bool enabled() const { return enabled_; }
+  bool enabled() const {
+    const std::lock_guard lock(mutex_);
+    return enabled_;
+  }
 
   // The port is admitted from outside until the returned object is destroyed. Does nothing
   // (and costs nothing) when filtering is off.
@@ -58,6 +63,7 @@ class PacketFilters {
   // Renews the open ports' elements before their timeout runs out.
   void refresh();
   std::chrono::seconds refreshInterval() const {
+    const std::lock_guard lock(mutex_);
     return std::max(std::chrono::seconds(3), timeout_ / 3);
   }
 
@@ -66,6 +72,7 @@ class PacketFilters {
   void release(std::uint16_t port);
   void run(const std::string& script, const char* what);
 
+  mutable std::mutex mutex_;
   std::unique_ptr<filters::Nft> nft_;
   bool enabled_ = false;
   std::chrono::seconds timeout_{3600};

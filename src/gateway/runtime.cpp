@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <type_traits>
 
 #include "gateway/net.hpp"
 #include "gateway/offload.hpp"
@@ -29,15 +30,104 @@ std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Confi
   return snapshot;
 }
 
-Runtime::Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot)
+template <typename Key>
+typename ShardedCounts<Key>::Shard& ShardedCounts<Key>::shardOf(const Key& key) const {
+  std::size_t h = 0;
+  if constexpr (std::is_same_v<Key, asio::ip::address>) {
+    h = std::hash<asio::ip::address>()(key);
+  } else {
+    h = std::hash<asio::ip::address>()(key.first) * 31 + std::hash<asio::ip::address>()(key.second);
+  }
+  return shards_[h % kShards];
+}
+
+template <typename Key>
+bool ShardedCounts<Key>::acquire(const Key& key, std::uint32_t limit) {
+  auto& shard = shardOf(key);
+  const std::lock_guard lock(shard.mutex);
+  auto& n = shard.counts[key];
+  if (limit != 0 && n >= limit) {
+    if (n == 0) shard.counts.erase(key);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+template <typename Key>
+void ShardedCounts<Key>::release(const Key& key) {
+  auto& shard = shardOf(key);
+  const std::lock_guard lock(shard.mutex);
+  auto it = shard.counts.find(key);
+  if (it != shard.counts.end() && --it->second == 0) shard.counts.erase(it);
+}
+
+template <typename Key>
+bool ShardedCounts<Key>::contains(const Key& key) const {
+  auto& shard = shardOf(key);
+  const std::lock_guard lock(shard.mutex);
+  return shard.counts.contains(key);
+}
+
+template class ShardedCounts<asio::ip::address>;
+template class ShardedCounts<std::pair<asio::ip::address, asio::ip::address>>;
+
+SharedState::SharedState() {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  digestKey_.resize(crypto_generichash_KEYBYTES);
+  randombytes_buf(digestKey_.data(), digestKey_.size());
+}
+
+bool SharedState::admit(const asio::ip::address& client, const config::Limits& limits) {
+  const std::size_t before = active_.fetch_add(1, std::memory_order_relaxed);
+  if ((limits.maxSessions != 0 && before >= limits.maxSessions) ||
+      !perClient_.acquire(client, limits.maxSessionsPerClient)) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void SharedState::release(const asio::ip::address& client) {
+  perClient_.release(client);
+  active_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::string SharedState::passwordDigest(const std::string& password) const {
+  std::string digest(crypto_generichash_BYTES, '\0');
+  crypto_generichash(reinterpret_cast<unsigned char*>(digest.data()), digest.size(),
+                     reinterpret_cast<const unsigned char*>(password.data()), password.size(),
+                     reinterpret_cast<const unsigned char*>(digestKey_.data()), digestKey_.size());
+  return digest;
+}
+
+bool SharedState::knownPassword(const config::UserDatabase* users, const std::string& user,
+                                const std::string& digest) {
+  const std::lock_guard lock(passwordsMutex_);
+  if (cachedUsers_ != users) {
+    verified_.clear();
+    cachedUsers_ = users;
+  }
+  const auto it = verified_.find(user);
+  return it != verified_.end() &&
+         sodium_memcmp(it->second.data(), digest.data(), digest.size()) == 0;
+}
+
+void SharedState::rememberPassword(const config::UserDatabase* users, const std::string& user,
+                                   std::string digest) {
+  const std::lock_guard lock(passwordsMutex_);
+  // Only remember users of the database still in force.
+  if (cachedUsers_ == users) verified_[user] = std::move(digest);
+}
+
+Runtime::Runtime(asio::io_context& io, SharedState& shared,
+                 std::shared_ptr<const Snapshot> snapshot)
     : io_(io),
+      shared_(shared),
       snapshot_(std::move(snapshot)),
       buffers_(snapshot_->config->limits.relayBufferSize),
       pipes_(snapshot_->config->limits.relayBufferSize),
       origins_(io) {
-  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
-  digestKey_.resize(crypto_generichash_KEYBYTES);
-  randombytes_buf(digestKey_.data(), digestKey_.size());
   refreshHostAddresses();
 }
 
@@ -80,62 +170,18 @@ bool Runtime::isHostAddress(const asio::ip::address& address) const {
 bool Runtime::isProtectedDestination(const asio::ip::address& address, std::uint16_t port) const {
   const auto p = toPolicy(address);
   if (p.isLoopback() || p.isUnspecified()) return true;
-  return listeningPorts_.contains(port) && isHostAddress(address);
-}
-
-bool Runtime::admit(const asio::ip::address& client) {
-  const auto& limits = snapshot_->config->limits;
-  if (limits.maxSessions != 0 && active_ >= limits.maxSessions) return false;
-  auto& n = perClient_[client];
-  if (limits.maxSessionsPerClient != 0 && n >= limits.maxSessionsPerClient) {
-    if (n == 0) perClient_.erase(client);
-    return false;
-  }
-  ++n;
-  ++active_;
-  return true;
-}
-
-void Runtime::release(const asio::ip::address& client) {
-  --active_;
-  auto it = perClient_.find(client);
-  if (it != perClient_.end() && --it->second == 0) perClient_.erase(it);
+  return shared_.listeningPorts().contains(port) && isHostAddress(address);
 }
 
 bool Runtime::isWebProxyListener(const asio::ip::address& address, std::uint16_t port) const {
   if (!isHostAddress(address)) return false;
   const auto a = toPolicy(address);
-  return std::any_of(webProxyListeners_.begin(), webProxyListeners_.end(),
-                     [&](const config::Listener& l) {
-                       if (l.port != port) return false;
-                       const auto bound = policy::IpAddress::parse(l.address);
-                       return bound && (bound->isUnspecified() || *bound == a);
-                     });
-}
-
-bool Runtime::admitWebClient(const asio::ip::address& client) {
-  const std::uint32_t limit = snapshot_->config->webProxy.maxConnectionsPerClient;
-  auto& n = webClients_[client];
-  if (limit != 0 && n >= limit) {
-    if (n == 0) webClients_.erase(client);
-    return false;
-  }
-  ++n;
-  return true;
-}
-
-void Runtime::releaseWebClient(const asio::ip::address& client) {
-  auto it = webClients_.find(client);
-  if (it != webClients_.end() && --it->second == 0) webClients_.erase(it);
-}
-
-void Runtime::addConnect(const asio::ip::address& client, const asio::ip::address& host) {
-  ++connects_[{client, host}];
-}
-
-void Runtime::removeConnect(const asio::ip::address& client, const asio::ip::address& host) {
-  auto it = connects_.find({client, host});
-  if (it != connects_.end() && --it->second == 0) connects_.erase(it);
+  const auto& listeners = shared_.webProxyListeners();
+  return std::any_of(listeners.begin(), listeners.end(), [&](const config::Listener& l) {
+    if (l.port != port) return false;
+    const auto bound = policy::IpAddress::parse(l.address);
+    return bound && (bound->isUnspecified() || *bound == a);
+  });
 }
 
 std::shared_ptr<PrimaryConnection> Runtime::addPrimary(const ProgramKey& program,
@@ -179,30 +225,16 @@ std::vector<std::shared_ptr<PrimaryConnection>> Runtime::primariesOf(
   return out;
 }
 
-bool Runtime::hasConnect(const asio::ip::address& client, const asio::ip::address& host) const {
-  return connects_.contains({client, host});
-}
-
 asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::UserDatabase> users,
                                               std::string user, std::string password) {
   if (!users) co_return false;
-  if (cachedUsers_ != users.get()) {
-    verified_.clear();
-    cachedUsers_ = users.get();
-  }
-  std::string digest(crypto_generichash_BYTES, '\0');
-  crypto_generichash(reinterpret_cast<unsigned char*>(digest.data()), digest.size(),
-                     reinterpret_cast<const unsigned char*>(password.data()), password.size(),
-                     reinterpret_cast<const unsigned char*>(digestKey_.data()), digestKey_.size());
-  if (auto it = verified_.find(user); it != verified_.end()) {
-    if (sodium_memcmp(it->second.data(), digest.data(), digest.size()) == 0) co_return true;
-  }
+  std::string digest = shared_.passwordDigest(password);
+  if (shared_.knownPassword(users.get(), user, digest)) co_return true;
   // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
   auto check = [users, user, password] { return users->verify(user, password); };
-  auto ok = co_await offload<bool>(authPool_, std::move(check), std::chrono::seconds(30));
+  auto ok = co_await offload<bool>(shared_.authPool(), std::move(check), std::chrono::seconds(30));
   if (ok && *ok) {
-    // Only remember users of the database still in force.
-    if (cachedUsers_ == users.get()) verified_[user] = digest;
+    shared_.rememberPassword(users.get(), user, std::move(digest));
     co_return true;
   }
   co_return false;

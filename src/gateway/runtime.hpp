@@ -1,16 +1,21 @@
-// What every session of one gateway shares: the current configuration snapshot, the session
-// registry and limits, the buffer pool, the session log, and the worker pools for blocking calls.
+// What the sessions of one gateway use: per event loop (Runtime) the configuration snapshot, the
+// buffers and pipes, the origin pool and the firewall clients' primary connections; across loops
+// (SharedState) the session log, the session registry and limits, and the pools for blocking
+// calls.
 #pragma once
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/address.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -73,9 +78,83 @@ struct Counters {
   std::uint64_t sessionExceptions = 0;
 };
 
+// Counts per key (client address, or client and host), sharded so that event loops on different
+// threads rarely meet on one lock; each lock is held for one map operation.
+template <typename Key>
+class ShardedCounts {
+ public:
+  // Adds one for `key` unless it has `limit` already (0: no limit). False: at the limit.
+  bool acquire(const Key& key, std::uint32_t limit);
+  void release(const Key& key);
+  bool contains(const Key& key) const;
+
+ private:
+  static constexpr std::size_t kShards = 16;
+  struct alignas(64) Shard {
+    mutable std::mutex mutex;
+    std::map<Key, std::uint32_t> counts;
+  };
+  Shard& shardOf(const Key& key) const;
+  mutable std::array<Shard, kShards> shards_;
+};
+
+// What every event loop of one gateway shares, safe to use from any of their threads: the
+// session log, the pools for blocking calls, the packet filters, what the gateway listens on
+// (written before the loops start, read-only after), the session counts its limits judge, the
+// CONNECTs by (client, host) that SOCKS BIND's strict mode asks about, and the password cache.
+class SharedState {
+ public:
+  SharedState();
+  SessionLog& sessionLog() { return log_; }
+  asio::thread_pool& resolverPool() { return resolverPool_; }
+  asio::thread_pool& authPool() { return authPool_; }
+  // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
+  PacketFilters& packetFilters() { return packetFilters_; }
+
+  // Before the event loops start.
+  void addListeningPort(std::uint16_t port) { listeningPorts_.insert(port); }
+  void addWebProxyListener(config::Listener bound) { webProxyListeners_.push_back(bound); }
+  const std::set<std::uint16_t>& listeningPorts() const { return listeningPorts_; }
+  const std::vector<config::Listener>& webProxyListeners() const { return webProxyListeners_; }
+
+  // Admission: sessions in all, per client, and Web Proxy connections per client.
+  bool admit(const asio::ip::address& client, const config::Limits& limits);
+  void release(const asio::ip::address& client);
+  std::size_t activeSessions() const { return active_.load(std::memory_order_relaxed); }
+  ShardedCounts<asio::ip::address>& webClients() { return webClients_; }
+  ShardedCounts<std::pair<asio::ip::address, asio::ip::address>>& connects() { return connects_; }
+
+  // The password cache: the keyed digest of a password verified for `user` under `users`.
+  bool knownPassword(const config::UserDatabase* users, const std::string& user,
+                     const std::string& digest);
+  void rememberPassword(const config::UserDatabase* users, const std::string& user,
+                        std::string digest);
+  std::string passwordDigest(const std::string& password) const;
+
+ private:
+  PacketFilters packetFilters_;
+  SessionLog log_;
+  asio::thread_pool resolverPool_{4};
+  asio::thread_pool authPool_{2};
+  std::set<std::uint16_t> listeningPorts_;
+  std::vector<config::Listener> webProxyListeners_;
+  std::atomic<std::size_t> active_{0};
+  ShardedCounts<asio::ip::address> perClient_;
+  ShardedCounts<asio::ip::address> webClients_;
+  ShardedCounts<std::pair<asio::ip::address, asio::ip::address>> connects_;
+  std::mutex passwordsMutex_;
+  const config::UserDatabase* cachedUsers_ = nullptr;
+  std::map<std::string, std::string> verified_;  // user -> keyed digest of the password
+  std::string digestKey_;
+};
+
+// One event loop's view of the gateway: what its sessions use. Everything here is used from
+// the loop's own thread only; what all loops share is in SharedState, reached through it.
+// A firewall client's control connections all land on one loop (by client address), so its
+// primary connections and resolved names live here, unshared.
 class Runtime {
  public:
-  Runtime(asio::io_context& io, std::shared_ptr<const Snapshot> snapshot);
+  Runtime(asio::io_context& io, SharedState& shared, std::shared_ptr<const Snapshot> snapshot);
 
   asio::io_context& io() { return io_; }
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
@@ -84,35 +163,45 @@ class Runtime {
   BufferPool& buffers() { return buffers_; }
   // What a relay may hold bytes in flight in, and the configured [limits] relay mode.
   RelayPaths relayPaths() { return {buffers_, pipes_, snapshot_->config->limits.relayMode}; }
-  SessionLog& sessionLog() { return log_; }
-  asio::thread_pool& resolverPool() { return resolverPool_; }
-  asio::thread_pool& authPool() { return authPool_; }
+  SessionLog& sessionLog() { return shared_.sessionLog(); }
+  asio::thread_pool& resolverPool() { return shared_.resolverPool(); }
+  asio::thread_pool& authPool() { return shared_.authPool(); }
   Counters& counters() { return counters_; }
-  // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
-  PacketFilters& packetFilters() { return packetFilters_; }
+  PacketFilters& packetFilters() { return shared_.packetFilters(); }
 
-  // The host's own addresses (getifaddrs) and the ports the gateway listens on.
+  // The host's own addresses (getifaddrs).
   void refreshHostAddresses();
-  void addListeningPort(std::uint16_t port) { listeningPorts_.insert(port); }
   // The Web Proxy's listening sockets as bound (the kernel's port for port 0, --web-listen
   // included): what the control channel offers firewall clients.
-  void addWebProxyListener(config::Listener bound) { webProxyListeners_.push_back(bound); }
-  const std::vector<config::Listener>& webProxyListeners() const { return webProxyListeners_; }
+  const std::vector<config::Listener>& webProxyListeners() const {
+    return shared_.webProxyListeners();
+  }
   bool isHostAddress(const asio::ip::address& a) const;
   const std::vector<asio::ip::address>& hostAddresses() const { return hostAddresses_; }
   // Loopback, unspecified, or one of this gateway's own listening sockets.
   bool isProtectedDestination(const asio::ip::address& a, std::uint16_t port) const;
 
   // Session registry: admission by limits, per-client counts, active CONNECTs by (client, host).
-  bool admit(const asio::ip::address& client);
-  void release(const asio::ip::address& client);
-  std::size_t activeSessions() const { return active_; }
-  void addConnect(const asio::ip::address& client, const asio::ip::address& host);
-  void removeConnect(const asio::ip::address& client, const asio::ip::address& host);
-  bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const;
+  bool admit(const asio::ip::address& client) {
+    return shared_.admit(client, snapshot_->config->limits);
+  }
+  void release(const asio::ip::address& client) { shared_.release(client); }
+  std::size_t activeSessions() const { return shared_.activeSessions(); }
+  void addConnect(const asio::ip::address& client, const asio::ip::address& host) {
+    shared_.connects().acquire({client, host}, 0);
+  }
+  void removeConnect(const asio::ip::address& client, const asio::ip::address& host) {
+    shared_.connects().release({client, host});
+  }
+  bool hasConnect(const asio::ip::address& client, const asio::ip::address& host) const {
+    return shared_.connects().contains({client, host});
+  }
   // Web Proxy connections per client address, against [web_proxy] max_connections_per_client.
-  bool admitWebClient(const asio::ip::address& client);
-  void releaseWebClient(const asio::ip::address& client);
+  bool admitWebClient(const asio::ip::address& client) {
+    return shared_.webClients().acquire(client,
+                                        snapshot_->config->webProxy.maxConnectionsPerClient);
+  }
+  void releaseWebClient(const asio::ip::address& client) { shared_.webClients().release(client); }
   // One of the Web Proxy's own listening sockets (a request to the Web Proxy that names itself).
   bool isWebProxyListener(const asio::ip::address& address, std::uint16_t port) const;
   // Idle persistent connections to origin servers, for the Web Proxy.
@@ -142,30 +231,18 @@ class Runtime {
 
  private:
   asio::io_context& io_;
-  PacketFilters packetFilters_;
+  SharedState& shared_;
   std::shared_ptr<const Snapshot> snapshot_;
   BufferPool buffers_;
   PipePool pipes_;
-  SessionLog log_;
-  asio::thread_pool resolverPool_{4};
-  asio::thread_pool authPool_{2};
   Counters counters_;
   std::vector<asio::ip::address> hostAddresses_;
-  std::set<std::uint16_t> listeningPorts_;
-  std::vector<config::Listener> webProxyListeners_;
-  std::size_t active_ = 0;
-  std::map<asio::ip::address, std::uint32_t> perClient_;
-  std::map<asio::ip::address, std::uint32_t> webClients_;
   OriginPool origins_;
-  std::map<std::pair<asio::ip::address, asio::ip::address>, std::uint32_t> connects_;
   std::multimap<std::pair<asio::ip::address, std::uint32_t>, std::shared_ptr<PrimaryConnection>>
       primaries_;
   std::uint64_t nextPrimaryId_ = 1;
   std::map<std::pair<asio::ip::address, asio::ip::address>, std::string> resolutions_;
   std::deque<std::pair<asio::ip::address, asio::ip::address>> resolutionOrder_;
-  const config::UserDatabase* cachedUsers_ = nullptr;
-  std::map<std::string, std::string> verified_;  // user -> keyed digest of the password
-  std::string digestKey_;
 };
 
 }  // namespace fwgate::gateway

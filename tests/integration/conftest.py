@@ -5,6 +5,8 @@ FWGATE_IT_TARGET   "fwgate" (default) or "microsocks": the second validates this
                    protocol-generic tests against Debian's microsocks; fwgate_only tests are deselected
 FWGATE_IT_ALL=1    with microsocks, run the fwgate_only tests too (to watch them fail)
 FWGATE_IT_SANITIZED=1  the binary is an ASan/UBSan build: bounds are stretched, never shortened
+FWGATE_IT_WORKERS  every gateway the suite starts gets `--workers N` (scripts/test.sh runs the suite
+                   with 1 and with 4); unset: the gateway's own default, one per CPU
 
 The suite may depend neither on the machine's resolver files nor on what else listens on it (run it
 under tests/integration/isolated.sh to see): gateways outside a test's network namespaces run in
@@ -27,6 +29,7 @@ import fwit
 
 TARGET = os.environ.get("FWGATE_IT_TARGET", "fwgate")
 FWGATE_BIN = os.environ.get("FWGATE_BIN") or os.path.join(fwit.REPO, "build", "apps", "fwgate", "fwgate")
+WORKERS = os.environ.get("FWGATE_IT_WORKERS", "")
 LISTEN_RE = re.compile(r"socks listening on (\S+):(\d+)")
 CONTROL_RE = re.compile(r"control channel listening on (\S+):(\d+)")
 WEB_RE = re.compile(r"web proxy listening on (\S+):(\d+)")
@@ -319,10 +322,11 @@ class GatewayFactory:
     def __call__(self, *, rules=None, methods=None, users=None, limits=None, networks=None, listeners=None,
                  listen=None, control_listen=None, web_listen=None, config_text=None, use_config=True, netns=None,
                  health=True, bind_external="127.0.0.1", extra="", expected_listeners=None, web_proxy=None,
-                 expected_web=None) -> Gateway:
+                 expected_web=None, workers=None) -> Gateway:
         """In a test's network namespace (netns=) or else in the suite's resolver context. listen,
         control_listen and web_listen are --listen, --control-listen and --web-listen (ADDR:PORT
-        lists); web_proxy the keys of [web_proxy] (a dict). The start-up waits for the Web Proxy's
+        lists); web_proxy the keys of [web_proxy] (a dict); workers --workers (else
+        FWGATE_IT_WORKERS). The start-up waits for the Web Proxy's
         listening lines too when there are any to wait for (expected_web: how many)."""
         self.count += 1
         workdir = str(self.tmp_path / f"gw{self.count}")
@@ -358,6 +362,8 @@ class GatewayFactory:
         if users:
             make_users_file(os.path.join(workdir, "users"), users)
         cmd = prefix + [FWGATE_BIN, "gateway"]
+        if workers is not None or WORKERS:
+            cmd += ["--workers", str(workers if workers is not None else WORKERS)]
         if use_config:
             text = config_text if config_text is not None else self.config_text(
                 rules=rules, methods=methods, users=users, limits=limits, networks=networks,

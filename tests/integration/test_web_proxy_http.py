@@ -119,10 +119,11 @@ def test_no_delayed_ack_stall_per_request(topo, gateway, kind):
 
 
 def test_origin_pool_not_shared_between_users(topo, gateway):
-    """With authentication on, an idle origin connection is reused only for the same user."""
+    """With authentication on, an idle origin connection is reused only for the same user. One event
+    loop: each loop has its own pool, and the three client connections could land on three."""
     users = {"alice": "a-" + os.urandom(4).hex(), "bob": "b-" + os.urandom(4).hex()}
     rules = [dict(INTERNAL_WEB, name="staff", users=["alice", "bob"])]
-    gw = web_gateway(gateway, topo, rules=rules, users=users)
+    gw = web_gateway(gateway, topo, rules=rules, users=users, workers=1)
 
     def fetch(user, tag):
         cred = base64.b64encode(f"{user}:{users[user]}".encode()).decode()

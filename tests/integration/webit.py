@@ -569,8 +569,8 @@ def web_kwargs(topo, rules=None, web=None, users=None, networks=None, limits=Non
                 networks=nets, rules=rules or [INTERNAL_WEB], web_proxy=wp, users=users, limits=lim)
 
 
-def web_gateway(gateway, topo, **kw):
-    gw = gateway(**web_kwargs(topo, **kw))
+def web_gateway(gateway, topo, workers=None, **kw):
+    gw = gateway(**web_kwargs(topo, **kw), workers=workers)
     assert gw.web_addresses() == [(topo.gw_inside, topo.PROXY_PORT)], gw.web_addresses()
     return gw
 

@@ -34,6 +34,8 @@ TEST(ConfigValuesTest, EveryKeyLandsInItsField) {
 [gateway]
 user = "fwgate"
 users_file = "/etc/fwgate/users"
+workers = 6
+balance = "round-robin"
 
 [[listeners]]
 address = "0.0.0.0"
@@ -55,6 +57,7 @@ bind_timeout = "5m"
 udp_idle_timeout = "90s"
 shutdown_grace = "1s"
 relay_buffer_size = 4096
+relay = "splice"
 
 [bind]
 external_address = "198.51.100.7"
@@ -106,6 +109,9 @@ action = "deny"
   EXPECT_EQ(c.limits.udpIdleTimeout, 90s);
   EXPECT_EQ(c.limits.shutdownGrace, 1s);
   EXPECT_EQ(c.limits.relayBufferSize, 4096u);
+  EXPECT_EQ(c.limits.relayMode, RelayMode::Splice);
+  EXPECT_EQ(c.workers, 6u);
+  EXPECT_EQ(c.balance, Config::Balance::RoundRobin);
   EXPECT_EQ(c.bind.externalAddress, "198.51.100.7");
   EXPECT_TRUE(c.bind.requireConnect);
   EXPECT_EQ(c.log.level, "debug");
@@ -150,6 +156,9 @@ TEST(ConfigValuesTest, EmptyDocumentGetsDefaults) {
   EXPECT_EQ(c.limits.maxSessions, 10000u);
   EXPECT_EQ(c.limits.idleTimeout, 2h);
   EXPECT_EQ(c.limits.relayBufferSize, 262144u);
+  EXPECT_EQ(c.limits.relayMode, RelayMode::Auto);
+  EXPECT_EQ(c.workers, 0u);
+  EXPECT_EQ(c.balance, Config::Balance::Kernel);
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.sessions, "-");
   EXPECT_EQ(c.networks.size(), 2u);  // any, loopback
