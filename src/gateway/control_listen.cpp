@@ -57,7 +57,7 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
     record.result = "client-unreachable";
     record.error = "connect back to " + endpointString(clientBack.address(), clientBack.port()) +
                    ": " + error.message();
-    runtime.sessionLog().write(record);
+    runtime.sessionLog().write(std::move(record));
     co_return;
   }
   std::array<std::uint8_t, 128> frame{};
@@ -68,7 +68,7 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
   if (writeEc) {
     record.result = "client-unreachable";
     record.error = "write to client: " + writeEc.message();
-    runtime.sessionLog().write(record);
+    runtime.sessionLog().write(std::move(record));
     co_return;
   }
   record.result = "succeeded";
@@ -76,7 +76,7 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
   const auto result =
       co_await relay(back, incoming, runtime.relayPaths(), snapshot->config->limits.idleTimeout);
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
-  runtime.sessionLog().write(record);
+  runtime.sessionLog().write(std::move(record));
 }
 
 }  // namespace
@@ -346,7 +346,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     if (!refusedWhy.empty()) {
       inbound.result = "refused";
       inbound.error = "peer " + inbound.resolved + " refused: " + refusedWhy;
-      runtime_.sessionLog().write(inbound);
+      runtime_.sessionLog().write(std::move(inbound));
       incoming.close(ec);
       continue;
     }

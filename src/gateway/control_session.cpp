@@ -108,7 +108,7 @@ asio::awaitable<void> ControlSession::run() {
     }
   }
   client_.close(ec);
-  runtime_.sessionLog().write(record_);
+  runtime_.sessionLog().write(std::move(record_));
 }
 
 asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {

@@ -486,7 +486,7 @@ asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) 
       SessionRecord record;
       record.client = endpointString(client, peer.port());
       record.result = "session-limit";
-      runtime.sessionLog().write(record);
+      runtime.sessionLog().write(std::move(record));
       continue;  // the socket closes here
     }
     ++runtime.counters().sessionsAccepted;

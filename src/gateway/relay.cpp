@@ -26,26 +26,34 @@ constexpr int kFairnessBudget = 16;
 class Relay {
  public:
   Relay(tcp::socket& client, tcp::socket& server, RelayPaths paths, std::chrono::milliseconds idle,
-        RelayResult& result)
+        std::span<const std::uint8_t> firstUp, RelayResult& result)
       : paths_(paths),
         idle_(idle),
-        idleTimer_(client.get_executor()),
-        done_(client.get_executor()),
+        timer_(client.get_executor()),
         up_{&client, &server, &result.bytesUp},
         down_{&server, &client, &result.bytesDown},
         result_(result) {
     // Copy mode, and auto mode until a direction has moved kSpliceAfter, copy.
     up_.copying = down_.copying = paths.mode != config::RelayMode::Splice;
+    up_.head = firstUp;
   }
 
+  // The coroutine is the idle timer's only waiter: it wakes when the relay may have been idle
+  // for idleTimeout, and when maybeComplete() cancels the timer because the relay is over.
   asio::awaitable<void> run() {
     lastActivity_ = Clock::now();
-    armIdle();
     pump(up_);
     pump(down_);
-    if (!completed_) {
-      done_.expires_at(Clock::time_point::max());
-      co_await done_.async_wait(kNoThrow);  // cancelled by complete()
+    while (!completed_) {
+      // Once aborted, only the handlers still armed are waited for.
+      timer_.expires_at(aborted_ ? Clock::time_point::max() : lastActivity_ + idle_);
+      co_await timer_.async_wait(kNoThrow);
+      if (completed_ || aborted_ || Clock::now() - lastActivity_ < idle_) continue;
+      idleExpired_ = true;
+      aborted_ = true;
+      std::error_code ignored;
+      up_.from->cancel(ignored);
+      down_.from->cancel(ignored);
     }
     result_.idleTimeout = idleExpired_;
     result_.error = std::move(error_);
@@ -56,6 +64,7 @@ class Relay {
     tcp::socket* from;
     tcp::socket* to;
     std::uint64_t* counter;
+    std::span<const std::uint8_t> head;      // the caller's bytes, sent before any read
     Pipe pipe;                               // splice: bytes in flight sit in the pipe
     std::optional<BufferPool::Lease> lease;  // copy: bytes in flight sit in a pooled buffer
     std::size_t offset = 0;                  // copy: first unsent byte in the lease
@@ -71,6 +80,19 @@ class Relay {
   void pump(Direction& d) {
     for (int budget = kFairnessBudget; budget > 0; --budget) {
       if (aborted_) return finish(d);
+      while (!d.head.empty()) {
+        const ssize_t m = ::send(d.to->native_handle(), d.head.data(), d.head.size(),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (m < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) return wait(d, tcp::socket::wait_write);
+          fail(errno);
+          return finish(d);
+        }
+        d.head = d.head.subspan(static_cast<std::size_t>(m));
+        *d.counter += static_cast<std::uint64_t>(m);
+        lastActivity_ = Clock::now();
+      }
       while (d.pending > 0) {
         const ssize_t m = splicing(d)
                               ? ::splice(d.pipe.readEnd(), nullptr, d.to->native_handle(), nullptr,
@@ -162,7 +184,6 @@ class Relay {
     if (d.pending == 0) release(d);
     d.pipe = Pipe();  // a pipe still holding data is closed, never pooled
     d.lease.reset();
-    if (up_.done && down_.done) idleTimer_.cancel();
     maybeComplete();
   }
 
@@ -177,34 +198,15 @@ class Relay {
     down_.from->cancel(ignored);
   }
 
-  void armIdle() {
-    ++outstanding_;
-    idleTimer_.expires_at(lastActivity_ + idle_);
-    idleTimer_.async_wait([this](const std::error_code& ec) {
-      --outstanding_;
-      if (ec || (up_.done && down_.done)) return maybeComplete();
-      if (Clock::now() - lastActivity_ >= idle_) {
-        idleExpired_ = true;
-        aborted_ = true;
-        std::error_code ignored;
-        up_.from->cancel(ignored);
-        down_.from->cancel(ignored);
-        return maybeComplete();
-      }
-      armIdle();
-    });
-  }
-
   void maybeComplete() {
     if (completed_ || !up_.done || !down_.done || outstanding_ > 0) return;
     completed_ = true;
-    done_.cancel();
+    timer_.cancel();  // wakes run()
   }
 
   RelayPaths paths_;
   std::chrono::milliseconds idle_;
-  asio::steady_timer idleTimer_;
-  asio::steady_timer done_;  // an event: cancelled when the relay is over
+  asio::steady_timer timer_;  // idle deadline, and the event that the relay is over
   Direction up_;
   Direction down_;
   RelayResult& result_;
@@ -219,14 +221,18 @@ class Relay {
 }  // namespace
 
 asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, RelayPaths paths,
-                                   std::chrono::milliseconds idleTimeout) {
+                                   std::chrono::milliseconds idleTimeout,
+                                   std::span<const std::uint8_t> firstUp) {
   RelayResult result;
   std::error_code ec;
-  client.non_blocking(true, ec);
-  server.non_blocking(true, ec);
+  // The pumps use MSG_DONTWAIT and SPLICE_F_NONBLOCK, but splice(2) from a socket blocks unless
+  // the socket itself is non-blocking. Asio made it so for its own async operations before;
+  // only a socket that has had none costs an ioctl here.
+  if (!client.native_non_blocking()) client.native_non_blocking(true, ec);
+  if (!server.native_non_blocking()) server.native_non_blocking(true, ec);
   client.set_option(tcp::no_delay(true), ec);
   server.set_option(tcp::no_delay(true), ec);
-  Relay relay(client, server, paths, idleTimeout, result);
+  Relay relay(client, server, paths, idleTimeout, firstUp, result);
   co_await relay.run();
   co_return result;
 }

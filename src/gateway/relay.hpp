@@ -5,6 +5,7 @@
 #include <asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "config/config.hpp"
@@ -38,7 +39,10 @@ inline constexpr std::uint64_t kSpliceAfter = 128 * 1024;
 // either is held only while a chunk is in flight, so an idle relay holds neither. A direction
 // that cannot get a pipe (out of descriptors) copies. Idle = no byte in either direction for
 // `idleTimeout`.
+// `firstUp`: bytes the client sent ahead (pipelined behind its request), sent to `server` before
+// anything else and counted in bytesUp; they must stay valid until the relay returns.
 asio::awaitable<RelayResult> relay(asio::ip::tcp::socket& client, asio::ip::tcp::socket& server,
-                                   RelayPaths paths, std::chrono::milliseconds idleTimeout);
+                                   RelayPaths paths, std::chrono::milliseconds idleTimeout,
+                                   std::span<const std::uint8_t> firstUp = {});
 
 }  // namespace fwgate::gateway

@@ -66,9 +66,9 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   // First reply: where the peer should connect.
   if (!co_await sendReply(Reply::Succeeded, listening)) co_return;
 
-  deadline_.expires_after(snapshot_->config->limits.bindTimeout);
+  deadline_->expires_after(snapshot_->config->limits.bindTimeout);
   for (;;) {
-    auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_.async_wait(kNoThrow) ||
+    auto outcome = co_await (acceptor.async_accept(kNoThrow) || deadline_->async_wait(kNoThrow) ||
                              waitClientClose(true));
     if (outcome.index() == 1) {
       record_.error = "no connection within bind_timeout";
@@ -105,7 +105,10 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     acceptor.close(ec);
     // Second reply: who connected.
     if (!co_await sendReply(Reply::Succeeded, from)) co_return;
-    co_await relayWith(incoming);
+    deadline_.reset();  // the relay keeps its own idle timer
+    const auto result = co_await relay(client_, incoming, runtime_.relayPaths(),
+                                       snapshot_->config->limits.idleTimeout, pending_);
+    record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
     co_return;
   }
 }

@@ -26,14 +26,14 @@ SocksSession::SocksSession(Runtime& runtime, tcp::socket client, const config::L
       snapshot_(runtime.snapshot()),
       client_(std::move(client)),
       listener_(listener),
-      deadline_(client_.get_executor()) {}
+      deadline_(std::in_place, client_.get_executor()) {}
 
 asio::awaitable<void> SocksSession::run() {
   std::error_code ec;
   clientEndpoint_ = client_.remote_endpoint(ec);
   localEndpoint_ = client_.local_endpoint(ec);
   record_.client = endpointString(clientEndpoint_.address(), clientEndpoint_.port());
-  deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
+  deadline_->expires_after(snapshot_->config->limits.handshakeTimeout);
 
   const auto request = co_await handshake();
   endHandshake();
@@ -43,7 +43,10 @@ asio::awaitable<void> SocksSession::run() {
       const auto host = unmapped(server->remote_endpoint(ec).address());
       runtime_.addConnect(clientEndpoint_.address(), host);
       if (co_await sendReply(Reply::Succeeded, server->local_endpoint(ec))) {
-        co_await relayWith(*server);
+        deadline_.reset();  // the relay keeps its own idle timer
+        const auto result = co_await relay(client_, *server, runtime_.relayPaths(),
+                                           snapshot_->config->limits.idleTimeout, pending_);
+        record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
       }
       runtime_.removeConnect(clientEndpoint_.address(), host);
     }
@@ -53,7 +56,7 @@ asio::awaitable<void> SocksSession::run() {
     co_await udpAssociate(request->destination);
   }
   client_.close(ec);
-  runtime_.sessionLog().write(record_);
+  runtime_.sessionLog().write(std::move(record_));
 }
 
 asio::awaitable<std::optional<SocksSession::Request>> SocksSession::handshake() {
@@ -88,7 +91,7 @@ asio::awaitable<bool> SocksSession::readMore() {
   }
   auto outcome = co_await (
       client_.async_read_some(asio::buffer(in() + inLength_, in_->size() - inLength_), kNoThrow) ||
-      deadline_.async_wait(kNoThrow));
+      deadline_->async_wait(kNoThrow));
   if (outcome.index() == 1) {
     record_.result = "handshake-timeout";
     co_return false;
@@ -356,22 +359,6 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   }
 
   co_return std::move(server);
-}
-
-asio::awaitable<void> SocksSession::relayWith(tcp::socket& server) {
-  if (!pending_.empty()) {
-    // Bytes the client pipelined behind its request go first, in order.
-    auto [ec, n] = co_await asio::async_write(server, asio::buffer(pending_), kNoThrow);
-    record_.bytesUp += n;
-    pending_ = {};
-    if (ec) {
-      record_.error = "write to destination: " + ec.message();
-      co_return;
-    }
-  }
-  const auto result =
-      co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
-  record_.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 
 asio::awaitable<void> SocksSession::waitClientClose(bool keepData) {

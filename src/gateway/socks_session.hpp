@@ -65,8 +65,6 @@ class SocksSession {
   std::uint8_t* in() { return in_->data(); }
   // Keeps bytes the client pipelined behind its request, frees the handshake buffer.
   void endHandshake();
-  // Relays between the client and `server`, forwarding pipelined handshake bytes first.
-  asio::awaitable<void> relayWith(asio::ip::tcp::socket& server);
   // Completes when the client closes the control connection (or errors); for BIND and UDP.
   // With `keepData`, bytes the client sends are left unread (they belong to the relay after).
   asio::awaitable<void> waitClientClose(bool keepData);
@@ -77,13 +75,14 @@ class SocksSession {
   const config::Listener& listener_;  // owned by the Gateway, which outlives every session
   asio::ip::tcp::endpoint clientEndpoint_;
   asio::ip::tcp::endpoint localEndpoint_;
-  asio::steady_timer deadline_;
+  // The handshake's and BIND's deadline; gone before the relay (which has its own timer).
+  std::optional<asio::steady_timer> deadline_;
   Dialect dialect_ = Dialect::Socks5;
   std::optional<std::string> user_;
   // Greeting + auth + request, pipelined; null after the handshake.
   std::unique_ptr<std::array<std::uint8_t, 2048>> in_ =
       std::make_unique<std::array<std::uint8_t, 2048>>();
-  std::vector<std::uint8_t> pending_;  // bytes the client sent behind its request
+  std::vector<std::uint8_t> pending_;  // bytes the client sent behind its request: relayed first
   std::size_t inLength_ = 0;
   protocol::AddressType requestType_ = protocol::AddressType::IPv4;
   SessionRecord record_;

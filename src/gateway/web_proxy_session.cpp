@@ -196,7 +196,7 @@ asio::awaitable<void> WebProxySession::run() {
         "(web_proxy.max_connections_per_client)",
         client.to_string(), snapshot_->config->webProxy.maxConnectionsPerClient);
     co_await answer(429, false, record);
-    runtime_.sessionLog().write(record);
+    runtime_.sessionLog().write(std::move(record));
     co_return;
   }
   struct Slot {
@@ -282,7 +282,7 @@ asio::awaitable<bool> WebProxySession::serveOne() {
     } else {
       record.error = "the client closed the connection in the middle of a request head";
     }
-    runtime_.sessionLog().write(record);
+    runtime_.sessionLog().write(std::move(record));
     co_return false;
   }
   if (parsed.invalid()) {
@@ -290,14 +290,14 @@ asio::awaitable<bool> WebProxySession::serveOne() {
     record.error = std::string(http::describe(parsed.error));
     requestBodyLeft_ = true;  // framing unknown: the connection cannot go on
     co_await answer(http::statusFor(parsed.error), false, record);
-    runtime_.sessionLog().write(record);
+    runtime_.sessionLog().write(std::move(record));
     co_return false;
   }
   record.bytesUp = parsed.consumed;
   consume(parsed.consumed);
   http::RequestHead head = std::move(parsed.value);
   const bool keep = co_await handle(head, record);
-  runtime_.sessionLog().write(record);
+  runtime_.sessionLog().write(std::move(record));
   co_return keep;
 }
 
@@ -794,21 +794,13 @@ asio::awaitable<bool> WebProxySession::tunnel(const http::RequestHead& head,
 }
 
 asio::awaitable<void> WebProxySession::relayWith(tcp::socket& server, SessionRecord& record) {
+  // Bytes the client sent behind the request (a TLS hello) go first, in order: the relay sends
+  // them before it reads, and they stay in the buffer until it is over.
   const auto piece = pending();
-  if (!piece.empty()) {
-    // Bytes the client sent behind the request (a TLS hello) go first, in order.
-    auto [ec, n] =
-        co_await asio::async_write(server, asio::buffer(piece.data(), piece.size()), kNoThrow);
-    record.bytesUp += n;
-    consume(piece.size());
-    if (ec) {
-      record.error = "write to destination: " + ec.message();
-      co_return;
-    }
-  }
   setDeadline(Clock::time_point::max(), nullptr);  // relay() keeps its own idle timer
-  const auto result =
-      co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
+  const auto result = co_await relay(client_, server, runtime_.relayPaths(),
+                                     snapshot_->config->limits.idleTimeout, piece);
+  consume(piece.size());
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
 }
 
