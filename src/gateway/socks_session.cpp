@@ -35,7 +35,7 @@ asio::awaitable<void> SocksSession::run() {
   record_.client = endpointString(clientEndpoint_.address(), clientEndpoint_.port());
   deadline_->expires_after(snapshot_->config->limits.handshakeTimeout);
 
-  const auto request = co_await handshake();
+  const auto request = co_await timedHandshake();
   endHandshake();
   if (request && request->command == policy::Command::Connect) {
     auto server = co_await connect(request->destination);
@@ -57,6 +57,20 @@ asio::awaitable<void> SocksSession::run() {
   }
   client_.close(ec);
   runtime_.sessionLog().write(std::move(record_));
+}
+
+asio::awaitable<std::optional<SocksSession::Request>> SocksSession::timedHandshake() {
+  // One race against the handshake deadline for the whole handshake (greeting, authentication,
+  // request), not one per read: each `||` costs two coroutines.
+  auto outcome = co_await (handshake() || deadline_->async_wait(kNoThrow));
+  std::optional<Request> request;
+  if (outcome.index() == 0) {
+    request = std::move(std::get<0>(outcome));
+  } else {
+    record_.result = "handshake-timeout";
+    record_.error.clear();  // the cancelled read's "Operation canceled"
+  }
+  co_return request;
 }
 
 asio::awaitable<std::optional<SocksSession::Request>> SocksSession::handshake() {
@@ -89,14 +103,9 @@ asio::awaitable<bool> SocksSession::readMore() {
     record_.error = "handshake message too large";
     co_return false;
   }
-  auto outcome = co_await (
-      client_.async_read_some(asio::buffer(in() + inLength_, in_->size() - inLength_), kNoThrow) ||
-      deadline_->async_wait(kNoThrow));
-  if (outcome.index() == 1) {
-    record_.result = "handshake-timeout";
-    co_return false;
-  }
-  auto [ec, n] = std::get<0>(outcome);
+  // run() races the whole handshake against its deadline.
+  auto [ec, n] = co_await client_.async_read_some(
+      asio::buffer(in() + inLength_, in_->size() - inLength_), kNoThrow);
   if (ec) {
     record_.result = "closed-in-handshake";
     if (ec != asio::error::eof) record_.error = ec.message();

@@ -34,6 +34,7 @@ class SocksSession {
 
   // Phases, in order. Each returns what the next needs, so its frame is gone before the relay.
   // nullopt: the phase failed, replied (when the protocol has a reply for it) and recorded why.
+  asio::awaitable<std::optional<Request>> timedHandshake();  // handshake() within its deadline
   asio::awaitable<std::optional<Request>> handshake();
   asio::awaitable<std::optional<Request>> socks5Handshake();
   asio::awaitable<std::optional<Request>> socks4Handshake();
@@ -44,7 +45,7 @@ class SocksSession {
   asio::awaitable<void> udpAssociate(const protocol::Address& clientHint);
 
   // Helpers.
-  // Reads more handshake bytes; false on EOF, error, full buffer or handshake timeout.
+  // Reads more handshake bytes; false on EOF, error (the deadline's cancellation) or full buffer.
   asio::awaitable<bool> readMore();
   void consume(std::size_t n);
   // Resolves a wire address into candidate addresses (in resolver order); sets `ec` on failure.
