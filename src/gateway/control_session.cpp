@@ -56,16 +56,16 @@ control::Status statusFor(const std::error_code& ec) {
 
 }  // namespace
 
-ControlSession::ControlSession(Runtime& runtime, tcp::socket client)
+ControlSession::ControlSession(Runtime& runtime, tcp::socket client, tcp::endpoint peer)
     : runtime_(runtime),
       snapshot_(runtime.snapshot()),
       client_(std::move(client)),
+      clientEndpoint_(peer),
       deadline_(client_.get_executor()),
       in_(kMaxRequest) {}
 
 asio::awaitable<void> ControlSession::run() {
   std::error_code ec;
-  clientEndpoint_ = client_.remote_endpoint(ec);
   record_.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
   record_.protocol = "fwc";
   record_.command = "hello";

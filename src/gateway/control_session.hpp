@@ -20,7 +20,8 @@ namespace fwgate::gateway {
 
 class ControlSession {
  public:
-  ControlSession(Runtime& runtime, asio::ip::tcp::socket client);
+  // `peer`: the client's address and port, as accept() returned them.
+  ControlSession(Runtime& runtime, asio::ip::tcp::socket client, asio::ip::tcp::endpoint peer);
   asio::awaitable<void> run();
 
  private:

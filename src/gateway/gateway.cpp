@@ -49,22 +49,21 @@ struct AdmittedSlot {
 
 // The session's frame owns the socket and the session, and the slot.
 asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
-                                   const config::Listener& listener, asio::ip::address client) {
-  const AdmittedSlot slot{runtime, client};
-  SocksSession session(runtime, std::move(socket), listener);
+                                   const config::Listener& listener, tcp::endpoint peer) {
+  const AdmittedSlot slot{runtime, unmapped(peer.address())};
+  SocksSession session(runtime, std::move(socket), peer, listener);
   co_await session.run();
 }
 
-asio::awaitable<void> serveWebProxy(Runtime& runtime, tcp::socket socket,
-                                    asio::ip::address client) {
-  const AdmittedSlot slot{runtime, client};
-  WebProxySession session(runtime, std::move(socket));
+asio::awaitable<void> serveWebProxy(Runtime& runtime, tcp::socket socket, tcp::endpoint peer) {
+  const AdmittedSlot slot{runtime, unmapped(peer.address())};
+  WebProxySession session(runtime, std::move(socket), peer);
   co_await session.run();
 }
 
-asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, asio::ip::address client) {
-  const AdmittedSlot slot{runtime, client};
-  ControlSession session(runtime, std::move(socket));
+asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, tcp::endpoint peer) {
+  const AdmittedSlot slot{runtime, unmapped(peer.address())};
+  ControlSession session(runtime, std::move(socket), peer);
   co_await session.run();
 }
 
@@ -388,16 +387,14 @@ namespace {
 struct HandedSocket {
   SharedState* shared;
   int fd;
-  asio::ip::address client;
-  HandedSocket(SharedState& s, int f, asio::ip::address c) : shared(&s), fd(f), client(c) {}
-  HandedSocket(HandedSocket&& o) noexcept : shared(o.shared), fd(o.fd), client(o.client) {
-    o.fd = -1;
-  }
+  tcp::endpoint peer;
+  HandedSocket(SharedState& s, int f, tcp::endpoint p) : shared(&s), fd(f), peer(p) {}
+  HandedSocket(HandedSocket&& o) noexcept : shared(o.shared), fd(o.fd), peer(o.peer) { o.fd = -1; }
   HandedSocket& operator=(HandedSocket&&) = delete;
   ~HandedSocket() {
     if (fd < 0) return;
     ::close(fd);
-    shared->release(client);
+    shared->release(unmapped(peer.address()));
   }
   int take() { return std::exchange(fd, -1); }
 };
@@ -417,27 +414,27 @@ Gateway::Worker& Gateway::placeOf(Worker& worker, std::size_t listener,
 }
 
 void Gateway::handOff(Worker& target, tcp::socket socket, std::size_t listener,
-                      asio::ip::address client) {
+                      tcp::endpoint peer) {
   std::error_code ec;
-  const auto protocol = socket.local_endpoint(ec).protocol();
+  const auto protocol = peer.protocol();
   const int fd = socket.release(ec);
   if (ec) {
-    shared_.release(client);
+    shared_.release(unmapped(peer.address()));
     return;
   }
   asio::post(target.io, [this, &target, listener, protocol,
-                         handed = HandedSocket(shared_, fd, client)]() mutable {
+                         handed = HandedSocket(shared_, fd, peer)]() mutable {
     std::error_code adoptEc;
     tcp::socket adopted(target.io);
     adopted.assign(protocol, handed.fd, adoptEc);
     if (adoptEc) return;  // handed closes it and gives the slot back
     handed.take();
-    spawnSession(target, std::move(adopted), listener, handed.client);
+    spawnSession(target, std::move(adopted), listener, handed.peer);
   });
 }
 
 void Gateway::spawnSession(Worker& worker, tcp::socket socket, std::size_t listener,
-                           asio::ip::address client) {
+                           tcp::endpoint peer) {
   auto onException = [&worker](std::exception_ptr e) {
     if (!e) return;
     ++worker.runtime.counters().sessionExceptions;
@@ -450,14 +447,14 @@ void Gateway::spawnSession(Worker& worker, tcp::socket socket, std::size_t liste
   Runtime& runtime = worker.runtime;
   switch (services_[listener]) {
     case Service::Control:
-      asio::co_spawn(worker.io, serveControl(runtime, std::move(socket), client), onException);
+      asio::co_spawn(worker.io, serveControl(runtime, std::move(socket), peer), onException);
       break;
     case Service::WebProxy:
-      asio::co_spawn(worker.io, serveWebProxy(runtime, std::move(socket), client), onException);
+      asio::co_spawn(worker.io, serveWebProxy(runtime, std::move(socket), peer), onException);
       break;
     case Service::Socks:
       asio::co_spawn(worker.io,
-                     serveSession(runtime, std::move(socket), listeners_[listener], client),
+                     serveSession(runtime, std::move(socket), listeners_[listener], peer),
                      onException);
       break;
   }
@@ -467,8 +464,9 @@ asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) 
   tcp::acceptor& acceptor = *worker.acceptors[listener];
   Runtime& runtime = worker.runtime;
   asio::steady_timer backoff(worker.io);
+  tcp::endpoint peer;  // filled by accept(): no getpeername per connection
   while (!stopping_) {
-    auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
+    auto [ec, socket] = co_await acceptor.async_accept(peer, kNoThrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || stopping_) co_return;
       // Out of descriptors or memory: say so and pause instead of spinning.
@@ -477,9 +475,6 @@ asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) 
       co_await backoff.async_wait(kNoThrow);
       continue;
     }
-    std::error_code peerEc;
-    const auto peer = socket.remote_endpoint(peerEc);
-    if (peerEc) continue;
     const auto client = unmapped(peer.address());
     if (!runtime.admit(client)) {
       ++runtime.counters().sessionsRejectedByLimit;
@@ -492,9 +487,9 @@ asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) 
     ++runtime.counters().sessionsAccepted;
     Worker& target = placeOf(worker, listener, client);
     if (&target == &worker) {
-      spawnSession(worker, std::move(socket), listener, client);
+      spawnSession(worker, std::move(socket), listener, peer);
     } else {
-      handOff(target, std::move(socket), listener, client);
+      handOff(target, std::move(socket), listener, peer);
     }
   }
 }

@@ -51,9 +51,9 @@ class Gateway {
   // The loop a connection accepted by `worker` on `listener` is served on.
   Worker& placeOf(Worker& worker, std::size_t listener, const asio::ip::address& client);
   void handOff(Worker& target, asio::ip::tcp::socket socket, std::size_t listener,
-               asio::ip::address client);
+               asio::ip::tcp::endpoint peer);
   void spawnSession(Worker& worker, asio::ip::tcp::socket socket, std::size_t listener,
-                    asio::ip::address client);
+                    asio::ip::tcp::endpoint peer);
   asio::awaitable<void> handleSignals();
   asio::awaitable<void> drainAndStop();
   asio::awaitable<void> refreshPacketFilters();

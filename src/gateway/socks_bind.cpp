@@ -49,8 +49,8 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     }
   }
 
-  const auto listenAddress = externalAddressToward(*snapshot_->config, runtime_.io(), peer,
-                                                   unmapped(localEndpoint_.address()));
+  const auto listenAddress =
+      externalAddressToward(*snapshot_->config, runtime_.io(), peer, localAddress());
   tcp::acceptor acceptor(client_.get_executor());
   ec = openInbound(acceptor, listenAddress, 0, snapshot_->config->bind.dynamicPorts);
   if (!ec) acceptor.listen(1, ec);

@@ -21,17 +21,17 @@ using namespace asio::experimental::awaitable_operators;
 namespace socks5 = protocol::socks5;
 namespace socks4 = protocol::socks4;
 
-SocksSession::SocksSession(Runtime& runtime, tcp::socket client, const config::Listener& listener)
+SocksSession::SocksSession(Runtime& runtime, tcp::socket client, tcp::endpoint peer,
+                           const config::Listener& listener)
     : runtime_(runtime),
       snapshot_(runtime.snapshot()),
       client_(std::move(client)),
       listener_(listener),
+      clientEndpoint_(peer),
       deadline_(std::in_place, client_.get_executor()) {}
 
 asio::awaitable<void> SocksSession::run() {
   std::error_code ec;
-  clientEndpoint_ = client_.remote_endpoint(ec);
-  localEndpoint_ = client_.local_endpoint(ec);
   record_.client = endpointString(clientEndpoint_.address(), clientEndpoint_.port());
   deadline_->expires_after(snapshot_->config->limits.handshakeTimeout);
 
@@ -57,6 +57,11 @@ asio::awaitable<void> SocksSession::run() {
   }
   client_.close(ec);
   runtime_.sessionLog().write(std::move(record_));
+}
+
+asio::ip::address SocksSession::localAddress() const {
+  std::error_code ec;
+  return unmapped(client_.local_endpoint(ec).address());
 }
 
 asio::awaitable<std::optional<SocksSession::Request>> SocksSession::timedHandshake() {

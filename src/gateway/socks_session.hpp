@@ -19,7 +19,9 @@ namespace fwgate::gateway {
 
 class SocksSession {
  public:
-  SocksSession(Runtime& runtime, asio::ip::tcp::socket client, const config::Listener& listener);
+  // `peer`: the client's address and port, as accept() returned them.
+  SocksSession(Runtime& runtime, asio::ip::tcp::socket client, asio::ip::tcp::endpoint peer,
+               const config::Listener& listener);
   asio::awaitable<void> run();
 
  private:
@@ -69,13 +71,14 @@ class SocksSession {
   // Completes when the client closes the control connection (or errors); for BIND and UDP.
   // With `keepData`, bytes the client sends are left unread (they belong to the relay after).
   asio::awaitable<void> waitClientClose(bool keepData);
+  // The gateway's address the client reached (getsockname: only BIND and UDP need it).
+  asio::ip::address localAddress() const;
 
   Runtime& runtime_;
   std::shared_ptr<const Snapshot> snapshot_;
   asio::ip::tcp::socket client_;
   const config::Listener& listener_;  // owned by the Gateway, which outlives every session
   asio::ip::tcp::endpoint clientEndpoint_;
-  asio::ip::tcp::endpoint localEndpoint_;
   // The handshake's and BIND's deadline; gone before the relay (which has its own timer).
   std::optional<asio::steady_timer> deadline_;
   Dialect dialect_ = Dialect::Socks5;

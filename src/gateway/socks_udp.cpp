@@ -26,7 +26,7 @@ asio::awaitable<void> SocksSession::udpAssociate(const protocol::Address& hint) 
         return decide(policy::Command::Udp, a, port, name);
       },
       runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
-  if (auto ec = relay.open(unmapped(localEndpoint_.address()))) {
+  if (auto ec = relay.open(localAddress())) {
     record_.error = "udp socket: " + ec.message();
     co_await fail(toSocks5Reply(ec));
     co_return;

@@ -89,10 +89,11 @@ bool passedHere(const http::RequestHead& head, std::string_view viaName) {
 
 }  // namespace
 
-WebProxySession::WebProxySession(Runtime& runtime, tcp::socket client)
+WebProxySession::WebProxySession(Runtime& runtime, tcp::socket client, tcp::endpoint peer)
     : runtime_(runtime),
       snapshot_(runtime.snapshot()),
       client_(std::move(client)),
+      clientEndpoint_(peer),
       timer_(client_.get_executor()) {}
 
 http::Limits WebProxySession::limits() const {
@@ -182,8 +183,7 @@ asio::awaitable<bool> WebProxySession::writeClient(const void* data, std::size_t
 
 asio::awaitable<void> WebProxySession::run() {
   std::error_code ec;
-  clientEndpoint_ = client_.remote_endpoint(ec);
-  if (!ec) localEndpoint_ = client_.local_endpoint(ec);
+  localEndpoint_ = client_.local_endpoint(ec);
   if (ec) co_return;
   client_.set_option(tcp::no_delay(true), ec);
   const auto client = unmapped(clientEndpoint_.address());

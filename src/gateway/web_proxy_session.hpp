@@ -24,7 +24,8 @@ namespace fwgate::gateway {
 
 class WebProxySession {
  public:
-  WebProxySession(Runtime& runtime, asio::ip::tcp::socket client);
+  // `peer`: the client's address and port, as accept() returned them.
+  WebProxySession(Runtime& runtime, asio::ip::tcp::socket client, asio::ip::tcp::endpoint peer);
   asio::awaitable<void> run();
 
   // What waiting for bytes gave.
