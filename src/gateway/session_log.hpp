@@ -3,11 +3,17 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <variant>
+#include <vector>
 
 namespace fwgate::gateway {
 
@@ -15,6 +21,8 @@ namespace fwgate::gateway {
 struct SessionRecord {
   std::chrono::system_clock::time_point start = std::chrono::system_clock::now();
   std::chrono::steady_clock::time_point startSteady = std::chrono::steady_clock::now();
+  // When the session ended (duration_ms): set by SessionLog::write(); unset, toJson()'s call.
+  std::optional<std::chrono::steady_clock::time_point> endSteady;
   std::string client;                // "ip:port"
   std::optional<std::string> user;   // authenticated user
   std::string protocol = "unknown";  // socks4, socks4a, socks5, fwc (firewall client)
@@ -45,35 +53,98 @@ struct SessionRecord {
   };
   std::optional<Http> http;
 
+  // The log line without its newline: a JSON object, keys sorted, invalid UTF-8 replaced by
+  // U+FFFD (byte for byte what nlohmann::json's dump with error_handler_t::replace writes).
   std::string toJson() const;
+  // Appends toJson() to `out`.
+  void appendJson(std::string& out) const;
   // Adds a relay's byte counts and, when it ended badly, why.
   void addRelay(std::uint64_t up, std::uint64_t down, bool idleTimeout, const std::string& why);
 };
 
 // The session log sink: stderr ("-") or an append-only file, reopened on SIGHUP for logrotate.
+// write() only queues the record; one writer thread, started by the first write(), formats the
+// queued records and writes them whole, one write(2) per batch.
 class SessionLog {
  public:
-  SessionLog() = default;
+  static constexpr std::size_t kDefaultQueueLimit = 65536;
+
+  // `queueLimit`: records queued and not yet written beyond which write() drops records.
+  explicit SessionLog(std::size_t queueLimit = kDefaultQueueLimit);
+  // Writes everything queued, then stops the writer.
   ~SessionLog();
   SessionLog(const SessionLog&) = delete;
   SessionLog& operator=(const SessionLog&) = delete;
 
-  // Opens `path` ("-" is stderr). Returns false and fills `error` if the file cannot be opened;
-  // the previous destination stays in use.
+  // Opens `path` ("-" is stderr) on the calling thread. Records written before the call go to
+  // the previous destination, those written after to the new one. Returns false and fills
+  // `error` if the file cannot be opened; the previous destination stays in use.
   bool open(const std::string& path, std::string& error);
   bool reopen(std::string& error) { return open(path_, error); }
-  void write(const SessionRecord& record);
+  // Stamps the session's end and queues the record: no formatting, no I/O, no system call
+  // (but a futex wake for the first record after a quiet spell); the line is in the file
+  // within a millisecond or so. Past the queue's limit the record is dropped and counted, and a
+  // line {"time": ..., "dropped_records": N} takes the place of those dropped.
+  void write(SessionRecord record);
+  // Blocks until everything written before the call is in the file (or failed to be).
+  void flush();
   const std::string& path() const { return path_; }
   // Before the gateway drops privileges: a file that this process created (as root) becomes the
   // service user's, so that the reopen after a SIGHUP, made as that user, can open it again.
   // A file that existed before keeps its owner. Returns false and fills `error` if fchown fails.
   bool handTo(uid_t user, gid_t group, std::string& error);
 
+  // Records dropped because the queue was full, since construction.
+  std::uint64_t droppedRecords() const;
+  // Lines lost because write(2) failed (EBADF, ENOSPC, ...), since construction.
+  std::uint64_t lostLines() const;
+
  private:
-  std::mutex mutex_;
-  int fd_ = 2;
+  // Queued by open(): from here on, lines go to `fd`.
+  struct Reopened {
+    int fd;
+    std::string path;
+  };
+  // Stands for the records dropped while the queue was full.
+  struct Dropped {
+    std::chrono::system_clock::time_point first;
+    std::uint64_t count;
+  };
+  using Item = std::variant<SessionRecord, Reopened, Dropped>;
+  // The queue is a list of blocks of kBlockItems items, recycled: a push never moves what is
+  // queued already, and a busy log allocates nothing.
+  using Block = std::vector<Item>;
+
+  bool startWriterLocked();
+  Block& tailLocked();
+  void wakeWriterLocked(bool& notify);
+  void run();
+  std::size_t writeBlocks(std::vector<Block>& blocks, std::string& out);
+  void writeOut(std::string& out, std::size_t lines);
+
+  const std::size_t queueLimit_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;  // the writer waits for work
+  std::condition_variable done_;  // flush() waits for the writer
+  std::vector<Block> queue_;
+  std::vector<Block> spare_;        // emptied by the writer, for tailLocked()
+  std::size_t queuedRecords_ = 0;   // in queue_ and in the writer's batch
+  Dropped* dropMarker_ = nullptr;   // the Dropped in queue_ that counts the current drops
+  std::uint64_t queuedItems_ = 0;   // ever queued
+  std::uint64_t writtenItems_ = 0;  // ever handled by the writer
+  std::uint64_t dropped_ = 0;
+  bool writerIdle_ = false;
+  bool stop_ = false;
+  std::thread writer_;
+  int fd_ = 2;  // the last open()'s
   bool created_ = false;
   std::string path_ = "-";
+
+  // The writer thread's (before it starts, open()'s under mutex_).
+  int writerFd_ = 2;
+  std::string writerPath_ = "-";
+  bool failing_ = false;
+  std::atomic<std::uint64_t> lost_{0};
 };
 
 }  // namespace fwgate::gateway
