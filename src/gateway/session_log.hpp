@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +17,39 @@
 #include <vector>
 
 namespace fwgate::gateway {
+
+// A value held on the heap only when present: like std::optional, but an empty one costs a
+// pointer, not sizeof(T). For the parts of a session record most sessions never fill (every
+// relayed connection holds its record for its whole life).
+template <typename T>
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(const Boxed& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& o) {
+    if (this != &o) p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+  Boxed& operator=(T value) {
+    p_ = std::make_unique<T>(std::move(value));
+    return *this;
+  }
+  T& emplace() {
+    p_ = std::make_unique<T>();
+    return *p_;
+  }
+  void reset() { p_.reset(); }
+  explicit operator bool() const { return p_ != nullptr; }
+  T* operator->() { return p_.get(); }
+  const T* operator->() const { return p_.get(); }
+  T& operator*() { return *p_; }
+  const T& operator*() const { return *p_; }
+
+ private:
+  std::unique_ptr<T> p_;
+};
 
 // Filled along the way by a session; logged once at its end.
 struct SessionRecord {
@@ -51,7 +85,7 @@ struct SessionRecord {
     std::string path;  // without the query
     int status = 0;    // 0: none sent
   };
-  std::optional<Http> http;
+  Boxed<Http> http;
 
   // The log line without its newline: a JSON object, keys sorted, invalid UTF-8 replaced by
   // U+FFFD (byte for byte what nlohmann::json's dump with error_handler_t::replace writes).
