@@ -80,21 +80,12 @@ class Relay {
   void pump(Direction& d) {
     for (int budget = kFairnessBudget; budget > 0; --budget) {
       if (aborted_) return finish(d);
-      while (!d.head.empty()) {
-        const ssize_t m = ::send(d.to->native_handle(), d.head.data(), d.head.size(),
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (m < 0) {
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN) return wait(d, tcp::socket::wait_write);
-          fail(errno);
-          return finish(d);
-        }
-        d.head = d.head.subspan(static_cast<std::size_t>(m));
-        *d.counter += static_cast<std::uint64_t>(m);
-        lastActivity_ = Clock::now();
-      }
-      while (d.pending > 0) {
-        const ssize_t m = splicing(d)
+      // The caller's bytes first, then whatever the last read left in the buffer or the pipe.
+      while (!d.head.empty() || d.pending > 0) {
+        const bool head = !d.head.empty();
+        const ssize_t m = head ? ::send(d.to->native_handle(), d.head.data(), d.head.size(),
+                                        MSG_NOSIGNAL | MSG_DONTWAIT)
+                          : splicing(d)
                               ? ::splice(d.pipe.readEnd(), nullptr, d.to->native_handle(), nullptr,
                                          d.pending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
                               : ::send(d.to->native_handle(), d.lease->data() + d.offset, d.pending,
@@ -105,9 +96,14 @@ class Relay {
           fail(errno);
           return finish(d);
         }
-        d.pending -= static_cast<std::size_t>(m);
-        d.offset += static_cast<std::size_t>(m);
-        *d.counter += static_cast<std::uint64_t>(m);
+        const auto sent = static_cast<std::size_t>(m);
+        if (head) {
+          d.head = d.head.subspan(sent);
+        } else {
+          d.pending -= sent;
+          d.offset += sent;
+        }
+        *d.counter += sent;
         lastActivity_ = Clock::now();
       }
       const ssize_t n = read(d);

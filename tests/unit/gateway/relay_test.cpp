@@ -39,10 +39,10 @@ class Relay : public ::testing::TestWithParam<config::RelayMode> {
 };
 
 RelayResult runRelay(Pairs& p, RelayPaths paths, std::chrono::milliseconds idle,
-                     std::function<void()> peers) {
+                     std::function<void()> peers, std::span<const std::uint8_t> firstUp = {}) {
   RelayResult result;
   bool done = false;
-  asio::co_spawn(p.io, relay(p.client, p.server, paths, idle),
+  asio::co_spawn(p.io, relay(p.client, p.server, paths, idle, firstUp),
                  [&](std::exception_ptr e, RelayResult r) {
                    ASSERT_FALSE(e);
                    result = r;
@@ -89,6 +89,25 @@ TEST_P(Relay, UpstreamWritesFirstThenBothHalfClose) {
   } else {
     EXPECT_EQ(pipes_.idleCount(), 0u);
   }
+}
+
+TEST_P(Relay, BytesTheClientSentAheadGoFirstAndCount) {
+  Pairs p;
+  BufferPool pool(4096);
+  const std::string ahead = "pipelined behind the request|";
+  const std::span<const std::uint8_t> firstUp{reinterpret_cast<const std::uint8_t*>(ahead.data()),
+                                              ahead.size()};
+  auto r = runRelay(
+      p, paths(pool), std::chrono::seconds(10),
+      [&] {
+        asio::write(p.app, asio::buffer(std::string("then the stream")));
+        p.app.shutdown(tcp::socket::shutdown_send);
+        EXPECT_EQ(readAll(p.upstream), ahead + "then the stream");
+        p.upstream.shutdown(tcp::socket::shutdown_send);
+        readAll(p.app);
+      },
+      firstUp);
+  EXPECT_EQ(r.bytesUp, ahead.size() + 15);
 }
 
 TEST_P(Relay, ServerHalfClosesFirstAndClientKeepsSending) {
