@@ -47,6 +47,20 @@ struct AdmittedSlot {
   ~AdmittedSlot() { runtime.release(client); }
 };
 
+// The completion handler of a co_spawn on a loop: an exception that ended the coroutine is
+// counted in that loop's Runtime and logged after `what`.
+auto exceptionReporter(Runtime& runtime, const char* what) {
+  return [&runtime, what](std::exception_ptr e) {
+    if (!e) return;
+    ++runtime.counters().sessionExceptions;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{}: {}", what, ex.what());
+    }
+  };
+}
+
 // The session's frame owns the socket and the session, and the slot.
 asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
                                    const config::Listener& listener, tcp::endpoint peer) {
@@ -334,29 +348,13 @@ int Gateway::run() {
   for (auto& worker : workers_) {
     for (std::size_t i = 0; i < listeners_.size(); ++i) {
       if (!worker->acceptors[i]) continue;
-      Worker& w = *worker;
-      asio::co_spawn(w.io, acceptLoop(w, i), [&w](std::exception_ptr e) {
-        if (!e) return;
-        ++w.runtime.counters().sessionExceptions;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("internal error: {}", ex.what());
-        }
-      });
+      asio::co_spawn(worker->io, acceptLoop(*worker, i),
+                     exceptionReporter(worker->runtime, "internal error"));
     }
   }
-  auto onException = [this](std::exception_ptr e) {
-    if (!e) return;
-    ++first().runtime.counters().sessionExceptions;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("internal error: {}", ex.what());
-    }
-  };
-  asio::co_spawn(first().io, handleSignals(), onException);
-  asio::co_spawn(first().io, refreshPacketFilters(), onException);
+  asio::co_spawn(first().io, handleSignals(), exceptionReporter(first().runtime, "internal error"));
+  asio::co_spawn(first().io, refreshPacketFilters(),
+                 exceptionReporter(first().runtime, "internal error"));
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker& w = *workers_[i];
     w.thread = std::thread([&w] {
@@ -435,15 +433,7 @@ void Gateway::handOff(Worker& target, tcp::socket socket, std::size_t listener,
 
 void Gateway::spawnSession(Worker& worker, tcp::socket socket, std::size_t listener,
                            tcp::endpoint peer) {
-  auto onException = [&worker](std::exception_ptr e) {
-    if (!e) return;
-    ++worker.runtime.counters().sessionExceptions;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("session ended by internal error: {}", ex.what());
-    }
-  };
+  const auto onException = exceptionReporter(worker.runtime, "session ended by internal error");
   Runtime& runtime = worker.runtime;
   switch (services_[listener]) {
     case Service::Control:
