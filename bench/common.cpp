@@ -120,8 +120,12 @@ std::uint16_t localPort(int fd) {
   return ep.port();
 }
 
-int startConnect(const Endpoint& to, const Endpoint* source) {
-  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+namespace {
+
+// A TCP socket with TCP_NODELAY, bound to `source` (its port picked at connect time) when one of
+// `to`'s family is given. `flags`: SOCK_NONBLOCK or 0. The descriptor, or -errno.
+int openBound(const Endpoint& to, const Endpoint* source, int flags) {
+  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
   if (fd < 0) return -errno;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -133,6 +137,14 @@ int startConnect(const Endpoint& to, const Endpoint* source) {
       return -err;
     }
   }
+  return fd;
+}
+
+}  // namespace
+
+int startConnect(const Endpoint& to, const Endpoint* source) {
+  const int fd = openBound(to, source, SOCK_NONBLOCK);
+  if (fd < 0) return fd;
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), to.len) != 0 &&
       errno != EINPROGRESS) {
     int err = errno;
@@ -144,23 +156,13 @@ int startConnect(const Endpoint& to, const Endpoint* source) {
 
 int connectBlocking(const Endpoint& to, const Endpoint* source, double timeoutSeconds,
                     std::int64_t* connectNs) {
-  int fd = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -errno;
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const int fd = openBound(to, source, 0);
+  if (fd < 0) return fd;
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeoutSeconds);
   tv.tv_usec = static_cast<suseconds_t>((timeoutSeconds - static_cast<double>(tv.tv_sec)) * 1e6);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // also bounds the kernel's connect
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (source != nullptr && source->family() == to.family()) {
-    ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&source->addr), source->len) != 0) {
-      int err = errno;
-      ::close(fd);
-      return -err;
-    }
-  }
   std::int64_t t0 = monotonicNs();
   int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), to.len);
   std::int64_t t1 = monotonicNs();
