@@ -117,8 +117,9 @@ std::uint32_t workerCount(std::uint32_t configured) {
 // One event loop: its Runtime, its acceptors (one per element of listeners_ it accepts on, null
 // where it does not) and its thread (none for the first, which runs on the caller's).
 struct Gateway::Worker {
-  Worker(SharedState& shared, std::shared_ptr<const Snapshot> snapshot, std::size_t index)
-      : runtime(io, shared, std::move(snapshot)), index(index) {}
+  Worker(SharedState& shared, std::shared_ptr<const Snapshot> snapshot,
+         std::vector<asio::ip::address> hostAddresses, std::size_t index)
+      : runtime(io, shared, std::move(snapshot), std::move(hostAddresses)), index(index) {}
   // Declared before io so it is destroyed after it: ~io_context destroys the sessions still
   // open after the grace period, and they release what they hold in the Runtime.
   Runtime runtime;
@@ -145,8 +146,9 @@ Gateway::Gateway(GatewayOptions options, std::shared_ptr<const Snapshot> initial
   add(options_.webListenOverride, config.webProxy.listeners, Service::WebProxy);
   balance_ = config.balance;
   const auto count = workerCount(options_.workersOverride.value_or(config.workers));
+  const auto hosts = hostAddressesNow();  // once, for every loop
   for (std::size_t i = 0; i < count; ++i) {
-    workers_.push_back(std::make_unique<Worker>(shared_, snapshot_, i));
+    workers_.push_back(std::make_unique<Worker>(shared_, snapshot_, hosts, i));
     workers_.back()->acceptors.resize(listeners_.size());
   }
   signals_ = std::make_unique<asio::signal_set>(first().io, SIGHUP, SIGTERM, SIGINT);
@@ -555,10 +557,11 @@ void Gateway::reload() {
         spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));
         snapshot_ = std::move(snapshot);
         // Each loop takes the new snapshot on its own thread, between two of its handlers.
+        const auto hosts = hostAddressesNow();
         for (auto& worker : workers_) {
-          asio::post(worker->io, [&runtime = worker->runtime, s = snapshot_] {
+          asio::post(worker->io, [&runtime = worker->runtime, s = snapshot_, hosts] {
             runtime.setSnapshot(s);
-            runtime.refreshHostAddresses();
+            runtime.setHostAddresses(hosts);
           });
         }
         spdlog::info("SIGHUP: reloaded {} ({} rules); established sessions keep their rules",

@@ -121,15 +121,15 @@ void SharedState::rememberPassword(const config::UserDatabase* users, const std:
 }
 
 Runtime::Runtime(asio::io_context& io, SharedState& shared,
-                 std::shared_ptr<const Snapshot> snapshot)
+                 std::shared_ptr<const Snapshot> snapshot,
+                 std::vector<asio::ip::address> hostAddresses)
     : io_(io),
       shared_(shared),
       snapshot_(std::move(snapshot)),
       buffers_(snapshot_->config->limits.relayBufferSize),
       pipes_(snapshot_->config->limits.relayBufferSize),
-      origins_(io) {
-  refreshHostAddresses();
-}
+      hostAddresses_(std::move(hostAddresses)),
+      origins_(io) {}
 
 void Runtime::setSnapshot(std::shared_ptr<const Snapshot> s) {
   snapshot_ = std::move(s);
@@ -137,25 +137,26 @@ void Runtime::setSnapshot(std::shared_ptr<const Snapshot> s) {
   pipes_.setCapacity(snapshot_->config->limits.relayBufferSize);
 }
 
-void Runtime::refreshHostAddresses() {
-  hostAddresses_.clear();
+std::vector<asio::ip::address> hostAddressesNow() {
+  std::vector<asio::ip::address> out;
   ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return;
+  if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i != nullptr; i = i->ifa_next) {
     if (i->ifa_addr == nullptr) continue;
     if (i->ifa_addr->sa_family == AF_INET) {
       const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
       asio::ip::address_v4::bytes_type b;
       std::memcpy(b.data(), &sin->sin_addr, 4);
-      hostAddresses_.push_back(asio::ip::address_v4(b));
+      out.push_back(asio::ip::address_v4(b));
     } else if (i->ifa_addr->sa_family == AF_INET6) {
       const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
       asio::ip::address_v6::bytes_type b;
       std::memcpy(b.data(), &sin6->sin6_addr, 16);
-      hostAddresses_.push_back(asio::ip::address_v6(b, sin6->sin6_scope_id));
+      out.push_back(asio::ip::address_v6(b, sin6->sin6_scope_id));
     }
   }
   freeifaddrs(list);
+  return out;
 }
 
 bool Runtime::isHostAddress(const asio::ip::address& address) const {

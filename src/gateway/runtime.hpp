@@ -98,6 +98,9 @@ class ShardedCounts {
   mutable std::array<Shard, kShards> shards_;
 };
 
+// The host's own addresses (getifaddrs): what isHostAddress() compares with.
+std::vector<asio::ip::address> hostAddressesNow();
+
 // What every event loop of one gateway shares, safe to use from any of their threads: the
 // session log, the pools for blocking calls, the packet filters, what the gateway listens on
 // (written before the loops start, read-only after), the session counts its limits judge, the
@@ -154,7 +157,9 @@ class SharedState {
 // primary connections and resolved names live here, unshared.
 class Runtime {
  public:
-  Runtime(asio::io_context& io, SharedState& shared, std::shared_ptr<const Snapshot> snapshot);
+  // `hostAddresses`: hostAddressesNow(), taken once for all loops.
+  Runtime(asio::io_context& io, SharedState& shared, std::shared_ptr<const Snapshot> snapshot,
+          std::vector<asio::ip::address> hostAddresses);
 
   asio::io_context& io() { return io_; }
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
@@ -169,8 +174,8 @@ class Runtime {
   Counters& counters() { return counters_; }
   PacketFilters& packetFilters() { return shared_.packetFilters(); }
 
-  // The host's own addresses (getifaddrs).
-  void refreshHostAddresses();
+  // The host's own addresses, as hostAddressesNow() found them (at start and on SIGHUP).
+  void setHostAddresses(std::vector<asio::ip::address> a) { hostAddresses_ = std::move(a); }
   // The Web Proxy's listening sockets as bound (the kernel's port for port 0, --web-listen
   // included): what the control channel offers firewall clients.
   const std::vector<config::Listener>& webProxyListeners() const {
