@@ -75,8 +75,14 @@ def test_connections_spread_over_the_loops(gateway, server_factory, balance):
     srv = server_factory(fwit.handle_hashing_sink)
     gw = gateway(workers=4, extra=f'[gateway]\nbalance = "{balance}"\n')
     assert "4 workers, " + balance + " balancing" in gw.stderr(), gw.stderr()
+    # The loop threads start after the listening lines (and the privilege drop): wait for them.
+    want = ["fwgate-loop1", "fwgate-loop2", "fwgate-loop3", "main"]
+    deadline = time.monotonic() + 10 * fwit.SLOW
     before = loop_threads(gw.pid)
-    assert sorted(before) == ["fwgate-loop1", "fwgate-loop2", "fwgate-loop3", "main"], before
+    while sorted(before) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        before = loop_threads(gw.pid)
+    assert sorted(before) == want, before
     push_streams(gw, srv, 8)
     after = loop_threads(gw.pid)
     busy = [name for name in after if after[name] - before[name] > 0]
