@@ -242,6 +242,20 @@ class Gateway:
             time.sleep(0.05)
         raise AssertionError(f"no matching session log line within {timeout * fwit.SLOW:.0f}s; log: {self.sessions()!r}")
 
+    def wait_sessions(self, predicate, count: int = 1, timeout: float = 10.0) -> list[dict]:
+        """Every matching line once at least `count` match. Lines are written off the sessions'
+        threads, in batches, and sessions on different loops end in any order, so a test that
+        expects n lines waits for n rather than reading the log once."""
+        deadline = time.monotonic() + timeout * fwit.SLOW
+        while True:
+            got = [rec for rec in self.sessions() if predicate(rec)]
+            if len(got) >= count or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        assert len(got) >= count, f"{len(got)} of {count} matching session log lines within " \
+            f"{timeout * fwit.SLOW:.0f}s; log: {self.sessions()!r}"
+        return got
+
     def write_config(self, text: str) -> None:
         tmp = self.config_path + ".new"
         with open(tmp, "w", encoding="utf-8") as f:

@@ -198,8 +198,8 @@ def test_curl_by_address_and_by_name(topo, gateway):
                              and s.get("requested") == f"{NAME}:80")
     assert logged["application"] == "curl" and logged["resolved"] == f"{EXTERNAL}:80", logged
     assert logged["rule"] == "internal clients" and logged["bytes_down"] > 0, logged
-    resolves = [s for s in fwc_sessions(gw) if s["command"] == "resolve"]
-    assert any(s["requested"] == NAME and s["resolved"] == EXTERNAL for s in resolves), resolves
+    gw.wait_session(lambda s: s.get("protocol") == "fwc" and s.get("command") == "resolve"
+                    and s.get("requested") == NAME and s.get("resolved") == EXTERNAL)
 
 
 def test_remote_name_never_queries_dns_from_the_internal_host(topo, gateway):
@@ -276,8 +276,14 @@ def test_real_programs(topo, gateway):
         if cp.returncode != 0 or MARKER not in out(cp):
             failures[label] = out(cp)[-1500:]
     assert not failures, failures
-    apps = {s["application"] for s in fwc_sessions(gw) if s["command"] == "connect"}
-    assert {"wget", "python3", "node", "curl"} <= apps, apps
+    wanted = {"wget", "python3", "node", "curl"}
+    deadline = time.monotonic() + 10 * fwit.SLOW  # lines are written in batches, off the loops
+    while True:
+        apps = {s["application"] for s in fwc_sessions(gw) if s["command"] == "connect"}
+        if wanted <= apps or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    assert wanted <= apps, apps
 
 
 def test_git_clone_over_http(topo, gateway):
@@ -398,7 +404,7 @@ def test_detect_writes_the_cache_and_programs_use_it(topo, gateway):
     cp = topo.run_in("internal", [FWGATE_BIN, "run", "--", "curl", "-sS", "--max-time", "20",
                                   f"http://{EXTERNAL}/"], env=env)
     assert cp.returncode == 0 and MARKER in out(cp), out(cp)
-    assert any(s["command"] == "config" for s in fwc_sessions(gw))
+    gw.wait_session(lambda s: s.get("protocol") == "fwc" and s.get("command") == "config")
 
 
 def test_signals_during_a_blocking_connect(topo, gateway):

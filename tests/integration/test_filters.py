@@ -285,8 +285,7 @@ def test_a_remoted_listen_opens_its_port_and_closes_it(topo, gateway, ftp):
               f"set ftp:prefer-epsv no; get -O {dest} alpha.txt; cls -1; bye")
     cp = fwrun(topo, ["lftp", "-e", script, f"ftp://{EXTERNAL}"], timeout=90)
     assert cp.returncode == 0 and (dest / "alpha.txt").read_text() == "alpha.txt\n", out(cp)
-    listens = [s for s in gw.sessions() if s.get("command") == "listen" and s.get("result") == "succeeded"]
-    assert len(listens) >= 2, gw.sessions()
+    gw.wait_sessions(lambda s: s.get("command") == "listen" and s.get("result") == "succeeded", 2)
     counters = stats(topo)
     assert counters["dynamic"] >= 2, counters  # each data connection's SYN, admitted by the set
     deadline = time.monotonic() + 10

@@ -83,6 +83,9 @@ def test_lftp(topo, gateway, ftp, passive):
     assert cp.returncode == 0, text + ftp_log(topo)[-3000:]
     assert sha256(dest / "big.bin") == ftp["sha256"]
     assert {"alpha.txt", "beta.txt", "big.bin"} <= set(cp.stdout.decode().split()), text
+    # Two transfers (the file, the listing): at least two data connections besides the control one.
+    gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") in ("connect", "accept")
+                     and s.get("requested") != f"{EXTERNAL}:21", 2, timeout=20)
     sessions = fwc_sessions(gw)
     control = [s for s in sessions if s["command"] == "connect" and s["requested"] == f"{EXTERNAL}:21"]
     assert control and control[0]["definition"] == "FTP" and control[0]["rule"] == "ftp only", sessions
@@ -125,7 +128,8 @@ def test_tnftp(topo, gateway, ftp, passive):
         assert "PASV" in commands_seen or "EPSV" in commands_seen, commands_seen[-2000:]
     else:
         assert "PORT" in commands_seen or "EPRT" in commands_seen, commands_seen[-2000:]
-        assert any(s["command"] == "accept" and s["result"] == "succeeded" for s in fwc_sessions(gw))
+        gw.wait_session(lambda s: s.get("protocol") == "fwc" and s.get("command") == "accept"
+                        and s.get("result") == "succeeded")
 
 
 CALLBACK_SERVER = r"""
@@ -305,7 +309,8 @@ def test_server_bind_accepts_several_connections(topo, gateway):
     assert rest.count(f"accepted {EXTERNAL}") == 2 and rest.endswith("closed\n"), rest
     refused = gw.wait_session(lambda s: s.get("command") == "accept" and s.get("result") == "refused")
     assert refused["resolved"].startswith(f"{DNS}:") and "denied by" in refused["error"], refused
-    accepts = [s for s in fwc_sessions(gw) if s["command"] == "accept" and s["result"] == "succeeded"]
+    accepts = gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "accept"
+                               and s.get("result") == "succeeded", 2)
     assert len(accepts) == 2 and all(s["definition"] == "GameServer" for s in accepts), accepts
     # The program closed its listening socket and goes on (close() is not hooked). The next knock
     # finds the client refusing the gateway, which ends the listen and closes the gateway's port.

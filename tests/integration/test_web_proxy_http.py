@@ -138,7 +138,7 @@ def test_origin_pool_not_shared_between_users(topo, gateway):
     a2 = fetch("alice", "a2")
     assert b1 != a1, "bob's request went over alice's origin connection"
     assert a2 in (a1, b1) and a2 != b1, f"alice's second request: origin connection {a2} (alice {a1}, bob {b1})"
-    assert {r.get("user") for r in http_logs(gw)} == {"alice", "bob"}, http_logs(gw)
+    assert {r.get("user") for r in wait_http_logs(gw, 3)} == {"alice", "bob"}, http_logs(gw)
 
 
 def test_pipelined_requests_in_order(topo, gateway):
