@@ -181,11 +181,11 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
               ? fmt::format(
                     "no primary connection of {} (pid {}) whose protocol definition has "
                     "an inbound TCP secondary connection",
-                    record_.application, pid_)
+                    record_.programOrEmpty().application, pid_)
               : fmt::format(
                     "no primary connection of {} (pid {}) whose protocol definition "
                     "allows an inbound TCP secondary connection on port {}",
-                    record_.application, pid_, requestedPort);
+                    record_.programOrEmpty().application, pid_, requestedPort);
     } else {
       record_.rule = primary->rule;
       record_.definition = primary->definition;
@@ -314,9 +314,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     inbound.client = record_.client;
     inbound.user = record_.user;
     inbound.protocol = "fwc";
-    inbound.host = record_.host;
-    inbound.application = record_.application;
-    inbound.osUser = record_.osUser;
+    inbound.program = record_.program;
     inbound.command = "accept";
     inbound.requested = record_.bound;
     inbound.bound = record_.bound;

@@ -184,9 +184,8 @@ asio::awaitable<bool> ControlSession::hello() {
     welcome.status = control::Status::BadRequest;
     message = "malformed Hello";
   } else {
-    record_.host = std::string(hello.host);
-    record_.application = std::string(hello.application);
-    record_.osUser = std::string(hello.osUser);
+    record_.program = SessionRecord::Program{
+        std::string(hello.host), std::string(hello.application), std::string(hello.osUser)};
     pid_ = hello.pid;
     if (hello.version != control::kVersion) {
       welcome.status = control::Status::VersionMismatch;
@@ -411,7 +410,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
 }
 
 ProgramKey ControlSession::program() const {
-  return ProgramKey{unmapped(clientEndpoint_.address()), pid_, user_, record_.application};
+  return ProgramKey{unmapped(clientEndpoint_.address()), pid_, user_,
+                    record_.programOrEmpty().application};
 }
 
 std::shared_ptr<PrimaryConnection> ControlSession::secondaryOf(const asio::ip::address& destination,

@@ -9,7 +9,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <csignal>
+#include <memory>
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 #include <asio/co_spawn.hpp>
@@ -40,11 +42,23 @@ std::string methodNames(const config::Listener& l) {
 }
 
 // The registry slot Runtime::admit took for a client, released on every way out of its session,
-// exceptions included.
-struct AdmittedSlot {
-  Runtime& runtime;
-  asio::ip::address client;
-  ~AdmittedSlot() { runtime.release(client); }
+// exceptions included, and when a session's coroutine is destroyed before it ran.
+class AdmittedSlot {
+ public:
+  AdmittedSlot(Runtime& runtime, const asio::ip::address& client)
+      : runtime_(&runtime), client_(client) {}
+  AdmittedSlot(AdmittedSlot&& other) noexcept
+      : runtime_(std::exchange(other.runtime_, nullptr)), client_(other.client_) {}
+  AdmittedSlot(const AdmittedSlot&) = delete;
+  AdmittedSlot& operator=(const AdmittedSlot&) = delete;
+  AdmittedSlot& operator=(AdmittedSlot&&) = delete;
+  ~AdmittedSlot() {
+    if (runtime_) runtime_->release(client_);
+  }
+
+ private:
+  Runtime* runtime_;
+  asio::ip::address client_;
 };
 
 // The completion handler of a co_spawn on a loop: an exception that ended the coroutine is
@@ -61,24 +75,18 @@ auto exceptionReporter(Runtime& runtime, const char* what) {
   };
 }
 
-// The session's frame owns the socket and the session, and the slot.
-asio::awaitable<void> serveSession(Runtime& runtime, tcp::socket socket,
-                                   const config::Listener& listener, tcp::endpoint peer) {
-  const AdmittedSlot slot{runtime, unmapped(peer.address())};
-  SocksSession session(runtime, std::move(socket), peer, listener);
-  co_await session.run();
-}
-
-asio::awaitable<void> serveWebProxy(Runtime& runtime, tcp::socket socket, tcp::endpoint peer) {
-  const AdmittedSlot slot{runtime, unmapped(peer.address())};
-  WebProxySession session(runtime, std::move(socket), peer);
-  co_await session.run();
-}
-
-asio::awaitable<void> serveControl(Runtime& runtime, tcp::socket socket, tcp::endpoint peer) {
-  const AdmittedSlot slot{runtime, unmapped(peer.address())};
-  ControlSession session(runtime, std::move(socket), peer);
-  co_await session.run();
+// Runs a session on `io`. Its completion handler owns the session and the slot, so that no frame
+// of our own sits between co_spawn's and the session's run() (an idle connection keeps every
+// frame of its chain). Asio destroys the awaitable, and with it run()'s frame, before it calls
+// the handler; at shutdown, before it destroys the handler.
+template <typename Session>
+void spawn(asio::io_context& io, Runtime& runtime, std::unique_ptr<Session> session,
+           AdmittedSlot slot) {
+  Session& running = *session;
+  asio::co_spawn(
+      io, running.run(),
+      [report = exceptionReporter(runtime, "session ended by internal error"),
+       session = std::move(session), slot = std::move(slot)](std::exception_ptr e) { report(e); });
 }
 
 }  // namespace
@@ -435,19 +443,21 @@ void Gateway::handOff(Worker& target, tcp::socket socket, std::size_t listener,
 
 void Gateway::spawnSession(Worker& worker, tcp::socket socket, std::size_t listener,
                            tcp::endpoint peer) {
-  const auto onException = exceptionReporter(worker.runtime, "session ended by internal error");
   Runtime& runtime = worker.runtime;
+  AdmittedSlot slot(runtime, unmapped(peer.address()));
   switch (services_[listener]) {
     case Service::Control:
-      asio::co_spawn(worker.io, serveControl(runtime, std::move(socket), peer), onException);
+      spawn(worker.io, runtime, std::make_unique<ControlSession>(runtime, std::move(socket), peer),
+            std::move(slot));
       break;
     case Service::WebProxy:
-      asio::co_spawn(worker.io, serveWebProxy(runtime, std::move(socket), peer), onException);
+      spawn(worker.io, runtime, std::make_unique<WebProxySession>(runtime, std::move(socket), peer),
+            std::move(slot));
       break;
     case Service::Socks:
-      asio::co_spawn(worker.io,
-                     serveSession(runtime, std::move(socket), listeners_[listener], peer),
-                     onException);
+      spawn(worker.io, runtime,
+            std::make_unique<SocksSession>(runtime, std::move(socket), peer, listeners_[listener]),
+            std::move(slot));
       break;
   }
 }

@@ -238,6 +238,11 @@ std::string SessionRecord::toJson() const {
   return out;
 }
 
+const SessionRecord::Program& SessionRecord::programOrEmpty() const {
+  static const Program kNone;
+  return program ? *program : kNone;
+}
+
 void SessionRecord::appendJson(std::string& out) const {
   const auto end = endSteady ? *endSteady : std::chrono::steady_clock::now();
   const bool fwc = protocol == "fwc";
@@ -245,7 +250,8 @@ void SessionRecord::appendJson(std::string& out) const {
   // nlohmann::json's objects are std::maps: the keys come sorted, so they are written sorted.
   Members m{out};
   out.push_back('{');
-  if (fwc) m.string("application", application);
+  const Program& who = programOrEmpty();
+  if (fwc) m.string("application", who.application);
   if (!bound.empty()) m.string("bound", bound);
   m.number("bytes_down", bytesDown);
   m.number("bytes_up", bytesUp);
@@ -262,10 +268,10 @@ void SessionRecord::appendJson(std::string& out) const {
   if (http) {
     m.string("host", http->host);  // a Web Proxy request's host wins over a firewall client's
   } else if (fwc) {
-    m.string("host", host);
+    m.string("host", who.host);
   }
   if (http) m.string("method", http->method);
-  if (fwc) m.string("os_user", osUser);
+  if (fwc) m.string("os_user", who.osUser);
   if (http) {
     m.string("path", http->path);
     m.number("port", http->port);

@@ -61,9 +61,14 @@ struct SessionRecord {
   std::optional<std::string> user;   // authenticated user
   std::string protocol = "unknown";  // socks4, socks4a, socks5, fwc (firewall client)
   // Firewall clients only: the client host's name, the program, the local account (as claimed).
-  std::string host;
-  std::string application;
-  std::string osUser;
+  // Boxed: a SOCKS or Web Proxy session's record, kept for the connection's life, holds a pointer
+  // instead of three empty strings.
+  struct Program {
+    std::string host;
+    std::string application;
+    std::string osUser;
+  };
+  Boxed<Program> program;
   std::string command = "none";   // connect, bind, udp, listen, accept, none
   std::string requested;          // destination as requested ("name:port" or "ip:port")
   std::string resolved;           // destination actually used ("ip:port"), peer for BIND
@@ -86,6 +91,9 @@ struct SessionRecord {
     int status = 0;    // 0: none sent
   };
   Boxed<Http> http;
+
+  // `program`, or empty fields if there is none.
+  const Program& programOrEmpty() const;
 
   // The log line without its newline: a JSON object, keys sorted, invalid UTF-8 replaced by
   // U+FFFD (byte for byte what nlohmann::json's dump with error_handler_t::replace writes).

@@ -28,7 +28,7 @@ SocksSession::SocksSession(Runtime& runtime, tcp::socket client, tcp::endpoint p
       client_(std::move(client)),
       listener_(listener),
       clientEndpoint_(peer),
-      deadline_(std::in_place, client_.get_executor()) {}
+      deadline_(std::make_unique<asio::steady_timer>(client_.get_executor())) {}
 
 asio::awaitable<void> SocksSession::run() {
   std::error_code ec;

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <charconv>
 #include <utility>
 
 namespace fwgate::protocol {
@@ -99,14 +100,17 @@ std::string Address::toString() const {
 // Appended piece by piece: GCC 12 at -O3 reports a -Wrestrict false positive for
 // `"[" + std::string + "]"` (the rvalue operator+ that inserts at the front, GCC bug 105329).
 std::string hostPortText(std::string_view host, bool ipv6, std::uint16_t port) {
-  const std::string portText = std::to_string(port);
-  std::string out;
-  out.reserve(host.size() + portText.size() + 3);
-  if (ipv6) out += '[';
-  out += host;
-  if (ipv6) out += ']';
-  out += ':';
-  out += portText;
+  char portText[8];
+  const char* portEnd = std::to_chars(portText, portText + sizeof portText, port).ptr;
+  // Sized once, exactly: reserve() and += past the 15 bytes kept inline would round the
+  // allocation up to 31 (libstdc++ doubles), and session records keep several of these.
+  std::string out(host.size() + static_cast<std::size_t>(portEnd - portText) + (ipv6 ? 3 : 1), ':');
+  char* p = out.data();
+  if (ipv6) *p++ = '[';
+  p = std::copy(host.begin(), host.end(), p);
+  if (ipv6) *p++ = ']';
+  *p++ = ':';
+  std::copy(static_cast<const char*>(portText), portEnd, p);
   return out;
 }
 

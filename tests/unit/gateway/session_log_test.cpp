@@ -43,9 +43,9 @@ std::string referenceJson(const SessionRecord& r) {
   j["user"] = r.user ? nlohmann::json(*r.user) : nlohmann::json(nullptr);
   j["protocol"] = r.protocol;
   if (r.protocol == "fwc") {
-    j["host"] = r.host;
-    j["application"] = r.application;
-    j["os_user"] = r.osUser;
+    j["host"] = r.program ? r.program->host : "";
+    j["application"] = r.program ? r.program->application : "";
+    j["os_user"] = r.program ? r.program->osUser : "";
   }
   if (r.http) {
     j["method"] = r.http->method;
@@ -150,9 +150,7 @@ SessionRecord randomRecord(Strings& g) {
   r.client = g.next();
   if (g.pick(0, 1) == 0) r.user = g.next();
   r.protocol = g.pick(0, 3) == 0 ? g.next() : kProtocols[g.pick(0, 5)];
-  r.host = maybe();
-  r.application = maybe();
-  r.osUser = maybe();
+  if (g.pick(0, 3) != 0) r.program = SessionRecord::Program{maybe(), maybe(), maybe()};
   r.command = g.pick(0, 5) == 0 ? g.next() : kCommands[g.pick(0, 5)];
   r.requested = maybe();
   r.resolved = maybe();
@@ -199,9 +197,7 @@ TEST(SessionLogFormat, EveryShapeAsTheAdministratorReadsIt) {
   r.endSteady = r.startSteady + 1500ms;
   r.client = "10.0.0.5:40000";
   r.protocol = "fwc";
-  r.host = "ws1";
-  r.application = "curl";
-  r.osUser = "alice";
+  r.program = SessionRecord::Program{"ws1", "curl", "alice"};
   r.command = "udp";
   r.requested = "\x1f\"\\\b\f\n\r\t";
   r.bound = "10.0.0.1:5000";
