@@ -44,7 +44,8 @@ using Timer =
     asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::io_context::executor_type>;
 
 asio::io_context::executor_type loopOf(tcp::socket& socket) {
-  const auto* loop = socket.get_executor().target<asio::io_context::executor_type>();
+  const auto executor = socket.get_executor();  // target() points into this copy
+  const auto* loop = executor.target<asio::io_context::executor_type>();
   if (loop == nullptr)
     throw std::logic_error("relay: the socket's executor is not an io_context's");
   return *loop;
