@@ -382,8 +382,15 @@ int Gateway::run() {
     total.sessionsAccepted += w->runtime.counters().sessionsAccepted;
     total.sessionExceptions += w->runtime.counters().sessionExceptions;
   }
+  SessionLog& log = shared_.sessionLog();
+  log.flush();
   spdlog::info("stopped: {} sessions served, {} internal errors", total.sessionsAccepted,
                total.sessionExceptions);
+  // What the session log could not take: said once, where an administrator reads the rest.
+  if (log.droppedRecords() != 0 || log.lostLines() != 0) {
+    spdlog::warn("session log: {} records dropped (queue full), {} lines lost (write failed)",
+                 log.droppedRecords(), log.lostLines());
+  }
   return 0;
 }
 

@@ -483,6 +483,11 @@ Investigation investigate(std::istream& log, const InvestigateOptions& options) 
       if (out.unreadable++ == 0) out.firstUnreadableLine = out.lines;
       continue;
     }
+    if (const auto dropped = j.find("dropped_records");
+        dropped != j.end() && dropped->is_number_unsigned()) {
+      out.droppedRecords += dropped->get<std::uint64_t>();
+      continue;
+    }
     ++out.sessions;
     const std::string client = splitHostPort(text(j, "client")).first;
     if (options.client && policy::IpAddress::parse(client) != options.client) {
@@ -620,6 +625,10 @@ std::string render(const Investigation& in) {
   if (!rest.empty()) out += "; " + rest;
   if (in.unreadable != 0) {
     out += fmt::format("; {} unreadable (first: line {})", in.unreadable, in.firstUnreadableLine);
+  }
+  if (in.droppedRecords != 0) {
+    out += fmt::format("; {} session{} not logged (the gateway's log queue was full): not analysed",
+                       in.droppedRecords, in.droppedRecords == 1 ? "" : "s");
   }
   out += "\n";
   std::set<std::string> printed;

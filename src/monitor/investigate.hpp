@@ -67,8 +67,11 @@ struct Investigation {
   std::size_t unreadable = 0;
   std::size_t firstUnreadableLine = 0;  // 0 when every line was readable
   std::size_t otherClients = 0;         // sessions skipped by options.client
-  std::size_t succeeded = 0;            // succeeded, listening, ok
-  std::size_t failed = 0;               // the destination refused, unreachable, name not found
+  // Sessions the gateway did not log because its queue was full ({"dropped_records": N} lines,
+  // which are not sessions themselves): the analysis cannot see them.
+  std::uint64_t droppedRecords = 0;
+  std::size_t succeeded = 0;  // succeeded, listening, ok
+  std::size_t failed = 0;     // the destination refused, unreachable, name not found
   std::size_t timeouts = 0;
   std::size_t clientClosed = 0;
   std::size_t malformed = 0;      // bad handshakes and requests

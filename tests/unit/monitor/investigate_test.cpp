@@ -352,6 +352,22 @@ TEST(InvestigateTest, ClientFilter) {
   EXPECT_EQ(v6.findings[0].clients, (std::vector<std::string>{"2001:db8::9"}));
 }
 
+TEST(InvestigateTest, DroppedRecordLinesAreCountedNotTakenForSessions) {
+  const std::string log =
+      kSucceeded + R"({"time":"2026-11-24T10:00:01.000Z","dropped_records":7})" + "\n" +
+      kSocksDenied443 + R"({"time":"2026-11-24T10:00:02.000Z","dropped_records":5})" + "\n";
+  const auto result = run(log);
+  EXPECT_EQ(result.lines, 4u);
+  EXPECT_EQ(result.sessions, 2u);
+  EXPECT_EQ(result.droppedRecords, 12u);
+  EXPECT_EQ(result.unreadable, 0u);
+  EXPECT_EQ(result.other, 0u);
+  EXPECT_EQ(result.denials, 1u);
+  EXPECT_NE(render(result).find("12 sessions not logged (the gateway's log queue was full)"),
+            std::string::npos)
+      << render(result);
+}
+
 TEST(InvestigateTest, UnreadableLinesAreCountedNeverThrown) {
   const std::string log = kSucceeded + "not json at all\n" + "\n" +
                           R"({"time":"2026-11-24T10:00:00.000Z","client":)" + "\n" + "[1,2,3]\n" +
