@@ -7,7 +7,8 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <cerrno>
-#include <new>
+#include <cstddef>
+#include <memory_resource>
 #include <optional>
 #include <stdexcept>
 
@@ -21,22 +22,13 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 // The allocator of the operations an idle relay keeps pending (two readiness waits, the timer's
-// wait). With the default one, Asio hands each the first block of its per-thread cache that is
-// big enough, often a larger operation's left over from the handshake (up to 321 bytes for a
-// 137-byte wait); a distinct allocator type gets blocks of the exact size from operator new.
-template <typename T>
-struct ExactAllocator {
-  using value_type = T;
-  ExactAllocator() = default;
-  template <typename U>
-  ExactAllocator(const ExactAllocator<U>&) noexcept {}  // NOLINT: rebinding converts implicitly
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
-  template <typename U>
-  bool operator==(const ExactAllocator<U>&) const noexcept {
-    return true;
-  }
-};
+// wait). With std::allocator, Asio hands each the first block of its per-thread cache that is big
+// enough, often a larger operation's left over from the handshake (up to 321 bytes for a 137-byte
+// wait); any other allocator type gets blocks of the exact size (here operator new, through the
+// default memory resource).
+auto exactAllocator() {
+  return std::pmr::polymorphic_allocator<std::byte>();
+}
 
 // The relay's timer names its loop's io_context directly: 48 bytes less than asio::steady_timer's
 // polymorphic executor, in the timer and in its pending wait.
@@ -92,10 +84,7 @@ class Relay {
   void checkIdle() {
     if (completed_ || aborted_ || Clock::now() - lastActivity_ < idle_) return;
     idleExpired_ = true;
-    aborted_ = true;
-    std::error_code ignored;
-    up_.from->cancel(ignored);
-    down_.from->cancel(ignored);
+    abort();
   }
   // Once completed(): why it ended.
   void end() {
@@ -208,15 +197,15 @@ class Relay {
   void wait(Direction& d, tcp::socket::wait_type type) {
     tcp::socket& socket = type == tcp::socket::wait_read ? *d.from : *d.to;
     ++outstanding_;
-    socket.async_wait(
-        type, asio::bind_allocator(ExactAllocator<void>(), [this, &d](const std::error_code& ec) {
-          --outstanding_;
-          if (ec) {
-            if (ec != asio::error::operation_aborted) fail(ec.value());
-            return finish(d);
-          }
-          pump(d);
-        }));
+    socket.async_wait(type,
+                      asio::bind_allocator(exactAllocator(), [this, &d](const std::error_code& ec) {
+                        --outstanding_;
+                        if (ec) {
+                          if (ec != asio::error::operation_aborted) fail(ec.value());
+                          return finish(d);
+                        }
+                        pump(d);
+                      }));
   }
 
   void finish(Direction& d) {
@@ -228,12 +217,15 @@ class Relay {
     maybeComplete();
   }
 
-  // A hard error ends both directions: wake whatever the other one waits for.
+  // A hard error ends both directions; the first one is the relay's error.
   void fail(int error) {
-    if (!aborted_) {
-      aborted_ = true;
-      error_ = error;
-    }
+    if (!aborted_) error_ = error;
+    abort();
+  }
+
+  // Ends both directions: wakes whatever each one waits for.
+  void abort() {
+    aborted_ = true;
     std::error_code ignored;
     up_.from->cancel(ignored);
     down_.from->cancel(ignored);
@@ -242,7 +234,7 @@ class Relay {
   void maybeComplete() {
     if (completed_ || !up_.done || !down_.done || outstanding_ > 0) return;
     completed_ = true;
-    timer_.cancel();  // wakes run()
+    timer_.cancel();  // wakes relay()
   }
 
   RelayPaths paths_;
@@ -278,7 +270,7 @@ asio::awaitable<RelayResult> relay(tcp::socket& client, tcp::socket& server, Rel
   relay.start();
   while (!relay.completed()) {
     relay.timer().expires_at(relay.nextCheck());
-    co_await relay.timer().async_wait(asio::bind_allocator(ExactAllocator<void>(), kNoThrow));
+    co_await relay.timer().async_wait(asio::bind_allocator(exactAllocator(), kNoThrow));
     relay.checkIdle();
   }
   relay.end();

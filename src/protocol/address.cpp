@@ -97,13 +97,13 @@ std::string Address::toString() const {
   return hostPortText(host(), type == AddressType::IPv6, port);
 }
 
-// Appended piece by piece: GCC 12 at -O3 reports a -Wrestrict false positive for
-// `"[" + std::string + "]"` (the rvalue operator+ that inserts at the front, GCC bug 105329).
+// Written into a string sized once, exactly: reserve() or += past the 15 bytes kept inline would
+// round the allocation up to 31 (libstdc++ doubles), and session records keep several of these.
+// (Not `"[" + std::string + "]"` either: GCC 12 at -O3 reports a -Wrestrict false positive for
+// the rvalue operator+ that inserts at the front, GCC bug 105329.)
 std::string hostPortText(std::string_view host, bool ipv6, std::uint16_t port) {
   char portText[8];
   const char* portEnd = std::to_chars(portText, portText + sizeof portText, port).ptr;
-  // Sized once, exactly: reserve() and += past the 15 bytes kept inline would round the
-  // allocation up to 31 (libstdc++ doubles), and session records keep several of these.
   std::string out(host.size() + static_cast<std::size_t>(portEnd - portText) + (ipv6 ? 3 : 1), ':');
   char* p = out.data();
   if (ipv6) *p++ = '[';
