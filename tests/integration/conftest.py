@@ -234,13 +234,8 @@ class Gateway:
         return out
 
     def wait_session(self, predicate, timeout: float = 10.0) -> dict:
-        deadline = time.monotonic() + timeout * fwit.SLOW
-        while time.monotonic() < deadline:
-            for rec in self.sessions():
-                if predicate(rec):
-                    return rec
-            time.sleep(0.05)
-        raise AssertionError(f"no matching session log line within {timeout * fwit.SLOW:.0f}s; log: {self.sessions()!r}")
+        """The first matching line (bounded wait)."""
+        return self.wait_sessions(predicate, 1, timeout)[0]
 
     def wait_sessions(self, predicate, count: int = 1, timeout: float = 10.0) -> list[dict]:
         """Every matching line once at least `count` match. Lines are written off the sessions'

@@ -276,14 +276,9 @@ def test_real_programs(topo, gateway):
         if cp.returncode != 0 or MARKER not in out(cp):
             failures[label] = out(cp)[-1500:]
     assert not failures, failures
-    wanted = {"wget", "python3", "node", "curl"}
-    deadline = time.monotonic() + 10 * fwit.SLOW  # lines are written in batches, off the loops
-    while True:
-        apps = {s["application"] for s in fwc_sessions(gw) if s["command"] == "connect"}
-        if wanted <= apps or time.monotonic() >= deadline:
-            break
-        time.sleep(0.05)
-    assert wanted <= apps, apps
+    for app in ("wget", "python3", "node", "curl"):
+        gw.wait_session(lambda s, app=app: s.get("protocol") == "fwc" and s.get("command") == "connect"
+                        and s.get("application") == app)
 
 
 def test_git_clone_over_http(topo, gateway):

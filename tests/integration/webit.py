@@ -18,7 +18,6 @@ import pytest
 
 from fwit import (HELPER_DIR, PYTHON, SLOW, TEST_NAME, TEST_NAME6, Namespaces, clean_env, connect, read_pipe,
                   require_tool, run)
-import fwit
 
 # ----------------------------------------------------------------------------------------------
 # HTTP on the wire, for the Web Proxy tests: raw requests, responses read exactly as sent
@@ -616,12 +615,7 @@ def proxy_conn(topo, source: str | None = None) -> HttpConn:
 
 def wait_http_logs(gw, n: int, timeout: float = 10.0) -> list[dict]:
     """The Web Proxy's log lines once there are at least n (bounded wait)."""
-    deadline = time.monotonic() + timeout * fwit.SLOW
-    got = http_logs(gw)
-    while len(got) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-        got = http_logs(gw)
-    return got
+    return gw.wait_sessions(lambda r: r.get("protocol") == "http", n, timeout)
 
 
 def raw(topo, data: bytes, method: str = "GET", timeout: float = 10.0) -> HttpResponse:
