@@ -62,14 +62,63 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
     errno = ENETUNREACH;
     return -1;
   }
+  SocketId id;
+  if (!socketId(fd, id)) return real().connect(fd, address, length);  // the kernel's ENOTSOCK
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0) return -1;
   const bool nonBlocking = (flags & O_NONBLOCK) != 0;
+  if (nonBlocking) {
+    // Never waits: the connection to the gateway, the request and the answer all move on from
+    // the program's own poll/select/epoll (pollPending, filterEpoll), getsockopt or connect.
+    TablesLock lock;
+    SocketEntry* e = addLocked(fd, id, SocketKind::Pending);
+    if (e == nullptr) {
+      errno = ENOBUFS;
+      return -1;
+    }
+    std::memcpy(&e->peer, address, length);
+    e->peerLength = length;
+    e->state = PendingState::Connecting;
+    if (real().connect(fd, reinterpret_cast<const sockaddr*>(&gateway), gatewayLength) != 0 &&
+        errno != EINPROGRESS) {
+      const int error = errno;
+      freeLocked(*e);
+      if (!programsOwnMistake(error)) {
+        debugLine(1, "connect %s: gateway %s unreachable: %s", destinationText, server,
+                  std::strerror(error));
+      }
+      errno = error;
+      return -1;
+    }
+    debugLine(2, "connect %s: remoted via %s, in progress", destinationText, server);
+    progressLocked(*e);  // a gateway on this host has accepted already: the request goes now
+    errno = EINPROGRESS;
+    return -1;
+  }
+  {
+    // Room first: a full table fails this socket, before the gateway hears of it.
+    TablesLock lock;
+    SocketEntry* e = addLocked(fd, id, SocketKind::Remoted);
+    if (e == nullptr) {
+      errno = ENOBUFS;
+      return -1;
+    }
+    std::memcpy(&e->peer, address, length);
+    e->peerLength = length;
+  }
+  const auto forget = [&] {
+    const int saved = errno;
+    TablesLock lock;
+    if (SocketEntry* e = findLocked(fd)) freeLocked(*e);
+    errno = saved;
+  };
   // A blocking socket is made non-blocking only inside this call, so that reaching the gateway
   // is bounded by FWGATE_TIMEOUT; its flags are restored exactly before returning.
-  if (!nonBlocking && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return -1;
+  if (::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    forget();
+    return -1;
+  }
   auto restore = [&] {
-    if (nonBlocking) return;
     const int saved = errno;
     ::fcntl(fd, F_SETFL, flags);
     errno = saved;
@@ -88,6 +137,7 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   }
   if (error != 0) {
     restore();
+    forget();
     if (!programsOwnMistake(error)) {
       debugLine(1, "connect %s: gateway %s unreachable: %s", destinationText, server,
                 std::strerror(error));
@@ -99,23 +149,14 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   nameFor(destination.address, hint, sizeof hint);
   if (const int e = sendConnectRequest(fd, g.identity, destination, hint); e != 0) {
     restore();
+    forget();
     debugLine(1, "connect %s: sending the request to %s failed: %s", destinationText, server,
               std::strerror(e));
     errno = e;
     return -1;
   }
-  debugLine(2, "connect %s%s%s%s: remoted via %s%s", destinationText, hint[0] ? " (" : "", hint,
-            hint[0] ? ")" : "", server, nonBlocking ? ", in progress" : "");
-  SocketId id;
-  socketId(fd, id);
-  if (nonBlocking) {
-    TablesLock lock;
-    if (addPendingLocked(fd, id, address, length) != nullptr) {
-      errno = EINPROGRESS;
-      return -1;
-    }
-    // No room to track it: answer as a blocking connect would.
-  }
+  debugLine(2, "connect %s%s%s%s: remoted via %s", destinationText, hint[0] ? " (" : "", hint,
+            hint[0] ? ")" : "", server);
   char detail[160] = {};
   bool welcomed = false;
   control::Endpoint bound;
@@ -131,18 +172,22 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   restore();
   if (error != 0) {
     ::shutdown(fd, SHUT_RDWR);
+    forget();
     debugLine(1, "connect %s via %s: %s%s%s", destinationText, server, std::strerror(error),
               detail[0] ? " — " : "", detail);
     errno = error;
     return -1;
   }
   TablesLock lock;
-  addRemoted(fd, id, address, length, bound);
+  if (SocketEntry* e = findLocked(fd)) {
+    e->bound = bound;
+    rememberGatewayAddressLocked(bound.address);
+  }
   return 0;
 }
 
 // What the program sees of a settled pending socket in poll terms.
-short visibleEvents(int fd, short requested, const Pending* entry) {
+short visibleEvents(int fd, short requested, const SocketEntry* entry) {
   if (entry != nullptr && entry->state == PendingState::Failed) {
     return static_cast<short>(POLLERR | POLLHUP | (requested & (POLLOUT | POLLWRNORM)));
   }
@@ -165,9 +210,10 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
     {
       TablesLock lock;
       for (nfds_t i = 0; i < n && tracked < kTracked; ++i) {
-        Pending* e = fds[i].fd >= 0 ? findPendingLocked(fds[i].fd) : nullptr;
+        if (!maybeKind(fds[i].fd, SocketKind::Pending)) continue;
+        SocketEntry* e = findPendingLocked(fds[i].fd);
         if (e == nullptr) continue;
-        if (e->state == PendingState::Waiting) progressLocked(*e);
+        progressLocked(*e);
         index[tracked] = i;
         requested[tracked] = fds[i].events;
         ++tracked;
@@ -175,7 +221,7 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
         if (e == nullptr || e->state == PendingState::Failed) {
           settledNow = true;  // report it without waiting
         } else {
-          fds[i].events = POLLIN;
+          fds[i].events = pendingEvents(*e);
         }
       }
     }
@@ -197,10 +243,10 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
         pollfd& p = fds[index[k]];
         const short got = rc > 0 ? p.revents : 0;
         p.events = requested[k];
-        Pending* e = findPendingLocked(p.fd);
-        if (e != nullptr && e->state == PendingState::Waiting && got != 0) progressLocked(*e);
+        SocketEntry* e = findPendingLocked(p.fd);
+        if (e != nullptr && e->state != PendingState::Failed && got != 0) progressLocked(*e);
         e = findPendingLocked(p.fd);
-        if (e != nullptr && e->state == PendingState::Waiting) {
+        if (e != nullptr && e->state != PendingState::Failed) {
           p.revents = 0;
         } else if (rc >= 0) {
           p.revents = visibleEvents(p.fd, requested[k], e);
@@ -218,9 +264,14 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
 }
 
 bool anyPendingIn(const pollfd* fds, nfds_t n) {
+  bool maybe = false;
+  for (nfds_t i = 0; i < n && !maybe; ++i) maybe = maybeKind(fds[i].fd, SocketKind::Pending);
+  if (!maybe) return false;
   TablesLock lock;
   for (nfds_t i = 0; i < n; ++i) {
-    if (fds[i].fd >= 0 && findPendingLocked(fds[i].fd) != nullptr) return true;
+    if (maybeKind(fds[i].fd, SocketKind::Pending) && findPendingLocked(fds[i].fd) != nullptr) {
+      return true;
+    }
   }
   return false;
 }
@@ -230,18 +281,25 @@ int selectPending(int nfds, fd_set* readfds, fd_set* writefds, fd_set* exceptfds
   handled = false;
   if (nfds <= 0 || nfds > FD_SETSIZE) return 0;
   bool any = false;
+  std::size_t asked = 0;
   {
     TablesLock lock;
-    for (int fd = 0; fd < nfds && !any; ++fd) {
-      const bool asked = (readfds && FD_ISSET(fd, readfds)) ||
-                         (writefds && FD_ISSET(fd, writefds)) ||
-                         (exceptfds && FD_ISSET(fd, exceptfds));
-      any = asked && findPendingLocked(fd) != nullptr;
+    for (int fd = 0; fd < nfds; ++fd) {
+      if ((readfds && FD_ISSET(fd, readfds)) || (writefds && FD_ISSET(fd, writefds)) ||
+          (exceptfds && FD_ISSET(fd, exceptfds))) {
+        ++asked;
+        any = any || (maybeKind(fd, SocketKind::Pending) && findPendingLocked(fd) != nullptr);
+      }
     }
   }
   if (!any) return 0;
   handled = true;
-  pollfd fds[FD_SETSIZE];
+  // A few KiB of the caller's stack at most (green threads, coroutines): a large set is mapped.
+  ScratchArray<pollfd, 64> fds(asked);
+  if (fds.data() == nullptr) {
+    errno = ENOMEM;
+    return -1;
+  }
   nfds_t n = 0;
   for (int fd = 0; fd < nfds; ++fd) {
     short events = 0;
@@ -250,7 +308,7 @@ int selectPending(int nfds, fd_set* readfds, fd_set* writefds, fd_set* exceptfds
     if (exceptfds && FD_ISSET(fd, exceptfds)) events |= POLLPRI;
     if (events != 0) fds[n++] = pollfd{fd, events, 0};
   }
-  const int rc = pollPending(fds, n, timeout, mask);
+  const int rc = pollPending(fds.data(), n, timeout, mask);
   if (rc < 0) return rc;
   if (readfds) FD_ZERO(readfds);
   if (writefds) FD_ZERO(writefds);
@@ -289,7 +347,7 @@ int filterEpoll(epoll_event* events, int count) {
     }
     const int fd = static_cast<int>(events[i].data.u64 & 0xFFFFFFFFu);
     TablesLock lock;
-    if (Pending* e = findPendingLocked(fd); e != nullptr) progressLocked(*e);
+    if (SocketEntry* e = findPendingLocked(fd); e != nullptr) progressLocked(*e);
   }
   return kept;
 }
@@ -365,16 +423,15 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addre
     // connect() again on a socket whose remoted connect is under way answers as the kernel does:
     // EALREADY while in progress, EISCONN once connected, the error once (then it is forgotten).
     TablesLock lock;
-    if (Pending* e = findPendingLocked(fd); e != nullptr) {
-      if (e->state == PendingState::Waiting) progressLocked(*e);
-      e = findPendingLocked(fd);
-      if (e == nullptr) {
+    if (SocketEntry* e = findPendingLocked(fd); e != nullptr) {
+      progressLocked(*e);
+      if (e->kind() == SocketKind::Remoted) {
         errno = EISCONN;
-      } else if (e->state == PendingState::Waiting) {
+      } else if (e->state != PendingState::Failed) {
         errno = EALREADY;
       } else {
         errno = e->error;
-        freePendingLocked(*e);
+        freeLocked(*e);
       }
       return -1;
     }
@@ -386,47 +443,21 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
                                                       socklen_t* length) {
   const auto& r = real();
   if (t_inside != 0 || level != SOL_SOCKET || name != SO_ERROR || g_pendingCount.load() == 0 ||
-      value == nullptr || length == nullptr || *length < sizeof(int)) {
+      value == nullptr || length == nullptr || *length < sizeof(int) ||
+      !maybeKind(fd, SocketKind::Pending)) {
     return r.getsockopt(fd, level, name, value, length);
   }
-  int error = -1;
+  int error = 0;
   {
     TablesLock lock;
-    Pending* e = findPendingLocked(fd);
+    SocketEntry* e = findPendingLocked(fd);
     if (e == nullptr) return r.getsockopt(fd, level, name, value, length);
-    if (e->state == PendingState::Waiting) progressLocked(*e);
-    e = findPendingLocked(fd);
-    if (e != nullptr && e->state == PendingState::Failed) {
+    progressLocked(*e);
+    // As the kernel answers: 0 while in progress (asked before the socket was reported
+    // writable) or once connected; a failure once, then it is forgotten.
+    if (e->kind() == SocketKind::Pending && e->state == PendingState::Failed) {
       error = e->error;
-      freePendingLocked(*e);  // SO_ERROR is read once, as the kernel's is
-    } else if (e != nullptr) {
-      error = EINPROGRESS;  // asked before the socket was reported writable
-    }
-  }
-  if (error < 0) return r.getsockopt(fd, level, name, value, length);
-  if (error == EINPROGRESS) {
-    // The program did not wait for writability: wait for the answer here, bounded.
-    const Global& g = global();
-    const std::int64_t deadline = monotonicMs() + g.replyTimeoutMs;
-    for (;;) {
-      const std::int64_t left = deadline - monotonicMs();
-      {
-        Inside inside;
-        if (left > 0) waitFor(fd, POLLIN, static_cast<int>(left));
-      }
-      TablesLock lock;
-      Pending* e = findPendingLocked(fd);
-      if (e != nullptr && e->state == PendingState::Waiting && !progressLocked(*e)) {
-        if (monotonicMs() < deadline) continue;
-        settleLocked(*e, ETIMEDOUT);
-      }
-      e = findPendingLocked(fd);
-      error = 0;
-      if (e != nullptr && e->state == PendingState::Failed) {
-        error = e->error;
-        freePendingLocked(*e);
-      }
-      break;
+      freeLocked(*e);
     }
   }
   *static_cast<int*>(value) = error;
@@ -437,29 +468,25 @@ __attribute__((visibility("default"))) int getsockopt(int fd, int level, int nam
 __attribute__((visibility("default"))) int getpeername(int fd, sockaddr* address,
                                                        socklen_t* length) {
   const auto& r = real();
-  if (t_inside != 0 || address == nullptr || length == nullptr) {
+  if (t_inside != 0 || address == nullptr || length == nullptr || !maybeTracked(fd)) {
     return r.getpeername(fd, address, length);
   }
-  if (udpPeerName(fd, address, length)) return 0;
-  if (g_remotedCount.load() == 0 && g_pendingCount.load() == 0) {
-    return r.getpeername(fd, address, length);
-  }
-  SocketId id;
-  if (!socketId(fd, id)) return r.getpeername(fd, address, length);
-  sockaddr_storage destination{};
-  socklen_t destinationLength = 0;
+  sockaddr_storage peer{};
+  socklen_t peerLength = 0;
   {
     TablesLock lock;
-    if (findPendingLocked(fd) != nullptr) {
+    const SocketEntry* e = findLocked(fd);
+    if (e != nullptr && e->kind() == SocketKind::Pending) {
       errno = ENOTCONN;  // still connecting, or failed
       return -1;
     }
-    if (!findRemoted(id, destination, destinationLength)) {
-      return r.getpeername(fd, address, length);
-    }
+    const bool shown = e != nullptr && (e->kind() == SocketKind::Remoted ||
+                                        (e->kind() == SocketKind::Udp && e->connected));
+    if (!shown) return r.getpeername(fd, address, length);
+    peer = e->peer;
+    peerLength = e->peerLength;
   }
-  std::memcpy(address, &destination, *length < destinationLength ? *length : destinationLength);
-  *length = destinationLength;
+  copyAddress(peer, peerLength, address, length);
   return 0;
 }
 
@@ -524,9 +551,10 @@ __attribute__((visibility("default"))) int pselect(int nfds, fd_set* readfds, fd
 __attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, epoll_event* event) {
   const auto& r = real();
   if (t_inside != 0 || g_pendingCount.load() == 0) return r.epoll_ctl(epfd, op, fd, event);
+  if (!maybeKind(fd, SocketKind::Pending)) return r.epoll_ctl(epfd, op, fd, event);
   TablesLock lock;
-  Pending* e = findPendingLocked(fd);
-  if (e == nullptr || e->state != PendingState::Waiting) return r.epoll_ctl(epfd, op, fd, event);
+  SocketEntry* e = findPendingLocked(fd);
+  if (e == nullptr || e->state == PendingState::Failed) return r.epoll_ctl(epfd, op, fd, event);
   if (op == EPOLL_CTL_DEL) {
     const int rc = r.epoll_ctl(epfd, op, fd, event);
     if (e->hasEpoll && e->epfd == epfd) {
@@ -539,13 +567,14 @@ __attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, e
   // Until the gateway answers, we watch the socket for that answer; the program's registration is
   // kept and put back when the connect settles.
   epoll_event ours{};
-  ours.events = EPOLLIN | EPOLLRDHUP;
+  ours.events = e->state == PendingState::Connecting ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
   ours.data.u64 = kEpollTag | static_cast<std::uint32_t>(fd);
   const int rc = r.epoll_ctl(epfd, op, fd, &ours);
   if (rc == 0) {
     if (!e->hasEpoll) g_taggedCount.fetch_add(1);
     e->hasEpoll = true;
     e->epfd = epfd;
+    e->epollNumber = fd;
     e->appEvent = *event;
   }
   return rc;

@@ -85,15 +85,14 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   SocketId id;
   socketId(fd, id);
   TablesLock lock;
-  Listener* entry = addListenerLocked(fd, id);
+  SocketEntry* entry = addLocked(fd, id, SocketKind::Listener);
   if (entry == nullptr) {
     ::close(controlFd);
-    debugLine(1, "bind %s: too many remoted listening sockets", requestedText);
     errno = ENOBUFS;
     return -1;
   }
-  entry->controlFd = controlFd;
-  socketId(controlFd, entry->controlId);
+  adoptControlLocked(*entry, controlFd);
+  rememberEveryNumberLocked(*entry);
   entry->server = server;
   entry->bound = answer.bound;
   entry->token = answer.token;
@@ -112,7 +111,7 @@ int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool 
   control::IpAddress gateway;
   {
     TablesLock lock;
-    const Listener* entry = findListenerLocked(fd);
+    const SocketEntry* entry = findListenerLocked(fd);
     if (entry == nullptr) {
       return withFlags ? r.accept4(fd, address, length, flags) : r.accept(fd, address, length);
     }
@@ -154,7 +153,16 @@ int acceptRemoted(int fd, sockaddr* address, socklen_t* length, int flags, bool 
     SocketId id;
     if (socketId(s, id)) {
       TablesLock lock;
-      addRemoted(s, id, reinterpret_cast<const sockaddr*>(&peerAddress), peerLength, bound);
+      SocketEntry* e = addLocked(s, id, SocketKind::Remoted);
+      if (e == nullptr) {
+        ::close(s);
+        errno = ENOBUFS;
+        return -1;
+      }
+      std::memcpy(&e->peer, &peerAddress, peerLength);
+      e->peerLength = peerLength;
+      e->bound = bound;
+      rememberGatewayAddressLocked(bound.address);
     }
     char peerText[80];
     endpointText(peer, peerText, sizeof peerText);
@@ -224,17 +232,19 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     errno = ENOSYS;
     return -1;
   }
-  if (t_inside != 0 || g_listenCount.load() == 0) return r.listen(fd, backlog);
+  if (t_inside != 0 || g_listenCount.load() == 0 || !maybeKind(fd, SocketKind::Listener)) {
+    return r.listen(fd, backlog);
+  }
   int controlFd = -1;
   {
     TablesLock lock;
-    Listener* entry = findListenerLocked(fd);
+    SocketEntry* entry = findListenerLocked(fd);
     if (entry == nullptr || entry->listening) return r.listen(fd, backlog);
     if (!isOwnSocket(entry->controlFd, entry->controlId)) {
       // The program closed our control connection (closing every descriptor, as daemons do):
       // the gateway has ended this listen.
       debugLine(1, "listen on fd %d: the control connection to the gateway was closed", fd);
-      freeListenerLocked(*entry);
+      freeLocked(*entry);
       errno = ECONNABORTED;
       return -1;
     }
@@ -261,11 +271,11 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     }
   }
   TablesLock lock;
-  Listener* entry = findListenerLocked(fd);
+  SocketEntry* entry = findListenerLocked(fd);
   if (error != 0) {
     debugLine(1, "listen on fd %d: the gateway refused: %s%s%s", fd, std::strerror(error),
               detail[0] ? " — " : "", detail);
-    if (entry != nullptr) freeListenerLocked(*entry);
+    if (entry != nullptr) freeLocked(*entry);
     // Not left listening on a local port for anyone: back to a closed socket (as Linux does for
     // a listening socket given connect(AF_UNSPEC)).
     sockaddr unspecified{};
@@ -282,7 +292,7 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address
                                                        socklen_t* length) {
   const auto& r = real();
   if (t_inside != 0 || (g_listenCount.load() == 0 && g_remotedCount.load() == 0) ||
-      address == nullptr || length == nullptr) {
+      address == nullptr || length == nullptr || !maybeTracked(fd)) {
     return r.getsockname(fd, address, length);
   }
   sockaddr_storage own{};
@@ -292,11 +302,11 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address
   bool found = false;
   {
     TablesLock lock;
-    if (const Listener* entry = findListenerLocked(fd)) {
+    const SocketEntry* entry = findLocked(fd);
+    if (entry != nullptr &&
+        (entry->kind() == SocketKind::Listener || entry->kind() == SocketKind::Remoted)) {
       bound = entry->bound;
-      found = true;
-    } else if (SocketId id; socketId(fd, id)) {
-      found = findRemotedBound(id, bound);
+      found = bound.address.family != 0;
     }
   }
   sockaddr_storage shown{};
@@ -311,14 +321,18 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address
 
 __attribute__((visibility("default"))) int accept(int fd, sockaddr* address, socklen_t* length) {
   const auto& r = real();
-  if (t_inside != 0 || g_listenCount.load() == 0) return r.accept(fd, address, length);
+  if (t_inside != 0 || g_listenCount.load() == 0 || !maybeKind(fd, SocketKind::Listener)) {
+    return r.accept(fd, address, length);
+  }
   return acceptRemoted(fd, address, length, 0, false);
 }
 
 __attribute__((visibility("default"))) int accept4(int fd, sockaddr* address, socklen_t* length,
                                                    int flags) {
   const auto& r = real();
-  if (t_inside != 0 || g_listenCount.load() == 0) return r.accept4(fd, address, length, flags);
+  if (t_inside != 0 || g_listenCount.load() == 0 || !maybeKind(fd, SocketKind::Listener)) {
+    return r.accept4(fd, address, length, flags);
+  }
   return acceptRemoted(fd, address, length, flags, true);
 }
 

@@ -3,6 +3,7 @@
 // gateway resolved (no fake ones). Local names — single labels by default, the local domain
 // table, /etc/hosts, NameResolution=L — go to the real resolver.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -33,34 +34,56 @@ bool endsWith(std::string_view s, std::string_view suffix) {
   return true;
 }
 
-// /etc/hosts names are the host administrator's: they stay local (no allocation, one pass).
-bool inHostsFile(std::string_view name) {
-  static char buffer[64 * 1024];
-  static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&mutex);
-  const long n = readWholeFile("/etc/hosts", buffer, sizeof buffer);
-  bool found = false;
-  std::string_view text(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
-  while (!text.empty() && !found) {
-    const std::size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-    if (const std::size_t hash = line.find('#'); hash != std::string_view::npos) {
-      line = line.substr(0, hash);
-    }
-    bool first = true;  // the address
-    while (!line.empty() && !found) {
-      const std::size_t start = line.find_first_not_of(" \t\r");
-      if (start == std::string_view::npos) break;
-      line = line.substr(start);
-      const std::size_t stop = line.find_first_of(" \t\r");
-      const std::string_view word = line.substr(0, stop);
-      line = stop == std::string_view::npos ? std::string_view{} : line.substr(stop);
-      if (!first && word.size() == name.size() && endsWith(word, name)) found = true;
-      first = false;
-    }
+// Whether one line of /etc/hosts names `name` (after its address).
+bool lineNames(std::string_view line, std::string_view name) {
+  if (const std::size_t hash = line.find('#'); hash != std::string_view::npos) {
+    line = line.substr(0, hash);
   }
-  pthread_mutex_unlock(&mutex);
+  bool first = true;  // the address
+  while (!line.empty()) {
+    const std::size_t start = line.find_first_not_of(" \t\r");
+    if (start == std::string_view::npos) break;
+    line = line.substr(start);
+    const std::size_t stop = line.find_first_of(" \t\r");
+    const std::string_view word = line.substr(0, stop);
+    line = stop == std::string_view::npos ? std::string_view{} : line.substr(stop);
+    if (!first && word.size() == name.size() && endsWith(word, name)) return true;
+    first = false;
+  }
+  return false;
+}
+
+// /etc/hosts names are the host administrator's: they stay local. Read in small pieces on the
+// stack, line by line: no lock (nothing a fork can leave held), no allocation, 1 KiB of stack.
+bool inHostsFile(std::string_view name) {
+  const int fd = ::open("/etc/hosts", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buffer[1024];
+  std::size_t held = 0;   // the start of a line whose end is not read yet
+  bool skipping = false;  // inside a line longer than the buffer (not a name anyone can use)
+  bool found = false;
+  for (int rounds = 0; rounds < 65536 && !found; ++rounds) {
+    const ssize_t n = real().read(fd, buffer + held, sizeof buffer - held);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      found = !skipping && held > 0 && lineNames({buffer, held}, name);
+      break;
+    }
+    std::string_view text(buffer, held + static_cast<std::size_t>(n));
+    for (std::size_t end = text.find('\n'); end != std::string_view::npos && !found;
+         end = text.find('\n')) {
+      found = !skipping && lineNames(text.substr(0, end), name);
+      skipping = false;
+      text.remove_prefix(end + 1);
+    }
+    if (text.size() == sizeof buffer) {
+      skipping = true;
+      text = {};
+    }
+    held = text.size();
+    if (held != 0) std::memmove(buffer, text.data(), held);
+  }
+  ::close(fd);
   return found;
 }
 
@@ -91,11 +114,16 @@ void resolveAtGateway(const Global& g, const char* name, int family, Lookup& out
   std::uint8_t request[600];
   const std::size_t size =
       control::encodeResolve(request, {name, static_cast<std::uint8_t>(family)});
-  std::uint8_t buffer[8192];  // on the stack: no per-thread storage in every thread of the host
+  // Mapped for the call: neither per-thread storage in every thread of the host nor 8 KiB of
+  // the caller's stack.
+  constexpr std::size_t kReplySize = 8192;
+  ScratchArray<std::uint8_t, 1> buffer(kReplySize);
   Reply reply;
   out.error = size == 0 ? ENAMETOOLONG
-                        : exchange(g.gateway, g.identity, {request, size}, buffer,
-                                   g.gatewayTimeoutMs + 10000, reply);
+              : buffer.data() == nullptr
+                  ? ENOMEM
+                  : exchange(g.gateway, g.identity, {request, size}, {buffer.data(), kReplySize},
+                             g.gatewayTimeoutMs + 10000, reply);
   char server[300];
   formatServer(g.config.server, server, sizeof server);
   if (out.error != 0) {

@@ -62,7 +62,7 @@ constexpr std::int64_t kFailureMemoryMs = 5000;
 std::atomic<std::int64_t> g_failedUntil{0};
 std::atomic<int> g_failedError{0};
 
-bool controlClosed(const UdpAssociation& e) {
+bool controlClosed(const SocketEntry& e) {
   if (!isOwnSocket(e.controlFd, e.controlId)) return true;  // the program closed it
   pollfd p{e.controlFd, POLLIN, 0};
   // The gateway sends nothing after UdpAssociated: any event is its close.
@@ -77,37 +77,71 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   control::Endpoint peer;
   sockaddr_storage peerAddress{};
   socklen_t peerLength = 0;
-  {
-    TablesLock lock;
-    if (UdpAssociation* e = findUdpLocked(fd)) {
-      if (!controlClosed(*e)) {
-        relay = e->relay;
-        relayLength = e->relayLength;
-        return 0;
+  // One association a socket: the first thread claims the entry, others wait for its outcome
+  // (bounded by the time the association itself may take).
+  const std::int64_t waitUntil = monotonicMs() + 2 * static_cast<std::int64_t>(g.gatewayTimeoutMs);
+  for (;;) {
+    {
+      TablesLock lock;
+      SocketEntry* e = findUdpLocked(fd);
+      if (e != nullptr && !e->associating) {
+        if (!controlClosed(*e)) {
+          relay = e->relay;
+          relayLength = e->relayLength;
+          return 0;
+        }
+        wasConnected = e->connected;
+        peer = e->udpPeer;
+        peerAddress = e->peer;
+        peerLength = e->peerLength;
+        freeLocked(*e);
+        e = nullptr;
       }
-      wasConnected = e->connected;
-      peer = e->peer;
-      peerAddress = e->peerAddress;
-      peerLength = e->peerLength;
-      freeUdpLocked(*e);
+      if (e == nullptr) {
+        if (monotonicMs() < g_failedUntil.load(std::memory_order_relaxed)) {
+          return g_failedError.load();
+        }
+        SocketId id;
+        if (!socketId(fd, id)) return ENOTSOCK;
+        e = addLocked(fd, id, SocketKind::Udp);
+        if (e == nullptr) return ENOBUFS;
+        e->associating = true;
+        rememberEveryNumberLocked(*e);
+        break;
+      }
     }
+    if (monotonicMs() >= waitUntil) return ETIMEDOUT;
+    const timespec pause{0, 1000000};
+    ::nanosleep(&pause, nullptr);
   }
-  if (monotonicMs() < g_failedUntil.load(std::memory_order_relaxed)) return g_failedError.load();
+  const auto unclaim = [fd](int error) {
+    TablesLock lock;
+    if (SocketEntry* e = findUdpLocked(fd); e != nullptr && e->associating) freeLocked(*e);
+    return error;
+  };
   Inside inside;
   sockaddr_storage own{};
   socklen_t ownLength = sizeof own;
-  if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&own), &ownLength) != 0) return errno;
+  if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&own), &ownLength) != 0) {
+    return unclaim(errno);
+  }
   control::Endpoint local;
-  if (!toEndpoint(reinterpret_cast<const sockaddr*>(&own), ownLength, local)) return EAFNOSUPPORT;
+  if (!toEndpoint(reinterpret_cast<const sockaddr*>(&own), ownLength, local)) {
+    return unclaim(EAFNOSUPPORT);
+  }
   if (local.port == 0) {
     // The relay accepts datagrams from one port: bind now, as the first sendto would.
     sockaddr_storage any{};
     any.ss_family = own.ss_family;
     const socklen_t anyLength =
         own.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-    if (real().bind(fd, reinterpret_cast<const sockaddr*>(&any), anyLength) != 0) return errno;
+    if (real().bind(fd, reinterpret_cast<const sockaddr*>(&any), anyLength) != 0) {
+      return unclaim(errno);
+    }
     ownLength = sizeof own;
-    if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&own), &ownLength) != 0) return errno;
+    if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&own), &ownLength) != 0) {
+      return unclaim(errno);
+    }
     toEndpoint(reinterpret_cast<const sockaddr*>(&own), ownLength, local);
   }
   int controlFd = -1;
@@ -123,30 +157,28 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
               static_cast<int>(kFailureMemoryMs / 1000));
     g_failedError.store(error);
     g_failedUntil.store(monotonicMs() + kFailureMemoryMs, std::memory_order_relaxed);
-    return error;
+    return unclaim(error);
   }
   relayLength = toSockaddr(relayEndpoint, own.ss_family, relay);
   if (relayLength == 0) {
     ::close(controlFd);
-    return EAFNOSUPPORT;
+    return unclaim(EAFNOSUPPORT);
   }
-  SocketId id;
-  socketId(fd, id);
   TablesLock lock;
-  UdpAssociation* e = addUdpLocked(fd, id);
-  if (e == nullptr) {
-    ::close(controlFd);
-    return ENOBUFS;
+  SocketEntry* e = findUdpLocked(fd);
+  if (e == nullptr || !e->associating) {
+    ::close(controlFd);  // the program closed the socket meanwhile
+    return EBADF;
   }
-  e->controlFd = controlFd;
-  socketId(controlFd, e->controlId);
+  adoptControlLocked(*e, controlFd);
+  e->associating = false;
   e->relay = relay;
   e->relayLength = relayLength;
   if (wasConnected &&
       real().connect(fd, reinterpret_cast<const sockaddr*>(&relay), relayLength) == 0) {
     e->connected = true;
-    e->peer = peer;
-    e->peerAddress = peerAddress;
+    e->udpPeer = peer;
+    e->peer = peerAddress;
     e->peerLength = peerLength;
   }
   char relayText[80];
@@ -172,7 +204,11 @@ ssize_t sendRemote(int fd, const control::Endpoint& peer, const iovec* iov, std:
   std::uint8_t header[control::kMaxDatagramHeader];
   const std::size_t headerSize = control::encodeDatagramHeader(header, peer);
   std::size_t payload = 0;
-  iovec vectors[kMaxIov];
+  ScratchArray<iovec, 16> vectors(iovCount + 1);
+  if (vectors.data() == nullptr) {
+    errno = ENOMEM;
+    return -1;
+  }
   vectors[0] = {header, headerSize};
   for (std::size_t i = 0; i < iovCount; ++i) {
     vectors[i + 1] = iov[i];
@@ -185,7 +221,7 @@ ssize_t sendRemote(int fd, const control::Endpoint& peer, const iovec* iov, std:
   msghdr m{};
   m.msg_name = &relay;
   m.msg_namelen = relayLength;
-  m.msg_iov = vectors;
+  m.msg_iov = vectors.data();
   m.msg_iovlen = iovCount + 1;
   if (original != nullptr) {
     m.msg_control = original->msg_control;
@@ -247,24 +283,25 @@ ssize_t recvRemote(int fd, msghdr* msg, int flags, bool& handled) {
   socklen_t relayLength = 0;
   {
     TablesLock lock;
-    const UdpAssociation* e = findUdpLocked(fd);
-    if (e == nullptr) return 0;
+    const SocketEntry* e = findUdpLocked(fd);
+    if (e == nullptr || e->associating) return 0;
     relay = e->relay;
     relayLength = e->relayLength;
   }
+  ScratchArray<iovec, 16> vectors(msg->msg_iovlen + 1);
+  if (vectors.data() == nullptr) return 0;  // the kernel's own call, then
   handled = true;
   const std::size_t capacity = capacityOf(msg->msg_iov, msg->msg_iovlen);
   // Bounded: malformed datagrams from the relay (there are none) are dropped, a few at a time.
   for (int attempt = 0; attempt < 64; ++attempt) {
     std::uint8_t head[control::kMaxDatagramHeader];
-    iovec vectors[kMaxIov];
     vectors[0] = {head, sizeof head};
     for (std::size_t i = 0; i < msg->msg_iovlen; ++i) vectors[i + 1] = msg->msg_iov[i];
     sockaddr_storage source{};
     msghdr m{};
     m.msg_name = &source;
     m.msg_namelen = sizeof source;
-    m.msg_iov = vectors;
+    m.msg_iov = vectors.data();
     m.msg_iovlen = msg->msg_iovlen + 1;
     m.msg_control = msg->msg_control;
     m.msg_controllen = msg->msg_controllen;
@@ -312,9 +349,9 @@ ssize_t recvRemote(int fd, msghdr* msg, int flags, bool& handled) {
 bool connectedPeer(int fd, control::Endpoint& peer) {
   if (!maybeUdpFd(fd)) return false;
   TablesLock lock;
-  const UdpAssociation* e = findUdpLocked(fd);
+  const SocketEntry* e = findUdpLocked(fd);
   if (e == nullptr || !e->connected) return false;
-  peer = e->peer;
+  peer = e->udpPeer;
   return true;
 }
 
@@ -362,7 +399,7 @@ int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled)
   if (!endpoint || !remoteDestination(g, fd, peer)) {
     if (maybeUdpFd(fd)) {
       TablesLock lock;
-      if (UdpAssociation* e = findUdpLocked(fd)) e->connected = false;
+      if (SocketEntry* e = findUdpLocked(fd)) e->connected = false;
     }
     return 0;
   }
@@ -375,22 +412,13 @@ int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled)
   }
   if (real().connect(fd, reinterpret_cast<const sockaddr*>(&relay), relayLength) != 0) return -1;
   TablesLock lock;
-  if (UdpAssociation* e = findUdpLocked(fd)) {
+  if (SocketEntry* e = findUdpLocked(fd)) {
     e->connected = true;
-    e->peer = peer;
-    std::memcpy(&e->peerAddress, address, length);
+    e->udpPeer = peer;
+    std::memcpy(&e->peer, address, length);
     e->peerLength = length;
   }
   return 0;
-}
-
-bool udpPeerName(int fd, sockaddr* address, socklen_t* length) {
-  if (!maybeUdpFd(fd)) return false;
-  TablesLock lock;
-  const UdpAssociation* e = findUdpLocked(fd);
-  if (e == nullptr || !e->connected) return false;
-  copyAddress(e->peerAddress, e->peerLength, address, length);
-  return true;
 }
 
 }  // namespace fwgate::client::preload

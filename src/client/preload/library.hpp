@@ -6,7 +6,9 @@
 
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,54 +18,15 @@
 
 #include "client/client_config.hpp"
 #include "client/gateway_link.hpp"
+#include "client/preload/socket_table.hpp"
 
 namespace fwgate::client::preload {
 
+// The real libc functions, one member per line of hooks.def.
 struct RealFunctions {
-  int (*connect)(int, const sockaddr*, socklen_t) = nullptr;
-  int (*bind)(int, const sockaddr*, socklen_t) = nullptr;
-  int (*listen)(int, int) = nullptr;
-  int (*accept)(int, sockaddr*, socklen_t*) = nullptr;
-  int (*accept4)(int, sockaddr*, socklen_t*, int) = nullptr;
-  int (*getsockname)(int, sockaddr*, socklen_t*) = nullptr;
-  ssize_t (*sendto)(int, const void*, size_t, int, const sockaddr*, socklen_t) = nullptr;
-  ssize_t (*sendmsg)(int, const msghdr*, int) = nullptr;
-  int (*sendmmsg)(int, mmsghdr*, unsigned int, int) = nullptr;
-  ssize_t (*send)(int, const void*, size_t, int) = nullptr;
-  ssize_t (*write)(int, const void*, size_t) = nullptr;
-  ssize_t (*recvfrom)(int, void*, size_t, int, sockaddr*, socklen_t*) = nullptr;
-  ssize_t (*recvmsg)(int, msghdr*, int) = nullptr;
-  int (*recvmmsg)(int, mmsghdr*, unsigned int, int, timespec*) = nullptr;
-  ssize_t (*recv)(int, void*, size_t, int) = nullptr;
-  ssize_t (*read)(int, void*, size_t) = nullptr;
-  long (*syscall)(long, ...) = nullptr;
-  ssize_t (*readv)(int, const iovec*, int) = nullptr;
-  ssize_t (*writev)(int, const iovec*, int) = nullptr;
-  ssize_t (*recvfromChk)(int, void*, size_t, size_t, int, sockaddr*, socklen_t*) = nullptr;
-  ssize_t (*recvChk)(int, void*, size_t, size_t, int) = nullptr;
-  ssize_t (*readChk)(int, void*, size_t, size_t) = nullptr;
-  int (*dup)(int) = nullptr;
-  int (*dup2)(int, int) = nullptr;
-  int (*dup3)(int, int, int) = nullptr;
-  int (*fcntl)(int, int, ...) = nullptr;
-  int (*fcntl64)(int, int, ...) = nullptr;
-  int (*pollChk)(pollfd*, nfds_t, int, size_t) = nullptr;
-  int (*ppollChk)(pollfd*, nfds_t, const timespec*, const sigset_t*, size_t) = nullptr;
-  int (*getaddrinfo)(const char*, const char*, const addrinfo*, addrinfo**) = nullptr;
-  hostent* (*gethostbyname)(const char*) = nullptr;
-  hostent* (*gethostbyname2)(const char*, int) = nullptr;
-  int (*gethostbyname_r)(const char*, hostent*, char*, size_t, hostent**, int*) = nullptr;
-  int (*gethostbyname2_r)(const char*, int, hostent*, char*, size_t, hostent**, int*) = nullptr;
-  int (*getpeername)(int, sockaddr*, socklen_t*) = nullptr;
-  int (*getsockopt)(int, int, int, void*, socklen_t*) = nullptr;
-  int (*poll)(pollfd*, nfds_t, int) = nullptr;
-  int (*ppoll)(pollfd*, nfds_t, const timespec*, const sigset_t*) = nullptr;
-  int (*select)(int, fd_set*, fd_set*, fd_set*, timeval*) = nullptr;
-  int (*pselect)(int, fd_set*, fd_set*, fd_set*, const timespec*, const sigset_t*) = nullptr;
-  int (*epoll_ctl)(int, int, int, epoll_event*) = nullptr;
-  int (*epoll_wait)(int, epoll_event*, int, int) = nullptr;
-  int (*epoll_pwait)(int, epoll_event*, int, int, const sigset_t*) = nullptr;
-  int (*epoll_pwait2)(int, epoll_event*, int, const timespec*, const sigset_t*) = nullptr;
+#define FWGATE_HOOK(field, symbol, result, parameters) result(*field) parameters = nullptr;
+#include "client/preload/hooks.def"
+#undef FWGATE_HOOK
 };
 const RealFunctions& real();
 
@@ -74,6 +37,27 @@ struct Inside {
   ~Inside() { --t_inside; }
   Inside(const Inside&) = delete;
   Inside& operator=(const Inside&) = delete;
+};
+
+// Every lock the library takes: held only by library code (t_inside is raised first, so a signal
+// handler that interrupts the holder and calls a hooked function passes straight through instead
+// of waiting for a lock its own thread holds), and registered with pthread_atfork (a fork while
+// another thread holds it leaves the child's copy unlocked). Never nested the other way round:
+// the tables lock is taken before the names lock.
+struct LibraryLock {
+  explicit LibraryLock(pthread_mutex_t& mutex) : mutex_(mutex) {
+    ++t_inside;
+    pthread_mutex_lock(&mutex_);
+  }
+  ~LibraryLock() {
+    pthread_mutex_unlock(&mutex_);
+    --t_inside;
+  }
+  LibraryLock(const LibraryLock&) = delete;
+  LibraryLock& operator=(const LibraryLock&) = delete;
+
+ private:
+  pthread_mutex_t& mutex_;
 };
 
 struct Global {
@@ -101,12 +85,6 @@ socklen_t toSockaddr(const protocol::control::Endpoint& e, int family, sockaddr_
 void copyAddress(const sockaddr_storage& from, socklen_t fromLength, sockaddr* to,
                  socklen_t* toLength);
 
-// The identity of a socket, stable across dup(): its inode.
-struct SocketId {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  friend bool operator==(const SocketId&, const SocketId&) = default;
-};
 bool socketId(int fd, SocketId& out);
 // 0.0.0.0 or ::.
 bool isUnspecifiedAddress(const protocol::control::IpAddress& a);
@@ -116,117 +94,159 @@ bool isOwnSocket(int fd, const SocketId& id);
 // Closes the library's control connection, only if the number is still ours.
 void closeOwnSocket(int fd, const SocketId& id);
 
-// Remoted connects in progress on non-blocking sockets, and remoted sockets that are connected.
-enum class PendingState { Free, Waiting, Failed };
-struct Pending {
-  PendingState state = PendingState::Free;
-  int fd = -1;
+// What the library knows of one of the program's sockets (one entry a socket, whatever its
+// descriptor numbers; tables.cpp).
+enum class SocketKind : std::uint8_t {
+  None = 0,
+  Pending = 1,   // a remoted connect in progress on a non-blocking socket (or failed, unreported)
+  Remoted = 2,   // connected through the gateway, or accepted from a remoted listen
+  Listener = 3,  // bound (and listening) on the gateway
+  Udp = 4,       // its datagrams to remote destinations go through a relay on the gateway
+};
+enum class PendingState : std::uint8_t {
+  Connecting = 0,  // the TCP connection to the gateway is being made
+  Waiting = 1,     // the request is sent: the gateway's Welcome and Connected are awaited
+  Failed = 2,      // settled with `error`, not yet reported to the program
+};
+struct SocketEntry {
   SocketId id;
-  int error = 0;
-  bool welcomed = false;              // the gateway's Welcome is read; its Connected is awaited
-  protocol::control::Endpoint bound;  // the gateway's address toward the destination
-  sockaddr_storage destination{};
-  socklen_t destinationLength = 0;
+  Descriptors fds;
+  std::uint8_t tag = 0;  // SocketKind
+  SocketKind kind() const { return static_cast<SocketKind>(tag); }
+
+  // Pending, Remoted: the destination as the program gave it (getpeername), or the remote peer of
+  // an accepted connection. Udp: the remote destination it is connected to, as given.
+  sockaddr_storage peer{};
+  socklen_t peerLength = 0;
+  // Remoted, Listener: what getsockname reports, the gateway's address (family 0: the real one).
+  protocol::control::Endpoint bound;
+
+  // Pending.
+  PendingState state = PendingState::Connecting;
+  bool welcomed = false;  // the gateway's Welcome is read; its Connected is awaited
   bool hasEpoll = false;  // the application's epoll registration is replaced by ours
-  int epfd = -1;
+  int error = 0;
+  int epfd = 0;
+  int epollNumber = 0;  // the descriptor number registered there
   epoll_event appEvent{};
   char detail[160] = {};
+
+  // Listener, Udp: the control connection kept open while the program's socket lives (`control`
+  // false: none yet).
+  bool control = false;
+  int controlFd = 0;
+  SocketId controlId;
+  // Listener.
+  bool listening = false;
+  bool server = false;
+  protocol::control::Token token{};
+  protocol::control::IpAddress gateway;  // where the gateway's connections come from
+  // Udp.
+  bool associating = false;  // a thread is associating it with the gateway right now
+  bool connected = false;    // connect()ed to a remote destination (`udpPeer`, `peer`)
+  sockaddr_storage relay{};  // the relay, as this socket's family addresses it
+  socklen_t relayLength = 0;
+  protocol::control::Endpoint udpPeer;
 };
 
-// All table functions take the table lock themselves unless named *Locked.
-extern std::atomic<int> g_pendingCount;  // entries not Free
+// Counts of entries by kind (read without the lock: a zero lets a hook pass straight through).
+extern std::atomic<int> g_pendingCount;
 extern std::atomic<int> g_remotedCount;
 extern std::atomic<int> g_taggedCount;  // epoll registrations of ours
-extern std::atomic<int> g_listenCount;  // remoted listening sockets
-extern std::atomic<int> g_udpCount;     // UDP sockets associated with a relay on the gateway
+extern std::atomic<int> g_listenCount;
+extern std::atomic<int> g_udpCount;
 
-void lockTables();
-void unlockTables();
-struct TablesLock {
-  TablesLock() { lockTables(); }
-  ~TablesLock() { unlockTables(); }
-  TablesLock(const TablesLock&) = delete;
-  TablesLock& operator=(const TablesLock&) = delete;
+// The table lock. Functions named *Locked expect it held; the others take it.
+struct TablesLock : LibraryLock {
+  TablesLock();
 };
-// The pending entry for fd, if it is still the same socket (a stale entry is freed).
-Pending* findPendingLocked(int fd);
-Pending* addPendingLocked(int fd, const SocketId& id, const sockaddr* destination,
-                          socklen_t length);
-void freePendingLocked(Pending& entry);
-// Reads the gateway's answer without blocking; true when the entry is settled (connected: the
-// entry is freed and the socket recorded as remoted; failed: state Failed).
-bool progressLocked(Pending& entry);
-void settleLocked(Pending& entry, int error);
+pthread_mutex_t& tablesMutex();
 
-// All with the table lock held. A remoted socket: connected through the gateway (its
-// destination), or accepted from a remoted listen (its remote peer). `bound` is what getsockname
-// reports: the gateway's address on that connection (family 0: the real one).
-void addRemoted(int fd, const SocketId& id, const sockaddr* destination, socklen_t length,
-                const protocol::control::Endpoint& bound);
-// Copies the destination of a remoted socket; false if `id` is not one.
-bool findRemoted(const SocketId& id, sockaddr_storage& destination, socklen_t& length);
-bool findRemotedBound(const SocketId& id, protocol::control::Endpoint& bound);
+// The entry of the socket descriptor `fd` holds now, of any kind (nullptr: none). A number the
+// table remembered for a socket that is gone is forgotten, the entry freed if nothing holds it.
+SocketEntry* findLocked(int fd);
+// The same, only of one kind.
+SocketEntry* findKindLocked(int fd, SocketKind kind);
+inline SocketEntry* findPendingLocked(int fd) {
+  return findKindLocked(fd, SocketKind::Pending);
+}
+inline SocketEntry* findListenerLocked(int fd) {
+  return findKindLocked(fd, SocketKind::Listener);
+}
+inline SocketEntry* findUdpLocked(int fd) {
+  return findKindLocked(fd, SocketKind::Udp);
+}
+// A new entry (the socket's existing entry, of whatever kind, is replaced). nullptr when the
+// table is full of live sockets: the caller fails the program's call with ENOBUFS.
+SocketEntry* addLocked(int fd, const SocketId& id, SocketKind kind);
+void freeLocked(SocketEntry& entry);
+// A pending connect that settled into a remoted socket.
+void makeRemotedLocked(SocketEntry& entry);
+// Whether `fd` may have an entry (of `kind`), without the lock: false is certain for numbers the
+// table has seen; an unseen duplicate is found again when the slow path looks it up by identity.
+bool maybeTracked(int fd);
+bool maybeKind(int fd, SocketKind kind);
+// The fast path of read/write/send/recv: false when `fd` certainly has no association.
+inline bool maybeUdpFd(int fd) {
+  return g_udpCount.load(std::memory_order_relaxed) != 0 && maybeKind(fd, SocketKind::Udp);
+}
+// `to` is a duplicate of `from` (dup, dup2, dup3, fcntl F_DUPFD): it is the same socket to the
+// table.
+void noteDuplicate(int from, int to);
+// hooks_udp.cpp, for the connect hook: connect() of a UDP socket (`handled` false: make the
+// real call).
+int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled);
+// Every descriptor number that holds the entry's socket now is remembered under it (duplicates
+// the program made before the library took an interest in the socket).
+void rememberEveryNumberLocked(SocketEntry& entry);
+
+// Pending connects. Reads the gateway's answer without blocking; true when the entry is settled
+// (connected: it is a remoted socket now; failed: state Failed).
+bool progressLocked(SocketEntry& entry);
+void settleLocked(SocketEntry& entry, int error);
+// The poll events that move a pending connect on: POLLOUT while connecting to the gateway,
+// POLLIN while its answer is awaited.
+short pendingEvents(const SocketEntry& entry);
+
 // The program has a remoted TCP connection that is still open (its primary connection, for the
 // seed's rule that binds of such a program are remoted).
 bool anyLiveRemotedLocked();
 // An address the gateway reported as its own on one of this program's remoted connections.
 bool isGatewayBoundLocked(const protocol::control::IpAddress& address);
+void rememberGatewayAddressLocked(const protocol::control::IpAddress& address);
+// Listener and Udp entries: the control connection, adopted by the entry (closed when it is
+// freed).
+void adoptControlLocked(SocketEntry& entry, int controlFd);
 
-// The descriptor numbers under which the program holds one socket (the first, and its
-// duplicates): the socket lives while one of them still refers to it.
-struct Descriptors {
-  static constexpr std::size_t kMax = 8;
-  int numbers[kMax] = {-1, -1, -1, -1, -1, -1, -1, -1};
-  void add(int fd);
-  bool anyHolds(const SocketId& id) const;
-};
+// Room for `count` elements: up to N on the stack, more in a private mapping, so that no hook
+// takes more than a few KiB of its caller's stack (green threads and coroutines run on small
+// ones). data() is nullptr when the mapping failed.
+template <typename T, std::size_t N>
+class ScratchArray {
+ public:
+  explicit ScratchArray(std::size_t count) : bytes_(count * sizeof(T)) {
+    if (count <= N) {
+      data_ = local_;
+      bytes_ = 0;
+      return;
+    }
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    data_ = p == MAP_FAILED ? nullptr : static_cast<T*>(p);
+    if (data_ == nullptr) bytes_ = 0;
+  }
+  ~ScratchArray() {
+    if (bytes_ != 0) ::munmap(data_, bytes_);
+  }
+  ScratchArray(const ScratchArray&) = delete;
+  ScratchArray& operator=(const ScratchArray&) = delete;
+  T* data() { return data_; }
+  T& operator[](std::size_t i) { return data_[i]; }
 
-// Remoted listening sockets: bound on the gateway, tied to a control connection kept open while
-// the program's socket lives (a closed socket's entry is dropped when next looked at).
-struct Listener {
-  bool used = false;
-  Descriptors fds;
-  SocketId id;
-  int controlFd = -1;
-  SocketId controlId;  // a program that closes every descriptor may reuse the number
-  bool listening = false;
-  bool server = false;
-  protocol::control::Endpoint bound;  // the gateway's external address and port
-  protocol::control::Token token{};
-  protocol::control::IpAddress gateway;  // where the gateway's connections come from
+ private:
+  T local_[N];
+  T* data_ = nullptr;
+  std::size_t bytes_ = 0;
 };
-Listener* findListenerLocked(int fd);
-Listener* addListenerLocked(int fd, const SocketId& id);
-void freeListenerLocked(Listener& entry);
-// Drops the entries of sockets the program has closed, closing their control connections.
-void sweepListenersLocked();
-
-// UDP sockets whose datagrams to remote destinations go through a relay on the gateway, tied to
-// a control connection kept open while the socket lives.
-struct UdpAssociation {
-  bool used = false;
-  Descriptors fds;
-  SocketId id;
-  int controlFd = -1;
-  SocketId controlId;
-  sockaddr_storage relay{};  // the relay, as this socket's family addresses it
-  socklen_t relayLength = 0;
-  bool connected = false;            // connect()ed to a remote destination:
-  protocol::control::Endpoint peer;  // that destination
-  sockaddr_storage peerAddress{};    // as the program gave it (for getpeername)
-  socklen_t peerLength = 0;
-};
-// False when `fd` certainly has no association (no lock taken): the fast path of read/write.
-bool maybeUdpFd(int fd);
-// `to` is a duplicate of `from` (dup, dup2, dup3, fcntl F_DUPFD): it is looked at as `from` is.
-void noteDuplicate(int from, int to);
-UdpAssociation* findUdpLocked(int fd);
-// hooks_udp.cpp, for the connect and getpeername hooks: connect() of a UDP socket (`handled`
-// false: make the real call), and the remote destination of a connected associated socket.
-int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled);
-bool udpPeerName(int fd, sockaddr* address, socklen_t* length);
-UdpAssociation* addUdpLocked(int fd, const SocketId& id);
-void freeUdpLocked(UdpAssociation& entry);
 
 // Names the library resolved at the gateway, by address, for the Connect's name hint.
 void rememberName(const protocol::control::IpAddress& address, const char* name);

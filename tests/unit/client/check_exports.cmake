@@ -1,0 +1,27 @@
+# The preload library exports exactly the symbols of hooks.def: run by ctest with
+# -DLIB=<libfwgate-client.so> -DSYMBOLS=<;-list from hooks.def> -DNM=<nm>.
+execute_process(COMMAND ${NM} -D --defined-only ${LIB} OUTPUT_VARIABLE listing RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} failed on ${LIB}")
+endif()
+string(REPLACE "\n" ";" lines "${listing}")
+set(exported "")
+foreach(line IN LISTS lines)
+  # "0000000000012340 T connect" (versioned symbols show as name@@VERSION).
+  if(line MATCHES "^[0-9a-f]+ [A-Za-z] ([A-Za-z0-9_]+)")
+    list(APPEND exported ${CMAKE_MATCH_1})
+  endif()
+endforeach()
+list(SORT exported)
+set(expected ${SYMBOLS})
+list(SORT expected)
+if(NOT exported STREQUAL expected)
+  set(extra ${exported})
+  list(REMOVE_ITEM extra ${expected})
+  set(missing ${expected})
+  list(REMOVE_ITEM missing ${exported})
+  message(FATAL_ERROR "exports differ from hooks.def: not in hooks.def: [${extra}]; "
+                      "in hooks.def, not exported: [${missing}]")
+endif()
+list(LENGTH exported count)
+message(STATUS "${count} exported symbols, exactly hooks.def")
