@@ -1,6 +1,8 @@
 """A TCP echo server for a network namespace: prints its port, serves until killed or --lifetime.
 
-    python3 echo_server.py --host 10.200.1.2 [--port 0] [--lifetime 120]
+    python3 echo_server.py --host 10.200.1.2 [--port 0] [--lifetime 120] [--close]
+
+--close: every connection is accepted and closed at once (a sink for many short connections).
 """
 
 import argparse
@@ -29,12 +31,13 @@ def main() -> int:
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--lifetime", type=float, default=120.0)
+    ap.add_argument("--close", action="store_true")
     args = ap.parse_args()
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     srv = socket.socket(family, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((args.host, args.port))
-    srv.listen(64)
+    srv.listen(1024)
     srv.settimeout(0.2)
     print(srv.getsockname()[1], flush=True)
     end = time.monotonic() + args.lifetime
@@ -42,6 +45,9 @@ def main() -> int:
         try:
             conn, _ = srv.accept()
         except socket.timeout:
+            continue
+        if args.close:
+            conn.close()
             continue
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
     return 0
