@@ -43,14 +43,19 @@ int envInt(const char* name, int fallback, int low, int high) {
   return static_cast<int>(n);
 }
 
-// Fetches the configuration from the gateway into g_fresh; returns the frame's size or 0.
-std::size_t fetchConfig(Global& g) {
+// A program that has a cached configuration, even a stale one, works with it: refreshing it is
+// worth this much of the first call's time, no more (the agent refreshes on its own schedule).
+constexpr int kStaleRefreshMs = 1000;
+
+// Fetches the configuration from the gateway into g_fresh within timeoutMs; returns the frame's
+// size or 0.
+std::size_t fetchConfig(Global& g, int timeoutMs) {
   std::uint8_t request[control::kHeaderSize];
   control::FrameWriter w(request, control::MessageType::GetConfig);
   const std::size_t requestSize = w.finish();
   Reply reply;
   const int error =
-      exchange(g.gateway, g.identity, {request, requestSize}, g_fresh, g.gatewayTimeoutMs, reply);
+      exchange(g.gateway, g.identity, {request, requestSize}, g_fresh, timeoutMs, reply);
   if (error != 0 || reply.welcome.status != control::Status::Ok ||
       reply.type != static_cast<std::uint8_t>(control::MessageType::Config)) {
     char server[300];
@@ -107,7 +112,9 @@ void load() {
                              now - attempt.st_mtime < 60;
   if ((!g.config.haveGatewayConfig || now - g.config.fetchedAt > g.config.refreshSeconds) &&
       !triedRecently) {
-    const std::size_t size = fetchConfig(g);
+    const std::size_t size = fetchConfig(
+        g, g.config.haveGatewayConfig && g.gatewayTimeoutMs > kStaleRefreshMs ? kStaleRefreshMs
+                                                                              : g.gatewayTimeoutMs);
     if (size == 0) {
       const int fd = ::open(attemptPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
       if (fd >= 0) {
