@@ -92,7 +92,6 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
     return -1;
   }
   adoptControlLocked(*entry, controlFd);
-  rememberEveryNumberLocked(*entry);
   entry->server = server;
   entry->bound = answer.bound;
   entry->token = answer.token;
