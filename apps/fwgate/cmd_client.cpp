@@ -98,22 +98,18 @@ std::string serverSource(const client::ClientConfig& c) {
   return text + " (found by DNS: " + detected + ")";
 }
 
-// Nothing names a gateway (it came from the cache, or from nowhere): `fwgate detect` and the
-// agent look in DNS first, so that a record the administrator changed is followed; the cache's
-// server stays when DNS has none. Returns the reason DNS gave none, or "".
+// Only the cache names the gateway: `fwgate detect` and the agent look in DNS first, so that a
+// record the administrator changed is followed; the cache's server stays when DNS has none.
+// (With no server at all, assemble() has just asked DNS and failed: not asked twice.) Returns why
+// DNS gave none, or "".
 std::string detectAgain(Loaded& l) {
   auto& c = l.config;
-  const std::string_view from = c.serverFrom;
-  if (from != "cache" && !c.server.empty()) return {};
-  if (from == "DNS") return {};
+  if (std::string_view(c.serverFrom) != "cache") return {};
   client::Detected found;
   if (client::detectServerRemembered(l.paths, {l.scratch.data(), l.scratch.size()}, found, false)) {
     c.server = found.server;
     c.serverFrom = "DNS";
     return {};
-  }
-  if (c.server.empty()) {
-    std::memcpy(c.detectProblem.data(), found.problem.data(), c.detectProblem.size());
   }
   return found.problem.data();
 }

@@ -39,32 +39,38 @@ def search_domain(t: ClientTopology) -> None:
         f.write(f"search {DOMAIN}\n")
 
 
-def serve_dns(t: ClientTopology, *records: str) -> None:
+def serve_dns(t: ClientTopology, *records: str) -> subprocess.Popen:
     """dnsmasq on the gateway's internal address: corp.test from `records` only (anything else in
     corp.test: NXDOMAIN; nothing outside it is forwarded anywhere)."""
     fwit.require_tool("dnsmasq")
     log = open(t.tmp / "detect-dnsmasq.log", "wb")
     t.logs.append(log)
-    t.spawn("gateway", ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                        f"--listen-address={t.gw_inside}", f"--local=/{DOMAIN}/", "--user=root",
-                        "--pid-file=", "--log-facility=-", "--log-queries", *records],
-            stdout=log, stderr=log)
+    proc = t.spawn("gateway", ["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                               f"--listen-address={t.gw_inside}", f"--local=/{DOMAIN}/", "--user=root",
+                               "--pid-file=", "--log-facility=-", "--log-queries", *records],
+                   stdout=log, stderr=log)
     search_domain(t)
     dig = fwit.require_tool("dig")
     for _ in range(100):
         cp = t.run_in("internal", [dig, "+time=1", "+tries=1", f"@{t.gw_inside}", f"probe.{DOMAIN}"], timeout=10)
         if cp.returncode == 0:  # an answer (NXDOMAIN): dnsmasq is up
-            return
+            return proc
         time.sleep(0.05)
     pytest.fail(f"dnsmasq never answered: {(t.tmp / 'detect-dnsmasq.log').read_text(errors='replace')[-2000:]}")
 
 
-def start_gateway(gateway, t: ClientTopology, port: int = 1745):
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait(10)
+
+
+def start_gateway(gateway, t: ClientTopology, port: int = 1745, port2: int | None = None):
     gw = gateway(netns=t.ns["gateway"], health=False, bind_external=None,
                  listeners=[{"address": t.gw_inside, "port": 0, "methods": ["none"]}],
                  networks={"internal": {"ranges": [f"10.{t.a}.1.0/24"], "firewall_clients": True}},
                  rules=[{"name": "internal clients", "action": "allow", "sources": ["internal"]}],
-                 extra=f'\n[control]\nlisten = ["{t.gw_inside}:{port}"]\n')
+                 extra=f'\n[control]\nlisten = ["{t.gw_inside}:{port}"'
+                       + (f', "{t.gw_inside}:{port2}"' if port2 else "") + ']\n')
     assert gw.wait_control_addresses(), gw.tail()
     return gw
 
@@ -181,3 +187,36 @@ def test_a_silent_name_server_costs_the_bound_only(topo, gateway):
     assert cp.returncode != 0 and "no gateway configured" in out(cp), out(cp)
     assert took < 2 + 2 + 6 * fwit.SLOW, took
     assert silent.poll() is None  # it was there all along, silent
+
+
+def test_detect_follows_a_changed_record_and_keeps_the_cached_gateway_without_one(topo, gateway):
+    # The control channel on 1745 and 1760; the administrator moves the gateway from wspad to an
+    # SRV record on 1760, then takes both records away (the gateway's host name stays).
+    gw = start_gateway(gateway, topo, port2=1760)
+    dns = serve_dns(topo, f"--host-record=wspad.{DOMAIN},{topo.gw_inside}")
+    env = detect_env(topo)
+    cp = topo.run_in("internal", [FWGATE_BIN, "detect"], env=env)
+    assert cp.returncode == 0 and f"configuration from wspad.{DOMAIN}:1745" in out(cp), out(cp)
+    stop(dns)
+    dns = serve_dns(topo, f"--srv-host=_fwgate._tcp.{DOMAIN},gw.{DOMAIN},1760",
+                    f"--host-record=gw.{DOMAIN},{topo.gw_inside}")
+    # Programs and `fwgate check` keep taking the cached gateway without asking DNS...
+    cp = topo.run_in("internal", [FWGATE_BIN, "check"], env=env)
+    assert f"Gateway: wspad.{DOMAIN}:1745 (from cache (found by DNS: wspad.{DOMAIN} A))" in out(cp), out(cp)
+    # ...until the next `fwgate detect` (or agent refresh), which asks DNS again.
+    cp = topo.run_in("internal", [FWGATE_BIN, "detect"], env=env)
+    assert cp.returncode == 0, out(cp)
+    assert f"gateway gw.{DOMAIN}:1760 (from DNS: _fwgate._tcp.{DOMAIN} SRV)" in out(cp), out(cp)
+    cache = (topo.tmp / "client.cache").read_bytes()
+    assert f"server gw.{DOMAIN}:1760\ndetected _fwgate._tcp.{DOMAIN} SRV\n".encode() in cache, cache[:200]
+    cp = topo.run_in("internal", [FWGATE_BIN, "agent", "--once"], env=env)
+    assert cp.returncode == 0 and "configuration refreshed" in out(cp), out(cp)
+    stop(dns)
+    serve_dns(topo, f"--host-record=gw.{DOMAIN},{topo.gw_inside}")  # the host stays, the records go
+    cp = topo.run_in("internal", [FWGATE_BIN, "detect"], env=env)
+    text = out(cp)
+    assert cp.returncode == 0, text
+    assert (f"none found by DNS (no _fwgate._tcp SRV or wspad A/AAAA record in {DOMAIN}): the cached "
+            f"gateway gw.{DOMAIN}:1760 stays") in text, text
+    assert f"configuration from gw.{DOMAIN}:1760" in text, text
+    assert len([s for s in gw.sessions() if s.get("command") == "config"]) >= 3, gw.sessions()
