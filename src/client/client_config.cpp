@@ -410,6 +410,8 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
   } else if (!cacheServer.empty()) {
     out.server = cacheServer;
     out.serverFrom = "cache";
+  } else if (out.disabled()) {
+    copyText(out.detectProblem, "not looked for: the client is disabled for this program");
   } else {
     // 5. Nothing names one: DNS detection (the files above are all read, scratch is free).
     Detected found;

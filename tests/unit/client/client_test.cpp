@@ -406,6 +406,25 @@ TEST(Assemble, ProblemsAreReportedWithTheirPlace) {
   EXPECT_STREQ(config.detectProblem.data(), "DNS detection is off");
 }
 
+TEST(Assemble, ADisabledProgramDoesNotLookForTheGateway) {
+  TempDir dir;
+  // Were it asked, the name server would be this host's own (loopback only).
+  const std::string resolv = dir.file("resolv.conf", "nameserver 127.0.0.1\nsearch corp.test\n");
+  Environment env({{"FWGATE_CONFIG_DIR", dir.path() + "/etc"},
+                   {"FWGATE_CACHE", dir.path() + "/none"},
+                   {"FWGATE_DISABLE", "1"}});
+  Paths paths = testPaths();
+  std::snprintf(paths.resolvConf.data(), paths.resolvConf.size(), "%s", resolv.c_str());
+  paths.nsswitchConf[0] = '\0';
+  static ClientConfig config;
+  std::vector<char> scratch(64 * 1024);
+  assemble(config, paths, "curl", {}, {scratch.data(), scratch.size()}, false);
+  EXPECT_TRUE(config.disabled());
+  EXPECT_TRUE(config.server.empty());
+  EXPECT_STREQ(config.detectProblem.data(),
+               "not looked for: the client is disabled for this program");
+}
+
 TEST(RefreshSchedule, IntervalAfterSuccessBackOffAfterFailure) {
   std::int64_t now = 1'000'000;  // the test's clock
   RefreshSchedule s(0, 6 * 3600);
