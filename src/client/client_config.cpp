@@ -21,7 +21,7 @@ namespace {
 template <std::size_t N>
 void copyText(std::array<char, N>& out, std::string_view text) {
   const std::size_t n = text.size() < N - 1 ? text.size() : N - 1;
-  std::memcpy(out.data(), text.data(), n);
+  if (n != 0) std::memcpy(out.data(), text.data(), n);  // an empty view's data() may be null
   out[n] = '\0';
 }
 
