@@ -256,6 +256,7 @@ bool readReply(std::span<const std::uint8_t> m, std::uint16_t id, std::string_vi
   pos += 4;
   out = DnsReply{};
   const unsigned rcode = flags & 0xF;
+  out.rcode = static_cast<std::uint8_t>(rcode);
   if (rcode == 3) {  // NXDOMAIN
     out.outcome = DnsOutcome::Absent;
     return true;
@@ -330,7 +331,7 @@ struct Search {
   Query queries[ResolverConf::kMaxDomains * kPerDomain];
   DnsReply srv[ResolverConf::kMaxDomains];
   int fds[ResolverConf::kMaxServers] = {-1, -1, -1};
-  int serverError[ResolverConf::kMaxServers] = {};  // errno, or -1 after an error reply
+  int serverError[ResolverConf::kMaxServers] = {};  // errno, or -1 - RCODE after an error reply
   std::uint8_t allServers = 0;
 
   void name(std::size_t q, char* out, std::size_t size) const {
@@ -395,7 +396,7 @@ struct Search {
         continue;
       }
       if (reply.outcome == DnsOutcome::Failed) {
-        if (serverError[server] == 0) serverError[server] = -1;
+        if (serverError[server] == 0) serverError[server] = -1 - reply.rcode;
         failOn(q, server);
         continue;
       }
@@ -421,6 +422,23 @@ struct Search {
     return kNone;
   }
 };
+
+const char* rcodeText(int rcode) {
+  switch (rcode) {
+    case 0:
+      return "a truncated or malformed reply";
+    case 1:
+      return "FORMERR";
+    case 2:
+      return "SERVFAIL";
+    case 4:
+      return "NOTIMP";
+    case 5:
+      return "REFUSED";
+    default:
+      return "an error reply";
+  }
+}
 
 // "10.0.0.1, 10.0.0.2" into out.
 void serverList(const ResolverConf& conf, char* out, std::size_t size) {
@@ -535,7 +553,7 @@ bool detectServer(const ResolverConf& conf, int timeoutMs, Detected& out) {
     int error = 0;
     for (int e : s.serverError) error = error != 0 ? error : e;
     std::snprintf(p, size, "the name server %s could not answer (%s)", servers,
-                  error > 0 ? std::strerror(error) : "an error reply");
+                  error > 0 ? std::strerror(error) : rcodeText(-1 - error));
   } else {
     int n = std::snprintf(p, size, "no %s SRV or %s A/AAAA record in ", kDetectService.data(),
                           kDetectHost.data());

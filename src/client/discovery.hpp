@@ -72,6 +72,7 @@ struct DnsReply {
   // service declared absent and skipped).
   std::array<char, 254> srvTarget{};
   std::uint16_t srvPort = 0;
+  std::uint8_t rcode = 0;  // the reply's RCODE (Failed with 0: truncated or malformed)
 };
 // Reads `message` as the reply to the query (id, name, type): false when it is not that reply
 // (another id, question or a query); true with `out` filled otherwise.

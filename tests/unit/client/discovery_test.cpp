@@ -359,6 +359,13 @@ TEST(Detect, NoRecordSaysWhereItLooked) {
   EXPECT_EQ(dns.queries(), 6);
 }
 
+TEST(Detect, ANameServerThatRefusesSaysHow) {
+  FakeDns dns([](const std::string&, std::uint16_t) { return std::vector<Rr>{{0, {5}}}; });
+  Detected d;
+  EXPECT_FALSE(detectServer(confFor({dns.port()}, {"corp.test"}), 2000, d));
+  EXPECT_STREQ(d.problem.data(), "the name server 127.0.0.1 could not answer (REFUSED)");
+}
+
 TEST(Detect, ASilentNameServerCostsTheBoundOnly) {
   FakeDns silent([](const std::string&, std::uint16_t) { return std::vector<Rr>{}; }, true);
   Detected d;
