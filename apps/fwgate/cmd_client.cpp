@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/client_config.hpp"
+#include "client/discovery.hpp"
 #include "client/gateway_link.hpp"
 #include "client/proxy_env.hpp"
 #include "client/refresh_schedule.hpp"
@@ -84,6 +85,41 @@ void load(Loaded& l, const std::string& app, protocol::Bytes fresh = {}) {
 std::string serverText(const client::ServerAddress& s) {
   char text[300];
   client::formatServer(s, text, sizeof text);
+  return text;
+}
+
+// Where the gateway came from, for people: "client.ini [Common]", "DNS: wspad.corp.example A",
+// "cache (found by DNS: _fwgate._tcp.corp.example SRV)".
+std::string serverSource(const client::ClientConfig& c) {
+  std::string text = c.serverFrom;
+  const char* detected = c.server.detectedBy.data();
+  if (detected[0] == '\0') return text;
+  if (text == "DNS") return text + ": " + detected;
+  return text + " (found by DNS: " + detected + ")";
+}
+
+// Only the cache names the gateway: `fwgate detect` and the agent look in DNS first, so that a
+// record the administrator changed is followed; the cache's server stays when DNS has none.
+// (With no server at all, assemble() has just asked DNS and failed: not asked twice.) Returns why
+// DNS gave none, or "".
+std::string detectAgain(Loaded& l) {
+  auto& c = l.config;
+  if (std::string_view(c.serverFrom) != "cache") return {};
+  client::Detected found;
+  if (client::detectServerRemembered(l.paths, {l.scratch.data(), l.scratch.size()}, found, false)) {
+    c.server = found.server;
+    c.serverFrom = "DNS";
+    return {};
+  }
+  return found.problem.data();
+}
+
+// The line for no gateway at all.
+std::string noGatewayText(const Loaded& l) {
+  std::string text = "no gateway configured (ServerName in [Common] of " +
+                     std::string(l.paths.configDir.data()) +
+                     "/client.ini, FWGATE_SERVER or --server), and none found by DNS";
+  if (l.config.detectProblem[0] != '\0') (text += ": ") += l.config.detectProblem.data();
   return text;
 }
 
@@ -272,13 +308,12 @@ int runCheck(const ClientCheckOptions& options) {
   load(l, app);
   const auto& c = l.config;
   if (c.server.empty()) {
-    std::printf(
-        "No gateway configured: set ServerName in [Common] of %s/client.ini, or "
-        "FWGATE_SERVER, or pass --server.\n",
-        l.paths.configDir.data());
+    std::string text = noGatewayText(l);
+    text[0] = 'N';
+    std::printf("%s.\n", text.c_str());
     return 2;
   }
-  std::printf("Gateway: %s (from %s)\n", serverText(c.server).c_str(), c.serverFrom);
+  std::printf("Gateway: %s (from %s)\n", serverText(c.server).c_str(), serverSource(c).c_str());
   client::GatewayEndpoints gateway;
   if (const int rc = client::resolveServer(c.server, gateway); rc != 0) {
     std::printf("Cannot resolve the gateway %s: %s\n", c.server.host.data(), ::gai_strerror(rc));
@@ -362,12 +397,18 @@ int runDetect(const ClientCheckOptions& options) {
   applyServerOption(options.server);
   Loaded l;
   load(l, "*");
+  const std::string noneInDns = detectAgain(l);
   if (l.config.server.empty()) {
-    std::fprintf(stderr,
-                 "fwgate detect: no gateway configured (ServerName in [Common] of "
-                 "client.ini, FWGATE_SERVER or --server)\n");
+    std::fprintf(stderr, "fwgate detect: %s\n", noGatewayText(l).c_str());
     return 2;
   }
+  if (!noneInDns.empty()) {
+    std::printf("fwgate detect: none found by DNS (%s): the cached gateway %s stays\n",
+                noneInDns.c_str(), serverText(l.config.server).c_str());
+  }
+  std::printf("fwgate detect: gateway %s (from %s)\n", serverText(l.config.server).c_str(),
+              serverSource(l.config).c_str());
+  const client::ServerAddress server = l.config.server;
   client::GatewayEndpoints gateway;
   if (const int rc = client::resolveServer(l.config.server, gateway); rc != 0) {
     std::fprintf(stderr, "fwgate detect: cannot resolve %s: %s\n", l.config.server.host.data(),
@@ -391,7 +432,7 @@ int runDetect(const ClientCheckOptions& options) {
   std::printf(
       "fwgate detect: configuration from %s: network %s, %zu LAT ranges, %zu local "
       "domains, refresh every %u s\n",
-      serverText(l.config.server).c_str(), l.config.network.data(), l.config.gatewayRanges,
+      serverText(server).c_str(), l.config.network.data(), l.config.gatewayRanges,
       l.config.ldt.size(), l.config.refreshSeconds);
   if (path.empty()) {
     std::fprintf(stderr, "fwgate detect: cannot write the cache (%s, %s): %s\n",
@@ -457,10 +498,14 @@ int runAgent(const ClientAgentOptions& options) {
   while (g_stop == 0) {
     const std::int64_t now = std::time(nullptr);
     load(l, "*");
+    detectAgain(l);
     client::GatewayEndpoints gateway;
     std::vector<std::uint8_t> frame;
     client::Reply reply;
     int error = l.config.server.empty() ? EDESTADDRREQ : 0;
+    if (error != 0 && l.config.detectProblem[0] != '\0') {
+      std::fprintf(stderr, "fwgate agent: %s\n", noGatewayText(l).c_str());
+    }
     if (error == 0 && client::resolveServer(l.config.server, gateway) != 0) error = EHOSTUNREACH;
     if (error == 0) error = fetch(l.config, gateway, frame, reply, options.timeoutMs);
     if (error == 0 && (reply.welcome.status != control::Status::Ok ||

@@ -72,8 +72,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   ClientCheckOptions detect;
-  auto* detectCmd =
-      app.add_subcommand("detect", "Fetch the client configuration from the gateway now");
+  auto* detectCmd = app.add_subcommand(
+      "detect",
+      "Find the gateway (by DNS when none is configured) and fetch its client configuration now");
   detectCmd->add_option("--server", detect.server, "Gateway HOST[:PORT]");
   detectCmd->add_option("--timeout-ms", detect.timeoutMs, "Time limit")->capture_default_str();
 

@@ -1,5 +1,7 @@
 #include "client/client_config.hpp"
 
+#include "client/discovery.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,7 +21,7 @@ namespace {
 template <std::size_t N>
 void copyText(std::array<char, N>& out, std::string_view text) {
   const std::size_t n = text.size() < N - 1 ? text.size() : N - 1;
-  std::memcpy(out.data(), text.data(), n);
+  if (n != 0) std::memcpy(out.data(), text.data(), n);  // an empty view's data() may be null
   out[n] = '\0';
 }
 
@@ -129,6 +131,8 @@ void formatServer(const ServerAddress& server, char* out, std::size_t size) {
 
 void defaultPaths(Paths& out) {
   out = Paths{};
+  copyText(out.resolvConf, "/etc/resolv.conf");
+  copyText(out.nsswitchConf, "/etc/nsswitch.conf");
   copyText(out.configDir, env("FWGATE_CONFIG_DIR") ? env("FWGATE_CONFIG_DIR") : "/etc/fwgate");
   const char* home = env("HOME");
   if (const char* p = env("FWGATE_USER_CONFIG")) {
@@ -187,6 +191,7 @@ bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
   if (!text.starts_with("fwgate-cache 1\n") || end == std::string_view::npos) return false;
   CacheHeader h;
   std::string_view lines = text.substr(0, end);
+  std::string_view detected;
   bool haveFetched = false;
   while (!lines.empty()) {
     const std::size_t nl = lines.find('\n');
@@ -201,6 +206,8 @@ bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
       haveFetched = true;
     } else if (line.starts_with("server ")) {
       if (!parseServer(line.substr(7), h.server)) return false;
+    } else if (line.starts_with("detected ")) {
+      detected = line.substr(9);
     }
     if (nl == std::string_view::npos) break;
     lines.remove_prefix(nl + 1);
@@ -211,6 +218,7 @@ bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
       !control::validConfig(frame.value.body)) {
     return false;
   }
+  if (!h.server.empty()) copyText(h.server.detectedBy, detected);
   header = h;
   configBody = frame.value.body;
   return true;
@@ -235,13 +243,19 @@ bool writeCache(const char* path, const CacheHeader& header, protocol::Bytes con
   std::snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, static_cast<int>(::getpid()));
   const int fd = ::open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return false;
-  char server[320] = {};
+  char server[640] = {};
   if (!header.server.empty()) {
     std::memcpy(server, "server ", 7);
     formatServer(header.server, server + 7, sizeof server - 8);
     std::strcat(server, "\n");
+    const char* detected = header.server.detectedBy.data();
+    // One line: a record name with a line break in it (not one DNS gives) is left out.
+    if (detected[0] != '\0' && std::strchr(detected, '\n') == nullptr) {
+      std::snprintf(server + std::strlen(server), sizeof server - std::strlen(server),
+                    "detected %s\n", detected);
+    }
   }
-  char head[400];
+  char head[720];
   const int n = std::snprintf(head, sizeof head, "fwgate-cache 1\nfetched %lld\n%s\n",
                               static_cast<long long>(header.fetchedAt), server);
   bool ok = ::write(fd, head, static_cast<std::size_t>(n)) == n &&
@@ -381,7 +395,7 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
     }
   }
 
-  // 4. Which gateway: the environment, the program's section, [Common], the cache.
+  // 4. Which gateway: the environment, the program's section, [Common], the cache, DNS.
   ServerAddress appServer;
   const bool haveAppServer = out.settings.has(settings::Key::ServerName) &&
                              parseServer(out.settings.serverName.data(), appServer);
@@ -396,6 +410,17 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
   } else if (!cacheServer.empty()) {
     out.server = cacheServer;
     out.serverFrom = "cache";
+  } else if (out.disabled()) {
+    copyText(out.detectProblem, "not looked for: the client is disabled for this program");
+  } else {
+    // 5. Nothing names one: DNS detection (the files above are all read, scratch is free).
+    Detected found;
+    if (detectServerRemembered(paths, scratch, found, true)) {
+      out.server = found.server;
+      out.serverFrom = "DNS";
+    } else {
+      out.detectProblem = found.problem;
+    }
   }
   if (const char* u = env("FWGATE_USER")) copyText(out.user, u);
   if (const char* p = env("FWGATE_PASSWORD")) copyText(out.password, p);

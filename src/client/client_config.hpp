@@ -17,10 +17,13 @@
 
 namespace fwgate::client {
 
-// A gateway as configured: a host name or address literal, and the control port.
+// A gateway as configured: a host name or address literal, and the control port. One that DNS
+// detection found (discovery.hpp) says by which record, "wspad.corp.example A" or
+// "_fwgate._tcp.corp.example SRV", and keeps saying it through the cache.
 struct ServerAddress {
   std::array<char, 256> host{};
   std::uint16_t port = protocol::control::kDefaultPort;
+  std::array<char, 272> detectedBy{};
   bool empty() const { return host[0] == '\0'; }
 };
 // "gw", "gw:1745", "10.0.0.1", "[2001:db8::1]:1745", "2001:db8::1".
@@ -33,12 +36,16 @@ struct Paths {
   std::array<char, 512> userConfig{};   // FWGATE_USER_CONFIG, else ~/.config/fwgate/client.ini
   std::array<char, 512> systemCache{};  // FWGATE_CACHE, else /var/cache/fwgate/client.cache
   std::array<char, 512> userCache{};    // ~/.cache/fwgate/client.cache; empty with FWGATE_CACHE
+  // What DNS detection reads (/etc/resolv.conf, /etc/nsswitch.conf); an empty resolvConf turns
+  // detection off.
+  std::array<char, 512> resolvConf{};
+  std::array<char, 512> nsswitchConf{};
 };
 // From the environment (XDG_CONFIG_HOME, XDG_CACHE_HOME and HOME are honoured).
 void defaultPaths(Paths& out);
 
-// Cache file: "fwgate-cache 1\nfetched UNIX-SECONDS\nserver HOST:PORT\n\n" then the Config frame
-// exactly as the gateway sent it.
+// Cache file: "fwgate-cache 1\nfetched UNIX-SECONDS\nserver HOST:PORT\n" (and "detected RECORD\n"
+// for a server DNS detection found), "\n", then the Config frame exactly as the gateway sent it.
 struct CacheHeader {
   std::int64_t fetchedAt = 0;
   ServerAddress server;
@@ -57,7 +64,10 @@ struct ClientConfig {
   std::array<char, 64> app{};  // the program's binary name without path
 
   ServerAddress server;
-  const char* serverFrom = "nowhere";  // FWGATE_SERVER, an application section, [Common], cache
+  // FWGATE_SERVER, "application settings", "client.ini [Common]", "cache" or "DNS" (detection:
+  // server.detectedBy names the record).
+  const char* serverFrom = "nowhere";
+  std::array<char, 256> detectProblem{};  // no server anywhere: why detection found none
   std::array<char, 256> user{};
   std::array<char, 256> password{};
 
@@ -82,9 +92,11 @@ struct ClientConfig {
   bool disabled() const { return disabledByEnvironment || settings.disable; }
 };
 
-// Assembles `out` for program `app`. `gatewayConfig` is a Config body (fresh from the gateway);
-// when empty, the newest cache file is read. `scratch` holds one file at a time (64 KiB or more).
-// Routes are read from /proc/net/route and /proc/net/ipv6_route unless `withRoutes` is false.
+// Assembles `out` for program `app`. When nothing above names a gateway, DNS detection looks for
+// one (discovery.hpp; bounded by FWGATE_DETECT_TIMEOUT). `gatewayConfig` is a Config body (fresh
+// from the gateway); when empty, the newest cache file is read. `scratch` holds one file at a time
+// (64 KiB or more). Routes are read from /proc/net/route and /proc/net/ipv6_route unless
+// `withRoutes` is false.
 void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
               protocol::Bytes gatewayConfig, std::span<char> scratch, bool withRoutes = true,
               ProblemFn problem = nullptr, void* context = nullptr);

@@ -209,12 +209,39 @@ TEST(Cache, WriteAndReadBack) {
                  back, body));
   EXPECT_EQ(back.fetchedAt, 1700000000);
   EXPECT_STREQ(back.server.host.data(), "gw.corp");
+  EXPECT_STREQ(back.server.detectedBy.data(), "");
   EXPECT_EQ(body.size() + control::kHeaderSize, frame.size());
   // A truncated cache is refused, not half-used.
   CacheHeader ignored;
   EXPECT_FALSE(parseCache(
       {reinterpret_cast<const std::uint8_t*>(buf.data()), static_cast<std::size_t>(n - 1)}, ignored,
       body));
+}
+
+TEST(Cache, AServerFoundByDnsSaysSoThroughTheCache) {
+  TempDir dir;
+  const auto frame = configFrame("");
+  CacheHeader header{1700000000, {}};
+  ASSERT_TRUE(parseServer("gw.corp.test:1760", header.server));
+  std::snprintf(header.server.detectedBy.data(), header.server.detectedBy.size(), "%s",
+                "_fwgate._tcp.corp.test SRV");
+  const std::string path = dir.path() + "/client.cache";
+  ASSERT_TRUE(writeCache(path.c_str(), header, frame));
+  std::vector<char> buf(64 * 1024);
+  const long n = readWholeFile(path.c_str(), buf.data(), buf.size());
+  ASSERT_GT(n, 0);
+  const std::string head =
+      "fwgate-cache 1\nfetched 1700000000\nserver gw.corp.test:1760\n"
+      "detected _fwgate._tcp.corp.test SRV\n\n";
+  EXPECT_EQ(std::string(buf.data(), head.size()), head);
+  CacheHeader back;
+  protocol::Bytes body;
+  ASSERT_TRUE(
+      parseCache({reinterpret_cast<const std::uint8_t*>(buf.data()), static_cast<std::size_t>(n)},
+                 back, body));
+  EXPECT_STREQ(back.server.host.data(), "gw.corp.test");
+  EXPECT_EQ(back.server.port, 1760);
+  EXPECT_STREQ(back.server.detectedBy.data(), "_fwgate._tcp.corp.test SRV");
 }
 
 class Environment {
@@ -243,9 +270,19 @@ class Environment {
   std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
 };
 
-ClientConfig assembleFor(const std::string& app, const std::vector<std::uint8_t>* fresh = nullptr) {
+// Paths from the environment, without DNS detection (which would read the machine's resolver
+// files): discovery_test.cpp tests it against a name server of its own.
+Paths testPaths() {
   Paths paths;
   defaultPaths(paths);
+  EXPECT_STREQ(paths.resolvConf.data(), "/etc/resolv.conf");
+  EXPECT_STREQ(paths.nsswitchConf.data(), "/etc/nsswitch.conf");
+  paths.resolvConf[0] = '\0';
+  return paths;
+}
+
+ClientConfig assembleFor(const std::string& app, const std::vector<std::uint8_t>* fresh = nullptr) {
+  const Paths paths = testPaths();
   static ClientConfig config;  // large: not on the stack
   std::vector<char> scratch(256 * 1024);
   protocol::Bytes body;
@@ -344,8 +381,7 @@ TEST(Assemble, ProblemsAreReportedWithTheirPlace) {
   dir.file("etc/locallat.txt", "10.0.0.1 nonsense\n");
   Environment env(
       {{"FWGATE_CONFIG_DIR", dir.path() + "/etc"}, {"FWGATE_CACHE", dir.path() + "/none"}});
-  Paths paths;
-  defaultPaths(paths);
+  const Paths paths = testPaths();
   static ClientConfig config;
   std::vector<char> scratch(64 * 1024);
   std::vector<std::string> problems;
@@ -364,6 +400,29 @@ TEST(Assemble, ProblemsAreReportedWithTheirPlace) {
             std::string::npos);
   EXPECT_NE(problems[2].find("client.ini:6 [Common] Colour"), std::string::npos);
   EXPECT_NE(problems[3].find("locallat.txt:1"), std::string::npos);
+  // No gateway anywhere, and detection off here: it says so.
+  EXPECT_TRUE(config.server.empty());
+  EXPECT_STREQ(config.serverFrom, "nowhere");
+  EXPECT_STREQ(config.detectProblem.data(), "DNS detection is off");
+}
+
+TEST(Assemble, ADisabledProgramDoesNotLookForTheGateway) {
+  TempDir dir;
+  // Were it asked, the name server would be this host's own (loopback only).
+  const std::string resolv = dir.file("resolv.conf", "nameserver 127.0.0.1\nsearch corp.test\n");
+  Environment env({{"FWGATE_CONFIG_DIR", dir.path() + "/etc"},
+                   {"FWGATE_CACHE", dir.path() + "/none"},
+                   {"FWGATE_DISABLE", "1"}});
+  Paths paths = testPaths();
+  std::snprintf(paths.resolvConf.data(), paths.resolvConf.size(), "%s", resolv.c_str());
+  paths.nsswitchConf[0] = '\0';
+  static ClientConfig config;
+  std::vector<char> scratch(64 * 1024);
+  assemble(config, paths, "curl", {}, {scratch.data(), scratch.size()}, false);
+  EXPECT_TRUE(config.disabled());
+  EXPECT_TRUE(config.server.empty());
+  EXPECT_STREQ(config.detectProblem.data(),
+               "not looked for: the client is disabled for this program");
 }
 
 TEST(RefreshSchedule, IntervalAfterSuccessBackOffAfterFailure) {
