@@ -77,7 +77,7 @@ void load() {
   Global& g = g_global;
   g.debug = envInt("FWGATE_DEBUG", 0, 0, 9);
   g.gatewayTimeoutMs = envInt("FWGATE_TIMEOUT", 5000, 100, 600000);
-  Paths paths;
+  static Paths paths;  // 3 KiB: kept off the stack of the program's first call (load runs once)
   defaultPaths(paths);
   const char* app = program_invocation_short_name != nullptr ? program_invocation_short_name : "";
   assemble(g.config, paths, app, {}, {g_scratch, sizeof g_scratch});
@@ -88,8 +88,9 @@ void load() {
   }
   if (g.config.server.empty()) {
     debugLine(1,
-              "no gateway configured (FWGATE_SERVER, client.ini [Common] ServerName or "
-              "`fwgate detect`): every call goes direct");
+              "no gateway configured (FWGATE_SERVER, client.ini [Common] ServerName, the cache) "
+              "and none found by DNS: %s; every call goes direct",
+              g.config.detectProblem.data());
     return;
   }
   char server[300];
