@@ -97,179 +97,200 @@ asio::ip::address ControlSession::outsideAddress() const {
 }
 
 asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
-  control::BindRequest request;
-  control::BoundReply reply;
-  out_.resize(512);
-  if (!control::decodeBind(body, request)) {
-    consumeFrame();
-    record_.result = "BadRequest";
-    record_.error = "malformed Bind";
-    reply.status = Status::BadRequest;
-    reply.message = record_.error;
-    co_await send(out_.data(), control::encodeBound(out_, reply));
-    co_return;
-  }
-  consumeFrame();
-  const auto& config = *snapshot_->config;
-  const auto& engine = *snapshot_->engine;
-  const auto client = unmapped(clientEndpoint_.address());
-  const auto requestedAddress = fromControl(request.requested.address);
-  const bool server = request.mode == control::BindMode::Server;
-  const std::uint16_t requestedPort = request.requested.port;
-  record_.requested = endpointString(requestedAddress, requestedPort);
-  record_.command = server ? "listen-server" : "listen";
-
-  // Policy: a server needs a definition whose primary connection is inbound on its port and a
-  // rule allowing it; a secondary listen needs a live primary connection of the same program
-  // whose definition has an inbound TCP secondary connection covering the port.
-  std::shared_ptr<PrimaryConnection> primary;
-  policy::PortRange range{requestedPort, requestedPort};
-  Status refusal = Status::Ok;
-  if (server) {
-    // Peers are decided one by one as they connect; now, a definition must cover the port and a
-    // rule must be able to allow some peer.
-    const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
-                                        requestedPort};
-    policy::Request possible;
-    possible.client = toPolicy(client);
-    possible.clientIsLocal = runtime_.isHostAddress(client);
-    possible.user = user_;
-    possible.command = policy::Command::Bind;
-    possible.destinationPort = requestedPort;
-    possible.connection = facts;
-    const auto* definition = engine.primaryFor(facts);
-    if (definition != nullptr) record_.definition = definition->name;
-    record_.rule = "(per peer)";
-    if (requestedPort == 0) {
-      refusal = Status::BadRequest;
-      record_.error = "a server bind needs a port";
-    } else if (definition == nullptr) {
-      refusal = Status::Denied;
-      record_.error =
-          fmt::format("no protocol definition covers inbound TCP port {}", requestedPort);
-    } else if (!engine.mayAllow(possible)) {
-      refusal = Status::Denied;
-      record_.rule = "default-deny";
-      record_.error = fmt::format("no rule allows {} to serve {} (inbound TCP port {})",
-                                  client.to_string(), definition->name, requestedPort);
-    }
-  } else {
-    const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
-                                        requestedPort};
-    for (const auto& candidate : runtime_.primariesOf(program())) {
-      const auto* definition = engine.findProtocol(candidate->definition);
-      if (!candidate->alive || definition == nullptr) continue;
-      for (const auto& spec : definition->secondary) {
-        if (spec.transport != policy::Transport::Tcp ||
-            spec.direction != policy::Direction::Inbound) {
-          continue;
-        }
-        if (requestedPort != 0 &&
-            !policy::coversSecondary(*definition, facts, engine.dynamicPorts())) {
-          continue;
-        }
-        primary = candidate;
-        if (requestedPort == 0) range = spec.anyDynamicPort() ? engine.dynamicPorts() : spec.ports;
-        break;
-      }
-      if (primary) break;
-    }
-    if (!primary) {
-      refusal = Status::Denied;
-      record_.error =
-          requestedPort == 0
-              ? fmt::format(
-                    "no primary connection of {} (pid {}) whose protocol definition has "
-                    "an inbound TCP secondary connection",
-                    record_.programOrEmpty().application, pid_)
-              : fmt::format(
-                    "no primary connection of {} (pid {}) whose protocol definition "
-                    "allows an inbound TCP secondary connection on port {}",
-                    record_.programOrEmpty().application, pid_, requestedPort);
-    } else {
-      record_.rule = primary->rule;
-      record_.definition = primary->definition;
-    }
-  }
-  if (refusal != Status::Ok) {
-    record_.result = std::string(control::statusText(refusal));
-    reply.status = refusal;
-    reply.message = record_.error;
-    co_await send(out_.data(), control::encodeBound(out_, reply));
-    co_return;
-  }
-
-  // The socket on the external side.
-  std::optional<asio::ip::address> toward;
-  if (primary) toward = primary->destination;
+  auto plan = co_await decideListen(body);
+  if (!plan) co_return;
+  auto acceptor = co_await openListen(*plan);
+  if (!acceptor) co_return;
+  const bool listening = co_await awaitListen(*acceptor, *plan);
+  if (!listening) co_return;
+  // With packet filters on, the external interface admits this port while the listen lasts.
   std::error_code ec;
+  const AdmittedPort admitted = runtime_.packetFilters().admit(acceptor->local_endpoint(ec).port());
+  co_await acceptPeers(*acceptor, *plan);
+}
+
+asio::awaitable<bool> ControlSession::sendBound(control::BoundReply reply) {
+  out_.resize(512);
+  const bool sent = co_await send(out_.data(), control::encodeBound(out_, reply));
+  co_return sent;
+}
+
+asio::awaitable<std::optional<ControlSession::ListenPlan>> ControlSession::decideListen(
+    protocol::Bytes body) {
+  std::optional<ListenPlan> plan;
+  control::BindRequest request;
+  const bool valid = control::decodeBind(body, request);
+  consumeFrame();
+  control::BoundReply refusal;
+  refusal.status = Status::Ok;
+  if (!valid) {
+    record_.result = "bad-request";
+    record_.error = "malformed Bind";
+    refusal.status = Status::BadRequest;
+    refusal.message = record_.error;
+    co_await sendBound(refusal);
+    co_return plan;
+  }
+  const auto client = unmapped(clientEndpoint_.address());
+  const auto mode = request.mode == control::BindMode::Server ? policy::ListenMode::Server
+                                                              : policy::ListenMode::Secondary;
+  const bool server = mode == policy::ListenMode::Server;
+  const std::uint16_t port = request.requested.port;
+  plan.emplace();
+  plan->requestedAddress = fromControl(request.requested.address);
+  plan->requestedPort = port;
+  record_.requested = endpointString(plan->requestedAddress, port);
+  record_.command = server ? "listen-server" : "listen";
+  if (server && port == 0) {
+    record_.rule = "(per peer)";
+    record_.error = "a server bind needs a port";
+    refusal.status = Status::BadRequest;
+  } else {
+    auto primaries = livePrimaries();
+    plan->decision = policy::decideListen(
+        *snapshot_->engine, clientRequest(policy::Command::Bind, {}, port), primaries.live, mode);
+    const auto& admission = plan->decision.admission;
+    record_.rule = admission.rule;
+    record_.definition = admission.definition;
+    if (admission.primary) plan->primary = primaries.connections[*admission.primary];
+    if (!admission.allowed) {
+      refusal.status = Status::Denied;
+      record_.error = listenRefusal(plan->decision, client, port);
+    }
+  }
+  if (refusal.status != Status::Ok) {
+    record_.result = std::string(control::statusText(refusal.status));
+    refusal.message = record_.error;
+    co_await sendBound(refusal);
+    plan.reset();
+  }
+  co_return plan;
+}
+
+std::string ControlSession::listenRefusal(const policy::ListenDecision& decision,
+                                          const asio::ip::address& client,
+                                          std::uint16_t port) const {
+  const auto& application = record_.programOrEmpty().application;
+  switch (decision.admission.reason) {
+    case policy::Reason::NoDefinition:
+      return fmt::format("no protocol definition covers inbound TCP port {}", port);
+    case policy::Reason::NoPrimary:
+      return port == 0 ? fmt::format(
+                             "no primary connection of {} (pid {}) whose protocol definition has "
+                             "an inbound TCP secondary connection",
+                             application, pid_)
+                       : fmt::format(
+                             "no primary connection of {} (pid {}) whose protocol definition "
+                             "allows an inbound TCP secondary connection on port {}",
+                             application, pid_, port);
+    default:
+      return fmt::format("no rule allows {} to serve {} (inbound TCP port {})", client.to_string(),
+                         decision.admission.definition, port);
+  }
+}
+
+asio::awaitable<std::optional<tcp::acceptor>> ControlSession::openListen(ListenPlan& plan) {
+  std::optional<tcp::acceptor> acceptor;
+  const auto& config = *snapshot_->config;
+  // The socket on the external side: toward the primary's host, else where nothing says better.
+  std::optional<asio::ip::address> toward;
+  if (plan.primary) toward = plan.primary->destination;
   auto listenAddress = externalAddressToward(config, runtime_.io(), toward, outsideAddress());
-  if (!toward && config.bind.externalAddress.empty() && runtime_.isHostAddress(requestedAddress) &&
-      !requestedAddress.is_loopback()) {
-    listenAddress = requestedAddress;  // the program named one of the gateway's own addresses
+  const auto& requested = plan.requestedAddress;
+  if (!toward && config.bind.externalAddress.empty() && runtime_.isHostAddress(requested) &&
+      !requested.is_loopback()) {
+    listenAddress = requested;  // the program named one of the gateway's own addresses
   }
-  tcp::acceptor acceptor(client_.get_executor());
-  ec = openInbound(acceptor, listenAddress, requestedPort, range);
+  acceptor.emplace(client_.get_executor());
+  const auto ec = openInbound(*acceptor, listenAddress, plan.requestedPort, plan.decision.ports);
+  control::BoundReply reply;
   if (ec) {
-    const Status status = control::statusForErrno(ec.value());
-    record_.result = std::string(control::statusText(status));
+    reply.status = control::statusForErrno(ec.value());
+    record_.result = std::string(control::statusText(reply.status));
     record_.error = "listen on " + listenAddress.to_string() + ": " + ec.message();
-    reply.status = status;
     reply.message = record_.error;
-    co_await send(out_.data(), control::encodeBound(out_, reply));
-    co_return;
+    co_await sendBound(reply);
+    acceptor.reset();
+    co_return acceptor;
   }
-  const auto listening = acceptor.local_endpoint(ec);
+  std::error_code ignored;
+  const auto listening = acceptor->local_endpoint(ignored);
   record_.bound = endpointString(listening.address(), listening.port());
-  control::Token token{};
-  randombytes_buf(token.data(), token.size());
+  randombytes_buf(plan.token.data(), plan.token.size());
   reply.status = Status::Ok;
   reply.bound = toControl(listening.address(), listening.port());
-  reply.token = token;
+  reply.token = plan.token;
   reply.definition = record_.definition;
-  if (!co_await send(out_.data(), control::encodeBound(out_, reply))) co_return;
+  if (!co_await sendBound(reply)) acceptor.reset();
+  co_return acceptor;
+}
 
+asio::awaitable<bool> ControlSession::awaitListen(tcp::acceptor& acceptor, ListenPlan& plan) {
   // Listen: the program called listen() on its socket.
-  deadline_.expires_after(config.limits.bindTimeout);
+  deadline_.expires_after(snapshot_->config->limits.bindTimeout);
   control::Frame frame;
   if (!co_await readFrame(frame)) {
     record_.result = "client-closed";
     if (record_.error.empty()) record_.error = "closed before listen()";
-    co_return;
+    co_return false;
   }
   control::ListenRequest listen;
-  control::ListeningReply listeningReply;
+  control::ListeningReply reply;
+  out_.resize(512);
   if (frame.type != static_cast<std::uint8_t>(control::MessageType::Listen) ||
       !control::decodeListen(frame.body, listen)) {
     consumeFrame();
     record_.result = "bad-request";
     record_.error = "expected Listen";
-    listeningReply.status = Status::UnexpectedMessage;
-    listeningReply.message = record_.error;
-    co_await send(out_.data(), control::encodeListening(out_, listeningReply));
-    co_return;
+    reply.status = Status::UnexpectedMessage;
+    reply.message = record_.error;
+    co_await send(out_.data(), control::encodeListening(out_, reply));
+    co_return false;
   }
   consumeFrame();
+  plan.clientPort = listen.localPort;
+  const bool server = plan.decision.mode == policy::ListenMode::Server;
   const int backlog = listen.backlog == 0 ? 1 : std::min<int>(listen.backlog, 128);
+  std::error_code ec;
   acceptor.listen(server ? backlog : 1, ec);
-  listeningReply.status = ec ? control::statusForErrno(ec.value()) : Status::Ok;
+  reply.status = ec ? control::statusForErrno(ec.value()) : Status::Ok;
   if (ec) {
     record_.error = "listen: " + ec.message();
-    listeningReply.message = record_.error;
+    reply.message = record_.error;
   }
-  if (!co_await send(out_.data(), control::encodeListening(out_, listeningReply)) || ec) {
-    record_.result = ec ? std::string(control::statusText(listeningReply.status)) : "closed";
-    co_return;
+  if (!co_await send(out_.data(), control::encodeListening(out_, reply)) || ec) {
+    record_.result = ec ? std::string(control::statusText(reply.status)) : "closed";
+    co_return false;
   }
   record_.result = "listening";
-  // With packet filters on, the external interface admits this port while the listen lasts.
-  const AdmittedPort admitted = runtime_.packetFilters().admit(listening.port());
+  co_return true;
+}
 
+SessionRecord ControlSession::acceptRecord(const tcp::endpoint& peer) const {
+  SessionRecord inbound;
+  inbound.client = record_.client;
+  inbound.user = record_.user;
+  inbound.protocol = "fwc";
+  inbound.program = record_.program;
+  inbound.command = "accept";
+  inbound.requested = record_.bound;
+  inbound.bound = record_.bound;
+  inbound.resolved = endpointString(unmapped(peer.address()), peer.port());
+  inbound.definition = record_.definition;
+  return inbound;
+}
+
+asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const ListenPlan& plan) {
   // Accept until the policy says stop: a secondary listen takes one connection within
   // bind_timeout and ends with its primary connection; a server listens while the client keeps
   // its control connection open.
-  const tcp::endpoint clientBack{client, listen.localPort};
+  std::error_code ec;
+  const auto client = unmapped(clientEndpoint_.address());
+  const tcp::endpoint clientBack{client, plan.clientPort};
   const auto gatewaySide = unmapped(client_.local_endpoint(ec).address());
+  const std::uint16_t port = acceptor.local_endpoint(ec).port();
+  const auto& primary = plan.primary;
+  const bool server = plan.decision.mode == policy::ListenMode::Server;
   // Ends the listen: the primary connection's end, or (a server) the client's listening socket
   // refusing the gateway's connection (the program closed it; close() is not hooked).
   const auto stop = primary ? primary->ended
@@ -278,8 +299,9 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
   if (server) {
     deadline_.expires_at(asio::steady_timer::time_point::max());
   } else {
-    deadline_.expires_after(config.limits.bindTimeout);
+    deadline_.expires_after(snapshot_->config->limits.bindTimeout);
   }
+  const auto rules = firewallPolicy();
   std::uint64_t accepted = 0;
   std::array<std::uint8_t, 64> sink{};
   for (;;) {
@@ -309,38 +331,20 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
     }
     const auto from = incoming.remote_endpoint(ec);
     if (ec) continue;
-    const auto fromAddress = unmapped(from.address());
-    SessionRecord inbound;
-    inbound.client = record_.client;
-    inbound.user = record_.user;
-    inbound.protocol = "fwc";
-    inbound.program = record_.program;
-    inbound.command = "accept";
-    inbound.requested = record_.bound;
-    inbound.bound = record_.bound;
-    inbound.resolved = endpointString(fromAddress, from.port());
-    inbound.definition = record_.definition;
-    // Who may connect: the primary connection's host (by default), or whom the rules allow.
+    SessionRecord inbound = acceptRecord(from);
+    const auto decision = policy::decidePeer(
+        *snapshot_->engine, plan.decision,
+        clientRequest(policy::Command::Bind, unmapped(from.address()), port), rules);
+    inbound.rule = decision.rule;
     std::string refusedWhy;
-    if (primary && config.bind.secondaryPeers == config::BindSettings::SecondaryPeers::Primary) {
-      inbound.rule = primary->rule;
-      if (fromAddress != primary->destination) {
-        refusedWhy = "only " + primary->destination.to_string() +
-                     ", the host of the primary connection, may connect";
-      }
-    } else {
-      const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Inbound,
-                                          listening.port()};
-      // A secondary listen's peers by the rules: a rule naming the primary's definition matches
-      // through the definition's secondary connections.
-      const std::string secondaryOf = primary ? primary->definition : std::string();
-      const auto decision =
-          decide(runtime_, *snapshot_, Requester{client, user_}, policy::Command::Bind, fromAddress,
-                 listening.port(), {}, facts, secondaryOf);
-      inbound.rule = decision.ruleName;
-      if (!decision.allowed) refusedWhy = "denied by " + decision.ruleName;
+    if (!decision.allowed) {
+      refusedWhy = decision.reason == policy::Reason::NotPrimaryHost
+                       ? "only " + primary->destination.to_string() +
+                             ", the host of the primary connection, may connect"
+                       : "denied by " + decision.rule;
+    } else if (!runtime_.admit(client)) {
+      refusedWhy = "session limit";
     }
-    if (refusedWhy.empty() && !runtime_.admit(client)) refusedWhy = "session limit";
     if (!refusedWhy.empty()) {
       inbound.result = "refused";
       inbound.error = "peer " + inbound.resolved + " refused: " + refusedWhy;
@@ -359,7 +363,7 @@ asio::awaitable<void> ControlSession::bindAndListen(protocol::Bytes body) {
       }
     };
     asio::co_spawn(client_.get_executor(),
-                   deliverInbound(runtime_, snapshot_, std::move(incoming), clientBack, token,
+                   deliverInbound(runtime_, snapshot_, std::move(incoming), clientBack, plan.token,
                                   std::move(inbound), primary ? nullptr : stop, gatewaySide),
                    onException);
     if (!server) break;  // one connection per secondary listen

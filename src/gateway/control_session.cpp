@@ -336,40 +336,20 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
     co_await sendConnected(Status::BadRequest, "port 0");
     co_return;
   }
-  const std::vector<asio::ip::address> candidates{address};
-  const Allowed allowed =
-      allowedAddresses(runtime_, *snapshot_, Requester{unmapped(clientEndpoint_.address()), user_},
-                       candidates, port, name);
-  record_.rule = allowed.rule;
-  record_.definition = allowed.protocol;
-  std::vector<asio::ip::address> addresses = allowed.addresses;
-  // The Winsock Proxy's rule: what no protocol definition covers is not remoted, whatever the
-  // rules say (monitor --log finds these and proposes the definition).
-  const bool undefined = !addresses.empty() && allowed.protocol.empty() &&
-                         snapshot_->config->firewallClient.requireDefinition;
-  if (undefined) addresses.clear();
-  // Only where nothing else decided: an explicit deny, or a protected destination (the gateway's
-  // own ports), is never opened by a secondary connection.
-  const auto client = unmapped(clientEndpoint_.address());
-  const bool secondaryMayApply =
-      (undefined || !allowed.ruleMatched) &&
-      !(runtime_.isProtectedDestination(address, port) && !runtime_.isHostAddress(client));
-  if (addresses.empty() && secondaryMayApply) {
-    // A secondary connection (FTP's passive data connection) is allowed within the definition of
-    // a primary connection the same program has open to the same host.
-    if (const auto primary = secondaryOf(address, port)) {
-      addresses.push_back(address);
-      record_.rule = primary->rule;
-      record_.definition = primary->definition + " (secondary)";
-    }
-  }
-  if (addresses.empty()) {
-    record_.error = undefined
+  const auto primaries = livePrimaries();
+  const auto decision = policy::decideRemoted(
+      *snapshot_->engine, clientRequest(policy::Command::Connect, address, port, name),
+      primaries.live, firewallPolicy());
+  record_.rule = decision.rule;
+  record_.definition = decision.loggedDefinition();
+  if (!decision.allowed) {
+    record_.error = decision.reason == policy::Reason::NoDefinition
                         ? fmt::format("no protocol definition covers tcp outbound port {}", port)
-                        : "denied by " + allowed.rule;
+                        : "denied by " + decision.rule;
     co_await sendConnected(Status::Denied, record_.error.c_str());
     co_return;
   }
+  const std::vector<asio::ip::address> addresses{address};
   tcp::socket server(client_.get_executor());
   asio::ip::address connectedTo;
   const auto error = co_await connectAny(server, addresses, port,
@@ -399,9 +379,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
     }
   }
   runtime_.addConnect(unmapped(clientEndpoint_.address()), connectedTo);
-  const auto primary = runtime_.addPrimary(
-      program(), connectedTo, port, allowed.addresses.empty() ? std::string() : allowed.protocol,
-      record_.rule);
+  const auto primary = runtime_.addPrimary(program(), connectedTo, port,
+                                           decision.definitionAsPrimary(), record_.rule);
   const auto result =
       co_await relay(client_, server, runtime_.relayPaths(), snapshot_->config->limits.idleTimeout);
   runtime_.removePrimary(primary);
@@ -414,18 +393,29 @@ ProgramKey ControlSession::program() const {
                     record_.programOrEmpty().application};
 }
 
-std::shared_ptr<PrimaryConnection> ControlSession::secondaryOf(const asio::ip::address& destination,
-                                                               std::uint16_t port) const {
-  const policy::ConnectionFacts facts{policy::Transport::Tcp, policy::Direction::Outbound, port};
-  for (const auto& primary : runtime_.primariesOf(program())) {
-    if (!primary->alive || primary->destination != destination) continue;
-    const auto* definition = snapshot_->engine->findProtocol(primary->definition);
-    if (definition != nullptr &&
-        policy::coversSecondary(*definition, facts, snapshot_->engine->dynamicPorts())) {
-      return primary;
-    }
+ControlSession::Primaries ControlSession::livePrimaries() const {
+  Primaries out;
+  for (auto& primary : runtime_.primariesOf(program())) {
+    if (!primary->alive) continue;
+    out.live.push_back(policy::LivePrimary{toPolicy(unmapped(primary->destination)),
+                                           primary->definition, primary->rule});
+    out.connections.push_back(std::move(primary));
   }
-  return nullptr;
+  return out;
+}
+
+policy::FirewallClientPolicy ControlSession::firewallPolicy() const {
+  const auto& config = *snapshot_->config;
+  return {config.firewallClient.requireDefinition,
+          config.bind.secondaryPeers == config::BindSettings::SecondaryPeers::Primary};
+}
+
+policy::Request ControlSession::clientRequest(
+    policy::Command command, const std::optional<asio::ip::address>& destination,
+    std::uint16_t port, const std::string& name,
+    const std::optional<policy::ConnectionFacts>& connection) const {
+  return policyRequest(runtime_, Requester{unmapped(clientEndpoint_.address()), user_}, command,
+                       destination, port, name, connection);
 }
 
 }  // namespace fwgate::gateway

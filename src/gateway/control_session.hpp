@@ -14,6 +14,7 @@
 
 #include "gateway/runtime.hpp"
 #include "gateway/session_log.hpp"
+#include "policy/firewall_client.hpp"
 #include "protocol/control.hpp"
 
 namespace fwgate::gateway {
@@ -36,13 +37,49 @@ class ControlSession {
   // A remoted listen (control_listen.cpp): Bind -> Bound, Listen -> Listening, then accepts for
   // as long as the policy allows; always the last request.
   asio::awaitable<void> bindAndListen(protocol::Bytes body);
+  // What a remoted listen was allowed, and what its phases learn on the way.
+  struct ListenPlan {
+    policy::ListenDecision decision;
+    std::shared_ptr<PrimaryConnection> primary;  // a secondary listen's
+    asio::ip::address requestedAddress;
+    std::uint16_t requestedPort = 0;
+    protocol::control::Token token{};  // proves the gateway to the client's listening socket
+    std::uint16_t clientPort = 0;      // the client's own listening socket (from Listen)
+  };
+  // The listen's phases, in order; each nullopt or false has replied and recorded why.
+  // Bind decoded and decided (policy::decideListen).
+  asio::awaitable<std::optional<ListenPlan>> decideListen(protocol::Bytes body);
+  // The socket on the external side, bound; Bound sent.
+  asio::awaitable<std::optional<asio::ip::tcp::acceptor>> openListen(ListenPlan& plan);
+  // Listen read, listen(), Listening sent.
+  asio::awaitable<bool> awaitListen(asio::ip::tcp::acceptor& acceptor, ListenPlan& plan);
+  // Peers accepted, each decided (policy::decidePeer) and delivered, until the listen ends.
+  asio::awaitable<void> acceptPeers(asio::ip::tcp::acceptor& acceptor, const ListenPlan& plan);
+  asio::awaitable<bool> sendBound(protocol::control::BoundReply reply);
+  // The log's words for a refused listen.
+  std::string listenRefusal(const policy::ListenDecision& decision, const asio::ip::address& client,
+                            std::uint16_t port) const;
+  // An accepted peer's own record ("accept"), from the listen's.
+  SessionRecord acceptRecord(const asio::ip::tcp::endpoint& peer) const;
   // UDP through the gateway (control_udp.cpp): a relay for the client's datagrams for as long
   // as the control connection lives; always the last request.
   asio::awaitable<void> udpAssociate(protocol::Bytes body);
-  // The live primary connection of this program to `destination` whose definition allows an
-  // outbound secondary connection to `port`, or null.
-  std::shared_ptr<PrimaryConnection> secondaryOf(const asio::ip::address& destination,
-                                                 std::uint16_t port) const;
+  // The policy of firewall clients (policy/firewall_client.hpp) decides; these give it its data.
+  // This program's live primary connections, and the same as policy's plain data, index for index.
+  struct Primaries {
+    std::vector<std::shared_ptr<PrimaryConnection>> connections;
+    std::vector<policy::LivePrimary> live;
+  };
+  Primaries livePrimaries() const;
+  policy::FirewallClientPolicy firewallPolicy() const;
+  // A datagram's decision, in the record; an allowed destination joins `contacted`.
+  void noteDatagram(const policy::FirewallDecision& decision, const asio::ip::address& destination,
+                    std::uint16_t port, std::vector<policy::LivePrimary>& contacted);
+  // This client's request (policyRequest: protected destinations, the client's own host).
+  policy::Request clientRequest(
+      policy::Command command, const std::optional<asio::ip::address>& destination,
+      std::uint16_t port, const std::string& name = {},
+      const std::optional<policy::ConnectionFacts>& connection = std::nullopt) const;
 
   // Reads until a whole frame is at the front of the input; false on EOF, error, timeout or a
   // frame too large (recorded). The frame stays until consumeFrame().

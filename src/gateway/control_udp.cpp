@@ -31,62 +31,27 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
     co_return;
   }
   const auto client = unmapped(clientEndpoint_.address());
-  const Requester requester{client, user_};
-  // The hosts the client sent to, with the definition that allowed each: their secondary
-  // connections (a TFTP server answering from a new port, and the client's answers to that port)
-  // are allowed within that definition.
-  std::vector<std::pair<asio::ip::address, std::string>> contacted;
-  const auto secondaryOf = [this, &contacted](const asio::ip::address& host, std::uint16_t port,
-                                              policy::Direction direction) -> std::string {
-    const auto& engine = *snapshot_->engine;
-    const policy::ConnectionFacts facts{policy::Transport::Udp, direction, port};
-    for (const auto& [address, name] : contacted) {
-      const auto* definition = engine.findProtocol(name);
-      if (address == host && definition != nullptr &&
-          policy::coversSecondary(*definition, facts, engine.dynamicPorts())) {
-        return name;
-      }
-    }
-    return {};
-  };
+  // The hosts the client sent to, with the definition and rule that allowed each: the primary
+  // connections of the association's secondaries (a TFTP server answering from a new port, and
+  // the client's answers to that port). Both deciders below use it; the relay, a local that
+  // dies first, holds them.
+  std::vector<policy::LivePrimary> contacted;
+  const auto& engine = *snapshot_->engine;
+  const auto rules = firewallPolicy();
   UdpRelay relay(
       client_.get_executor(), client, request.localPort,
-      [this, client, requester, &contacted, &secondaryOf](
-          const asio::ip::address& a, std::uint16_t port, const std::string& name) {
+      [this, &engine, &contacted, rules](const asio::ip::address& a, std::uint16_t port,
+                                         const std::string& name) {
         const policy::ConnectionFacts facts{policy::Transport::Udp, policy::Direction::Send, port};
-        auto decision =
-            decide(runtime_, *snapshot_, requester, policy::Command::Udp, a, port, name, facts);
-        // The Winsock Proxy's rule: what no protocol definition covers is not relayed.
-        const bool undefined = decision.allowed && decision.protocol.empty() &&
-                               snapshot_->config->firewallClient.requireDefinition;
-        if (undefined) decision.allowed = false;
-        // Never past an explicit deny or to a protected destination (the gateway's own ports).
-        if (!decision.allowed && (undefined || decision.ruleIndex < 0) &&
-            !(runtime_.isProtectedDestination(a, port) && !runtime_.isHostAddress(client))) {
-          // An answer to a port a contacted server answered from (a two-way secondary).
-          if (auto primary = secondaryOf(unmapped(a), port, policy::Direction::ReceiveSend);
-              !primary.empty()) {
-            decision.allowed = true;
-            decision.protocol = primary + " (secondary)";
-            return decision;
-          }
-        }
-        if (undefined) {
-          decision.ruleName = "no-definition";
-          if (record_.error.empty()) {
-            record_.error = fmt::format("no protocol definition covers udp send port {}", port);
-          }
-        }
-        if (record_.definition.empty() || decision.allowed) record_.definition = decision.protocol;
-        if (decision.allowed && !decision.protocol.empty() && contacted.size() < 64) {
-          contacted.emplace_back(unmapped(a), decision.protocol);
-        }
-        return decision;
+        const auto decision = policy::decideRemoted(
+            engine, clientRequest(policy::Command::Udp, a, port, name, facts), contacted, rules);
+        noteDatagram(decision, unmapped(a), port, contacted);
+        return UdpRelay::Verdict{decision.allowed, decision.rule};
       },
       runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
-  relay.acceptAlso([&secondaryOf](const asio::ip::udp::endpoint& sender) {
-    return !secondaryOf(unmapped(sender.address()), sender.port(), policy::Direction::Receive)
-                .empty();
+  relay.acceptAlso([&engine, &contacted](const asio::ip::udp::endpoint& sender) {
+    const auto from = toPolicy(unmapped(sender.address()));
+    return policy::decideUdpSender(engine, contacted, from, sender.port()).allowed;
   });
   std::error_code ec;
   const auto local = client_.local_endpoint(ec);
@@ -108,6 +73,20 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   // The client sends nothing more on the control connection: any byte or its close ends it.
   std::array<std::uint8_t, 64> sink{};
   co_await (relay.run() || client_.async_read_some(asio::buffer(sink), kNoThrow));
+}
+
+void ControlSession::noteDatagram(const policy::FirewallDecision& decision,
+                                  const asio::ip::address& destination, std::uint16_t port,
+                                  std::vector<policy::LivePrimary>& contacted) {
+  if (decision.reason == policy::Reason::Secondary) return;  // the record names the primaries
+  if (decision.reason == policy::Reason::NoDefinition && record_.error.empty()) {
+    record_.error = fmt::format("no protocol definition covers udp send port {}", port);
+  }
+  if (record_.definition.empty() || decision.allowed) record_.definition = decision.definition;
+  constexpr std::size_t kMaxContacted = 64;
+  if (decision.allowed && !decision.definition.empty() && contacted.size() < kMaxContacted) {
+    contacted.push_back({toPolicy(destination), decision.definition, decision.rule});
+  }
 }
 
 }  // namespace fwgate::gateway

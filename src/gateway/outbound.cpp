@@ -55,12 +55,12 @@ Answer lookup(const std::string& host, int family) {
 
 }  // namespace
 
-policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
-                        const Requester& requester, policy::Command command,
-                        const std::optional<asio::ip::address>& address, std::uint16_t port,
-                        const std::string& name,
-                        const std::optional<policy::ConnectionFacts>& connection,
-                        const std::string& secondaryOf) {
+policy::Request policyRequest(const Runtime& runtime, const Requester& requester,
+                              policy::Command command,
+                              const std::optional<asio::ip::address>& address, std::uint16_t port,
+                              const std::string& name,
+                              const std::optional<policy::ConnectionFacts>& connection,
+                              const std::string& secondaryOf) {
   policy::Request request;
   request.client = toPolicy(requester.client);
   request.clientIsLocal = runtime.isHostAddress(requester.client);
@@ -75,7 +75,17 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
   request.destinationPort = port;
   request.connection = connection;
   request.secondaryOf = secondaryOf;
-  return snapshot.engine->decide(request);
+  return request;
+}
+
+policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
+                        const Requester& requester, policy::Command command,
+                        const std::optional<asio::ip::address>& address, std::uint16_t port,
+                        const std::string& name,
+                        const std::optional<policy::ConnectionFacts>& connection,
+                        const std::string& secondaryOf) {
+  return snapshot.engine->decide(
+      policyRequest(runtime, requester, command, address, port, name, connection, secondaryOf));
 }
 
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,

@@ -23,8 +23,16 @@ struct Requester {
   bool canAskForUser = false;
 };
 
-// The rule engine's decision for one request (protected destinations included).
+// The request the rule engine decides, with the facts only the gateway knows: whether the client
+// is this host, whether the destination is protected (loopback, unspecified, our own listeners).
 // `address` empty: the destination is not known yet (BIND from any peer).
+policy::Request policyRequest(
+    const Runtime& runtime, const Requester& requester, policy::Command command,
+    const std::optional<asio::ip::address>& address, std::uint16_t port, const std::string& name,
+    const std::optional<policy::ConnectionFacts>& connection = std::nullopt,
+    const std::string& secondaryOf = {});
+
+// The rule engine's decision for policyRequest(...).
 policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
                         const Requester& requester, policy::Command command,
                         const std::optional<asio::ip::address>& address, std::uint16_t port,

@@ -23,7 +23,8 @@ asio::awaitable<void> SocksSession::udpAssociate(const protocol::Address& hint) 
   UdpRelay relay(
       client_.get_executor(), clientEndpoint_.address(), hint.port,
       [this](const asio::ip::address& a, std::uint16_t port, const std::string& name) {
-        return decide(policy::Command::Udp, a, port, name);
+        const auto decision = decide(policy::Command::Udp, a, port, name);
+        return UdpRelay::Verdict{decision.allowed, decision.ruleName};
       },
       runtime_.resolverPool(), snapshot_->config->limits.udpIdleTimeout, record_);
   if (auto ec = relay.open(localAddress())) {

@@ -70,7 +70,7 @@ asio::awaitable<void> UdpRelay::run() {
 bool UdpRelay::allowed(const udp::endpoint& destination, const std::string& name) {
   if (auto it = decisions_.find(destination); it != decisions_.end()) return it->second;
   const auto decision = decide_(destination.address(), destination.port(), name);
-  if (record_.rule.empty() || decision.allowed) record_.rule = decision.ruleName;
+  if (record_.rule.empty() || decision.allowed) record_.rule = decision.rule;
   if (decisions_.size() >= kMaxCached) decisions_.clear();
   decisions_.emplace(destination, decision.allowed);
   return decision.allowed;

@@ -22,8 +22,13 @@ namespace fwgate::gateway {
 
 class UdpRelay {
  public:
+  // A destination's verdict: whether datagrams go there, and the rule the log names.
+  struct Verdict {
+    bool allowed = false;
+    std::string rule;
+  };
   using Decide =
-      std::function<policy::Decision(const asio::ip::address&, std::uint16_t, const std::string&)>;
+      std::function<Verdict(const asio::ip::address&, std::uint16_t, const std::string&)>;
 
   // `client`/`clientPort`: datagrams are accepted only from this address, and from this port
   // when it is not 0 (otherwise the first datagram's port is learned).

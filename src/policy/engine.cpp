@@ -230,7 +230,7 @@ Decision Engine::decide(const Request& request) const {
   const IpAddress client = canonical(request.client);
   std::optional<IpAddress> destination;
   if (request.destinationAddress) destination = canonical(*request.destinationAddress);
-  const bool guarded = request.destinationIsProtected && !request.clientIsLocal;
+  const bool guarded = request.guarded();
   const ConnectionFacts facts = request.connection.value_or(defaultFacts(request));
   // The name the log shows when the deciding rule does not name definitions itself.
   const auto coveringName = [&] {
@@ -271,14 +271,18 @@ Decision Engine::decide(const Request& request) const {
     if (!rule.protocolsRestricted) protocol = coveringName();
     if (challenge) {
       denied_.fetch_add(1, std::memory_order_relaxed);
-      return Decision{false, static_cast<int>(i), rules_[i].name, std::move(protocol), true};
+      return Decision{false, static_cast<int>(i), rules_[i].name, std::move(protocol),
+                      true,  Reason::NeedsUser};
     }
     hits_[i].fetch_add(1, std::memory_order_relaxed);
     (rule.allow ? allowed_ : denied_).fetch_add(1, std::memory_order_relaxed);
-    return Decision{rule.allow, static_cast<int>(i), rules_[i].name, std::move(protocol)};
+    return Decision{rule.allow, static_cast<int>(i), rules_[i].name, std::move(protocol),
+                    false,      Reason::Rule};
   }
   denied_.fetch_add(1, std::memory_order_relaxed);
-  return Decision{false, -1, guarded ? "protected-destination" : "default-deny", coveringName()};
+  return Decision{
+      false,          -1,    guarded ? "protected-destination" : "default-deny",
+      coveringName(), false, guarded ? Reason::ProtectedDestination : Reason::DefaultDeny};
 }
 
 bool Engine::mayAllow(const Request& request) const {

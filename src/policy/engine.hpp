@@ -12,6 +12,7 @@
 
 #include "policy/address.hpp"
 #include "policy/protocols.hpp"
+#include "policy/reason.hpp"
 
 namespace fwgate::policy {
 
@@ -88,16 +89,23 @@ struct Request {
   // anonymous request stops at the first allow rule that names users or groups and whose other
   // conditions match, and is denied with Decision::needsUser.
   bool canAskForUser = false;
+
+  // Only an allow rule that names the destination's network may decide (destinationIsProtected).
+  bool guarded() const { return destinationIsProtected && !clientIsLocal; }
 };
 
 struct Decision {
   bool allowed = false;
-  int ruleIndex = -1;    // index into the rules, -1 when no rule matched (default deny)
-  std::string ruleName;  // the rule's name, or "default-deny" / "protected-destination"
+  int ruleIndex = -1;  // index into the rules, -1 when no rule matched (default deny)
+  // The rule's name, or "default-deny" / "protected-destination" (for the log: `reason` says
+  // which, for code).
+  std::string ruleName;
   std::string protocol;  // the protocol definition that matched; empty when none covers it
   // Denied only because the request is anonymous: rule `ruleName` would decide it for a user
-  // (Request::canAskForUser).
+  // (Request::canAskForUser); `reason` is then NeedsUser.
   bool needsUser = false;
+  // Rule (a rule decided), NeedsUser, DefaultDeny or ProtectedDestination.
+  Reason reason = Reason::DefaultDeny;
 };
 
 // Immutable after construction, safe to share between threads; counters are atomic.

@@ -105,6 +105,7 @@ TEST(AskUserTest, AnAnonymousRequestStopsAtTheFirstAllowRuleForUsers) {
   const Decision d = engine.decide(web("www.example.com", 80));
   EXPECT_FALSE(d.allowed);
   EXPECT_TRUE(d.needsUser);
+  EXPECT_EQ(d.reason, Reason::NeedsUser);
   EXPECT_EQ(d.ruleName, "staff-web");
   EXPECT_EQ(d.ruleIndex, 3);
   EXPECT_EQ(d.protocol, "HTTP");

@@ -102,6 +102,11 @@ void runTable(const Engine& engine, const std::vector<Case>& cases) {
     const Decision d = engine.decide(c.request);
     EXPECT_EQ(d.allowed, c.allowed) << c.description;
     EXPECT_EQ(d.ruleName, c.ruleName) << c.description;
+    // The sentinel rule names and the reason say the same thing.
+    const Reason expected = c.ruleName == "default-deny"            ? Reason::DefaultDeny
+                            : c.ruleName == "protected-destination" ? Reason::ProtectedDestination
+                                                                    : Reason::Rule;
+    EXPECT_EQ(d.reason, expected) << c.description;
     if (d.ruleName == "default-deny" || d.ruleName == "protected-destination") {
       EXPECT_EQ(d.ruleIndex, -1) << c.description;
     } else {

@@ -1,0 +1,91 @@
+// The firewall client's admission rule, stated once: what a remoted connect, a datagram, a
+// remoted listen and each peer of that listen may do. Pure functions over the engine and the
+// program's live primary connections, which the gateway passes in as plain data.
+//
+//   connect, datagram: the rules, as a SOCKS request; then, with [firewall_client]
+//     require_definition, nothing that no protocol definition covers (the Winsock Proxy's rule);
+//     then, only where no rule decided or the definition was missing, and never to a protected
+//     destination, a secondary connection of a live primary connection to the same host.
+//   listen: a server needs a definition whose primary connection is inbound TCP on its port and a
+//     rule that may allow some peer; a secondary listen needs a live primary connection whose
+//     definition has an inbound TCP secondary connection covering the port (port 0: its range).
+//   peer: of a secondary listen, only the primary's host ([bind] secondary_peers = "primary") or
+//     whom the rules allow through the definition's secondaries; of a server, whom the rules allow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "policy/engine.hpp"
+
+namespace fwgate::policy {
+
+// One primary connection of the program that asks (same client, PID, user and application),
+// still open: a remoted connect, or a host a UDP association sent to.
+struct LivePrimary {
+  IpAddress host;          // where it goes
+  std::string definition;  // the protocol definition that allowed it; empty: none (no secondaries)
+  std::string rule;        // the rule that allowed it
+};
+
+// The firewall client's settings from the configuration, as policy needs them.
+struct FirewallClientPolicy {
+  bool requireDefinition = true;     // [firewall_client] require_definition
+  bool peersFromPrimaryOnly = true;  // [bind] secondary_peers = "primary"
+};
+
+struct FirewallDecision {
+  bool allowed = false;
+  Reason reason = Reason::DefaultDeny;
+  // For the log: the deciding rule (its name, "default-deny", "protected-destination"), the
+  // primary's rule for a secondary, "(per peer)" for a server's listen; empty when none applied.
+  std::string rule;
+  // The protocol definition that covers it; for a secondary, its primary's. Empty: none.
+  std::string definition;
+  // A secondary: the index of its primary in the live primaries given.
+  std::optional<std::size_t> primary;
+
+  // The session log's `definition`: "FTP", or "FTP (secondary)".
+  std::string loggedDefinition() const;
+  // The definition a connection allowed this way lends its own secondaries (a secondary lends
+  // none: only primary connections have secondaries).
+  std::string definitionAsPrimary() const;
+};
+
+// A remoted TCP connect (request.command Connect) or a datagram (Udp, to its destination). The
+// request is filled as for Engine::decide: destinationIsProtected and clientIsLocal by the caller.
+FirewallDecision decideRemoted(const Engine& engine, const Request& request,
+                               std::span<const LivePrimary> primaries,
+                               const FirewallClientPolicy& policy);
+
+// A datagram a host sends to a UDP association from a port it was not sent to (a server
+// answering from a new port): allowed as a secondary of a host the association sent to.
+FirewallDecision decideUdpSender(const Engine& engine, std::span<const LivePrimary> contacted,
+                                 const IpAddress& sender, std::uint16_t port);
+
+enum class ListenMode : std::uint8_t { Server, Secondary };
+
+struct ListenDecision {
+  FirewallDecision admission;  // a server's rule is "(per peer)": each peer is decided later
+  ListenMode mode = ListenMode::Secondary;
+  PortRange ports{0, 0};  // where it may listen: the port asked, or a secondary's range
+  std::optional<LivePrimary> primary;  // a secondary listen's (its index: admission.primary)
+};
+
+// A remoted listen on `request.destinationPort` (0: any port a secondary allows). `request`
+// names the client (client, clientIsLocal, user); the rest is filled here. A server's port is
+// not 0 (the caller refuses that as a bad request).
+ListenDecision decideListen(const Engine& engine, const Request& request,
+                            std::span<const LivePrimary> primaries, ListenMode mode);
+
+// A peer connecting to an allowed listen, on `request.destinationPort` (the port listened on)
+// from `request.destinationAddress`; the client, the user and destinationIsProtected as for
+// Engine::decide, the command and connection filled here. The decision's definition is the
+// listen's.
+FirewallDecision decidePeer(const Engine& engine, const ListenDecision& listen,
+                            const Request& request, const FirewallClientPolicy& policy);
+
+}  // namespace fwgate::policy

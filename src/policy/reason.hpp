@@ -1,0 +1,32 @@
+// Why the policy allowed or denied a request: a value the gateway logs (the session log's
+// `denial.reason`) and the monitor reads back, never prose.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace fwgate::policy {
+
+enum class Reason : std::uint8_t {
+  Rule,                  // a rule decided, allow or deny (Decision::ruleName names it)
+  DefaultDeny,           // no rule matched (a listening server: no rule allows any peer)
+  ProtectedDestination,  // no rule matched, and the destination is the gateway's own
+  NeedsUser,             // an anonymous request a rule for users would decide (the Web Proxy's 407)
+  NoDefinition,          // no protocol definition covers it ([firewall_client] require_definition)
+  Secondary,             // a secondary connection of a live primary connection's definition
+  NoPrimary,             // a secondary listen no live primary connection's definition covers
+  NotPrimaryHost,  // a peer other than the primary's host ([bind] secondary_peers = "primary")
+};
+
+inline constexpr Reason kReasons[] = {
+    Reason::Rule,      Reason::DefaultDeny,   Reason::ProtectedDestination,
+    Reason::NeedsUser, Reason::NoDefinition,  Reason::Secondary,
+    Reason::NoPrimary, Reason::NotPrimaryHost};
+
+// "rule", "default-deny", "protected-destination", "needs-user", "no-definition", "secondary",
+// "no-primary", "not-primary-host".
+std::string_view toToken(Reason reason);
+std::optional<Reason> reasonFromToken(std::string_view token);
+
+}  // namespace fwgate::policy
