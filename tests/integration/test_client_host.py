@@ -94,3 +94,16 @@ def test_a_signal_handlers_write_while_the_library_holds_its_lock(topo, gateway,
     assert r["sent"] > 100 and r["drained"] > 0, r
     assert gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "udp", 1,
                             timeout=10), gw.tail()
+
+
+def test_two_threads_sending_first_on_one_udp_socket_make_one_association(topo, gateway):
+    gw = start_gateway(gateway, topo, extra=NO_DEFINITIONS, rules=OPEN_RULES)
+    rounds = 20
+    cp = fwrun(topo, [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "udp_race.py"), EXTERNAL, "9999",
+                      str(rounds)], timeout=120)
+    r = last_json(cp)
+    assert r["sent"] == 2 * rounds and not r["errors"], r
+    # Every socket's association ends with the program: one line each, never two.
+    udp = gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "udp",
+                           rounds, timeout=20)
+    assert len(udp) == rounds, [s.get("requested") for s in udp]
