@@ -40,6 +40,7 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
     asio::ip::address client;
     ~Slot() { runtime.release(client); }
   } slot{runtime, clientBack.address()};
+  RecordWriter writer(runtime.sessionLog(), record);
   std::error_code ec;
   const auto peer = incoming.remote_endpoint(ec);
   tcp::socket back(incoming.get_executor());
@@ -55,9 +56,10 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
       stop->expires_at(asio::steady_timer::time_point::min());
     }
     record.result = "client-unreachable";
+    record.outcome = policy::Outcome::ClientUnreachable;
     record.error = "connect back to " + endpointString(clientBack.address(), clientBack.port()) +
                    ": " + error.message();
-    runtime.sessionLog().write(std::move(record));
+    writer.ended();
     co_return;
   }
   std::array<std::uint8_t, 128> frame{};
@@ -67,16 +69,18 @@ asio::awaitable<void> deliverInbound(Runtime& runtime, std::shared_ptr<const Sna
       co_await asio::async_write(back, asio::buffer(frame.data(), n), kNoThrow);
   if (writeEc) {
     record.result = "client-unreachable";
+    record.outcome = policy::Outcome::ClientUnreachable;
     record.error = "write to client: " + writeEc.message();
-    runtime.sessionLog().write(std::move(record));
+    writer.ended();
     co_return;
   }
   record.result = "succeeded";
+  record.outcome = policy::Outcome::Succeeded;
   // The client's side is the relay's "client": bytes up go from the program to the remote host.
   const auto result =
       co_await relay(back, incoming, runtime.relayPaths(), snapshot->config->limits.idleTimeout);
   record.addRelay(result.bytesUp, result.bytesDown, result.idleTimeout, result.error);
-  runtime.sessionLog().write(std::move(record));
+  writer.ended();
 }
 
 }  // namespace
@@ -125,6 +129,7 @@ asio::awaitable<std::optional<ControlSession::ListenPlan>> ControlSession::decid
   refusal.status = Status::Ok;
   if (!valid) {
     record_.result = "bad-request";
+    record_.outcome = policy::Outcome::BadRequest;
     record_.error = "malformed Bind";
     refusal.status = Status::BadRequest;
     refusal.message = record_.error;
@@ -144,6 +149,7 @@ asio::awaitable<std::optional<ControlSession::ListenPlan>> ControlSession::decid
   if (server && port == 0) {
     record_.rule = "(per peer)";
     record_.error = "a server bind needs a port";
+    record_.outcome = policy::Outcome::BadRequest;
     refusal.status = Status::BadRequest;
   } else {
     auto primaries = livePrimaries();
@@ -156,6 +162,8 @@ asio::awaitable<std::optional<ControlSession::ListenPlan>> ControlSession::decid
     if (!admission.allowed) {
       refusal.status = Status::Denied;
       record_.error = listenRefusal(plan->decision, client, port);
+      record_.outcome = policy::Outcome::Denied;
+      record_.deny(admission.denial({policy::Transport::Tcp, policy::Direction::Inbound, port}));
     }
   }
   if (refusal.status != Status::Ok) {
@@ -208,6 +216,7 @@ asio::awaitable<std::optional<tcp::acceptor>> ControlSession::openListen(ListenP
     reply.status = control::statusForErrno(ec.value());
     record_.result = std::string(control::statusText(reply.status));
     record_.error = "listen on " + listenAddress.to_string() + ": " + ec.message();
+    record_.outcome = policy::Outcome::GatewayFailed;
     reply.message = record_.error;
     co_await sendBound(reply);
     acceptor.reset();
@@ -221,7 +230,10 @@ asio::awaitable<std::optional<tcp::acceptor>> ControlSession::openListen(ListenP
   reply.bound = toControl(listening.address(), listening.port());
   reply.token = plan.token;
   reply.definition = record_.definition;
-  if (!co_await sendBound(reply)) acceptor.reset();
+  if (!co_await sendBound(reply)) {
+    record_.outcome = policy::Outcome::ClientClosed;
+    acceptor.reset();
+  }
   co_return acceptor;
 }
 
@@ -231,6 +243,7 @@ asio::awaitable<bool> ControlSession::awaitListen(tcp::acceptor& acceptor, Liste
   control::Frame frame;
   if (!co_await readFrame(frame)) {
     record_.result = "client-closed";
+    record_.outcome = policy::Outcome::ClientClosed;
     if (record_.error.empty()) record_.error = "closed before listen()";
     co_return false;
   }
@@ -241,6 +254,7 @@ asio::awaitable<bool> ControlSession::awaitListen(tcp::acceptor& acceptor, Liste
       !control::decodeListen(frame.body, listen)) {
     consumeFrame();
     record_.result = "bad-request";
+    record_.outcome = policy::Outcome::BadRequest;
     record_.error = "expected Listen";
     reply.status = Status::UnexpectedMessage;
     reply.message = record_.error;
@@ -260,9 +274,11 @@ asio::awaitable<bool> ControlSession::awaitListen(tcp::acceptor& acceptor, Liste
   }
   if (!co_await send(out_.data(), control::encodeListening(out_, reply)) || ec) {
     record_.result = ec ? std::string(control::statusText(reply.status)) : "closed";
+    record_.outcome = ec ? policy::Outcome::GatewayFailed : policy::Outcome::ClientClosed;
     co_return false;
   }
   record_.result = "listening";
+  record_.outcome = policy::Outcome::Listening;
   co_return true;
 }
 
@@ -314,6 +330,7 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
                              stop->async_wait(kNoThrow));
     if (outcome.index() == 1) {
       record_.error = "no connection within bind_timeout";
+      if (accepted == 0) record_.outcome = policy::Outcome::TimedOut;
       break;
     }
     if (outcome.index() == 2) {
@@ -327,6 +344,7 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
     auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
     if (acceptEc) {
       record_.error = "accept: " + acceptEc.message();
+      if (accepted == 0) record_.outcome = policy::Outcome::GatewayFailed;
       break;
     }
     const auto from = incoming.remote_endpoint(ec);
@@ -344,6 +362,15 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
                        : "denied by " + decision.rule;
     } else if (!runtime_.admit(client)) {
       refusedWhy = "session limit";
+    }
+    if (!decision.allowed) {
+      inbound.outcome = policy::Outcome::RefusedPeer;
+      // A server keeps its port; a secondary listen's is one of a dynamic range.
+      inbound.deny(decision.denial(
+          {policy::Transport::Tcp, policy::Direction::Inbound, server ? port : std::uint16_t{0}},
+          unmapped(from.address()).to_string(), true));
+    } else if (!refusedWhy.empty()) {
+      inbound.outcome = policy::Outcome::SessionLimit;
     }
     if (!refusedWhy.empty()) {
       inbound.result = "refused";
@@ -369,6 +396,7 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
     if (!server) break;  // one connection per secondary listen
   }
   record_.result = accepted > 0 ? "succeeded" : "closed";
+  if (accepted > 0) record_.outcome = policy::Outcome::Succeeded;
   record_.resolved = fmt::format("{} connection{}", accepted, accepted == 1 ? "" : "s");
 }
 

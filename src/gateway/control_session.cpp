@@ -54,6 +54,13 @@ control::Status statusFor(const std::error_code& ec) {
   return control::Status::GeneralFailure;
 }
 
+// A refused Hello's outcome.
+policy::Outcome helloOutcome(control::Status status) {
+  if (status == control::Status::NotFirewallClient) return policy::Outcome::NotFirewallClient;
+  if (status == control::Status::AuthenticationFailed) return policy::Outcome::AuthFailed;
+  return policy::Outcome::BadRequest;  // not Hello, malformed, another protocol version
+}
+
 }  // namespace
 
 ControlSession::ControlSession(Runtime& runtime, tcp::socket client, tcp::endpoint peer)
@@ -62,7 +69,8 @@ ControlSession::ControlSession(Runtime& runtime, tcp::socket client, tcp::endpoi
       client_(std::move(client)),
       clientEndpoint_(peer),
       deadline_(client_.get_executor()),
-      in_(kMaxRequest) {}
+      in_(kMaxRequest),
+      writer_(runtime.sessionLog(), record_) {}
 
 asio::awaitable<void> ControlSession::run() {
   std::error_code ec;
@@ -72,6 +80,9 @@ asio::awaitable<void> ControlSession::run() {
   deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
   if (co_await hello()) {
     record_.result = "ok";
+    // A control connection that only asks (GetConfig, Resolve) was served; a request that ends
+    // it (Connect, Bind, UdpAssociate) decides its own outcome.
+    record_.outcome = policy::Outcome::Succeeded;
     for (;;) {
       deadline_.expires_after(snapshot_->config->limits.handshakeTimeout);
       control::Frame frame;
@@ -99,6 +110,7 @@ asio::awaitable<void> ControlSession::run() {
         break;
       } else {
         record_.result = "bad-request";
+        record_.outcome = policy::Outcome::BadRequest;
         record_.error = fmt::format("unexpected message type {}", frame.type);
         const std::size_t n = control::encodeWelcome(
             out_, {control::Status::UnexpectedMessage, control::kVersion, {}, {}});
@@ -108,7 +120,7 @@ asio::awaitable<void> ControlSession::run() {
     }
   }
   client_.close(ec);
-  runtime_.sessionLog().write(std::move(record_));
+  writer_.ended();
 }
 
 asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
@@ -121,6 +133,7 @@ asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
     }
     if (parsed.invalid() || inLength_ == in_.size()) {
       record_.result = "bad-request";
+      record_.outcome = policy::Outcome::BadRequest;
       record_.error = "control frame too large";
       co_return false;
     }
@@ -129,14 +142,20 @@ asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
                       asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
                   deadline_.async_wait(kNoThrow));
     if (outcome.index() == 1) {
-      if (record_.result != "ok") record_.result = "handshake-timeout";
+      if (record_.result != "ok") {
+        record_.result = "handshake-timeout";
+        record_.outcome = policy::Outcome::HandshakeTimeout;
+      }
       co_return false;
     }
     auto [ec, n] = std::get<0>(outcome);
     if (ec) {
       // A clean close between requests is how a control connection ends.
       if (ec != asio::error::eof || inLength_ != 0) {
-        if (record_.result != "ok") record_.result = "closed-in-handshake";
+        if (record_.result != "ok") {
+          record_.result = "closed-in-handshake";
+          record_.outcome = policy::Outcome::ClientClosed;
+        }
         if (ec != asio::error::eof) record_.error = ec.message();
       }
       co_return false;
@@ -212,6 +231,7 @@ asio::awaitable<bool> ControlSession::hello() {
   welcome.message = message;
   if (welcome.status != control::Status::Ok) {
     record_.result = std::string(control::statusText(welcome.status));
+    record_.outcome = helloOutcome(welcome.status);
     record_.error = message;
   }
   const std::size_t n = control::encodeWelcome(out_, welcome);
@@ -274,6 +294,7 @@ asio::awaitable<bool> ControlSession::resolveName(protocol::Bytes body) {
     if (ec) {
       answer.status = statusFor(ec);
       record_.error = "resolve " + name + ": " + errorText(ec);
+      record_.outcome = policy::Outcome::DestinationFailed;
     } else {
       answer.status = control::Status::Ok;
       std::string resolved;
@@ -319,6 +340,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   if (!control::decodeConnect(body, request)) {
     consumeFrame();
     record_.error = "malformed Connect";
+    record_.outcome = policy::Outcome::BadRequest;
     co_await sendConnected(Status::BadRequest, "malformed Connect");
     co_return;
   }
@@ -333,6 +355,7 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   record_.requested =
       name.empty() ? endpointString(address, port) : fmt::format("{}:{}", name, port);
   if (port == 0) {
+    record_.outcome = policy::Outcome::BadRequest;
     co_await sendConnected(Status::BadRequest, "port 0");
     co_return;
   }
@@ -346,6 +369,8 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
     record_.error = decision.reason == policy::Reason::NoDefinition
                         ? fmt::format("no protocol definition covers tcp outbound port {}", port)
                         : "denied by " + decision.rule;
+    record_.outcome = policy::Outcome::Denied;
+    record_.deny(decision.denial({policy::Transport::Tcp, policy::Direction::Outbound, port}));
     co_await sendConnected(Status::Denied, record_.error.c_str());
     co_return;
   }
@@ -356,13 +381,18 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
                                          snapshot_->config->limits.connectTimeout, connectedTo);
   if (error) {
     record_.error = "connect " + endpointString(address, port) + ": " + error.message();
+    record_.outcome = policy::Outcome::DestinationFailed;
     const Status status = statusFor(error);
     co_await sendConnected(status, record_.error.c_str());
     co_return;
   }
   record_.resolved = endpointString(connectedTo, port);
   record_.result = "succeeded";
-  if (!co_await sendConnected(Status::Ok, "", &server)) co_return;
+  if (!co_await sendConnected(Status::Ok, "", &server)) {
+    record_.outcome = policy::Outcome::ClientClosed;
+    co_return;
+  }
+  record_.outcome = policy::Outcome::Succeeded;
 
   // From here the connection is the application's byte stream. Bytes it sent behind its Connect
   // (none, with fwgate's client) go first.

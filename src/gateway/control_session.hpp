@@ -24,6 +24,8 @@ class ControlSession {
   // `peer`: the client's address and port, as accept() returned them.
   ControlSession(Runtime& runtime, asio::ip::tcp::socket client, asio::ip::tcp::endpoint peer);
   asio::awaitable<void> run();
+  // run() ended by an exception: the record says so (RecordWriter::failed).
+  void endedByError() { writer_.failed(); }
 
  private:
   using Status = protocol::control::Status;
@@ -108,6 +110,7 @@ class ControlSession {
   std::size_t frameSize_ = 0;     // bytes of the frame at the front of in_
   std::vector<std::uint8_t> out_;
   SessionRecord record_;
+  RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop
 };
 
 }  // namespace fwgate::gateway

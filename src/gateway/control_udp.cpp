@@ -24,6 +24,7 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   consumeFrame();
   if (!valid) {
     record_.result = "bad-request";
+    record_.outcome = policy::Outcome::BadRequest;
     record_.error = "malformed UdpAssociate";
     reply.status = Status::BadRequest;
     reply.message = record_.error;
@@ -60,6 +61,7 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
     reply.status = control::statusForErrno(ec.value());
     record_.result = std::string(control::statusText(reply.status));
     record_.error = "udp socket: " + ec.message();
+    record_.outcome = policy::Outcome::GatewayFailed;
     reply.message = record_.error;
     co_await send(out_.data(), control::encodeUdpAssociated(out_, reply));
     co_return;
@@ -68,8 +70,12 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   record_.bound = endpointString(relayEndpoint.address(), relayEndpoint.port());
   reply.status = Status::Ok;
   reply.relay = toControl(relayEndpoint.address(), relayEndpoint.port());
-  if (!co_await send(out_.data(), control::encodeUdpAssociated(out_, reply))) co_return;
+  if (!co_await send(out_.data(), control::encodeUdpAssociated(out_, reply))) {
+    record_.outcome = policy::Outcome::ClientClosed;
+    co_return;
+  }
   record_.result = "succeeded";
+  record_.outcome = policy::Outcome::Succeeded;
   // The client sends nothing more on the control connection: any byte or its close ends it.
   std::array<std::uint8_t, 64> sink{};
   co_await (relay.run() || client_.async_read_some(asio::buffer(sink), kNoThrow));
@@ -81,6 +87,10 @@ void ControlSession::noteDatagram(const policy::FirewallDecision& decision,
   if (decision.reason == policy::Reason::Secondary) return;  // the record names the primaries
   if (decision.reason == policy::Reason::NoDefinition && record_.error.empty()) {
     record_.error = fmt::format("no protocol definition covers udp send port {}", port);
+  }
+  if (!decision.allowed) {
+    record_.deny(decision.denial({policy::Transport::Udp, policy::Direction::Send, port},
+                                 destination.to_string()));
   }
   if (record_.definition.empty() || decision.allowed) record_.definition = decision.definition;
   constexpr std::size_t kMaxContacted = 64;

@@ -83,10 +83,14 @@ template <typename Session>
 void spawn(asio::io_context& io, Runtime& runtime, std::unique_ptr<Session> session,
            AdmittedSlot slot) {
   Session& running = *session;
-  asio::co_spawn(
-      io, running.run(),
-      [report = exceptionReporter(runtime, "session ended by internal error"),
-       session = std::move(session), slot = std::move(slot)](std::exception_ptr e) { report(e); });
+  asio::co_spawn(io, running.run(),
+                 [report = exceptionReporter(runtime, "session ended by internal error"),
+                  session = std::move(session), slot = std::move(slot)](std::exception_ptr e) {
+                   if constexpr (requires { session->endedByError(); }) {
+                     if (e) session->endedByError();
+                   }
+                   report(e);
+                 });
 }
 
 }  // namespace
@@ -490,6 +494,7 @@ asio::awaitable<void> Gateway::acceptLoop(Worker& worker, std::size_t listener) 
       SessionRecord record;
       record.client = endpointString(client, peer.port());
       record.result = "session-limit";
+      record.outcome = policy::Outcome::SessionLimit;
       runtime.sessionLog().write(std::move(record));
       continue;  // the socket closes here
     }

@@ -93,31 +93,25 @@ Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const std::vector<asio::ip::address>& candidates, std::uint16_t port,
                          const std::string& name, policy::Command command) {
   Allowed out;
-  std::string denyingRule;
-  std::string denyingProtocol;
-  bool denyingMatched = false;
-  bool denyingNeedsUser = false;
+  std::optional<policy::Decision> denying;  // the first address's denial
   for (const auto& a : candidates) {
-    const auto decision = decide(runtime, snapshot, requester, command, a, port, name);
+    auto decision = decide(runtime, snapshot, requester, command, a, port, name);
     if (decision.allowed) {
       if (out.addresses.empty()) {
         out.rule = decision.ruleName;
         out.protocol = decision.protocol;
-        out.ruleMatched = true;
+        out.reason = decision.reason;
       }
       out.addresses.push_back(a);
-    } else if (denyingRule.empty()) {
-      denyingRule = decision.ruleName;
-      denyingProtocol = decision.protocol;
-      denyingMatched = decision.ruleIndex >= 0;
-      denyingNeedsUser = decision.needsUser;
+    } else if (!denying) {
+      denying = std::move(decision);
     }
   }
-  if (out.addresses.empty()) {
-    out.rule = denyingRule;
-    out.protocol = denyingProtocol;
-    out.ruleMatched = denyingMatched;
-    out.needsUser = denyingNeedsUser;
+  if (out.addresses.empty() && denying) {
+    out.rule = denying->ruleName;
+    out.protocol = denying->protocol;
+    out.reason = denying->reason;
+    out.needsUser = denying->needsUser;
   }
   return out;
 }

@@ -45,9 +45,11 @@ policy::Decision decide(const Runtime& runtime, const Snapshot& snapshot,
 struct Allowed {
   std::vector<asio::ip::address> addresses;
   std::string rule;
-  std::string protocol;      // the protocol definition that matched the first (allowed or denied)
-  bool ruleMatched = false;  // a rule decided (not the default deny, not a protected destination)
-  bool needsUser = false;  // none allowed, and `rule` would decide for a user (Decision::needsUser)
+  std::string protocol;  // the protocol definition that matched the first (allowed or denied)
+  // Why: Rule when a rule decided; DefaultDeny, ProtectedDestination or NeedsUser (none allowed,
+  // and `rule` would decide for a user: Decision::needsUser) otherwise.
+  policy::Reason reason = policy::Reason::DefaultDeny;
+  bool needsUser = false;
 };
 Allowed allowedAddresses(const Runtime& runtime, const Snapshot& snapshot,
                          const Requester& requester,

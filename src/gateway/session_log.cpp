@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <exception>
 #include <string_view>
 
 namespace fwgate::gateway {
@@ -262,6 +263,21 @@ void SessionRecord::appendJson(std::string& out) const {
     m.number("datagrams_up", datagramsUp);
   }
   if (!definition.empty()) m.string("definition", definition);
+  if (denial) {
+    m.key("denial");
+    Members d{out};
+    out.push_back('{');
+    d.string("definition", denial->definition);
+    d.string("direction", policy::toString(denial->direction));
+    d.string("host", denial->host);
+    d.key("peer");
+    out.append(denial->peer ? "true" : "false");
+    d.number("port", denial->port);
+    d.string("reason", policy::toToken(denial->reason));
+    d.string("rule", denial->rule);
+    d.string("transport", policy::toString(denial->transport));
+    out.push_back('}');
+  }
   m.number("duration_ms",
            std::chrono::duration_cast<std::chrono::milliseconds>(end - startSteady).count());
   if (!error.empty()) m.string("error", error);
@@ -272,6 +288,7 @@ void SessionRecord::appendJson(std::string& out) const {
   }
   if (http) m.string("method", http->method);
   if (fwc) m.string("os_user", who.osUser);
+  if (outcome) m.string("outcome", policy::toToken(*outcome));
   if (http) {
     m.string("path", http->path);
     m.number("port", http->port);
@@ -304,6 +321,32 @@ void SessionRecord::addRelay(std::uint64_t up, std::uint64_t down, bool idleTime
     error = "idle timeout";
   } else if (!why.empty()) {
     error = why;
+  }
+}
+
+void SessionRecord::deny(policy::Denial d) {
+  if (!denial) denial = std::move(d);
+}
+
+RecordWriter::RecordWriter(SessionLog& log, SessionRecord& record)
+    : log_(log), record_(record), exceptions_(std::uncaught_exceptions()) {}
+
+void RecordWriter::failed() {
+  ended_ = true;
+  if (!record_.outcome) record_.outcome = policy::Outcome::GatewayFailed;
+  if (record_.error.empty()) record_.error = "ended by an internal error";
+}
+
+RecordWriter::~RecordWriter() {
+  if (!ended_ && std::uncaught_exceptions() > exceptions_) failed();
+  if (!ended_) {
+    if (!record_.outcome) record_.outcome = policy::Outcome::Stopped;
+    if (record_.error.empty()) record_.error = "the gateway stopped";
+  }
+  if (!record_.outcome) record_.outcome = policy::Outcome::ClientClosed;
+  try {
+    log_.write(std::move(record_));
+  } catch (const std::exception&) {  // out of memory: the line is lost, not the process
   }
 }
 

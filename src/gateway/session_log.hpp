@@ -16,6 +16,8 @@
 #include <variant>
 #include <vector>
 
+#include "policy/outcome.hpp"
+
 namespace fwgate::gateway {
 
 // A value held on the heap only when present: like std::optional, but an empty one costs a
@@ -69,13 +71,22 @@ struct SessionRecord {
     std::string osUser;
   };
   Boxed<Program> program;
-  std::string command = "none";   // connect, bind, udp, listen, accept, none
-  std::string requested;          // destination as requested ("name:port" or "ip:port")
-  std::string resolved;           // destination actually used ("ip:port"), peer for BIND
-  std::string bound;              // the gateway's address told to the client (BIND/UDP)
-  std::string rule;               // the rule that decided, if a decision was made
-  std::string definition;         // the protocol definition that matched, if any
-  std::string result = "closed";  // reply name or handshake outcome
+  std::string command = "none";  // connect, bind, udp, listen, accept, none
+  std::string requested;         // destination as requested ("name:port" or "ip:port")
+  std::string resolved;          // destination actually used ("ip:port"), peer for BIND
+  std::string bound;             // the gateway's address told to the client (BIND/UDP)
+  std::string rule;              // the rule that decided, if a decision was made
+  std::string definition;        // the protocol definition that matched, if any
+  // How the session ended: the log's `outcome`, the field readers use. Unset until a phase
+  // decides it; RecordWriter settles a session that never did (client-closed, or stopped).
+  std::optional<policy::Outcome> outcome;
+  // The first thing the policy denied in the session (`denial`); later events never replace it.
+  // Boxed: most sessions have none.
+  Boxed<policy::Denial> denial;
+  // The reply name or handshake outcome in the words of each protocol (SOCKS reply names, the
+  // control channel's status texts): the log's `result`, kept for readers of older logs; new
+  // readers use `outcome`.
+  std::string result = "closed";
   int reply = -1;                 // SOCKS5 REP or SOCKS4 CD sent, -1 if none
   std::uint64_t bytesUp = 0;      // client -> destination
   std::uint64_t bytesDown = 0;    // destination -> client
@@ -102,6 +113,8 @@ struct SessionRecord {
   void appendJson(std::string& out) const;
   // Adds a relay's byte counts and, when it ended badly, why.
   void addRelay(std::uint64_t up, std::uint64_t down, bool idleTimeout, const std::string& why);
+  // Records `d` unless the session has a denial already (the first one is kept).
+  void deny(policy::Denial d);
 };
 
 // The session log sink: stderr ("-") or an append-only file, reopened on SIGHUP for logrotate.
@@ -187,6 +200,32 @@ class SessionLog {
   std::string writerPath_ = "-";
   bool failing_ = false;
   std::atomic<std::uint64_t> lost_{0};
+};
+
+// Writes a session's record to the log exactly once, when the writer goes: a member or a local
+// declared after the record, so that it goes first. A session that ran to its end calls ended();
+// one whose frame the gateway destroyed at shutdown (after shutdown_grace) never does, and is
+// logged with error "the gateway stopped" and, if no phase had decided one, outcome stopped. A
+// session that ended without deciding its outcome is client-closed (the client went away).
+// This is the one place that settles an outcome no phase decided.
+// The log outlives every session: it belongs to SharedState, which outlives the event loops.
+class RecordWriter {
+ public:
+  RecordWriter(SessionLog& log, SessionRecord& record);
+  RecordWriter(const RecordWriter&) = delete;
+  RecordWriter& operator=(const RecordWriter&) = delete;
+  ~RecordWriter();
+  void ended() { ended_ = true; }
+  // The session ended by an exception (which the spawn's handler logs and counts): error "ended
+  // by an internal error" unless one was recorded, outcome gateway-failed unless one was decided.
+  // A writer that goes while an exception unwinds the frame says the same by itself.
+  void failed();
+
+ private:
+  SessionLog& log_;
+  SessionRecord& record_;
+  int exceptions_;  // std::uncaught_exceptions() when made
+  bool ended_ = false;
 };
 
 }  // namespace fwgate::gateway

@@ -20,6 +20,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     expectedAddresses = co_await resolve(expected, ec);
     if (ec) {
       record_.error = "resolve " + expected.host() + ": " + errorText(ec);
+      record_.outcome = policy::Outcome::DestinationFailed;
       co_await fail(toSocks5Reply(ec));
       co_return;
     }
@@ -33,6 +34,9 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   record_.rule = decision.ruleName;
   if (!decision.allowed) {
     record_.error = "denied by " + decision.ruleName;
+    record_.outcome = policy::Outcome::Denied;
+    record_.deny({decision.reason, policy::Transport::Tcp, policy::Direction::Inbound,
+                  expected.port, decision.protocol, decision.ruleName});
     co_await fail(Reply::NotAllowed);
     co_return;
   }
@@ -44,6 +48,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     if (!connected) {
       record_.error = "bind.require_connect: no CONNECT session to " +
                       (peer ? peer->to_string() : std::string("any host"));
+      record_.outcome = policy::Outcome::NotAllowed;
       co_await fail(Reply::NotAllowed);
       co_return;
     }
@@ -56,6 +61,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   if (!ec) acceptor.listen(1, ec);
   if (ec) {
     record_.error = "bind listen on " + listenAddress.to_string() + ": " + errorText(ec);
+    record_.outcome = policy::Outcome::GatewayFailed;
     co_await fail(toSocks5Reply(ec));
     co_return;
   }
@@ -65,6 +71,7 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
   const AdmittedPort admitted = runtime_.packetFilters().admit(listening.port());
   // First reply: where the peer should connect.
   if (!co_await sendReply(Reply::Succeeded, listening)) co_return;
+  record_.outcome = policy::Outcome::Listening;
 
   deadline_->expires_after(snapshot_->config->limits.bindTimeout);
   for (;;) {
@@ -72,17 +79,20 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
                              waitClientClose(true));
     if (outcome.index() == 1) {
       record_.error = "no connection within bind_timeout";
+      record_.outcome = policy::Outcome::TimedOut;
       co_await fail(Reply::TtlExpired);
       co_return;
     }
     if (outcome.index() == 2) {
       record_.result = "client-closed";
+      record_.outcome = policy::Outcome::ClientClosed;
       record_.error = "client closed before the peer connected";
       co_return;
     }
     auto [acceptEc, incoming] = std::move(std::get<0>(outcome));
     if (acceptEc) {
       record_.error = "accept: " + acceptEc.message();
+      record_.outcome = policy::Outcome::GatewayFailed;
       co_await fail(toSocks5Reply(acceptEc));
       co_return;
     }
@@ -97,6 +107,10 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
       record_.error = "refused peer " + endpointString(fromAddress, from.port()) +
                       (expectedPeer ? " (denied by " + peerDecision.ruleName + ")"
                                     : " (not the requested DST.ADDR)");
+      record_.deny({expectedPeer ? peerDecision.reason : policy::Reason::NotRequestedPeer,
+                    policy::Transport::Tcp, policy::Direction::Inbound, 0, peerDecision.protocol,
+                    expectedPeer ? peerDecision.ruleName : std::string(), fromAddress.to_string(),
+                    true});
       incoming.close(ec);
       continue;
     }
@@ -104,7 +118,11 @@ asio::awaitable<void> SocksSession::bind(const protocol::Address& expected) {
     record_.resolved = endpointString(fromAddress, from.port());
     acceptor.close(ec);
     // Second reply: who connected.
-    if (!co_await sendReply(Reply::Succeeded, from)) co_return;
+    if (!co_await sendReply(Reply::Succeeded, from)) {
+      record_.outcome = policy::Outcome::ClientClosed;
+      co_return;
+    }
+    record_.outcome = policy::Outcome::Succeeded;
     deadline_.reset();  // the relay keeps its own idle timer
     const auto result = co_await relay(client_, incoming, runtime_.relayPaths(),
                                        snapshot_->config->limits.idleTimeout, pending_);

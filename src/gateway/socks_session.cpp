@@ -28,7 +28,8 @@ SocksSession::SocksSession(Runtime& runtime, tcp::socket client, tcp::endpoint p
       client_(std::move(client)),
       listener_(listener),
       clientEndpoint_(peer),
-      deadline_(std::make_unique<asio::steady_timer>(client_.get_executor())) {}
+      deadline_(std::make_unique<asio::steady_timer>(client_.get_executor())),
+      writer_(runtime.sessionLog(), record_) {}
 
 asio::awaitable<void> SocksSession::run() {
   std::error_code ec;
@@ -43,6 +44,7 @@ asio::awaitable<void> SocksSession::run() {
       const auto host = unmapped(server->remote_endpoint(ec).address());
       runtime_.addConnect(clientEndpoint_.address(), host);
       if (co_await sendReply(Reply::Succeeded, server->local_endpoint(ec))) {
+        record_.outcome = policy::Outcome::Succeeded;
         deadline_.reset();  // the relay keeps its own idle timer
         const auto result = co_await relay(client_, *server, runtime_.relayPaths(),
                                            snapshot_->config->limits.idleTimeout, pending_);
@@ -56,7 +58,7 @@ asio::awaitable<void> SocksSession::run() {
     co_await udpAssociate(request->destination);
   }
   client_.close(ec);
-  runtime_.sessionLog().write(std::move(record_));
+  writer_.ended();
 }
 
 asio::ip::address SocksSession::localAddress() const {
@@ -73,6 +75,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::timedHandsha
     request = std::move(std::get<0>(outcome));
   } else {
     record_.result = "handshake-timeout";
+    record_.outcome = policy::Outcome::HandshakeTimeout;
     record_.error.clear();  // the cancelled read's "Operation canceled"
   }
   co_return request;
@@ -90,6 +93,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::handshake() 
     request = co_await socks4Handshake();
   } else {
     record_.result = "bad-version";
+    record_.outcome = policy::Outcome::BadRequest;
     record_.error = "first byte " + std::to_string(version) + " is not SOCKS 4 or 5";
   }
   co_return request;
@@ -105,6 +109,7 @@ void SocksSession::endHandshake() {
 asio::awaitable<bool> SocksSession::readMore() {
   if (inLength_ == in_->size()) {
     record_.result = "bad-request";
+    record_.outcome = policy::Outcome::BadRequest;
     record_.error = "handshake message too large";
     co_return false;
   }
@@ -113,6 +118,7 @@ asio::awaitable<bool> SocksSession::readMore() {
       asio::buffer(in() + inLength_, in_->size() - inLength_), kNoThrow);
   if (ec) {
     record_.result = "closed-in-handshake";
+    record_.outcome = policy::Outcome::ClientClosed;
     if (ec != asio::error::eof) record_.error = ec.message();
     co_return false;
   }
@@ -147,6 +153,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
   }
   if (greeting.invalid()) {
     record_.result = "bad-greeting";
+    record_.outcome = policy::Outcome::BadRequest;
     co_return std::nullopt;
   }
   consume(greeting.consumed);
@@ -168,6 +175,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
   if (!co_await write(selection.data(), selection.size())) co_return std::nullopt;
   if (chosen == socks5::Method::NoAcceptable) {
     record_.result = "no-acceptable-method";
+    record_.outcome = policy::Outcome::BadRequest;
     co_return std::nullopt;
   }
   if (chosen == socks5::Method::UsernamePassword && !co_await authenticate())
@@ -179,6 +187,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
     request = socks5::parseRequest({in(), inLength_});
   }
   if (request.invalid()) {
+    record_.outcome = policy::Outcome::BadRequest;
     if (request.error == protocol::ParseError::BadAddressType) {
       record_.error = "address type " + std::to_string(in()[3]) + " not supported";
       co_await fail(Reply::AddressTypeNotSupported);
@@ -203,6 +212,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks5Handsh
   }
   if (result) co_return result;
   record_.command = "unknown";
+  record_.outcome = policy::Outcome::BadRequest;
   record_.error = "command " + std::to_string(request.value.command) + " not supported";
   co_await fail(Reply::CommandNotSupported);
   co_return std::nullopt;
@@ -218,6 +228,7 @@ asio::awaitable<bool> SocksSession::authenticate() {
     const auto status = socks5::encodeUserPassStatus(false);
     co_await write(status.data(), status.size());
     record_.result = "bad-auth-request";
+    record_.outcome = policy::Outcome::BadRequest;
     co_return false;
   }
   consume(auth.consumed);
@@ -229,6 +240,7 @@ asio::awaitable<bool> SocksSession::authenticate() {
   if (!ok) {
     // RFC 1929: a failure status is followed by closing the connection.
     record_.result = "auth-failed";
+    record_.outcome = policy::Outcome::AuthFailed;
     co_return false;
   }
   user_ = name;
@@ -247,6 +259,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   }
   if (request.invalid()) {
     record_.error = "malformed SOCKS 4 request";
+    record_.outcome = policy::Outcome::BadRequest;
     co_await fail(Reply::GeneralFailure);
     record_.result = "bad-request";
     co_return std::nullopt;
@@ -261,6 +274,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   if (std::find(listener_.methods.begin(), listener_.methods.end(), config::AuthMethod::None) ==
       listener_.methods.end()) {
     record_.error = "listener requires authentication; SOCKS 4 has none";
+    record_.outcome = policy::Outcome::NotAllowed;
     co_await fail(Reply::NotAllowed);
     co_return std::nullopt;
   }
@@ -273,6 +287,7 @@ asio::awaitable<std::optional<SocksSession::Request>> SocksSession::socks4Handsh
   }
   if (result) co_return result;
   record_.command = "unknown";
+  record_.outcome = policy::Outcome::BadRequest;
   record_.error = "command " + std::to_string(request.value.command) + " not supported";
   co_await fail(Reply::CommandNotSupported);
   co_return std::nullopt;
@@ -344,6 +359,7 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   const auto candidates = co_await resolve(destination, ec);
   if (ec) {
     record_.error = "resolve " + destination.host() + ": " + errorText(ec);
+    record_.outcome = policy::Outcome::DestinationFailed;
     co_await fail(toSocks5Reply(ec));
     co_return std::nullopt;
   }
@@ -356,6 +372,9 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   record_.definition = allowed.protocol;
   if (allowed.addresses.empty()) {
     record_.error = "denied by " + allowed.rule;
+    record_.outcome = policy::Outcome::Denied;
+    record_.deny({allowed.reason, policy::Transport::Tcp, policy::Direction::Outbound,
+                  destination.port, allowed.protocol, allowed.rule});
     co_await fail(Reply::NotAllowed);
     co_return std::nullopt;
   }
@@ -368,6 +387,7 @@ asio::awaitable<std::optional<tcp::socket>> SocksSession::connect(
   if (!lastError) record_.resolved = endpointString(connectedTo, destination.port);
   if (!server.is_open()) {
     record_.error = "connect " + destination.toString() + ": " + lastError.message();
+    record_.outcome = policy::Outcome::DestinationFailed;
     co_await fail(toSocks5Reply(lastError));
     co_return std::nullopt;
   }

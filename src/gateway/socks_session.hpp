@@ -23,6 +23,8 @@ class SocksSession {
   SocksSession(Runtime& runtime, asio::ip::tcp::socket client, asio::ip::tcp::endpoint peer,
                const config::Listener& listener);
   asio::awaitable<void> run();
+  // run() ended by an exception: the record says so (RecordWriter::failed).
+  void endedByError() { writer_.failed(); }
 
  private:
   using Reply = protocol::socks5::Reply;
@@ -91,6 +93,7 @@ class SocksSession {
   std::size_t inLength_ = 0;
   protocol::AddressType requestType_ = protocol::AddressType::IPv4;
   SessionRecord record_;
+  RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop
 };
 
 }  // namespace fwgate::gateway

@@ -194,7 +194,8 @@ asio::awaitable<void> UdpRelay::idleWatch() {
     auto [ec] = co_await timer.async_wait(kNoThrow);
     if (ec) co_return;
     if (std::chrono::steady_clock::now() - lastActivity_ >= idleTimeout_) {
-      record_.error = "udp idle timeout";
+      // Not over what the session recorded first (a datagram's denial says more).
+      if (record_.error.empty()) record_.error = "udp idle timeout";
       co_return;
     }
   }

@@ -38,6 +38,18 @@ std::string withoutQuery(std::string_view path) {
 }
 
 // The session log's "result" for a status the client was sent.
+// The outcome of a status the proxy answers itself, when the caller did not decide a better one
+// (a rule's 403 is Denied, a password's 407 AuthFailed, and so on).
+policy::Outcome outcomeOfAnswer(int status) {
+  if (status < 400) return policy::Outcome::Succeeded;
+  if (status == 403) return policy::Outcome::NotAllowed;
+  if (status == 407) return policy::Outcome::AuthFailed;
+  if (status == 408) return policy::Outcome::HandshakeTimeout;
+  if (status == 429) return policy::Outcome::SessionLimit;
+  if (status == 502 || status == 504) return policy::Outcome::DestinationFailed;
+  return policy::Outcome::BadRequest;  // malformed, too large, a loop, a method not served
+}
+
 std::string resultOf(int status) {
   if (status == 403) return "denied";
   if (status == 407) return "auth-required";
@@ -195,8 +207,9 @@ asio::awaitable<void> WebProxySession::run() {
         "{} has {} connections to the Web Proxy already "
         "(web_proxy.max_connections_per_client)",
         client.to_string(), snapshot_->config->webProxy.maxConnectionsPerClient);
+    RecordWriter writer(runtime_.sessionLog(), record);
     co_await answer(429, false, record);
-    runtime_.sessionLog().write(std::move(record));
+    writer.ended();
     co_return;
   }
   struct Slot {
@@ -263,6 +276,7 @@ asio::awaitable<bool> WebProxySession::serveOne() {
   record.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
   record.user = user_;
   record.http.emplace();  // filled in once the head is parsed; the status whatever happens
+  RecordWriter writer(runtime_.sessionLog(), record);
   const auto headDeadline = Clock::now() + w.headerTimeout;
   const auto limits = this->limits();
   protocol::ParseResult<http::RequestHead> parsed;
@@ -281,8 +295,9 @@ asio::awaitable<bool> WebProxySession::serveOne() {
       co_await answer(408, false, record);
     } else {
       record.error = "the client closed the connection in the middle of a request head";
+      record.outcome = policy::Outcome::ClientClosed;
     }
-    runtime_.sessionLog().write(std::move(record));
+    writer.ended();
     co_return false;
   }
   if (parsed.invalid()) {
@@ -290,14 +305,14 @@ asio::awaitable<bool> WebProxySession::serveOne() {
     record.error = std::string(http::describe(parsed.error));
     requestBodyLeft_ = true;  // framing unknown: the connection cannot go on
     co_await answer(http::statusFor(parsed.error), false, record);
-    runtime_.sessionLog().write(std::move(record));
+    writer.ended();
     co_return false;
   }
   record.bytesUp = parsed.consumed;
   consume(parsed.consumed);
   http::RequestHead head = std::move(parsed.value);
   const bool keep = co_await handle(head, record);
-  runtime_.sessionLog().write(std::move(record));
+  writer.ended();
   co_return keep;
 }
 
@@ -356,6 +371,7 @@ asio::awaitable<bool> WebProxySession::answer(int status, bool keepAlive, Sessio
   if (record.http) record.http->status = status;
   record.reply = status;
   record.result = resultOf(status);
+  if (!record.outcome) record.outcome = outcomeOfAnswer(status);
   const bool sent = co_await writeClient(out.data(), out.size(), record);
   lastAnswerKeeps_ = sent && keep;
   co_return lastAnswerKeeps_;
@@ -394,6 +410,7 @@ asio::awaitable<bool> WebProxySession::servePac(const http::RequestHead& head,
   record.http->status = 200;
   record.reply = 200;
   record.result = "ok";
+  record.outcome = policy::Outcome::Succeeded;
   const bool sent = co_await writeClient(out.data(), out.size(), record);
   co_return sent&& head.keepAlive && !requestBodyLeft_;
 }
@@ -459,6 +476,9 @@ asio::awaitable<std::optional<Allowed>> WebProxySession::admit(const http::Reque
   record.definition = allowed.protocol;
   if (!allowed.addresses.empty()) co_return allowed;
   const std::string what = requestText(head);
+  record.outcome = policy::Outcome::Denied;
+  record.deny({allowed.reason, policy::Transport::Tcp, policy::Direction::Outbound, head.port,
+               allowed.protocol, allowed.rule});
   if (allowed.needsUser) {
     record.error = fmt::format(
         "{}: rule \"{}\" allows it for signed-in users only; sign in to "
@@ -696,6 +716,7 @@ asio::awaitable<bool> WebProxySession::forward(http::RequestHead& head, SessionR
   record.http->status = response.status;
   record.reply = response.status;
   record.result = resultOf(response.status);
+  record.outcome = policy::Outcome::Succeeded;  // the origin's answer, whatever its status
 
   if (tunnelled) {  // 101 Switching Protocols: the connection is the application's now
     out.append(reinterpret_cast<const char*>(ob.data()) + obStart, ob.size() - obStart);
@@ -788,6 +809,7 @@ asio::awaitable<bool> WebProxySession::tunnel(const http::RequestHead& head,
   record.http->status = 200;
   record.reply = 200;
   record.result = "ok";
+  record.outcome = policy::Outcome::Succeeded;
   if (!co_await writeClient(ok.data(), ok.size(), record)) co_return false;
   co_await relayWith(origin, record);
   co_return false;

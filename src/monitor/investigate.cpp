@@ -1,6 +1,10 @@
-// What the gateway writes when it denies (src/gateway/*.cpp), as (command, result, error), and
-// what each becomes here. R is a rule's name, "default-deny" or "protected-destination" (also the
-// `rule` field); "denied" is control::statusText(Denied), "denied by the gateway's rules".
+// Lines the gateway writes now carry their facts as fields (policy/outcome.hpp): `outcome`, a
+// token, and, when the policy denied something, `denial` {reason, transport, direction, port,
+// definition, rule, host, peer}: classifyFields() reads those and nothing else. Lines from
+// before that (no `outcome`) are read from the gateway's words, as it wrote them then
+// (classifyProse(), kept for one release): (command, result, error), and what each becomes here.
+// R is a rule's name, "default-deny" or "protected-destination" (also the `rule` field); "denied"
+// is control::statusText(Denied), "denied by the gateway's rules".
 //
 // Rule:
 //   SOCKS connect|bind, not-allowed, "denied by R"
@@ -23,8 +27,9 @@
 // Counted only, by result: "peer P refused: session limit", not-allowed or denied with any other
 // error (SOCKS 4 on a password listener, bind.require_connect, a UDP ASSOCIATE address not the
 // client's own) and NotFirewallClient (otherRefusals); succeeded, ok, listening; timeouts;
-// closes; malformed requests; failed authentication; the destination's failures. SOCKS's
-// "refused" is the destination refusing: only an accept's "refused" is a refused peer.
+// closes; malformed requests (the control channel's listen wrote "BadRequest" once); failed
+// authentication; the destination's failures. SOCKS's "refused" is the destination refusing:
+// only an accept's "refused" is a refused peer.
 #include "monitor/investigate.hpp"
 
 #include <fmt/format.h>
@@ -38,6 +43,7 @@
 #include <tuple>
 
 #include "monitor/snippet.hpp"
+#include "policy/outcome.hpp"
 
 namespace fwgate::monitor {
 namespace {
@@ -109,6 +115,64 @@ std::string inQuotes(const std::string& s) {
   return "\"" + s + "\"";
 }
 
+// A line's `denial` field, when it has a whole one.
+std::optional<policy::Denial> readDenial(const Json& j) {
+  const auto d = j.find("denial");
+  if (d == j.end() || !d->is_object()) return std::nullopt;
+  const auto reason = policy::reasonFromToken(text(*d, "reason"));
+  const auto transport = policy::parseTransport(text(*d, "transport"));
+  if (!reason || !transport) return std::nullopt;
+  const auto direction = policy::parseDirection(*transport, text(*d, "direction"));
+  const auto port = d->find("port");
+  if (!direction || port == d->end() || !port->is_number_unsigned() ||
+      port->get<std::uint64_t>() > 65535) {
+    return std::nullopt;
+  }
+  const auto peer = d->find("peer");
+  return policy::Denial{*reason,
+                        *transport,
+                        *direction,
+                        static_cast<std::uint16_t>(port->get<std::uint64_t>()),
+                        text(*d, "definition"),
+                        text(*d, "rule"),
+                        text(*d, "host"),
+                        peer != d->end() && peer->is_boolean() && peer->get<bool>()};
+}
+
+// Where a line without a denial is counted, by its `outcome` token.
+std::size_t Investigation::*counterOf(std::string_view token) {
+  using policy::Outcome;
+  const auto outcome = policy::outcomeFromToken(token);
+  if (!outcome) return &Investigation::other;
+  switch (*outcome) {
+    case Outcome::Succeeded:
+    case Outcome::Listening:
+      return &Investigation::succeeded;
+    case Outcome::DestinationFailed:
+    case Outcome::ClientUnreachable:
+    case Outcome::GatewayFailed:
+      return &Investigation::failed;
+    case Outcome::HandshakeTimeout:
+    case Outcome::TimedOut:
+      return &Investigation::timeouts;
+    case Outcome::ClientClosed:
+      return &Investigation::clientClosed;
+    case Outcome::BadRequest:
+      return &Investigation::malformed;
+    case Outcome::AuthFailed:
+      return &Investigation::authFailures;
+    case Outcome::Denied:  // without a denial: not the policy's words to read
+    case Outcome::RefusedPeer:
+    case Outcome::NotAllowed:
+    case Outcome::NotFirewallClient:
+    case Outcome::SessionLimit:
+      return &Investigation::otherRefusals;
+    case Outcome::Stopped:
+      return &Investigation::stopped;
+  }
+  return &Investigation::other;
+}
+
 // The denial a line records, as a Finding of one attempt; counts the line when it is none.
 std::optional<Finding> classify(const Json& j, const std::string& client,
                                 const InvestigateOptions& options, Investigation& out) {
@@ -140,6 +204,36 @@ std::optional<Finding> classify(const Json& j, const std::string& client,
     addDistinct(a.rules, rule);
     return a;
   };
+  if (const auto outcome = j.find("outcome"); outcome != j.end() && outcome->is_string()) {
+    // A line with the gateway's fields: its denial, else its outcome. A Web Proxy's 407 asks
+    // who the client is (it signs in and retries): not a denial to investigate.
+    const auto denial = readDenial(j);
+    if (denial && denial->reason == policy::Reason::NeedsUser) {
+      ++out.authFailures;
+      return std::nullopt;
+    }
+    if (denial) {
+      rule = denial->rule;
+      if (!denial->definition.empty()) a.definition = denial->definition;
+      DenialKind kind = DenialKind::Rule;
+      if (denial->peer) {
+        kind = DenialKind::RefusedPeer;
+      } else if (denial->reason == policy::Reason::NoPrimary ||
+                 (denial->reason == policy::Reason::NoDefinition &&
+                  denial->direction == Direction::Inbound)) {
+        kind = DenialKind::ListenNoDefinition;
+      } else if (denial->reason == policy::Reason::NoDefinition) {
+        kind = DenialKind::NoDefinition;
+      }
+      // The host decided on (a datagram's destination, a refused peer), else the request's own;
+      // a listen has none.
+      if (!denial->host.empty() || denial->peer) destination = denial->host;
+      if (command == "listen" || command == "listen-server") destination.clear();
+      return is(kind, denial->transport, denial->direction, denial->port);
+    }
+    ++(out.*counterOf(outcome->get<std::string>()));
+    return std::nullopt;
+  }
   if (const auto p = numberAfter(error, "no protocol definition covers tcp outbound port ")) {
     return is(DenialKind::NoDefinition, Transport::Tcp, Direction::Outbound, *p);
   }
@@ -494,8 +588,9 @@ Investigation investigate(std::istream& log, const InvestigateOptions& options) 
       ++out.otherClients;
       continue;
     }
-    if (text(j, "protocol") == "fwc" && text(j, "command") == "connect" &&
-        text(j, "result") == "succeeded") {
+    const bool succeeded = j.contains("outcome") ? text(j, "outcome") == "succeeded"
+                                                 : text(j, "result") == "succeeded";
+    if (text(j, "protocol") == "fwc" && text(j, "command") == "connect" && succeeded) {
       const std::string definition = text(j, "definition");
       auto& list = primaries[client + "\n" + text(j, "application")];
       if (!definition.ends_with(" (secondary)") && list.size() < 1024) {
@@ -616,6 +711,7 @@ std::string render(const Investigation& in) {
                                                         {in.malformed, "malformed"},
                                                         {in.authFailures, "failed authentication"},
                                                         {in.otherRefusals, "refused otherwise"},
+                                                        {in.stopped, "stopped by the gateway"},
                                                         {in.other, "other"},
                                                         {in.otherClients, "of other clients"}};
   std::string rest;

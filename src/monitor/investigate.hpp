@@ -77,6 +77,7 @@ struct Investigation {
   std::size_t malformed = 0;      // bad handshakes and requests
   std::size_t authFailures = 0;   // bad passwords
   std::size_t otherRefusals = 0;  // refused for other reasons (require_connect, session limit)
+  std::size_t stopped = 0;        // ended by the gateway's stop before they had an outcome
   std::size_t other = 0;          // results this reader does not know
 };
 

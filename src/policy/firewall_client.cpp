@@ -52,6 +52,14 @@ std::string FirewallDecision::definitionAsPrimary() const {
   return allowed && reason != Reason::Secondary ? definition : std::string();
 }
 
+Denial FirewallDecision::denial(const ConnectionFacts& facts, std::string host, bool peer) const {
+  const bool ruled = reason != Reason::NoPrimary && reason != Reason::NotPrimaryHost;
+  return Denial{reason,          facts.transport,
+                facts.direction, facts.port,
+                definition,      ruled ? rule : std::string(),
+                std::move(host), peer};
+}
+
 FirewallDecision decideRemoted(const Engine& engine, const Request& request,
                                std::span<const LivePrimary> primaries,
                                const FirewallClientPolicy& policy) {
@@ -103,7 +111,6 @@ ListenDecision decideListen(const Engine& engine, const Request& request,
     possible.secondaryOf.clear();
     const ProtocolDefinition* definition = engine.primaryFor(facts);
     FirewallDecision& a = out.admission;
-    a.rule = "(per peer)";
     if (definition == nullptr) {
       a.reason = Reason::NoDefinition;
       return out;
@@ -116,6 +123,7 @@ ListenDecision decideListen(const Engine& engine, const Request& request,
     }
     a.allowed = true;
     a.reason = Reason::Rule;
+    a.rule = "(per peer)";
     return out;
   }
   // A secondary listen: the first live primary whose definition has an inbound TCP secondary

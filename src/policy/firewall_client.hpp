@@ -20,6 +20,7 @@
 #include <string>
 
 #include "policy/engine.hpp"
+#include "policy/outcome.hpp"
 
 namespace fwgate::policy {
 
@@ -41,7 +42,8 @@ struct FirewallDecision {
   bool allowed = false;
   Reason reason = Reason::DefaultDeny;
   // For the log: the deciding rule (its name, "default-deny", "protected-destination"), the
-  // primary's rule for a secondary, "(per peer)" for a server's listen; empty when none applied.
+  // primary's rule for a secondary, "(per peer)" for a server's allowed listen; empty when no
+  // rule was asked (no definition, no primary).
   std::string rule;
   // The protocol definition that covers it; for a secondary, its primary's. Empty: none.
   std::string definition;
@@ -53,6 +55,10 @@ struct FirewallDecision {
   // The definition a connection allowed this way lends its own secondaries (a secondary lends
   // none: only primary connections have secondaries).
   std::string definitionAsPrimary() const;
+  // This denial as the session log records it, for a connection `facts` describes; `host` and
+  // `peer` as in Denial. The rule is left out where no rule denied (no-primary,
+  // not-primary-host).
+  Denial denial(const ConnectionFacts& facts, std::string host = {}, bool peer = false) const;
 };
 
 // A remoted TCP connect (request.command Connect) or a datagram (Udp, to its destination). The

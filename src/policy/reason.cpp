@@ -20,6 +20,8 @@ std::string_view toToken(Reason reason) {
       return "no-primary";
     case Reason::NotPrimaryHost:
       return "not-primary-host";
+    case Reason::NotRequestedPeer:
+      return "not-requested-peer";
   }
   return "unknown";
 }

@@ -16,16 +16,18 @@ enum class Reason : std::uint8_t {
   NoDefinition,          // no protocol definition covers it ([firewall_client] require_definition)
   Secondary,             // a secondary connection of a live primary connection's definition
   NoPrimary,             // a secondary listen no live primary connection's definition covers
-  NotPrimaryHost,  // a peer other than the primary's host ([bind] secondary_peers = "primary")
+  // A peer other than the primary's host ([bind] secondary_peers = "primary").
+  NotPrimaryHost,
+  NotRequestedPeer,  // a SOCKS BIND's peer other than the DST.ADDR its request named
 };
 
 inline constexpr Reason kReasons[] = {
-    Reason::Rule,      Reason::DefaultDeny,   Reason::ProtectedDestination,
-    Reason::NeedsUser, Reason::NoDefinition,  Reason::Secondary,
-    Reason::NoPrimary, Reason::NotPrimaryHost};
+    Reason::Rule,      Reason::DefaultDeny,    Reason::ProtectedDestination,
+    Reason::NeedsUser, Reason::NoDefinition,   Reason::Secondary,
+    Reason::NoPrimary, Reason::NotPrimaryHost, Reason::NotRequestedPeer};
 
 // "rule", "default-deny", "protected-destination", "needs-user", "no-definition", "secondary",
-// "no-primary", "not-primary-host".
+// "no-primary", "not-primary-host", "not-requested-peer".
 std::string_view toToken(Reason reason);
 std::optional<Reason> reasonFromToken(std::string_view token);
 

@@ -471,3 +471,68 @@ def test_live_suggest_for_a_program_on_the_gateway_host(topo):
     assert 'The built-in definition "HTTP" covers it' in text, text
     assert '[[packet_filters.filter]]' in text and 'remote_port = 80\n' in text, text
     assert config_check(topo.tmp, base_config(topo.tmp) + text).returncode == 0, text
+
+
+DENIED_SHAPES = r"""
+import errno, socket, sys, time
+# A datagram no definition covers (port 9999), sent through the gateway; nothing answers.
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"hello", (sys.argv[1], 9999))
+# A server listen on a port no inbound definition covers (ServerBindTcpPorts = 4500).
+s = socket.socket()
+try:
+    s.bind(("0.0.0.0", 4500))
+    print("server bound")
+except OSError as e:
+    print("server", errno.errorcode[e.errno])
+# A secondary listen of a program whose only primary connection is HTTP (no secondaries).
+p = socket.create_connection((sys.argv[1], 80), timeout=20)
+l = socket.socket()
+try:
+    l.bind((p.getsockname()[0], 0))
+    print("secondary bound")
+except OSError as e:
+    print("secondary", errno.errorcode[e.errno])
+time.sleep(0.5)
+"""
+
+
+def test_log_reads_the_denials_the_gateway_wrote_for_listens_and_datagrams(topo, gateway):
+    """The gateway's own lines for a datagram, a server listen and a secondary listen it denied
+    carry `outcome` and `denial`; `fwgate monitor --log` groups them from those fields."""
+    gw = start_gateway(gateway, topo,
+                       extra='\n[firewall_client.applications.python3]\nServerBindTcpPorts = "4500"\n')
+    cp = fwrun(topo, [fwit.PYTHON, "-c", DENIED_SHAPES, EXTERNAL], timeout=60)
+    assert cp.returncode == 0, out(cp)
+    assert cp.stdout.decode().split() == ["server", "EACCES", "secondary", "EACCES"], out(cp)
+
+    def denied(command):
+        return gw.wait_session(lambda s: s.get("command") == command and "denial" in s)
+
+    udp = denied("udp")
+    assert udp["denial"] == {"reason": "no-definition", "transport": "udp", "direction": "send",
+                             "port": 9999, "definition": "", "rule": "internal clients",
+                             "host": EXTERNAL, "peer": False}, udp
+    assert udp["outcome"] == "succeeded" and udp["datagrams_up"] == 0, udp
+    server = denied("listen-server")
+    assert server["outcome"] == "denied" and server["denial"]["reason"] == "no-definition", server
+    assert (server["denial"]["transport"], server["denial"]["direction"], server["denial"]["port"]) == \
+        ("tcp", "inbound", 4500), server
+    secondary = denied("listen")
+    assert secondary["outcome"] == "denied" and secondary["denial"]["reason"] == "no-primary", secondary
+    assert secondary["denial"]["port"] == 0 and secondary["denial"]["rule"] == "", secondary
+    # The old fields are still written, for one release.
+    assert server["result"] == "denied by the gateway's rules" and "error" in secondary, (server, secondary)
+
+    report = monitor("--log", gw.session_log)
+    text = report.stdout.decode()
+    assert report.returncode == 0, out(report)
+    assert re.search(r"denied 1x +udp send port 9999 +\(no protocol definition covers it\)", text), text
+    assert f"to {EXTERNAL}" in text, text
+    assert re.search(r"denied 1x +listen for tcp inbound on port 4500 +\(no protocol definition covers it\)",
+                     text), text
+    assert re.search(r"denied 1x +listen for tcp inbound on a dynamic port +\(no definition of the "
+                     r"program's connections has it as a secondary connection\)", text), text
+    snippet = "\n".join(line[4:] if line.startswith("    ") else "# " + line for line in text.splitlines())
+    check = config_check(topo.tmp, base_config(topo.tmp) + "\n" + snippet)
+    assert check.returncode == 0, out(check) + snippet

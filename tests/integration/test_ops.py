@@ -263,6 +263,31 @@ def test_sigterm_grace_period_bounds_open_sessions(gateway, echo_server):
         fwit.assert_closed(sock, 2, "gateway (after the grace period)")
 
 
+def test_sessions_still_open_after_the_grace_period_get_their_line(gateway, echo_server):
+    """The sessions the gateway closes at the end of shutdown_grace are logged too: a relayed
+    CONNECT (outcome succeeded: it was served) and a client still in its handshake (outcome
+    stopped), each with error "the gateway stopped"."""
+    gw = gateway(limits={"shutdown_grace": "1s", "handshake_timeout": "30s"})
+    sock, _ = fwit.s5_open(gw.host, gw.port, "127.0.0.1", echo_server.port)
+    silent = socket.create_connection((gw.host, gw.port), timeout=5)
+    with sock, silent:
+        fwit.echo_roundtrip(sock, b"open at SIGTERM\n")
+        gw.expected_exit = True
+        gw.signal(signal.SIGTERM)
+        rc = gw.wait_exit(1 + 5)
+        assert rc == 0, f"exit status {rc} after SIGTERM"
+    lines = gw.sessions()
+    relayed = [s for s in lines if s.get("command") == "connect"]
+    assert len(relayed) == 1, lines
+    assert relayed[0]["outcome"] == "succeeded" and relayed[0]["error"] == "the gateway stopped", relayed
+    # (Its byte counts are the relay's, added when a relay returns: one cut short reports none.)
+    assert relayed[0]["result"] == "succeeded" and relayed[0]["rule"], relayed
+    handshaking = [s for s in lines if s.get("command") == "none"]
+    assert len(handshaking) == 1, lines
+    assert handshaking[0]["outcome"] == "stopped" and handshaking[0]["error"] == "the gateway stopped", \
+        handshaking
+
+
 def test_sigterm_idle_exits_promptly(gateway):
     gw = gateway()
     gw.expected_exit = True

@@ -69,6 +69,19 @@ std::string referenceJson(const SessionRecord& r) {
     j["datagrams_down"] = r.datagramsDown;
   }
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.outcome) j["outcome"] = std::string(policy::toToken(*r.outcome));
+  if (r.denial) {
+    nlohmann::json d;
+    d["reason"] = std::string(policy::toToken(r.denial->reason));
+    d["transport"] = std::string(policy::toString(r.denial->transport));
+    d["direction"] = std::string(policy::toString(r.denial->direction));
+    d["port"] = r.denial->port;
+    d["definition"] = r.denial->definition;
+    d["rule"] = r.denial->rule;
+    d["host"] = r.denial->host;
+    d["peer"] = r.denial->peer;
+    j["denial"] = d;
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -164,6 +177,18 @@ SessionRecord randomRecord(Strings& g) {
   r.datagramsUp = g.any64() >> g.pick(0, 63);
   r.datagramsDown = g.any64() >> g.pick(0, 63);
   r.error = maybe();
+  if (g.pick(0, 3) != 0) r.outcome = policy::kOutcomes[g.pick(0, std::size(policy::kOutcomes) - 1)];
+  if (g.pick(0, 2) == 0) {
+    policy::Denial& d = r.denial.emplace();
+    d.reason = policy::kReasons[g.pick(0, std::size(policy::kReasons) - 1)];
+    d.transport = g.pick(0, 1) == 0 ? policy::Transport::Tcp : policy::Transport::Udp;
+    d.direction = static_cast<policy::Direction>(g.pick(0, 5));
+    d.port = static_cast<std::uint16_t>(g.pick(0, 65535));
+    d.definition = maybe();
+    d.rule = maybe();
+    d.host = maybe();
+    d.peer = g.pick(0, 1) == 0;
+  }
   if (g.pick(0, 2) == 0) {
     r.http = SessionRecord::Http{g.next(), g.next(), static_cast<std::uint16_t>(g.pick(0, 65535)),
                                  g.next(), g.pick(-1, 999)};
@@ -212,6 +237,25 @@ TEST(SessionLogFormat, EveryShapeAsTheAdministratorReadsIt) {
             R"("requested":"\u001f\"\\\b\f\n\r\t","resolved":"","result":"closed","rule":"",)"
             R"("time":"2024-05-01T12:34:56.789Z","user":null})");
   EXPECT_EQ(r.toJson(), referenceJson(r));
+
+  // The structured outcome and the first denial: a datagram no definition covers.
+  r.outcome = policy::Outcome::Succeeded;
+  r.deny({policy::Reason::NoDefinition, policy::Transport::Udp, policy::Direction::Send, 9999, "",
+          "internal clients", "203.0.113.7", false});
+  r.deny({policy::Reason::Rule, policy::Transport::Udp, policy::Direction::Send, 53, "DNS",
+          "no dns", "203.0.113.8", false});  // a later one: the first is kept
+  r.error.clear();
+  r.requested.clear();
+  EXPECT_EQ(r.toJson(),
+            R"({"application":"curl","bound":"10.0.0.1:5000","bytes_down":0,"bytes_up":0,)"
+            R"("client":"10.0.0.5:40000","command":"udp","datagrams_down":0,"datagrams_up":0,)"
+            R"("definition":"dns","denial":{"definition":"","direction":"send",)"
+            R"("host":"203.0.113.7","peer":false,"port":9999,"reason":"no-definition",)"
+            R"("rule":"internal clients","transport":"udp"},"duration_ms":1500,)"
+            R"("host":"ws1","os_user":"alice","outcome":"succeeded","protocol":"fwc","reply":-1,)"
+            R"("requested":"","resolved":"","result":"closed","rule":"",)"
+            R"("time":"2024-05-01T12:34:56.789Z","user":null})");
+  EXPECT_EQ(r.toJson(), referenceJson(r));
 }
 
 // A directory of its own, removed at the end.
@@ -247,6 +291,46 @@ SessionRecord numbered(int thread, std::uint64_t n) {
   r.bytesUp = n;
   r.requested = "a destination name long enough not to fit in a short string:443";
   return r;
+}
+
+TEST(SessionLog, ARecordWriterWritesOnceAndSettlesTheOutcome) {
+  TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  SessionLog log;
+  std::string error;
+  ASSERT_TRUE(log.open(dir.file("sessions.log"), error)) << error;
+  {
+    SessionRecord ended;  // a session that ran to its end without deciding: the client left
+    RecordWriter writer(log, ended);
+    writer.ended();
+  }
+  {
+    SessionRecord denied;
+    denied.outcome = policy::Outcome::Denied;
+    RecordWriter writer(log, denied);
+    writer.ended();
+  }
+  {
+    SessionRecord cut;  // destroyed by the gateway's stop, in the middle of its handshake
+    RecordWriter writer(log, cut);
+  }
+  {
+    SessionRecord relaying;  // destroyed by the gateway's stop while it relayed
+    relaying.outcome = policy::Outcome::Succeeded;
+    relaying.error = "idle timeout";
+    RecordWriter writer(log, relaying);
+  }
+  log.flush();
+  const auto lines = readLines(dir.file("sessions.log"));
+  ASSERT_EQ(lines.size(), 4u);
+  const auto at = [&](std::size_t i) { return nlohmann::json::parse(lines[i]); };
+  EXPECT_EQ(at(0)["outcome"], "client-closed");
+  EXPECT_FALSE(at(0).contains("error"));
+  EXPECT_EQ(at(1)["outcome"], "denied");
+  EXPECT_EQ(at(2)["outcome"], "stopped");
+  EXPECT_EQ(at(2)["error"], "the gateway stopped");
+  EXPECT_EQ(at(3)["outcome"], "succeeded");
+  EXPECT_EQ(at(3)["error"], "idle timeout");
 }
 
 TEST(SessionLog, EightThreadsLinesArriveWholeInOrderPerThread) {

@@ -412,6 +412,219 @@ TEST(InvestigateTest, OutcomesThatAreNotDenialsAreOnlyCounted) {
   EXPECT_EQ(result.succeeded, 1u);
 }
 
+// Lines with the gateway's fields (outcome, denial): read from the fields, whatever the prose.
+std::string fielded(const std::string& protocol, const std::string& command,
+                    const std::string& requested, const std::string& outcome,
+                    const std::string& denial, const std::string& error,
+                    const std::string& extra = "") {
+  return R"({"time":"2026-11-25T09:00:00.000Z","duration_ms":0,"client":"10.1.1.2:41000",)"
+         R"("user":null,"protocol":")" +
+         protocol + R"(","host":"ws1","application":"app","os_user":"alice","command":")" +
+         command + R"(","requested":")" + requested + R"(","resolved":"","rule":"legacy",)" +
+         R"("result":"whatever the old words were","reply":-1,"bytes_up":0,"bytes_down":0,)" +
+         extra + R"("outcome":")" + outcome + "\"" +
+         (denial.empty() ? std::string() : R"(,"denial":)" + denial) +
+         (error.empty() ? std::string() : R"(,"error":")" + error + "\"") + "}\n";
+}
+
+std::string denialJson(const std::string& reason, const std::string& transport,
+                       const std::string& direction, int port, const std::string& definition,
+                       const std::string& rule, const std::string& host = "", bool peer = false) {
+  return R"({"definition":")" + definition + R"(","direction":")" + direction + R"(","host":")" +
+         host + R"(","peer":)" + (peer ? "true" : "false") + R"(,"port":)" + std::to_string(port) +
+         R"(,"reason":")" + reason + R"(","rule":")" + rule + R"(","transport":")" + transport +
+         R"("})";
+}
+
+TEST(InvestigateTest, TheGatewaysFieldsDecideNotItsWords) {
+  struct Case {
+    std::string description;
+    std::string line;
+    DenialKind kind;
+    Transport transport;
+    Direction direction;
+    std::uint16_t port;
+    std::vector<std::string> destinations;
+    std::vector<std::string> rules;
+    std::string definition;
+  };
+  const std::vector<Case> cases = {
+      {"connect no definition covers",
+       fielded("fwc", "connect", "203.0.113.7:8443", "denied",
+               denialJson("no-definition", "tcp", "outbound", 8443, "", "internal clients"),
+               "words that say nothing"),
+       DenialKind::NoDefinition,
+       Transport::Tcp,
+       Direction::Outbound,
+       8443,
+       {"203.0.113.7"},
+       {"internal clients"},
+       ""},
+      {"a datagram's denial survives the idle timeout",
+       fielded(
+           "fwc", "udp", "", "succeeded",
+           denialJson("no-definition", "udp", "send", 9999, "", "internal clients", "203.0.113.9"),
+           "udp idle timeout", R"("datagrams_up":3,"datagrams_down":3,)"),
+       DenialKind::NoDefinition,
+       Transport::Udp,
+       Direction::Send,
+       9999,
+       {"203.0.113.9"},
+       {"internal clients"},
+       ""},
+      {"a SOCKS datagram a rule denies, with its port",
+       fielded("socks5", "udp", "0.0.0.0:0", "succeeded",
+               denialJson("rule", "udp", "send", 53, "DNS", "no dns", "203.0.113.53"), "",
+               R"("datagrams_up":0,"datagrams_down":0,)"),
+       DenialKind::Rule,
+       Transport::Udp,
+       Direction::Send,
+       53,
+       {"203.0.113.53"},
+       {"no dns"},
+       "DNS"},
+      {"server listen no definition covers",
+       fielded("fwc", "listen-server", "0.0.0.0:4500", "denied",
+               denialJson("no-definition", "tcp", "inbound", 4500, "", ""), ""),
+       DenialKind::ListenNoDefinition,
+       Transport::Tcp,
+       Direction::Inbound,
+       4500,
+       {},
+       {},
+       ""},
+      {"secondary listen with no primary",
+       fielded("fwc", "listen", "10.1.1.2:0", "denied",
+               denialJson("no-primary", "tcp", "inbound", 0, "", ""), ""),
+       DenialKind::ListenNoDefinition,
+       Transport::Tcp,
+       Direction::Inbound,
+       0,
+       {},
+       {},
+       ""},
+      {"server listen no rule allows",
+       fielded("fwc", "listen-server", "0.0.0.0:7777", "denied",
+               denialJson("default-deny", "tcp", "inbound", 7777, "GameServer", "default-deny"),
+               ""),
+       DenialKind::Rule,
+       Transport::Tcp,
+       Direction::Inbound,
+       7777,
+       {},
+       {"default-deny"},
+       "GameServer"},
+      {"a peer other than the primary's host",
+       fielded("fwc", "accept", "198.51.100.1:4123", "refused-peer",
+               denialJson("not-primary-host", "tcp", "inbound", 0, "FTP", "", "203.0.113.53", true),
+               ""),
+       DenialKind::RefusedPeer,
+       Transport::Tcp,
+       Direction::Inbound,
+       0,
+       {"203.0.113.53"},
+       {},
+       "FTP"},
+      {"a server's peer no rule allows",
+       fielded("fwc", "accept", "198.51.100.1:7777", "refused-peer",
+               denialJson("default-deny", "tcp", "inbound", 7777, "GameServer", "default-deny",
+                          "203.0.113.54", true),
+               ""),
+       DenialKind::RefusedPeer,
+       Transport::Tcp,
+       Direction::Inbound,
+       7777,
+       {"203.0.113.54"},
+       {"default-deny"},
+       "GameServer"},
+      {"a SOCKS BIND's peer not the one requested",
+       fielded("socks5", "bind", "203.0.113.7:0", "timed-out",
+               denialJson("not-requested-peer", "tcp", "inbound", 0, "", "", "203.0.113.66", true),
+               "no connection within bind_timeout"),
+       DenialKind::RefusedPeer,
+       Transport::Tcp,
+       Direction::Inbound,
+       0,
+       {"203.0.113.66"},
+       {},
+       ""},
+      {"a SOCKS connect a rule denies",
+       fielded("socks5", "connect", "www.example.com:443", "denied",
+               denialJson("rule", "tcp", "outbound", 443, "HTTPS", "no web"),
+               "no protocol definition covers tcp outbound port 1"),
+       DenialKind::Rule,
+       Transport::Tcp,
+       Direction::Outbound,
+       443,
+       {"www.example.com"},
+       {"no web"},
+       "HTTPS"},
+  };
+  for (const Case& c : cases) {
+    const auto result = run(c.line);
+    ASSERT_EQ(result.findings.size(), 1u) << c.description;
+    const Finding& f = result.findings[0];
+    EXPECT_EQ(f.kind, c.kind) << c.description;
+    EXPECT_EQ(f.transport, c.transport) << c.description;
+    EXPECT_EQ(f.direction, c.direction) << c.description;
+    EXPECT_EQ(f.port, c.port) << c.description;
+    EXPECT_EQ(f.destinations, c.destinations) << c.description;
+    EXPECT_EQ(f.rules, c.rules) << c.description;
+    EXPECT_EQ(f.definition, c.definition) << c.description;
+    EXPECT_EQ(result.succeeded + result.other + result.otherRefusals, 0u) << c.description;
+  }
+}
+
+TEST(InvestigateTest, OutcomesWithoutADenialAreCountedByTheirToken) {
+  const auto line = [](const std::string& outcome, const std::string& error = "") {
+    // The prose says "denied by": the outcome says otherwise, and wins.
+    return fielded("socks5", "connect", "203.0.113.7:25", outcome, "",
+                   error.empty() ? "denied by mail" : error);
+  };
+  const auto result =
+      run(line("succeeded") + line("listening") + line("destination-failed") +
+          line("client-unreachable") + line("gateway-failed") + line("handshake-timeout") +
+          line("timed-out") + line("client-closed") + line("bad-request") + line("auth-failed") +
+          line("not-allowed") + line("not-firewall-client") + line("session-limit") +
+          line("stopped", "the gateway stopped") + line("a-token-from-the-future"));
+  EXPECT_TRUE(result.findings.empty());
+  EXPECT_EQ(result.succeeded, 2u);
+  EXPECT_EQ(result.failed, 3u);
+  EXPECT_EQ(result.timeouts, 2u);
+  EXPECT_EQ(result.clientClosed, 1u);
+  EXPECT_EQ(result.malformed, 1u);
+  EXPECT_EQ(result.authFailures, 1u);
+  EXPECT_EQ(result.otherRefusals, 3u);
+  EXPECT_EQ(result.stopped, 1u);
+  EXPECT_EQ(result.other, 1u);
+  EXPECT_NE(render(result).find("1 stopped by the gateway"), std::string::npos) << render(result);
+  // The Web Proxy asking who the client is (407) is authentication, not a denial.
+  const auto asked =
+      run(fielded("http", "http", "www.example.com:80", "denied",
+                  denialJson("needs-user", "tcp", "outbound", 80, "HTTP", "staff"), ""));
+  EXPECT_TRUE(asked.findings.empty());
+  EXPECT_EQ(asked.authFailures, 1u);
+  // A denial field that is not whole is not taken for one: the line counts by its outcome.
+  const auto broken = run(fielded("fwc", "connect", "203.0.113.7:80", "denied",
+                                  R"({"reason":"no-such-reason","transport":"tcp"})", ""));
+  EXPECT_TRUE(broken.findings.empty());
+  EXPECT_EQ(broken.otherRefusals, 1u);
+}
+
+TEST(InvestigateTest, OldLinesSpellingsStillCount) {
+  // The control channel's listen once wrote "BadRequest" where everything else wrote
+  // "bad-request"; both are malformed requests.
+  const std::string old =
+      R"({"time":"2026-11-24T10:00:00.000Z","client":"10.1.1.2:1","user":null,"protocol":"fwc",)"
+      R"("command":"listen","requested":"","resolved":"","rule":"","result":"BadRequest",)"
+      R"("reply":-1,"bytes_up":0,"bytes_down":0,"error":"malformed Bind"})"
+      "\n";
+  std::string current = old;
+  current.replace(current.find("BadRequest"), 10, "bad-request");
+  const auto result = run(old + current);
+  EXPECT_EQ(result.malformed, 2u);
+}
+
 // A port scan through a firewall client: thousands of groups, each needing a new definition.
 TEST(InvestigateTest, PortScanIsNamedUniquelyAndRenderedBounded) {
   constexpr int kPorts = 5000;

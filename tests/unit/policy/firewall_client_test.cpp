@@ -3,6 +3,8 @@
 // connections given as data. No sockets, no namespaces.
 #include "policy/firewall_client.hpp"
 
+#include "policy/outcome.hpp"
+
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -277,7 +279,7 @@ TEST(FirewallClientPolicyTest, AdmissionTable) {
           .expect(true, Rule, "(per peer)", "GameServer")
           .listensOn({7777, 7777}),
       ask("server bind no definition covers", ListenServer, nullptr, 7778)
-          .expect(false, NoDefinition, "(per peer)", ""),
+          .expect(false, NoDefinition, "", ""),
       ask("server bind no rule may allow a peer on", ListenServer, nullptr, 6666)
           .expect(false, DefaultDeny, "default-deny", "Closed"),
       ask("secondary listen, port 0: the definition's range", Listen, nullptr, 0)
@@ -363,6 +365,17 @@ TEST(FirewallClientPolicyTest, ReasonTokensRoundTrip) {
   EXPECT_EQ(toToken(Reason::ProtectedDestination), "protected-destination");
   EXPECT_EQ(reasonFromToken("No-Definition"), std::nullopt);
   EXPECT_EQ(reasonFromToken(""), std::nullopt);
+}
+
+TEST(FirewallClientPolicyTest, OutcomeTokensRoundTrip) {
+  for (const Outcome o : kOutcomes) {
+    EXPECT_EQ(outcomeFromToken(toToken(o)), o) << toToken(o);
+    EXPECT_NE(toToken(o), "unknown");
+  }
+  EXPECT_EQ(toToken(Outcome::BadRequest), "bad-request");
+  EXPECT_EQ(toToken(Outcome::RefusedPeer), "refused-peer");
+  EXPECT_EQ(outcomeFromToken("BadRequest"), std::nullopt);
+  EXPECT_EQ(outcomeFromToken("ok"), std::nullopt);
 }
 
 }  // namespace
