@@ -107,3 +107,17 @@ def test_two_threads_sending_first_on_one_udp_socket_make_one_association(topo, 
     udp = gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "udp",
                            rounds, timeout=20)
     assert len(udp) == rounds, [s.get("requested") for s in udp]
+
+
+def test_every_kind_of_call_runs_on_a_16_kib_stack(topo, gateway, tmp_path):
+    cc = fwit.require_tool("cc")
+    program = tmp_path / "small_stack"
+    built = subprocess.run([cc, "-O2", "-Wall", "-pthread", "-o", str(program),
+                            os.path.join(fwit.HELPER_DIR, "small_stack.c")], capture_output=True)
+    assert built.returncode == 0, built.stderr.decode()
+    start_gateway(gateway, topo, extra=NO_DEFINITIONS, rules=OPEN_RULES)
+    echo = echo_server(topo)
+    cp = fwrun(topo, [str(program), NAME, EXTERNAL, str(echo), "9999"], timeout=60)
+    r = last_json(cp)  # a stack overflow is a SIGSEGV: returncode -11
+    assert r == {"resolved": 1, "echoed": 1, "peer_right": 1, "in_progress": 1, "selected": 1,
+                 "so_error": 0, "udp_sent": 80}, r
