@@ -311,7 +311,8 @@ def test_connect_semantics(topo, gateway, mode):
     assert ok.get("so_error", ok["connect"]) == "ok" and ok["echo"] == "ping", ok
     assert ok["peer"] == [EXTERNAL, port] and ok["peer_dup"] == ok["peer"] and ok["nonblocking_kept"], ok
     if mode != "blocking":
-        assert ok["connect"] == "EINPROGRESS", ok
+        # In progress, or connected within the call when the gateway answered that fast.
+        assert ok["connect"] in ("EINPROGRESS", "ok"), ok
     v6 = run(port, "6")
     assert v6.get("so_error", v6["connect"]) == "ok" and v6["echo"] == "ping", v6
     assert v6["peer"][0] == f"::ffff:{EXTERNAL}", v6

@@ -61,14 +61,20 @@ def test_a_thousand_nonblocking_connects_never_block_the_event_loop(topo, gatewa
     cp = fwrun(topo, [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "nonblocking_storm.py"), EXTERNAL,
                       str(sink), SILENT, "1000", "60"], timeout=120)
     r = last_json(cp)
-    assert r["connect"] == {"EINPROGRESS": 1000} and r["unsettled"] == 0, r
-    assert r["results"]["good"] == {"ok": 500}, r
+    # EINPROGRESS, or (when the gateway answered within the call) the result at once, as a
+    # kernel's non-blocking connect may.
+    assert sum(r["connect"].values()) == 1000 and set(r["connect"]) <= {"EINPROGRESS", "ok"}, r
+    assert r["unsettled"] == 0 and r["results"]["good"] == {"ok": 500}, r
     assert sum(r["results"]["silent"].values()) == 500, r
     assert set(r["results"]["silent"]) <= {"ETIMEDOUT", "EHOSTUNREACH"}, r
     # Issuing all 1,000 took less than the gateway's answer to one silent connect.
     assert r["issued_seconds"] < 3, r
+    # No call slept (a voluntary context switch: waiting for the gateway, or for a lock), and
+    # none took 10 ms; a call the scheduler preempted on a busy machine may take longer than
+    # 10 ms without waiting for anything, so that bound is checked as 100 ms.
+    assert r["slept"] == {"connect": 0, "register": 0, "so_error": 0}, (r["slept"], r["slowest_ms"])
     for call, ms in r["slowest_ms"].items():
-        assert ms < 10, (call, r)
+        assert ms < 100, (call, r)
 
 
 def test_a_child_forked_while_another_thread_resolves_can_resolve(topo, gateway):

@@ -91,7 +91,16 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
       return -1;
     }
     debugLine(2, "connect %s: remoted via %s, in progress", destinationText, server);
-    progressLocked(*e);  // a gateway on this host has accepted already: the request goes now
+    // The gateway may have accepted already (the request goes now), and even answered: a
+    // non-blocking connect that completes at once returns its result, as the kernel's may.
+    progressLocked(*e);
+    if (e->kind() == SocketKind::Remoted) return 0;
+    if (e->state == PendingState::Failed) {
+      const int error = e->error;
+      freeLocked(*e);
+      errno = error;
+      return -1;
+    }
     errno = EINPROGRESS;
     return -1;
   }
@@ -423,6 +432,14 @@ __attribute__((visibility("default"))) int connect(int fd, const sockaddr* addre
     // connect() again on a socket whose remoted connect is under way answers as the kernel does:
     // EALREADY while in progress, EISCONN once connected, the error once (then it is forgotten).
     TablesLock lock;
+    if (g_remotedCount.load() != 0 && maybeKind(fd, SocketKind::Remoted)) {
+      // Connected through the gateway already (the kernel's own connect to it completed while
+      // the library watched): connected, never remoted again.
+      if (const SocketEntry* e = findLocked(fd); e != nullptr && e->kind() == SocketKind::Remoted) {
+        errno = EISCONN;
+        return -1;
+      }
+    }
     if (SocketEntry* e = findPendingLocked(fd); e != nullptr) {
       progressLocked(*e);
       if (e->kind() == SocketKind::Remoted) {
