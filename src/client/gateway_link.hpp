@@ -99,6 +99,13 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
 int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
                  int timeoutMs, int& controlFd, protocol::control::Endpoint& relay, char* detail,
                  std::size_t detailSize);
+// RemoteBindUdpPorts: the same association, published on the gateway's external UDP port
+// `publishPort` (not 0); `published` gets the external address and port remote senders use.
+int udpAssociatePublished(const GatewayEndpoints& gateway, const Identity& identity,
+                          std::uint16_t localPort, std::uint16_t publishPort, int timeoutMs,
+                          int& controlFd, protocol::control::Endpoint& relay,
+                          protocol::control::Endpoint& published, char* detail,
+                          std::size_t detailSize);
 // Listen on the control connection of a remoted bind (the client's socket listens on
 // `localPort`), and its answer. 0 or an errno.
 int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,

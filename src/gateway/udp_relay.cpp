@@ -58,6 +58,23 @@ std::error_code UdpRelay::open(const asio::ip::address& clientFacing) {
   return ec;
 }
 
+std::error_code UdpRelay::open(const asio::ip::address& clientFacing,
+                               const udp::endpoint& published) {
+  std::error_code ec;
+  clientSide_.open(clientFacing.is_v4() ? udp::v4() : udp::v6(), ec);
+  if (!ec) clientSide_.bind({clientFacing, 0}, ec);
+  if (ec) return ec;
+  const auto address = gateway::unmapped(published.address());
+  remoteSide_.open(address.is_v4() ? udp::v4() : udp::v6(), ec);
+  if (!ec) remoteSide_.bind({address, published.port()}, ec);
+  return ec;
+}
+
+udp::endpoint UdpRelay::remoteFacingEndpoint() const {
+  std::error_code ec;
+  return remoteSide_.local_endpoint(ec);
+}
+
 udp::endpoint UdpRelay::clientFacingEndpoint() const {
   std::error_code ec;
   return clientSide_.local_endpoint(ec);

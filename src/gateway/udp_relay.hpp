@@ -39,6 +39,11 @@ class UdpRelay {
   // Binds the client-facing socket on `clientFacing` (port 0) and the remote-facing socket.
   std::error_code open(const asio::ip::address& clientFacing);
   asio::ip::udp::endpoint clientFacingEndpoint() const;
+  // RemoteBindUdpPorts: the same, with the remote-facing socket bound on `published` (the
+  // gateway's external address and the published port) instead of any address and a free port.
+  std::error_code open(const asio::ip::address& clientFacing,
+                       const asio::ip::udp::endpoint& published);
+  asio::ip::udp::endpoint remoteFacingEndpoint() const;
 
   // Replies are relayed from destinations the client has sent to; `also` admits other senders
   // (a protocol definition's secondary connections: a server answering from a new port).

@@ -170,3 +170,59 @@ FirewallDecision decidePeer(const Engine& engine, const ListenDecision& listen,
 }
 
 }  // namespace fwgate::policy
+
+namespace fwgate::policy {
+
+FirewallDecision decideUdpListen(const Engine& engine, const Request& request) {
+  const ConnectionFacts facts{Transport::Udp, Direction::Receive, request.destinationPort};
+  FirewallDecision out;
+  const ProtocolDefinition* definition =
+      request.destinationPort == 0 ? nullptr : engine.primaryFor(facts);
+  if (definition == nullptr) {
+    out.reason = Reason::NoDefinition;
+    return out;
+  }
+  out.definition = definition->name;
+  Request possible = request;
+  possible.command = Command::Udp;
+  possible.destinationAddress.reset();
+  possible.destinationName.clear();
+  possible.connection = facts;
+  possible.secondaryOf.clear();
+  if (!engine.mayAllow(possible)) {
+    out.reason = Reason::DefaultDeny;
+    out.rule = "default-deny";
+    return out;
+  }
+  out.allowed = true;
+  out.reason = Reason::Rule;
+  out.rule = "(per peer)";
+  return out;
+}
+
+FirewallDecision decideUdpPeer(const Engine& engine, const FirewallDecision& listen,
+                               const Request& request) {
+  FirewallDecision out;
+  out.definition = listen.definition;
+  if (!listen.allowed) {
+    out.reason = listen.reason;
+    out.rule = listen.rule;
+    return out;
+  }
+  Request peer = request;
+  peer.command = Command::Udp;
+  peer.connection = ConnectionFacts{Transport::Udp, Direction::Receive, request.destinationPort};
+  peer.secondaryOf.clear();
+  const Decision decision = engine.decide(peer);
+  out.allowed = decision.allowed;
+  out.reason = decision.reason;
+  out.rule = decision.ruleName;
+  // A rule that allows it through another definition (or none) does not publish this one.
+  if (out.allowed && decision.protocol != listen.definition) {
+    out.allowed = false;
+    out.reason = Reason::NoDefinition;
+  }
+  return out;
+}
+
+}  // namespace fwgate::policy

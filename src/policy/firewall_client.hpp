@@ -95,3 +95,23 @@ FirewallDecision decidePeer(const Engine& engine, const ListenDecision& listen,
                             const Request& request, const FirewallClientPolicy& policy);
 
 }  // namespace fwgate::policy
+
+namespace fwgate::policy {
+
+// RemoteBindUdpPorts: a UDP association published on the gateway's external UDP port
+// `request.destinationPort` (not 0), for senders that send first (RTP media, SIP). Allowed when a
+// protocol definition's primary connection is inbound UDP on the port (direction "receive" or
+// "receive-send") and a rule may allow some sender (command udp, that definition); each sender is
+// decided by decideUdpPeer. `request` names the client (client, clientIsLocal, user); the rest is
+// filled here. The decision names the definition; its rule is "(per peer)" when allowed,
+// "default-deny" when no rule may allow a sender.
+FirewallDecision decideUdpListen(const Engine& engine, const Request& request);
+
+// A datagram to a published association (`listen`, allowed) from a sender
+// (`request.destinationAddress`) to the published port (`request.destinationPort`): by the rules,
+// command udp, an inbound UDP connection of the listen's definition. The client, the user and
+// destinationIsProtected as for Engine::decide. The decision's definition is the listen's.
+FirewallDecision decideUdpPeer(const Engine& engine, const FirewallDecision& listen,
+                               const Request& request);
+
+}  // namespace fwgate::policy

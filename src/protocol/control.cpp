@@ -684,13 +684,18 @@ bool decodeUdpAssociate(Bytes body, UdpAssociateRequest& out) {
   Bytes value;
   while (reader.next(tag, value)) {
     if (tag == Tag::LocalPort && !readU16(value, out.localPort)) return false;
+    if (tag == Tag::PublishPort) {
+      if (!readU16(value, out.publishPort)) return false;
+      out.publish = true;
+    }
   }
-  return reader.ok() && out.localPort != 0;
+  return reader.ok() && out.localPort != 0 && (!out.publish || out.publishPort != 0);
 }
 
 std::size_t encodeUdpAssociate(std::span<std::uint8_t> out, const UdpAssociateRequest& request) {
   FrameWriter w(out, MessageType::UdpAssociate);
   w.u16(Tag::LocalPort, request.localPort);
+  if (request.publish) w.u16(Tag::PublishPort, request.publishPort);
   return w.finish();
 }
 
@@ -714,6 +719,9 @@ bool decodeUdpAssociated(Bytes body, UdpAssociatedReply& out) {
       case Tag::Message:
         out.message = readText(value);
         break;
+      case Tag::Published:
+        if (!readEndpoint(value, out.published)) return false;
+        break;
       default:
         break;
     }
@@ -726,6 +734,9 @@ std::size_t encodeUdpAssociated(std::span<std::uint8_t> out, const UdpAssociated
   w.u8(Tag::Status, static_cast<std::uint8_t>(reply.status));
   if (reply.status == Status::Ok) w.endpoint(Tag::Bound, reply.relay);
   w.textIfAny(Tag::Message, reply.message);
+  if (reply.status == Status::Ok && reply.published.address.family != 0) {
+    w.endpoint(Tag::Published, reply.published);
+  }
   return w.finish();
 }
 

@@ -84,6 +84,8 @@ enum class Tag : std::uint8_t {
   RefreshSeconds = 0x24,  // u32
   WebProxy = 0x25,        // text: host:port of the Web Proxy
   PacUrl = 0x26,          // text: URL of the automatic configuration script (PAC)
+  PublishPort = 0x27,     // u16: publish the association on this external UDP port (UdpAssociate)
+  Published = 0x28,       // endpoint: the published association's external address (UdpAssociated)
 };
 
 // Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
@@ -286,6 +288,10 @@ std::size_t encodeAccepted(std::span<std::uint8_t> out, const AcceptedNotice& ac
 
 struct UdpAssociateRequest {
   std::uint16_t localPort = 0;  // required, non-zero: the client's UDP socket's port
+  // RemoteBindUdpPorts: the relay's remote side listens on the gateway's external address at
+  // `publishPort` (non-zero when `publish`), for senders the gateway's policy allows.
+  bool publish = false;
+  std::uint16_t publishPort = 0;
 };
 bool decodeUdpAssociate(Bytes body, UdpAssociateRequest& out);
 std::size_t encodeUdpAssociate(std::span<std::uint8_t> out, const UdpAssociateRequest& request);
@@ -294,6 +300,7 @@ struct UdpAssociatedReply {
   Status status = Status::GeneralFailure;  // required
   Endpoint relay;                          // on Ok: where the client sends its datagrams
   std::string_view message;
+  Endpoint published;  // on Ok to a publish: the external address and port (family 0: none)
 };
 bool decodeUdpAssociated(Bytes body, UdpAssociatedReply& out);
 std::size_t encodeUdpAssociated(std::span<std::uint8_t> out, const UdpAssociatedReply& reply);

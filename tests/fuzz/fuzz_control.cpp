@@ -133,6 +133,7 @@ void checkBody(Bytes body) {
     UdpAssociateRequest again;
     FUZZ_CHECK(roundTrip(udp, encodeUdpAssociate, decodeUdpAssociate, again));
     FUZZ_CHECK(again.localPort == udp.localPort);
+    FUZZ_CHECK(again.publish == udp.publish && again.publishPort == udp.publishPort);
   }
   UdpAssociatedReply associated;
   if (decodeUdpAssociated(body, associated)) {
@@ -140,6 +141,7 @@ void checkBody(Bytes body) {
     FUZZ_CHECK(roundTrip(associated, encodeUdpAssociated, decodeUdpAssociated, again));
     FUZZ_CHECK(again.status == associated.status && again.message == associated.message);
     FUZZ_CHECK(associated.status != Status::Ok || again.relay == associated.relay);
+    FUZZ_CHECK(associated.status != Status::Ok || again.published == associated.published);
   }
   // The datagram header: what decodes re-encodes to the same bytes.
   Endpoint peer;

@@ -212,7 +212,9 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
   int type = 0;
   socklen_t typeLength = sizeof type;
   if (r.getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &typeLength) != 0 || type != SOCK_STREAM) {
-    return r.bind(fd, address, length);  // UDP: its own path
+    bool handled = false;
+    const int rc = bindUdp(fd, address, length, handled);  // RemoteBindUdpPorts
+    return handled ? rc : r.bind(fd, address, length);     // UDP: its own path
   }
   bool server = false;
   if (remoteByRule(g, requested, server)) return remoteBindNow(fd, address, requested, server, g);
@@ -290,7 +292,8 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
 __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address,
                                                        socklen_t* length) {
   const auto& r = real();
-  if (t_inside != 0 || (g_listenCount.load() == 0 && g_remotedCount.load() == 0) ||
+  if (t_inside != 0 ||
+      (g_listenCount.load() == 0 && g_remotedCount.load() == 0 && g_udpCount.load() == 0) ||
       address == nullptr || length == nullptr || !maybeTracked(fd)) {
     return r.getsockname(fd, address, length);
   }
@@ -303,7 +306,8 @@ __attribute__((visibility("default"))) int getsockname(int fd, sockaddr* address
     TablesLock lock;
     const SocketEntry* entry = findLocked(fd);
     if (entry != nullptr &&
-        (entry->kind() == SocketKind::Listener || entry->kind() == SocketKind::Remoted)) {
+        (entry->kind() == SocketKind::Listener || entry->kind() == SocketKind::Remoted ||
+         entry->kind() == SocketKind::Udp)) {
       bound = entry->bound;
       found = bound.address.family != 0;
     }

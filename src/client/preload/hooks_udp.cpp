@@ -71,8 +71,10 @@ bool controlClosed(const SocketEntry& e) {
 
 // The relay for `fd`, associating the socket first if needed (or again, when the gateway ended
 // the association: a connected socket is connected to the new relay and keeps its destination).
-// 0, or an errno.
-int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relayLength) {
+// 0, or an errno. `publishPort` not 0: published on the gateway's external UDP port
+// (RemoteBindUdpPorts); a published socket associates again with its port.
+int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relayLength,
+              std::uint16_t publishPort = 0) {
   bool wasConnected = false;
   control::Endpoint peer;
   sockaddr_storage peerAddress{};
@@ -94,11 +96,12 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
         peer = e->udpPeer;
         peerAddress = e->peer;
         peerLength = e->peerLength;
+        if (publishPort == 0) publishPort = e->publishPort;
         freeLocked(*e);
         e = nullptr;
       }
       if (e == nullptr) {
-        if (monotonicMs() < g_failedUntil.load(std::memory_order_relaxed)) {
+        if (publishPort == 0 && monotonicMs() < g_failedUntil.load(std::memory_order_relaxed)) {
           return g_failedError.load();
         }
         SocketId id;
@@ -146,11 +149,23 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   }
   int controlFd = -1;
   control::Endpoint relayEndpoint;
+  control::Endpoint published;
   char detail[160] = {};
-  const int error = udpAssociate(g.gateway, g.identity, local.port, g.gatewayTimeoutMs, controlFd,
-                                 relayEndpoint, detail, sizeof detail);
+  const int error = publishPort == 0
+                        ? udpAssociate(g.gateway, g.identity, local.port, g.gatewayTimeoutMs,
+                                       controlFd, relayEndpoint, detail, sizeof detail)
+                        : udpAssociatePublished(g.gateway, g.identity, local.port, publishPort,
+                                                g.gatewayTimeoutMs, controlFd, relayEndpoint,
+                                                published, detail, sizeof detail);
   char server[300];
   formatServer(g.config.server, server, sizeof server);
+  if (error != 0 && publishPort != 0) {
+    // A refused publish fails the program's bind(), once: nothing to remember.
+    debugLine(1, "udp on fd %d: publishing udp port %u via %s failed: %s%s%s", fd,
+              static_cast<unsigned>(publishPort), server, std::strerror(error),
+              detail[0] ? " — " : "", detail);
+    return unclaim(error);
+  }
   if (error != 0) {
     debugLine(1, "udp on fd %d: association with %s failed: %s%s%s (not tried again for %d s)", fd,
               server, std::strerror(error), detail[0] ? " — " : "", detail,
@@ -174,6 +189,8 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   e->associating = false;
   e->relay = relay;
   e->relayLength = relayLength;
+  e->publishPort = publishPort;
+  if (publishPort != 0) e->bound = published;
   if (wasConnected &&
       real().connect(fd, reinterpret_cast<const sockaddr*>(&relay), relayLength) == 0) {
     e->connected = true;
@@ -183,6 +200,13 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   }
   char relayText[80];
   endpointText(relayEndpoint, relayText, sizeof relayText);
+  if (publishPort != 0) {
+    char publishedText[80];
+    endpointText(published, publishedText, sizeof publishedText);
+    debugLine(2, "udp on fd %d: associated via %s, relay %s, published at %s", fd, server,
+              relayText, publishedText);
+    return 0;
+  }
   debugLine(2, "udp on fd %d: associated via %s, relay %s", fd, server, relayText);
   return 0;
 }
@@ -387,6 +411,51 @@ int fcntlHook(Real realFcntl, int fd, int command, unsigned long argument) {
 }  // namespace
 
 namespace fwgate::client::preload {
+
+// RemoteBindUdpPorts: the socket really binds here (any address, the port asked, or a free one if
+// that is taken), then is associated with the gateway at once, published on the external port
+// asked. A refused publish fails bind() with the gateway's errno (EACCES for a denial); the
+// socket stays bound locally, as a failed remoted bind cannot undo a real one.
+int bindUdp(int fd, const sockaddr* address, socklen_t length, bool& handled) {
+  handled = false;
+  control::Endpoint requested;
+  if (!toEndpoint(address, length, requested) || requested.port == 0) return 0;
+  const Global& g = global();
+  if (!g.active || !g.config.settings.remoteBindUdp.contains(requested.port) || !isUdp(fd)) {
+    return 0;
+  }
+  handled = true;
+  sockaddr_storage local{};
+  socklen_t localLength = 0;
+  if (address->sa_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&local);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(requested.port);
+    localLength = sizeof(sockaddr_in6);
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&local);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(requested.port);
+    localLength = sizeof(sockaddr_in);
+  }
+  if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) {
+    if (errno != EADDRINUSE) return -1;
+    // Another program has the port here: the gateway's port is what remote senders see.
+    if (address->sa_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(&local)->sin6_port = 0;
+    } else {
+      reinterpret_cast<sockaddr_in*>(&local)->sin_port = 0;
+    }
+    if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) return -1;
+  }
+  sockaddr_storage relay{};
+  socklen_t relayLength = 0;
+  if (const int e = associate(fd, g, relay, relayLength, requested.port); e != 0) {
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
 
 // Called by the connect hook for a UDP socket: a remote destination connects the socket to the
 // relay; a local one (or AF_UNSPEC) ends the remote connection. -1/errno or 0; `handled` false

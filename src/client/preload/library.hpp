@@ -147,6 +147,9 @@ struct SocketEntry {
   sockaddr_storage relay{};  // the relay, as this socket's family addresses it
   socklen_t relayLength = 0;
   protocol::control::Endpoint udpPeer;
+  // Udp published (RemoteBindUdpPorts): the external port asked (0: not published); `bound` is
+  // the gateway's external address and that port, what getsockname reports.
+  std::uint16_t publishPort = 0;
 };
 
 // Counts of entries by kind (read without the lock: a zero lets a hook pass straight through).
@@ -196,6 +199,9 @@ void noteDuplicate(int from, int to);
 // hooks_udp.cpp, for the connect hook: connect() of a UDP socket (`handled` false: make the
 // real call).
 int connectUdp(int fd, const sockaddr* address, socklen_t length, bool& handled);
+// hooks_udp.cpp, for the bind hook: bind() of a UDP socket to a port in RemoteBindUdpPorts is
+// bound locally and published on the gateway (`handled` false: make the real bind).
+int bindUdp(int fd, const sockaddr* address, socklen_t length, bool& handled);
 // Every descriptor number that holds the entry's socket now is remembered under it (duplicates
 // the program made before the library took an interest in the socket).
 void rememberEveryNumberLocked(SocketEntry& entry);

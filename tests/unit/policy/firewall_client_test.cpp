@@ -379,4 +379,104 @@ TEST(FirewallClientPolicyTest, OutcomeTokensRoundTrip) {
 }
 
 }  // namespace
+
+// RemoteBindUdpPorts: a published UDP port (decideUdpListen) and each sender to it
+// (decideUdpPeer), against their own rule set.
+Engine makeUdpPublishEngine() {
+  std::vector<Network> networks(3);
+  networks[0].name = "internal";
+  networks[0].ranges = {*IpRange::parse("10.0.0.0/8")};
+  networks[1].name = "blocked";
+  networks[1].ranges = {*IpRange::parse(kBlocked)};
+  networks[2].name = "partners";
+  networks[2].ranges = {*IpRange::parse("203.0.113.0/24")};
+  std::vector<Rule> rules;
+  Rule deny = rule("deny blocked", Action::Deny, {});
+  deny.destinations = {"blocked"};
+  rules.push_back(deny);
+  Rule media = rule("media senders", Action::Allow, {"RTP", "SIP"}, bit(Command::Udp));
+  media.sources = {"internal"};
+  media.destinations = {"partners"};
+  rules.push_back(media);
+  Rule echo = rule("echo anywhere", Action::Allow, {"Echo"}, bit(Command::Udp));
+  echo.sources = {"internal"};
+  rules.push_back(echo);
+  // A rule for TCP listens only: it never publishes a UDP port.
+  Rule tcpOnly = rule("tcp callbacks", Action::Allow, {"Muted"}, bit(Command::Bind));
+  tcpOnly.sources = {"internal"};
+  rules.push_back(tcpOnly);
+  std::vector<ProtocolDefinition> protocols = {
+      {"RTP", {PortRange{5004, 5005}, Transport::Udp, Direction::Receive}, {}, false},
+      {"SIP", {PortRange{5060, 5060}, Transport::Udp, Direction::ReceiveSend}, {}, false},
+      {"Muted", {PortRange{5008, 5008}, Transport::Udp, Direction::Receive}, {}, false},
+      {"Echo", {PortRange{9999, 9999}, Transport::Udp, Direction::SendReceive}, {}, false},
+      {"MediaTcp", {PortRange{5010, 5010}, Transport::Tcp, Direction::Inbound}, {}, false},
+  };
+  return Engine(std::move(networks), {}, std::move(rules), std::move(protocols), kDynamic);
+}
+
+TEST(FirewallClientPolicyTest, PublishedUdpTable) {
+  const Engine engine = makeUdpPublishEngine();
+  using enum Reason;
+  struct Row {
+    const char* description;
+    std::uint16_t port;
+    const char* sender;  // nullptr: the publish itself
+    bool allowed;
+    Reason reason;
+    std::string rule;
+    std::string definition;
+  };
+  const std::vector<Row> rows = {
+      {"publish: inbound UDP definition, a rule for some sender", 5004, nullptr, true, Rule,
+       "(per peer)", "RTP"},
+      {"publish: the definition's range", 5005, nullptr, true, Rule, "(per peer)", "RTP"},
+      {"publish: receive-send counts as inbound", 5060, nullptr, true, Rule, "(per peer)", "SIP"},
+      {"publish: no definition covers the port", 5006, nullptr, false, NoDefinition, "", ""},
+      {"publish: port 0 names no definition", 0, nullptr, false, NoDefinition, "", ""},
+      {"publish: a send-receive (outbound) definition is not inbound", 9999, nullptr, false,
+       NoDefinition, "", ""},
+      {"publish: a TCP inbound definition is not UDP", 5010, nullptr, false, NoDefinition, "", ""},
+      {"publish: no udp rule may allow a sender", 5008, nullptr, false, DefaultDeny, "default-deny",
+       "Muted"},
+      {"sender a rule allows", 5004, kPartner, true, Rule, "media senders", "RTP"},
+      {"sender as a v4-mapped address", 5004, "::ffff:203.0.113.9", true, Rule, "media senders",
+       "RTP"},
+      {"sender no rule allows", 5004, kOther, false, DefaultDeny, "default-deny", "RTP"},
+      {"sender a deny rule names", 5004, kBlocked, false, Rule, "deny blocked", "RTP"},
+      {"sender to a refused publish", 5008, kPartner, false, DefaultDeny, "default-deny", "Muted"},
+  };
+  for (const Row& row : rows) {
+    Request request;
+    request.client = ip(kClient);
+    request.destinationPort = row.port;
+    const FirewallDecision listen = decideUdpListen(engine, request);
+    FirewallDecision d = listen;
+    if (row.sender != nullptr) {
+      Request from = request;
+      from.destinationAddress = ip(row.sender);
+      d = decideUdpPeer(engine, listen, from);
+    }
+    EXPECT_EQ(d.allowed, row.allowed) << row.description;
+    EXPECT_EQ(d.reason, row.reason) << row.description << ": " << toToken(d.reason);
+    EXPECT_EQ(d.rule, row.rule) << row.description;
+    EXPECT_EQ(d.definition, row.definition) << row.description;
+  }
+  // A sender's denial as the session log records it: the sender is the host, a peer.
+  Request request;
+  request.client = ip(kClient);
+  request.destinationPort = 5004;
+  Request from = request;
+  from.destinationAddress = ip(kOther);
+  const FirewallDecision d = decideUdpPeer(engine, decideUdpListen(engine, request), from);
+  const Denial denial =
+      d.denial({Transport::Udp, Direction::Receive, 5004}, std::string(kOther), true);
+  EXPECT_EQ(denial.reason, DefaultDeny);
+  EXPECT_EQ(denial.transport, Transport::Udp);
+  EXPECT_EQ(denial.direction, Direction::Receive);
+  EXPECT_EQ(denial.definition, "RTP");
+  EXPECT_EQ(denial.host, kOther);
+  EXPECT_TRUE(denial.peer);
+}
+
 }  // namespace fwgate::policy

@@ -370,6 +370,35 @@ TEST(ControlMessages, UdpAssociateRoundTrips) {
   EXPECT_EQ(reply.message, "no");
 }
 
+TEST(ControlMessages, UdpAssociatePublishRoundTrips) {
+  UdpAssociateRequest request;
+  const Buffer a = frameOf(encodeUdpAssociate, UdpAssociateRequest{5004, true, 5004});
+  ASSERT_TRUE(decodeUdpAssociate(parseWhole(a).body, request));
+  EXPECT_EQ(request.localPort, 5004);
+  EXPECT_TRUE(request.publish);
+  EXPECT_EQ(request.publishPort, 5004);
+  // Without the attribute, no publish (the association of 1.x clients).
+  const Buffer plain = frameOf(encodeUdpAssociate, UdpAssociateRequest{5004});
+  ASSERT_TRUE(decodeUdpAssociate(parseWhole(plain).body, request));
+  EXPECT_FALSE(request.publish);
+  // Publishing on port 0 is refused: the port is what the definition and the rules decide.
+  const Buffer zero = frameOf(encodeUdpAssociate, UdpAssociateRequest{5004, true, 0});
+  EXPECT_FALSE(decodeUdpAssociate(parseWhole(zero).body, request));
+
+  UdpAssociatedReply reply;
+  UdpAssociatedReply published{Status::Ok, {v4(10, 0, 0, 1), 40000}, {}};
+  published.published = {v4(203, 0, 113, 1), 5004};
+  const Buffer b = frameOf(encodeUdpAssociated, published);
+  ASSERT_TRUE(decodeUdpAssociated(parseWhole(b).body, reply));
+  EXPECT_EQ(reply.relay, (Endpoint{v4(10, 0, 0, 1), 40000}));
+  EXPECT_EQ(reply.published, (Endpoint{v4(203, 0, 113, 1), 5004}));
+  // A plain association's reply carries none.
+  const Buffer c =
+      frameOf(encodeUdpAssociated, UdpAssociatedReply{Status::Ok, {v4(10, 0, 0, 1), 40000}, {}});
+  ASSERT_TRUE(decodeUdpAssociated(parseWhole(c).body, reply));
+  EXPECT_EQ(reply.published.address.family, 0);
+}
+
 TEST(DatagramHeader, RoundTripsAndRejects) {
   std::uint8_t out[kMaxDatagramHeader];
   const Endpoint v4peer{v4(198, 51, 100, 53), 53};
