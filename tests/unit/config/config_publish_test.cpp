@@ -96,5 +96,30 @@ TEST(ConfigPublishTest, ErrorsCarryKeyPaths) {
   }
 }
 
+bool warnsAboutPeers(const LoadResult& r) {
+  return std::any_of(r.warnings.begin(), r.warnings.end(), [](const Diagnostic& d) {
+    return d.path == "firewall_client.publish_listens";
+  });
+}
+
+TEST(ConfigPublishTest, WarnsWhenNoRuleCanAllowAPeer) {
+  const std::string entry = "[[firewall_client.publish_listens]]\napplications = [\"lobby\"]\n";
+  const LoadResult connectOnly =
+      parseConfig(entry + "[[rules]]\naction = \"allow\"\ncommands = [\"connect\"]\n", "t");
+  ASSERT_TRUE(connectOnly.ok()) << describe(connectOnly);
+  EXPECT_TRUE(warnsAboutPeers(connectOnly));
+  const LoadResult withProtocols = parseConfig(
+      entry + "[[rules]]\naction = \"allow\"\ncommands = [\"bind\"]\nprotocols = [\"FTP\"]\n", "t");
+  ASSERT_TRUE(withProtocols.ok()) << describe(withProtocols);
+  EXPECT_TRUE(warnsAboutPeers(withProtocols));
+  const LoadResult bind =
+      parseConfig(entry + "[[rules]]\naction = \"allow\"\ncommands = [\"bind\"]\n", "t");
+  ASSERT_TRUE(bind.ok()) << describe(bind);
+  EXPECT_FALSE(warnsAboutPeers(bind));
+  const LoadResult none =
+      parseConfig("[[rules]]\naction = \"allow\"\ncommands = [\"connect\"]\n", "t");
+  EXPECT_FALSE(warnsAboutPeers(none));
+}
+
 }  // namespace
 }  // namespace fwgate::config
