@@ -25,13 +25,15 @@ pytestmark = pytest.mark.fwgate_only
 
 GATEWAY_OUTSIDE = "203.0.113.1"
 
-# Binds the wildcard address and port 0, listens, says where, echoes argv[1] connections.
+# Binds the wildcard address (IPv4, or IPv6 with argv[2] = "6") and port 0, listens, says where,
+# echoes argv[1] connections.
 PUBLISHER = r"""
 import socket, sys, time
-s = socket.socket()
-s.bind(("0.0.0.0", 0))
+v6 = len(sys.argv) > 2 and sys.argv[2] == "6"
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+s.bind(("::" if v6 else "0.0.0.0", 0))
 s.listen(4)
-print("listening", *s.getsockname(), flush=True)
+print("listening", *s.getsockname()[:2], flush=True)
 s.settimeout(30)
 for i in range(int(sys.argv[1])):
     c, peer = s.accept()
@@ -39,7 +41,7 @@ for i in range(int(sys.argv[1])):
     data = c.recv(100)
     c.sendall(b"echo " + data)
     c.close()
-    print("accepted", peer[0], flush=True)
+    print("accepted", peer[0].removeprefix("::ffff:"), flush=True)
 print("done", flush=True)
 """
 
@@ -70,9 +72,9 @@ def publish_entry(app: str) -> str:
     return f'\n[[firewall_client.publish_listens]]\nname = "lobby"\napplications = ["{app}"]\n'
 
 
-def start_publisher(topo, connections: int, **env) -> subprocess.Popen:
+def start_publisher(topo, connections: int, family: str = "4", **env) -> subprocess.Popen:
     prog = subprocess.Popen(["ip", "netns", "exec", topo.ns["internal"], FWGATE_BIN, "run", "--",
-                             fwit.PYTHON, "-c", PUBLISHER, str(connections)],
+                             fwit.PYTHON, "-c", PUBLISHER, str(connections), family],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=client_env(topo, **env))
     topo.procs.append(prog)
@@ -92,12 +94,15 @@ def gateway_listeners(topo) -> list[str]:
     return [line.split()[3] for line in cp.stdout.decode().splitlines() if len(line.split()) > 3]
 
 
-def test_published_listen_on_a_dynamic_port(topo, gateway):
+@pytest.mark.parametrize("family", ["4", "6"])
+def test_published_listen_on_a_dynamic_port(topo, gateway, family):
     gw = start_gateway(gateway, topo, rules=PEER_RULES, extra=SETTING + publish_entry("python3") + PARTNER)
-    prog = start_publisher(topo, 1, FWGATE_DEBUG="2")
+    prog = start_publisher(topo, 1, family, FWGATE_DEBUG="2")
     _, host, port = first_line(prog)
-    # The gateway's external address and a port of its dynamic range ([bind] dynamic_ports).
-    assert host == GATEWAY_OUTSIDE and 1024 <= int(port) <= 5000, (host, port)
+    # The gateway's external address (IPv4-mapped on an IPv6 socket) and a port of its dynamic
+    # range ([bind] dynamic_ports).
+    expected = GATEWAY_OUTSIDE if family == "4" else f"::ffff:{GATEWAY_OUTSIDE}"
+    assert host == expected and 1024 <= int(port) <= 5000, (host, port)
     assert f"{GATEWAY_OUTSIDE}:{port}" in gateway_listeners(topo), gateway_listeners(topo)
     # .53 is no partner: refused by the rules; the partner is echoed.
     cp = topo.run_in("external", [fwit.PYTHON, "-c", KNOCK, GATEWAY_OUTSIDE, port, DNS, EXTERNAL],
@@ -117,7 +122,8 @@ def test_published_listen_on_a_dynamic_port(topo, gateway):
     assert accepted["bound"] == f"{GATEWAY_OUTSIDE}:{port}" and accepted["bytes_up"] > 0, accepted
     listen = gw.wait_session(lambda s: s.get("command") == "listen-publish")
     assert listen["rule"] == "lobby" and listen["bound"] == f"{GATEWAY_OUTSIDE}:{port}", listen
-    assert listen["application"] == "python3" and listen["requested"] == "0.0.0.0:0", listen
+    assert listen["application"] == "python3", listen
+    assert listen["requested"] == ("0.0.0.0:0" if family == "4" else "[::]:0"), listen
     # The port is closed again once the program is gone.
     assert f"{GATEWAY_OUTSIDE}:{port}" not in gateway_listeners(topo)
 
