@@ -165,6 +165,8 @@ const char* keyValueText(const cs::AppSettings& s, cs::Key key, char* buf, std::
       buf[0] = s.nameResolution;
       buf[1] = '\0';
       return buf;
+    case cs::Key::PublishBindTcp:
+      return s.publishBindTcp ? "1" : "0";
     default: {
       const cs::PortList* list = nullptr;
       switch (key) {

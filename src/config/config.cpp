@@ -118,6 +118,8 @@ class ConfigParser {
     if (const auto* t = in_.table(root, "bind", "")) bind(*t);
     if (const auto* t = in_.table(root, "log", "")) log(*t);
     if (const auto* t = in_.table(root, "groups", "")) groups(*t);
+    // After the groups, which its entries name.
+    if (const auto* t = in_.table(root, "firewall_client", "")) publishListens(*t);
     if (const auto* t = in_.table(root, "networks", "")) networks(*t);
     // Before the rules, which name definitions, whatever the order in the file.
     if (const auto* t = in_.table(root, "protocols", "")) config_.protocols = protocols_.parse(*t);
@@ -351,8 +353,9 @@ class ConfigParser {
   }
 
   void firewallClient(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "firewall_client",
-                          {"refresh_interval", "web_proxy", "require_definition", "applications"});
+    in_.rejectUnknownKeys(
+        t, "firewall_client",
+        {"refresh_interval", "web_proxy", "require_definition", "applications", "publish_listens"});
     auto& fc = config_.firewallClient;
     in_.boolean(t, "require_definition", "firewall_client", fc.requireDefinition);
     in_.duration(t, "refresh_interval", "firewall_client", fc.refreshInterval);
@@ -617,6 +620,67 @@ class ConfigParser {
       for (const auto& net : config_.networks) names.push_back(net.name);
       in_.error(p, n, fmt::format("unknown network {}{}", quote(s), suggestion(s, names)));
     });
+  }
+
+  // [[firewall_client.publish_listens]]: { name, applications, users, groups }.
+  void publishListens(const toml::table& fc) {
+    in_.tables(fc, "publish_listens", "firewall_client",
+               [this](const toml::table& t, const std::string& path, std::size_t index) {
+                 publishListen(t, path, index);
+               });
+  }
+
+  void publishListen(const toml::table& t, const std::string& path, std::size_t index) {
+    in_.rejectUnknownKeys(t, path, {"name", "applications", "users", "groups"});
+    policy::PublishListen entry;
+    entry.name = fmt::format("publish_listens[{}]", index);
+    if (const auto* n = in_.string(t, "name", path, entry.name)) {
+      if (entry.name.empty()) in_.error(keyPath(path, "name"), *n, "must not be empty");
+    }
+    namespace cs = protocol::settings;
+    const auto* apps = in_.strings(
+        t, "applications", path,
+        [&](const std::string& s, const std::string& p, const toml::node& n) {
+          if (s.empty() || s == "*" || s.find_first_of("/[]\n\r=") != std::string::npos ||
+              cs::equalsIgnoreCase(s, cs::kCommonSection)) {
+            in_.error(
+                p, n,
+                fmt::format("{} is not a program's binary name (no path, no \"*\")", quote(s)));
+            return;
+          }
+          entry.applications.push_back(s);
+        });
+    if (apps == nullptr && t.get("applications") == nullptr) {
+      in_.error(keyPath(path, "applications"), t.source().begin.line,
+                "missing: name the programs that may publish a listen, e.g. [\"lobby\"]");
+    } else if (apps != nullptr && apps->empty()) {
+      in_.error(keyPath(path, "applications"), *apps, "must name at least one program");
+    }
+    in_.strings(t, "users", path,
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (isValidUserName(s)) {
+                    entry.users.push_back(s);
+                  } else {
+                    in_.error(p, n, fmt::format("invalid user name {}", quote(s)));
+                  }
+                });
+    in_.strings(t, "groups", path,
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (config_.groups.contains(s)) {
+                    entry.groups.push_back(s);
+                    return;
+                  }
+                  std::vector<std::string> names;
+                  for (const auto& [name, members] : config_.groups) names.push_back(name);
+                  in_.error(p, n,
+                            fmt::format("unknown group {} (define it in [groups]){}", quote(s),
+                                        suggestion(s, names)));
+                });
+    if ((!entry.users.empty() || !entry.groups.empty()) && namingRule_.empty()) {
+      namingRule_ = path;
+      namingRuleLine_ = t.source().begin.line;
+    }
+    config_.firewallClient.publishListens.push_back(std::move(entry));
   }
 
   void rule(const toml::table& t, const std::string& path, std::size_t index) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policy/engine.hpp"
+#include "policy/firewall_client.hpp"
 
 namespace fwgate::config {
 
@@ -84,6 +85,9 @@ struct FirewallClientSettings {
   // [firewall_client.applications.NAME] rendered as INI sections (protocol/client_settings.hpp),
   // validated: known keys only, `*` holds only the DontRemoteOutbound keys.
   std::string settingsIni;
+  // [[firewall_client.publish_listens]]: who may publish a listen on a dynamic port
+  // (PublishBindTcp, policy::decidePublish). Empty: nobody (the default).
+  std::vector<policy::PublishListen> publishListens;
 };
 
 // [web_proxy]: the HTTP/1.1 forward proxy (absolute-form requests and CONNECT) and the automatic

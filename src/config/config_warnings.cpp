@@ -126,6 +126,22 @@ void packetFilterWarnings(const Config& config, std::vector<Diagnostic>& warning
 
 }  // namespace
 
+// Published listens whose peers no rule can allow: each is decided as command bind on a dynamic
+// port, which no protocol definition covers, so only an allow rule without protocols admits one.
+void publishWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
+  if (config.firewallClient.publishListens.empty()) return;
+  const bool peersPossible =
+      std::any_of(config.rules.begin(), config.rules.end(), [](const policy::Rule& r) {
+        return r.action == policy::Action::Allow && r.protocols.empty() &&
+               (r.commands & static_cast<std::uint8_t>(policy::Command::Bind)) != 0;
+      });
+  if (!peersPossible) {
+    warnings.push_back(Diagnostic{"firewall_client.publish_listens",
+                                  "no allow rule for command \"bind\" without protocols: every "
+                                  "peer of a published listen will be refused"});
+  }
+}
+
 std::vector<Diagnostic> checkWarnings(const Config& config) {
   std::vector<Diagnostic> warnings;
   if (config.rules.empty()) {
@@ -228,6 +244,7 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
   }
   protocolWarnings(config, warnings);
   packetFilterWarnings(config, warnings);
+  publishWarnings(config, warnings);
   return warnings;
 }
 

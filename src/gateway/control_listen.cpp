@@ -137,20 +137,41 @@ asio::awaitable<std::optional<ControlSession::ListenPlan>> ControlSession::decid
     co_return plan;
   }
   const auto client = unmapped(clientEndpoint_.address());
-  const auto mode = request.mode == control::BindMode::Server ? policy::ListenMode::Server
-                                                              : policy::ListenMode::Secondary;
+  const auto mode = request.mode == control::BindMode::Server    ? policy::ListenMode::Server
+                    : request.mode == control::BindMode::Publish ? policy::ListenMode::Publish
+                                                                 : policy::ListenMode::Secondary;
   const bool server = mode == policy::ListenMode::Server;
+  const bool publish = mode == policy::ListenMode::Publish;
   const std::uint16_t port = request.requested.port;
   plan.emplace();
   plan->requestedAddress = fromControl(request.requested.address);
   plan->requestedPort = port;
   record_.requested = endpointString(plan->requestedAddress, port);
-  record_.command = server ? "listen-server" : "listen";
+  record_.command = server ? "listen-server" : publish ? "listen-publish" : "listen";
   if (server && port == 0) {
     record_.rule = "(per peer)";
     record_.error = "a server bind needs a port";
     record_.outcome = policy::Outcome::BadRequest;
     refusal.status = Status::BadRequest;
+  } else if (publish && (port != 0 || !plan->requestedAddress.is_unspecified())) {
+    record_.error = "a published listen binds the wildcard address and port 0";
+    record_.outcome = policy::Outcome::BadRequest;
+    refusal.status = Status::BadRequest;
+  } else if (publish) {
+    // Off unless [firewall_client] publish_listens names the program and its user; its peers are
+    // decided by the rules as they connect.
+    const auto& config = *snapshot_->config;
+    plan->decision = policy::decidePublish(
+        *snapshot_->engine, clientRequest(policy::Command::Bind, {}, 0),
+        record_.programOrEmpty().application, config.firewallClient.publishListens, config.groups);
+    const auto& admission = plan->decision.admission;
+    record_.rule = admission.rule;
+    if (!admission.allowed) {
+      refusal.status = Status::Denied;
+      record_.error = listenRefusal(plan->decision, client, port);
+      record_.outcome = policy::Outcome::Denied;
+      record_.deny(admission.denial({policy::Transport::Tcp, policy::Direction::Inbound, 0}));
+    }
   } else {
     auto primaries = livePrimaries();
     plan->decision = policy::decideListen(
@@ -180,6 +201,12 @@ std::string ControlSession::listenRefusal(const policy::ListenDecision& decision
                                           std::uint16_t port) const {
   const auto& application = record_.programOrEmpty().application;
   switch (decision.admission.reason) {
+    case policy::Reason::NotPublished:
+      return fmt::format(
+          "no [firewall_client] publish_listens entry allows {} (pid {}, user {}) to publish a "
+          "listen",
+          application.empty() ? "(unnamed program)" : application, pid_,
+          user_ ? *user_ : "(anonymous)");
     case policy::Reason::NoDefinition:
       return fmt::format("no protocol definition covers inbound TCP port {}", port);
     case policy::Reason::NoPrimary:
@@ -263,7 +290,8 @@ asio::awaitable<bool> ControlSession::awaitListen(tcp::acceptor& acceptor, Liste
   }
   consumeFrame();
   plan.clientPort = listen.localPort;
-  const bool server = plan.decision.mode == policy::ListenMode::Server;
+  // A server's and a published listen's queue as the program asked; a secondary's, one.
+  const bool server = plan.decision.mode != policy::ListenMode::Secondary;
   const int backlog = listen.backlog == 0 ? 1 : std::min<int>(listen.backlog, 128);
   std::error_code ec;
   acceptor.listen(server ? backlog : 1, ec);
@@ -306,7 +334,9 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
   const auto gatewaySide = unmapped(client_.local_endpoint(ec).address());
   const std::uint16_t port = acceptor.local_endpoint(ec).port();
   const auto& primary = plan.primary;
-  const bool server = plan.decision.mode == policy::ListenMode::Server;
+  // A published listen accepts as a server does, while the client keeps it.
+  const bool server = plan.decision.mode != policy::ListenMode::Secondary;
+  const bool fixedPort = plan.decision.mode == policy::ListenMode::Server;
   // Ends the listen: the primary connection's end, or (a server) the client's listening socket
   // refusing the gateway's connection (the program closed it; close() is not hooked).
   const auto stop = primary ? primary->ended
@@ -365,9 +395,9 @@ asio::awaitable<void> ControlSession::acceptPeers(tcp::acceptor& acceptor, const
     }
     if (!decision.allowed) {
       inbound.outcome = policy::Outcome::RefusedPeer;
-      // A server keeps its port; a secondary listen's is one of a dynamic range.
+      // A server keeps its port; a secondary or published listen's is one of a dynamic range.
       inbound.deny(decision.denial(
-          {policy::Transport::Tcp, policy::Direction::Inbound, server ? port : std::uint16_t{0}},
+          {policy::Transport::Tcp, policy::Direction::Inbound, fixedPort ? port : std::uint16_t{0}},
           unmapped(from.address()).to_string(), true));
     } else if (!refusedWhy.empty()) {
       inbound.outcome = policy::Outcome::SessionLimit;

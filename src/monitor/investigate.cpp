@@ -228,7 +228,9 @@ std::optional<Finding> classify(const Json& j, const std::string& client,
       // The host decided on (a datagram's destination, a refused peer), else the request's own;
       // a listen has none.
       if (!denial->host.empty() || denial->peer) destination = denial->host;
-      if (command == "listen" || command == "listen-server") destination.clear();
+      if (command == "listen" || command == "listen-server" || command == "listen-publish") {
+        destination.clear();
+      }
       return is(kind, denial->transport, denial->direction, denial->port);
     }
     ++(out.*counterOf(outcome->get<std::string>()));

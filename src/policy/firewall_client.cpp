@@ -169,6 +169,56 @@ FirewallDecision decidePeer(const Engine& engine, const ListenDecision& listen,
   return out;
 }
 
+namespace {
+
+bool equalsFolded(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto fold = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (fold(a[i]) != fold(b[i])) return false;
+  }
+  return true;
+}
+
+bool namesUser(const PublishListen& entry, const std::optional<std::string>& user,
+               const GroupMembers& groups) {
+  if (entry.users.empty() && entry.groups.empty()) return true;
+  if (!user) return false;
+  for (const auto& u : entry.users) {
+    if (u == *user) return true;
+  }
+  for (const auto& g : entry.groups) {
+    const auto it = groups.find(g);
+    if (it == groups.end()) continue;
+    for (const auto& member : it->second) {
+      if (member == *user) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+ListenDecision decidePublish(const Engine& engine, const Request& request,
+                             std::string_view application, std::span<const PublishListen> entries,
+                             const GroupMembers& groups) {
+  ListenDecision out;
+  out.mode = ListenMode::Publish;
+  out.ports = engine.dynamicPorts();
+  out.admission.reason = Reason::NotPublished;
+  if (application.empty()) return out;
+  for (const PublishListen& entry : entries) {
+    bool named = false;
+    for (const auto& app : entry.applications) named = named || equalsFolded(app, application);
+    if (!named || !namesUser(entry, request.user, groups)) continue;
+    out.admission.allowed = true;
+    out.admission.reason = Reason::Rule;
+    out.admission.rule = entry.name;
+    return out;
+  }
+  return out;
+}
+
 }  // namespace fwgate::policy
 
 namespace fwgate::policy {

@@ -15,9 +15,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "policy/engine.hpp"
 #include "policy/outcome.hpp"
@@ -72,7 +75,7 @@ FirewallDecision decideRemoted(const Engine& engine, const Request& request,
 FirewallDecision decideUdpSender(const Engine& engine, std::span<const LivePrimary> contacted,
                                  const IpAddress& sender, std::uint16_t port);
 
-enum class ListenMode : std::uint8_t { Server, Secondary };
+enum class ListenMode : std::uint8_t { Server, Secondary, Publish };
 
 struct ListenDecision {
   FirewallDecision admission;  // a server's rule is "(per peer)": each peer is decided later
@@ -93,6 +96,32 @@ ListenDecision decideListen(const Engine& engine, const Request& request,
 // listen's.
 FirewallDecision decidePeer(const Engine& engine, const ListenDecision& listen,
                             const Request& request, const FirewallClientPolicy& policy);
+
+// --- Published listens ---------------------------------------------------------------------
+//
+//   publish: a program with no live primary connection that binds the wildcard address and port
+//     0 (its PublishBindTcp setting) listens on a port of the gateway's dynamic range, only where
+//     a [firewall_client] publish_listens entry names its application and its user (or a group of
+//     the user; an entry naming neither users nor groups: any user, anonymous too); off when no
+//     entry does. Each peer is then decided by the rules (decidePeer, as a server's).
+
+// One [[firewall_client.publish_listens]] entry.
+struct PublishListen {
+  std::string name;                       // for the log (the decision's rule)
+  std::vector<std::string> applications;  // binary names, case-insensitive; never empty
+  std::vector<std::string> users;         // authenticated user names
+  std::vector<std::string> groups;        // group names (members from `groups` below)
+};
+
+using GroupMembers = std::map<std::string, std::vector<std::string>>;
+
+// A published listen of `application` for the client and user `request` names (client,
+// clientIsLocal, user; the rest is filled here): the first entry that names the application and
+// the user. Allowed: mode Publish, the engine's dynamic ports, reason Rule and the entry's name as
+// the rule; refused: reason NotPublished, no rule.
+ListenDecision decidePublish(const Engine& engine, const Request& request,
+                             std::string_view application, std::span<const PublishListen> entries,
+                             const GroupMembers& groups);
 
 }  // namespace fwgate::policy
 

@@ -22,6 +22,8 @@ std::string_view toToken(Reason reason) {
       return "not-primary-host";
     case Reason::NotRequestedPeer:
       return "not-requested-peer";
+    case Reason::NotPublished:
+      return "not-published";
   }
   return "unknown";
 }

@@ -19,15 +19,20 @@ enum class Reason : std::uint8_t {
   // A peer other than the primary's host ([bind] secondary_peers = "primary").
   NotPrimaryHost,
   NotRequestedPeer,  // a SOCKS BIND's peer other than the DST.ADDR its request named
+  // A published listen ([firewall_client] publish_listens) no entry allows for this program.
+  NotPublished,
 };
 
+// clang-format off
 inline constexpr Reason kReasons[] = {
     Reason::Rule,      Reason::DefaultDeny,    Reason::ProtectedDestination,
     Reason::NeedsUser, Reason::NoDefinition,   Reason::Secondary,
-    Reason::NoPrimary, Reason::NotPrimaryHost, Reason::NotRequestedPeer};
+    Reason::NoPrimary, Reason::NotPrimaryHost, Reason::NotRequestedPeer,
+    Reason::NotPublished};
+// clang-format on
 
 // "rule", "default-deny", "protected-destination", "needs-user", "no-definition", "secondary",
-// "no-primary", "not-primary-host", "not-requested-peer".
+// "no-primary", "not-primary-host", "not-requested-peer", "not-published".
 std::string_view toToken(Reason reason);
 std::optional<Reason> reasonFromToken(std::string_view token);
 

@@ -17,6 +17,7 @@ constexpr std::array<std::string_view, kKeyCount> kKeyNames = {
     "ServerBindTcpPorts",
     "DontRemoteOutboundTcpPorts",
     "DontRemoteOutboundUdpPorts",
+    "PublishBindTcp",
 };
 
 char lower(char c) {
@@ -88,6 +89,9 @@ void store(AppSettings& s, Key key, std::string_view value) {
       break;
     case Key::NameResolution:
       s.nameResolution = lower(value[0]) == 'r' ? 'R' : 'L';
+      break;
+    case Key::PublishBindTcp:
+      s.publishBindTcp = isTrue(value);
       break;
     default:
       parsePortList(value, *portListFor(s, key));
@@ -165,6 +169,9 @@ const char* checkValue(Key key, std::string_view value) {
     case Key::NameResolution:
       if (value.size() == 1 && (lower(value[0]) == 'l' || lower(value[0]) == 'r')) return nullptr;
       return "expected L (local) or R (remote)";
+    case Key::PublishBindTcp:
+      if (isTrue(value) || isFalse(value)) return nullptr;
+      return "expected 1 or 0";
     default: {
       PortList list;
       if (parsePortList(value, list)) return nullptr;

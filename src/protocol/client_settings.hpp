@@ -37,8 +37,11 @@ enum class Key : std::uint8_t {
   ServerBindTcpPorts,
   DontRemoteOutboundTcpPorts,
   DontRemoteOutboundUdpPorts,
+  // 1: a TCP bind to the wildcard address and port 0 in a program with no live remoted primary
+  // connection is published on the gateway (BindMode::Publish) instead of staying local.
+  PublishBindTcp,
 };
-inline constexpr std::size_t kKeyCount = 10;
+inline constexpr std::size_t kKeyCount = 11;
 std::optional<Key> keyByName(std::string_view name);  // case-insensitive
 std::string_view keyName(Key key);                    // the seed's spelling
 // The seed's rule: a `*` section may hold only DontRemoteOutboundTcpPorts/UdpPorts.
@@ -75,6 +78,7 @@ struct AppSettings {
   char nameResolution = 0;  // 'L', 'R', or 0 (the default: dotted names remote)
   PortList localBindTcp, localBindUdp, remoteBindTcp, remoteBindUdp, serverBindTcp;
   PortList dontRemoteTcp, dontRemoteUdp;
+  bool publishBindTcp = false;  // PublishBindTcp
   bool has(Key k) const { return set[static_cast<std::size_t>(k)]; }
 };
 

@@ -542,7 +542,7 @@ bool decodeBind(Bytes body, BindRequest& out) {
         break;
       case Tag::BindMode: {
         std::uint8_t mode = 0;
-        if (!readU8(value, mode) || mode > 1) return false;
+        if (!readU8(value, mode) || mode > kMaxBindMode) return false;
         out.mode = static_cast<BindMode>(mode);
         break;
       }

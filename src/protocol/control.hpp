@@ -240,8 +240,12 @@ std::size_t encodeConnected(std::span<std::uint8_t> out, const Connected& connec
 
 // Secondary: a connection back for a primary connection the same program opened (FTP's PORT),
 // as long as that primary lives, from its host only by default. Server: a server bound on the
-// gateway (ServerBindTcpPorts), accepting many connections, as its rules allow.
-enum class BindMode : std::uint8_t { Secondary = 0, Server = 1 };
+// gateway (ServerBindTcpPorts), accepting many connections, as its rules allow. Publish: a bind to
+// the wildcard address and port 0 with no primary connection (PublishBindTcp), on a port of the
+// gateway's dynamic range, accepting many connections as its rules allow, where the gateway's
+// [firewall_client] publish_listens names the program.
+enum class BindMode : std::uint8_t { Secondary = 0, Server = 1, Publish = 2 };
+inline constexpr std::uint8_t kMaxBindMode = 2;
 inline constexpr std::size_t kTokenSize = 16;
 using Token = std::array<std::uint8_t, kTokenSize>;
 

@@ -20,23 +20,34 @@ namespace control = fwgate::protocol::control;
 namespace {
 
 // Whether the settings and the program's state make this bind a remoted one (before any real
-// bind is tried). `server`: the gateway keeps accepting (ServerBindTcpPorts).
-bool remoteByRule(const Global& g, const control::Endpoint& requested, bool& server) {
+// bind is tried), and how: Server, the gateway keeps accepting (ServerBindTcpPorts); Publish, the
+// same on a port of its dynamic range (PublishBindTcp); Secondary, for a primary connection.
+bool remoteByRule(const Global& g, const control::Endpoint& requested, control::BindMode& mode) {
   const auto& settings = g.config.settings;
   const std::uint16_t port = requested.port;
-  server = port != 0 && settings.serverBindTcp.contains(port);
-  if (server) return true;
+  mode = control::BindMode::Secondary;
+  if (port != 0 && settings.serverBindTcp.contains(port)) {
+    mode = control::BindMode::Server;
+    return true;
+  }
   if (port != 0 && settings.remoteBindTcp.contains(port)) return true;
   TablesLock lock;
   // The address the gateway reported for one of this program's remoted connections (what an FTP
   // client's getsockname on its control connection returned): the seed's remoted bind.
   if (g_remotedCount.load() > 0 && isGatewayBoundLocked(normalise(requested.address))) return true;
   // Any address and any port, in a program whose primary connections are remote.
-  return port == 0 && isUnspecifiedAddress(requested.address) && anyLiveRemotedLocked();
+  if (port == 0 && isUnspecifiedAddress(requested.address) && anyLiveRemotedLocked()) return true;
+  // The same with no remote primary connection: published on the gateway, where it allows.
+  if (port == 0 && isUnspecifiedAddress(requested.address) && settings.publishBindTcp) {
+    mode = control::BindMode::Publish;
+    return true;
+  }
+  return false;
 }
 
-int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requested, bool server,
-                  const Global& g) {
+int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requested,
+                  control::BindMode mode, const Global& g) {
+  const bool server = mode != control::BindMode::Secondary;
   Inside inside;
   char requestedText[80];
   endpointText(requested, requestedText, sizeof requestedText);
@@ -45,7 +56,7 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   // The gateway first: a refusal leaves the program's socket as it was.
   control::BindRequest request;
   request.requested = requested;
-  request.mode = server ? control::BindMode::Server : control::BindMode::Secondary;
+  request.mode = mode;
   int controlFd = -1;
   RemoteBind answer;
   char detail[160] = {};
@@ -99,7 +110,10 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   char boundText[80];
   endpointText(answer.bound, boundText, sizeof boundText);
   debugLine(2, "bind %s: remoted via %s, the gateway listens at %s%s", requestedText, serverText,
-            boundText, server ? " (server)" : "");
+            boundText,
+            mode == control::BindMode::Server    ? " (server)"
+            : mode == control::BindMode::Publish ? " (published)"
+                                                 : "");
   return 0;
 }
 
@@ -216,13 +230,19 @@ __attribute__((visibility("default"))) int bind(int fd, const sockaddr* address,
     const int rc = bindUdp(fd, address, length, handled);  // RemoteBindUdpPorts
     return handled ? rc : r.bind(fd, address, length);     // UDP: its own path
   }
-  bool server = false;
-  if (remoteByRule(g, requested, server)) return remoteBindNow(fd, address, requested, server, g);
+  control::BindMode mode = control::BindMode::Secondary;
+  if (remoteByRule(g, requested, mode)) {
+    const int remoted = remoteBindNow(fd, address, requested, mode, g);
+    // A published listen is the gateway's to allow: where it does not (or cannot be asked), the
+    // program listens on this host, as it would without the setting.
+    if (remoted == 0 || mode != control::BindMode::Publish) return remoted;
+    return local(r.bind(fd, address, length), "PublishBindTcp, but the gateway did not publish it");
+  }
   const int rc = r.bind(fd, address, length);
   // Neither this host's nor a local network's address: the outside, so the gateway's.
   if (rc != 0 && errno == EADDRNOTAVAIL && !isUnspecifiedAddress(requested.address) &&
       !g.config.lat.contains(requested.address)) {
-    return remoteBindNow(fd, address, requested, false, g);
+    return remoteBindNow(fd, address, requested, control::BindMode::Secondary, g);
   }
   return local(rc, "no remote primary connection, not in RemoteBindTcpPorts or ServerBindTcpPorts");
 }

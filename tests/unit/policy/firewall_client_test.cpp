@@ -378,6 +378,98 @@ TEST(FirewallClientPolicyTest, OutcomeTokensRoundTrip) {
   EXPECT_EQ(outcomeFromToken("ok"), std::nullopt);
 }
 
+// Published listens: the entries decide the listen, the rules each peer.
+Engine publishEngine() {
+  std::vector<Network> networks(2);
+  networks[0].name = "internal";
+  networks[0].ranges = {*IpRange::parse("10.0.0.0/8")};
+  networks[1].name = "partners";
+  networks[1].ranges = {*IpRange::parse("203.0.113.0/24")};
+  Rule peers = rule("published peers", Action::Allow, {}, bit(Command::Bind));
+  peers.sources = {"internal"};
+  peers.destinations = {"partners"};
+  return Engine(std::move(networks), {}, {peers}, builtinProtocols(), kDynamic);
+}
+
+TEST(FirewallClientPolicyTest, PublishTable) {
+  const Engine engine = publishEngine();
+  const std::vector<PublishListen> entries = {
+      {"lobby for alice", {"lobby"}, {"alice"}, {}},
+      {"game hosts", {"Game-Host", "other"}, {}, {"players"}},
+      {"anyone's relay", {"relay"}, {}, {}},
+  };
+  const GroupMembers groups = {{"players", {"bob", "carol"}}};
+  struct Row {
+    std::string description;
+    std::string application;
+    std::optional<std::string> user;
+    std::span<const PublishListen> entries;
+    bool allowed;
+    std::string rule;
+  };
+  const std::vector<Row> rows = {
+      {"named application and user", "lobby", "alice", entries, true, "lobby for alice"},
+      {"named application, another user", "lobby", "bob", entries, false, ""},
+      {"named application, anonymous", "lobby", std::nullopt, entries, false, ""},
+      {"another application", "curl", "alice", entries, false, ""},
+      {"a user of a named group, the name's case aside", "game-host", "carol", entries, true,
+       "game hosts"},
+      {"a user of no named group", "game-host", "alice", entries, false, ""},
+      {"an entry naming nobody: any user", "relay", std::nullopt, entries, true, "anyone's relay"},
+      {"no application told", "", "alice", entries, false, ""},
+      {"not configured (no entries)", "lobby", "alice", {}, false, ""},
+  };
+  for (const Row& row : rows) {
+    Request request;
+    request.client = ip(kClient);
+    request.command = Command::Bind;
+    request.user = row.user;
+    const ListenDecision d = decidePublish(engine, request, row.application, row.entries, groups);
+    EXPECT_EQ(d.mode, ListenMode::Publish) << row.description;
+    EXPECT_EQ(d.admission.allowed, row.allowed) << row.description;
+    EXPECT_EQ(d.admission.reason, row.allowed ? Reason::Rule : Reason::NotPublished)
+        << row.description;
+    EXPECT_EQ(d.admission.rule, row.rule) << row.description;
+    EXPECT_EQ(d.admission.definition, "") << row.description;
+    EXPECT_EQ(d.ports, kDynamic) << row.description;  // the gateway's dynamic range
+    EXPECT_FALSE(d.primary.has_value()) << row.description;
+  }
+
+  // Each peer of an allowed published listen, by the rules (on the port the gateway chose).
+  Request asked;
+  asked.client = ip(kClient);
+  asked.user = "alice";
+  const ListenDecision listen = decidePublish(engine, asked, "lobby", entries, groups);
+  ASSERT_TRUE(listen.admission.allowed);
+  const auto peer = [&](const char* host) {
+    Request r = asked;
+    r.command = Command::Bind;
+    r.destinationAddress = ip(host);
+    r.destinationPort = 3210;
+    return decidePeer(engine, listen, r, kDefault);
+  };
+  const FirewallDecision partner = peer(kPartner);
+  EXPECT_TRUE(partner.allowed);
+  EXPECT_EQ(partner.reason, Reason::Rule);
+  EXPECT_EQ(partner.rule, "published peers");
+  const FirewallDecision other = peer(kOther);
+  EXPECT_FALSE(other.allowed);
+  EXPECT_EQ(other.reason, Reason::DefaultDeny);
+  EXPECT_EQ(other.rule, "default-deny");
+  // secondary_peers = "primary" is about secondary listens: a published one has no primary.
+  Request r = asked;
+  r.command = Command::Bind;
+  r.destinationAddress = ip(kPartner);
+  r.destinationPort = 3210;
+  EXPECT_TRUE(decidePeer(engine, listen, r, kPeersByRules).allowed);
+  // The log's denial of a refused listen names no rule.
+  const ListenDecision refused = decidePublish(engine, asked, "curl", entries, groups);
+  const Denial denial = refused.admission.denial({Transport::Tcp, Direction::Inbound, 0});
+  EXPECT_EQ(denial.reason, Reason::NotPublished);
+  EXPECT_EQ(denial.rule, "");
+  EXPECT_EQ(toToken(Reason::NotPublished), "not-published");
+}
+
 }  // namespace
 
 // RemoteBindUdpPorts: a published UDP port (decideUdpListen) and each sender to it

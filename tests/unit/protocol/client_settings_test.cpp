@@ -176,5 +176,24 @@ TEST(Precedence, AllKeysStore) {
   EXPECT_TRUE(s.serverBindTcp.contains(8005));
 }
 
+TEST(Precedence, PublishBindTcp) {
+  EXPECT_EQ(keyByName("publishbindtcp"), Key::PublishBindTcp);
+  EXPECT_EQ(keyName(Key::PublishBindTcp), "PublishBindTcp");
+  EXPECT_FALSE(allowedInWildcard(Key::PublishBindTcp));
+  EXPECT_EQ(checkValue(Key::PublishBindTcp, "1"), nullptr);
+  EXPECT_NE(checkValue(Key::PublishBindTcp, "80"), nullptr);
+  AppSettings s;
+  EXPECT_FALSE(s.publishBindTcp);  // off by default
+  applySettings("[app]\nPublishBindTcp = 1\n", "app", s);
+  EXPECT_TRUE(s.publishBindTcp);
+  EXPECT_TRUE(s.has(Key::PublishBindTcp));
+  // A later level turns it off again; `*` may not hold it.
+  applySettings("[app]\nPublishBindTcp = no\n", "app", s);
+  EXPECT_FALSE(s.publishBindTcp);
+  AppSettings w;
+  applySettings("[*]\nPublishBindTcp = 1\n", "app", w);
+  EXPECT_FALSE(w.publishBindTcp);
+}
+
 }  // namespace
 }  // namespace fwgate::protocol::settings

@@ -458,5 +458,24 @@ TEST(ControlStatus, ErrnoMapping) {
   }
 }
 
+TEST(ControlMessages, PublishBindRoundTrips) {
+  // A published listen: the wildcard address, port 0, mode 2 on the wire.
+  const BindRequest bind{{v4(0, 0, 0, 0), 0}, BindMode::Publish};
+  const Buffer b = frameOf(encodeBind, bind);
+  BindRequest got;
+  ASSERT_TRUE(decodeBind(parseWhole(b).body, got));
+  EXPECT_EQ(got.requested, bind.requested);
+  EXPECT_EQ(got.mode, BindMode::Publish);
+  EXPECT_EQ(static_cast<std::uint8_t>(BindMode::Publish), 2);
+
+  // A mode after Publish is malformed.
+  Buffer bad(128);
+  FrameWriter w(bad, MessageType::Bind);
+  w.endpoint(Tag::Requested, bind.requested).u8(Tag::BindMode, 3);
+  bad.resize(w.finish());
+  ASSERT_FALSE(bad.empty());
+  EXPECT_FALSE(decodeBind(parseWhole(bad).body, got));
+}
+
 }  // namespace
 }  // namespace fwgate::protocol::control
