@@ -130,6 +130,7 @@ void input(std::string& out, const config::PacketFilterSettings& s, const std::s
     if (isInbound(f) && !isInternal(f)) c.filter("", f, true);
   }
   c.counted(fmt::format("tcp dport @{}", kDynamicSet), "accept", kCounterDynamic);
+  c.counted(fmt::format("udp dport @{}", kDynamicUdpSet), "accept", kCounterDynamicUdp);
   c.counted("", "drop", kCounterNotAdmitted);
 }
 
@@ -170,11 +171,13 @@ void output(std::string& out, const config::PacketFilterSettings& s, const std::
   c.counted("", "drop", kCounterOutboundNotAdmitted);
 }
 
-std::string elementsScript(std::string_view verb, const std::vector<std::string>& elements) {
+std::string elementsScript(std::string_view verb, const std::vector<std::string>& elements,
+                           bool udp) {
   if (elements.empty()) return {};
   std::string list;
   for (const std::string& e : elements) list += (list.empty() ? "" : ", ") + e;
-  return fmt::format("{} element {} {} {} {{ {} }}\n", verb, kFamily, kTable, kDynamicSet, list);
+  return fmt::format("{} element {} {} {} {{ {} }}\n", verb, kFamily, kTable,
+                     udp ? kDynamicUdpSet : kDynamicSet, list);
 }
 
 std::uint64_t number(const nlohmann::json& j, const char* key) {
@@ -196,6 +199,9 @@ std::string renderRuleset(const config::PacketFilterSettings& settings,
   out += fmt::format(
       "  set {} {{\n    type inet_service\n    flags timeout\n    comment {}\n  }}\n", kDynamicSet,
       nftString("TCP ports the gateway opened: remoted listens, SOCKS BIND"));
+  out += fmt::format(
+      "  set {} {{\n    type inet_service\n    flags timeout\n    comment {}\n  }}\n",
+      kDynamicUdpSet, nftString("UDP ports the gateway opened: published UDP associations"));
   if (settings.interfaces.empty()) {
     // Nothing to tell the external side by: every chain would filter loopback and the internal
     // side too. The table is there, and filters nothing.
@@ -213,19 +219,19 @@ std::string renderRuleset(const config::PacketFilterSettings& settings,
   return out;
 }
 
-std::string addDynamicPortScript(std::uint16_t port, std::chrono::seconds timeout) {
-  return elementsScript("add", {fmt::format("{} timeout {}s", port, timeout.count())});
+std::string addDynamicPortScript(std::uint16_t port, std::chrono::seconds timeout, bool udp) {
+  return elementsScript("add", {fmt::format("{} timeout {}s", port, timeout.count())}, udp);
 }
 
-std::string removeDynamicPortScript(std::uint16_t port) {
+std::string removeDynamicPortScript(std::uint16_t port, bool udp) {
   // Added first (a no-op when present) so that a port whose element already timed out is
   // removed without an error: nft runs the script as one transaction.
-  return elementsScript("add", {std::to_string(port)}) +
-         elementsScript("delete", {std::to_string(port)});
+  return elementsScript("add", {std::to_string(port)}, udp) +
+         elementsScript("delete", {std::to_string(port)}, udp);
 }
 
 std::string refreshDynamicPortsScript(const std::vector<std::uint16_t>& ports,
-                                      std::chrono::seconds timeout) {
+                                      std::chrono::seconds timeout, bool udp) {
   std::vector<std::string> present;
   std::vector<std::string> renewed;
   for (const std::uint16_t port : ports) {
@@ -233,8 +239,8 @@ std::string refreshDynamicPortsScript(const std::vector<std::uint16_t>& ports,
     renewed.push_back(fmt::format("{} timeout {}s", port, timeout.count()));
   }
   // add (in case one timed out), delete, add again with a fresh timeout: one transaction.
-  return elementsScript("add", present) + elementsScript("delete", present) +
-         elementsScript("add", renewed);
+  return elementsScript("add", present, udp) + elementsScript("delete", present, udp) +
+         elementsScript("add", renewed, udp);
 }
 
 std::vector<Counter> parseCounters(std::string_view nftJson) {

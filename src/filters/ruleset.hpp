@@ -18,12 +18,15 @@ inline constexpr std::string_view kTable = "fwgate";
 // TCP ports the gateway opened on its external side (remoted listens, SOCKS BIND), admitted
 // while they are open; each element has a timeout as a safety net should the gateway die.
 inline constexpr std::string_view kDynamicSet = "dynamic_tcp";
+// The UDP ports the gateway opened (published UDP associations: RemoteBindUdpPorts).
+inline constexpr std::string_view kDynamicUdpSet = "dynamic_udp";
 
 // The comments of the table's own counters, beside the filters' names. Filter names cannot be
 // one of these (config rejects "invalid", "dynamic" and "outbound"; the others hold a space).
 inline constexpr std::string_view kCounterInvalid = "invalid";  // ct state invalid, dropped
 inline constexpr std::string_view kCounterNeighbourDiscovery = "neighbour discovery";  // ICMPv6
 inline constexpr std::string_view kCounterDynamic = "dynamic";           // the dynamic set's rule
+inline constexpr std::string_view kCounterDynamicUdp = "dynamic udp";    // the UDP set's rule
 inline constexpr std::string_view kCounterNotAdmitted = "not admitted";  // input drops
 inline constexpr std::string_view kCounterNotAdmittedForward = "not admitted (forward)";
 inline constexpr std::string_view kCounterOutbound = "outbound";         // outbound = "accept"
@@ -53,10 +56,12 @@ std::string flushScript();
 // element already timed out is not an error. The refresh does the same for every open port:
 // add, delete, add again with a fresh timeout (an element's timeout cannot be renewed in place).
 // No ports: an empty script.
-std::string addDynamicPortScript(std::uint16_t port, std::chrono::seconds timeout);
-std::string removeDynamicPortScript(std::uint16_t port);
+// `udp`: the same for the set dynamic_udp.
+std::string addDynamicPortScript(std::uint16_t port, std::chrono::seconds timeout,
+                                 bool udp = false);
+std::string removeDynamicPortScript(std::uint16_t port, bool udp = false);
 std::string refreshDynamicPortsScript(const std::vector<std::uint16_t>& ports,
-                                      std::chrono::seconds timeout);
+                                      std::chrono::seconds timeout, bool udp = false);
 
 // A counter of the table, from `nft --json list table inet fwgate`: each filter's rules (by
 // their comment, the filter's name; both directions summed), "dynamic" (the dynamic set's

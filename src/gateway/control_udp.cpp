@@ -13,6 +13,7 @@
 #include "gateway/inbound.hpp"
 #include "gateway/net.hpp"
 #include "gateway/outbound.hpp"
+#include "gateway/packet_filters.hpp"
 #include "gateway/udp_relay.hpp"
 
 namespace fwgate::gateway {
@@ -147,6 +148,10 @@ asio::awaitable<void> ControlSession::udpAssociate(protocol::Bytes body) {
   }
   record_.result = "succeeded";
   record_.outcome = policy::Outcome::Succeeded;
+  // A published port is open in the packet filters (dynamic_udp) while the association lives.
+  const AdmittedPort admitted =
+      published ? runtime_.packetFilters().admit(relay.remoteFacingEndpoint().port(), true)
+                : AdmittedPort{};
   // The client sends nothing more on the control connection: any byte or its close ends it.
   std::array<std::uint8_t, 64> sink{};
   co_await (relay.run() || client_.async_read_some(asio::buffer(sink), kNoThrow));

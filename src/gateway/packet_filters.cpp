@@ -13,7 +13,7 @@
 namespace fwgate::gateway {
 
 AdmittedPort::~AdmittedPort() {
-  if (owner_ != nullptr) owner_->release(port_);
+  if (owner_ != nullptr) owner_->release(port_, udp_);
 }
 
 PacketFilters::PacketFilters() = default;
@@ -50,9 +50,9 @@ std::string PacketFilters::apply(const config::Config& config, std::string& summ
   std::string script = filters::renderRuleset(settings, options);
   // The new table starts with an empty set: the ports open now go back in, in the same
   // transaction.
-  std::vector<std::uint16_t> ports;
-  for (const auto& [port, holders] : open_) ports.push_back(port);
-  for (const auto port : ports) script += filters::addDynamicPortScript(port, timeout_);
+  for (const auto& [key, holders] : open_) {
+    script += filters::addDynamicPortScript(key.second, timeout_, key.first);
+  }
   if (auto error = nft_->run(script); !error.empty()) return error;
   enabled_ = true;
   std::string interfaces;
@@ -65,27 +65,33 @@ std::string PacketFilters::apply(const config::Config& config, std::string& summ
   return {};
 }
 
-AdmittedPort PacketFilters::admit(std::uint16_t port) {
+AdmittedPort PacketFilters::admit(std::uint16_t port, bool udp) {
   const std::lock_guard lock(mutex_);
   if (!enabled_) return {};
-  if (open_[port]++ == 0) run(filters::addDynamicPortScript(port, timeout_), "admit port");
-  return AdmittedPort(this, port);
+  if (open_[{udp, port}]++ == 0) {
+    run(filters::addDynamicPortScript(port, timeout_, udp), "admit port");
+  }
+  return AdmittedPort(this, port, udp);
 }
 
-void PacketFilters::release(std::uint16_t port) {
+void PacketFilters::release(std::uint16_t port, bool udp) {
   const std::lock_guard lock(mutex_);
-  const auto it = open_.find(port);
+  const auto it = open_.find({udp, port});
   if (it == open_.end() || --it->second > 0) return;
   open_.erase(it);
-  if (enabled_) run(filters::removeDynamicPortScript(port), "close port");
+  if (enabled_) run(filters::removeDynamicPortScript(port, udp), "close port");
 }
 
 void PacketFilters::refresh() {
   const std::lock_guard lock(mutex_);
   if (!enabled_ || open_.empty()) return;
-  std::vector<std::uint16_t> ports;
-  for (const auto& [port, holders] : open_) ports.push_back(port);
-  run(filters::refreshDynamicPortsScript(ports, timeout_), "refresh");
+  for (const bool udp : {false, true}) {
+    std::vector<std::uint16_t> ports;
+    for (const auto& [key, holders] : open_) {
+      if (key.first == udp) ports.push_back(key.second);
+    }
+    if (!ports.empty()) run(filters::refreshDynamicPortsScript(ports, timeout_, udp), "refresh");
+  }
 }
 
 void PacketFilters::run(const std::string& script, const char* what) {

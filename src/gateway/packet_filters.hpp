@@ -1,7 +1,7 @@
 // The gateway's side of its packet filters (table inet fwgate): applying the configuration's
-// ruleset at start and on reload, and admitting the TCP ports the gateway itself opens for
-// remoted listens and SOCKS BIND while they are open (the dynamic set), refreshed before the
-// elements' timeouts run out.
+// ruleset at start and on reload, and admitting the ports the gateway itself opens while they are
+// open (the dynamic sets: TCP for remoted listens and SOCKS BIND, UDP for published UDP
+// associations), refreshed before the elements' timeouts run out.
 #pragma once
 
 #include <chrono>
@@ -25,9 +25,11 @@ class PacketFilters;
 class AdmittedPort {
  public:
   AdmittedPort() = default;
-  AdmittedPort(PacketFilters* owner, std::uint16_t port) : owner_(owner), port_(port) {}
+  AdmittedPort(PacketFilters* owner, std::uint16_t port, bool udp)
+      : owner_(owner), port_(port), udp_(udp) {}
   ~AdmittedPort();
-  AdmittedPort(AdmittedPort&& other) noexcept : owner_(other.owner_), port_(other.port_) {
+  AdmittedPort(AdmittedPort&& other) noexcept
+      : owner_(other.owner_), port_(other.port_), udp_(other.udp_) {
     other.owner_ = nullptr;
   }
   AdmittedPort& operator=(AdmittedPort&&) = delete;
@@ -36,6 +38,7 @@ class AdmittedPort {
  private:
   PacketFilters* owner_ = nullptr;
   std::uint16_t port_ = 0;
+  bool udp_ = false;
 };
 
 // No Asio object inside: it lives in the SharedState, which outlives every io_context and the
@@ -56,9 +59,9 @@ class PacketFilters {
     return enabled_;
   }
 
-  // The port is admitted from outside until the returned object is destroyed. Does nothing
-  // (and costs nothing) when filtering is off.
-  AdmittedPort admit(std::uint16_t port);
+  // The port (TCP, or `udp`) is admitted from outside until the returned object is destroyed.
+  // Does nothing (and costs nothing) when filtering is off.
+  AdmittedPort admit(std::uint16_t port, bool udp = false);
 
   // Renews the open ports' elements before their timeout runs out.
   void refresh();
@@ -69,14 +72,14 @@ class PacketFilters {
 
  private:
   friend class AdmittedPort;
-  void release(std::uint16_t port);
+  void release(std::uint16_t port, bool udp);
   void run(const std::string& script, const char* what);
 
   mutable std::mutex mutex_;
   std::unique_ptr<filters::Nft> nft_;
   bool enabled_ = false;
   std::chrono::seconds timeout_{3600};
-  std::map<std::uint16_t, int> open_;  // port -> how many listens hold it
+  std::map<std::pair<bool, std::uint16_t>, int> open_;  // (udp, port) -> how many hold it
 };
 
 }  // namespace fwgate::gateway

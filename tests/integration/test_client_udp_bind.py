@@ -8,6 +8,8 @@ port no definition covers fails bind() with EACCES; without the setting the bind
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ import fwit
 from conftest import FWGATE_BIN
 from test_client import DNS, EXTERNAL, client_env, fwc_sessions, fwrun, out, start_gateway
 from test_client import topo  # noqa: F401 (the namespace topology, a fixture)
+from test_filters import filters_config, nft_in, wait_applied
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -78,12 +81,28 @@ except socket.timeout:
 """
 
 
-def test_an_rtp_sender_reaches_the_program_through_the_gateway(topo, gateway):
-    gw = start_gateway(gateway, topo, rules=RULES, extra=PUBLISH + SETTING)
+def published_udp_ports(topo) -> str:
+    return nft_in(topo, "list", "set", "inet", "fwgate", "dynamic_udp").stdout.decode()
+
+
+@pytest.mark.parametrize("filtered", [False, True], ids=["no-packet-filters", "packet-filters"])
+def test_an_rtp_sender_reaches_the_program_through_the_gateway(topo, gateway, filtered):
+    extra = PUBLISH + SETTING
+    if filtered:
+        # Nothing admitted from outside but what the gateway opens itself: the published port
+        # is in the set dynamic_udp while the association lives.
+        fwit.require_tool("nft")
+        extra += "\n" + filters_config(topo, "")
+    gw = start_gateway(gateway, topo, rules=RULES, extra=extra)
+    if filtered:
+        wait_applied(gw)
+        assert "packet filters: applied" in gw.stderr(), gw.tail()
     program = topo.spawn("internal", [FWGATE_BIN, "run", "--", fwit.PYTHON, "-c", PROGRAM, str(RTP_PORT)],
                          env=client_env(topo, FWGATE_DEBUG="2"))
     first = fwit.read_pipe(program.stdout, 4096, 15, until=b"\n")
     assert json.loads(first) == {"name": [GATEWAY_OUTSIDE, RTP_PORT]}, first + program.stderr.read1(65536)
+    if filtered:
+        assert re.search(rf"\b{RTP_PORT}\b", published_udp_ports(topo)), published_udp_ports(topo)
     sender = topo.run_in("external", [fwit.PYTHON, "-c", SENDER, GATEWAY_OUTSIDE, str(RTP_PORT), DNS, EXTERNAL],
                          timeout=30)
     assert sender.returncode == 0, out(sender)
@@ -102,6 +121,12 @@ def test_an_rtp_sender_reaches_the_program_through_the_gateway(topo, gateway):
     assert s["denial"]["transport"] == "udp" and s["denial"]["direction"] == "receive", s
     assert s["denial"].get("peer") is True and s["definition"] == "RTP", s
     assert s["bound"].endswith(f":{RTP_PORT}") and s.get("datagrams_down", 0) >= 5, s
+    if filtered:
+        # The association ended with the program: its port left the set.
+        deadline = time.monotonic() + 10
+        while re.search(rf"\b{RTP_PORT}\b", published_udp_ports(topo)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not re.search(rf"\b{RTP_PORT}\b", published_udp_ports(topo)), published_udp_ports(topo)
 
 
 def test_a_port_no_definition_covers_fails_bind(topo, gateway):

@@ -88,6 +88,9 @@ TEST(RulesetTest, TheTableReplacesItselfAndHasItsFixedRules) {
   EXPECT_NE(script.find("  set dynamic_tcp {\n    type inet_service\n    flags timeout\n"),
             std::string::npos)
       << script;
+  EXPECT_NE(script.find("  set dynamic_udp {\n    type inet_service\n    flags timeout\n"),
+            std::string::npos)
+      << script;
   EXPECT_EQ(script.substr(script.size() - 6), "  }\n}\n");
   EXPECT_NE(script.find("    type filter hook input priority filter; policy accept;\n"),
             std::string::npos);
@@ -106,6 +109,7 @@ TEST(RulesetTest, TheTableReplacesItselfAndHasItsFixedRules) {
       R"(mld2-listener-report } ip6 hoplimit 1 counter accept comment "neighbour discovery")",
       R"(ct state invalid counter drop comment "invalid")",
       R"(tcp dport @dynamic_tcp counter accept comment "dynamic")",
+      R"(udp dport @dynamic_udp counter accept comment "dynamic udp")",
       R"(counter drop comment "not admitted")",
   };
   EXPECT_EQ(input, expected) << dump(input);
@@ -261,11 +265,12 @@ TEST(RulesetTest, FiltersComeAfterTheFixedRulesInFileOrder) {
   PacketFilter a = tcpIn("a");
   a.localPort = policy::PortRange{1, 1};
   const auto input = chain(render(withInterfaces({b, a})), "input");
-  ASSERT_EQ(input.size(), 9u) << dump(input);
+  ASSERT_EQ(input.size(), 10u) << dump(input);
   EXPECT_EQ(input[4], R"(ct state invalid counter drop comment "invalid")");
   EXPECT_EQ(input[5], R"(tcp dport 2 counter accept comment "b")");
   EXPECT_EQ(input[6], R"(tcp dport 1 counter accept comment "a")");
   EXPECT_EQ(input[7], R"(tcp dport @dynamic_tcp counter accept comment "dynamic")");
+  EXPECT_EQ(input[8], R"(udp dport @dynamic_udp counter accept comment "dynamic udp")");
 }
 
 TEST(RulesetTest, AnInternalComputerIsInTheForwardChain) {
@@ -339,6 +344,11 @@ TEST(RulesetTest, CommentsAndNamesAreAlwaysQuotedSafely) {
 TEST(RulesetTest, DynamicPortScripts) {
   EXPECT_EQ(addDynamicPortScript(4000, std::chrono::hours(1)),
             "add element inet fwgate dynamic_tcp { 4000 timeout 3600s }\n");
+  EXPECT_EQ(addDynamicPortScript(5004, std::chrono::seconds(3600), true),
+            "add element inet fwgate dynamic_udp { 5004 timeout 3600s }\n");
+  EXPECT_EQ(removeDynamicPortScript(5004, true),
+            "add element inet fwgate dynamic_udp { 5004 }\n"
+            "delete element inet fwgate dynamic_udp { 5004 }\n");
   EXPECT_EQ(removeDynamicPortScript(4000),
             "add element inet fwgate dynamic_tcp { 4000 }\n"
             "delete element inet fwgate dynamic_tcp { 4000 }\n");
