@@ -89,3 +89,12 @@ for kind in pair udp; do
 done
 echo
 echo "Medians over $rounds rounds of 40 batches × 10000 round trips, pinned to CPU $cpu."
+
+# Then the same calls in a long-lived program as its remoted connections pile up (needs root:
+# it builds network namespaces and a gateway).
+echo
+if [[ $(id -u) == 0 ]]; then
+  bash "$repo/bench/client-table.sh" "$rounds"
+else
+  echo "(the table after 0, 1,000 and 10,000 remoted connections needs root: bench/client-table.sh)"
+fi
