@@ -656,10 +656,18 @@ class ConfigParser {
     } else if (apps != nullptr && apps->empty()) {
       in_.error(keyPath(path, "applications"), *apps, "must name at least one program");
     }
+    usersAndGroups(t, path, entry.users, entry.groups);
+    config_.firewallClient.publishListens.push_back(std::move(entry));
+  }
+
+  // `users` and `groups` of a rule or a publish_listens entry: valid user names, groups defined
+  // in [groups]; the first table that names any is remembered for the users-file check.
+  void usersAndGroups(const toml::table& t, const std::string& path,
+                      std::vector<std::string>& users, std::vector<std::string>& groups) {
     in_.strings(t, "users", path,
                 [&](const std::string& s, const std::string& p, const toml::node& n) {
                   if (isValidUserName(s)) {
-                    entry.users.push_back(s);
+                    users.push_back(s);
                   } else {
                     in_.error(p, n, fmt::format("invalid user name {}", quote(s)));
                   }
@@ -667,7 +675,7 @@ class ConfigParser {
     in_.strings(t, "groups", path,
                 [&](const std::string& s, const std::string& p, const toml::node& n) {
                   if (config_.groups.contains(s)) {
-                    entry.groups.push_back(s);
+                    groups.push_back(s);
                     return;
                   }
                   std::vector<std::string> names;
@@ -676,11 +684,10 @@ class ConfigParser {
                             fmt::format("unknown group {} (define it in [groups]){}", quote(s),
                                         suggestion(s, names)));
                 });
-    if ((!entry.users.empty() || !entry.groups.empty()) && namingRule_.empty()) {
+    if ((!users.empty() || !groups.empty()) && namingRule_.empty()) {
       namingRule_ = path;
       namingRuleLine_ = t.source().begin.line;
     }
-    config_.firewallClient.publishListens.push_back(std::move(entry));
   }
 
   void rule(const toml::table& t, const std::string& path, std::size_t index) {
@@ -716,30 +723,7 @@ class ConfigParser {
 
     networkNames(t, "sources", path, r.sources);
     networkNames(t, "destinations", path, r.destinations);
-    in_.strings(t, "users", path,
-                [&](const std::string& s, const std::string& p, const toml::node& n) {
-                  if (isValidUserName(s)) {
-                    r.users.push_back(s);
-                  } else {
-                    in_.error(p, n, fmt::format("invalid user name {}", quote(s)));
-                  }
-                });
-    in_.strings(t, "groups", path,
-                [&](const std::string& s, const std::string& p, const toml::node& n) {
-                  if (config_.groups.contains(s)) {
-                    r.groups.push_back(s);
-                    return;
-                  }
-                  std::vector<std::string> names;
-                  for (const auto& [name, members] : config_.groups) names.push_back(name);
-                  in_.error(p, n,
-                            fmt::format("unknown group {} (define it in [groups]){}", quote(s),
-                                        suggestion(s, names)));
-                });
-    if ((!r.users.empty() || !r.groups.empty()) && namingRule_.empty()) {
-      namingRule_ = path;
-      namingRuleLine_ = t.source().begin.line;
-    }
+    usersAndGroups(t, path, r.users, r.groups);
     ports(t, path, r.ports);
     commands(t, path, r.commands);
     protocols_.ruleProtocols(t, path, config_.protocols, r.protocols);
