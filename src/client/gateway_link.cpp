@@ -433,10 +433,10 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
 
 int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
                  int timeoutMs, int& controlFd, control::Endpoint& relay, char* detail,
-                 std::size_t detailSize) {
+                 std::size_t detailSize, std::uint16_t publishPort, control::Endpoint* published) {
   std::uint8_t req[64];
-  const std::size_t size =
-      control::encodeUdpAssociate(req, control::UdpAssociateRequest{localPort});
+  const std::size_t size = control::encodeUdpAssociate(
+      req, control::UdpAssociateRequest{localPort, publishPort != 0, publishPort});
   if (size == 0) return EMSGSIZE;
   std::uint8_t buf[2048];
   protocol::Bytes body;
@@ -450,39 +450,13 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
     copyTo(detail, detailSize, reply.message);
     error = control::errnoFor(reply.status);
     relay = reply.relay;
-  }
-  if (error != 0) {
-    ::close(controlFd);
-    controlFd = -1;
-  }
-  return error;
-}
-
-int udpAssociatePublished(const GatewayEndpoints& gateway, const Identity& identity,
-                          std::uint16_t localPort, std::uint16_t publishPort, int timeoutMs,
-                          int& controlFd, control::Endpoint& relay, control::Endpoint& published,
-                          char* detail, std::size_t detailSize) {
-  std::uint8_t req[64];
-  const std::size_t size =
-      control::encodeUdpAssociate(req, control::UdpAssociateRequest{localPort, true, publishPort});
-  if (size == 0) return EMSGSIZE;
-  std::uint8_t buf[2048];
-  protocol::Bytes body;
-  int error = openSession(gateway, identity, {req, size}, control::MessageType::UdpAssociated,
-                          timeoutMs, buf, controlFd, body, detail, detailSize);
-  if (error != 0) return error;
-  control::UdpAssociatedReply reply;
-  if (!control::decodeUdpAssociated(body, reply)) {
-    error = EPROTO;
-  } else {
-    copyTo(detail, detailSize, reply.message);
-    error = control::errnoFor(reply.status);
-    relay = reply.relay;
-    published = reply.published;
-    // A gateway that does not publish answers a plain association: not what was asked.
-    if (error == 0 && published.address.family == 0) {
-      error = EPROTO;
-      copyTo(detail, detailSize, "the gateway did not publish the port");
+    if (publishPort != 0) {
+      *published = reply.published;
+      // A gateway that does not publish answers a plain association: not what was asked.
+      if (error == 0 && published->address.family == 0) {
+        error = EPROTO;
+        copyTo(detail, detailSize, "the gateway did not publish the port");
+      }
     }
   }
   if (error != 0) {

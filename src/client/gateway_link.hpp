@@ -96,16 +96,12 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
 // UDP through the gateway: a control connection (kept open by the caller while the UDP socket
 // lives) carrying Hello + UdpAssociate for the socket's port; 0 with `relay` (where the socket
 // sends its datagrams, each behind the SOCKS 5 UDP header) filled, else an errno.
+// RemoteBindUdpPorts: with `publishPort` (not 0) the association is published on the gateway's
+// external UDP port, and `published` (required then) gets the address remote senders use.
 int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std::uint16_t localPort,
                  int timeoutMs, int& controlFd, protocol::control::Endpoint& relay, char* detail,
-                 std::size_t detailSize);
-// RemoteBindUdpPorts: the same association, published on the gateway's external UDP port
-// `publishPort` (not 0); `published` gets the external address and port remote senders use.
-int udpAssociatePublished(const GatewayEndpoints& gateway, const Identity& identity,
-                          std::uint16_t localPort, std::uint16_t publishPort, int timeoutMs,
-                          int& controlFd, protocol::control::Endpoint& relay,
-                          protocol::control::Endpoint& published, char* detail,
-                          std::size_t detailSize);
+                 std::size_t detailSize, std::uint16_t publishPort = 0,
+                 protocol::control::Endpoint* published = nullptr);
 // Listen on the control connection of a remoted bind (the client's socket listens on
 // `localPort`), and its answer. 0 or an errno.
 int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,

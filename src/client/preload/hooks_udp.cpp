@@ -151,12 +151,8 @@ int associate(int fd, const Global& g, sockaddr_storage& relay, socklen_t& relay
   control::Endpoint relayEndpoint;
   control::Endpoint published;
   char detail[160] = {};
-  const int error = publishPort == 0
-                        ? udpAssociate(g.gateway, g.identity, local.port, g.gatewayTimeoutMs,
-                                       controlFd, relayEndpoint, detail, sizeof detail)
-                        : udpAssociatePublished(g.gateway, g.identity, local.port, publishPort,
-                                                g.gatewayTimeoutMs, controlFd, relayEndpoint,
-                                                published, detail, sizeof detail);
+  const int error = udpAssociate(g.gateway, g.identity, local.port, g.gatewayTimeoutMs, controlFd,
+                                 relayEndpoint, detail, sizeof detail, publishPort, &published);
   char server[300];
   formatServer(g.config.server, server, sizeof server);
   if (error != 0 && publishPort != 0) {
