@@ -4,6 +4,18 @@
 namespace fwgate::policy {
 namespace {
 
+// Whether some rule could allow a peer of a listen, before any peer is known.
+bool somePeerMayBeAllowed(const Engine& engine, const Request& request, Command command,
+                          const ConnectionFacts& facts) {
+  Request possible = request;
+  possible.command = command;
+  possible.destinationAddress.reset();
+  possible.destinationName.clear();
+  possible.connection = facts;
+  possible.secondaryOf.clear();
+  return engine.mayAllow(possible);
+}
+
 // A mapped address built by hand (v6 = true, ::ffff:a.b.c.d) is still an IPv4 address.
 IpAddress canonical(const IpAddress& a) {
   return a.v6 ? IpAddress::fromV6(a.bytes) : a;
@@ -103,12 +115,6 @@ ListenDecision decideListen(const Engine& engine, const Request& request,
   if (mode == ListenMode::Server) {
     // Peers are decided one by one as they connect; now, a definition must cover the port and a
     // rule must be able to allow some peer.
-    Request possible = request;
-    possible.command = Command::Bind;
-    possible.destinationAddress.reset();
-    possible.destinationName.clear();
-    possible.connection = facts;
-    possible.secondaryOf.clear();
     const ProtocolDefinition* definition = engine.primaryFor(facts);
     FirewallDecision& a = out.admission;
     if (definition == nullptr) {
@@ -116,7 +122,7 @@ ListenDecision decideListen(const Engine& engine, const Request& request,
       return out;
     }
     a.definition = definition->name;
-    if (!engine.mayAllow(possible)) {
+    if (!somePeerMayBeAllowed(engine, request, Command::Bind, facts)) {
       a.reason = Reason::DefaultDeny;
       a.rule = "default-deny";
       return out;
@@ -219,10 +225,6 @@ ListenDecision decidePublish(const Engine& engine, const Request& request,
   return out;
 }
 
-}  // namespace fwgate::policy
-
-namespace fwgate::policy {
-
 FirewallDecision decideUdpListen(const Engine& engine, const Request& request) {
   const ConnectionFacts facts{Transport::Udp, Direction::Receive, request.destinationPort};
   FirewallDecision out;
@@ -233,13 +235,7 @@ FirewallDecision decideUdpListen(const Engine& engine, const Request& request) {
     return out;
   }
   out.definition = definition->name;
-  Request possible = request;
-  possible.command = Command::Udp;
-  possible.destinationAddress.reset();
-  possible.destinationName.clear();
-  possible.connection = facts;
-  possible.secondaryOf.clear();
-  if (!engine.mayAllow(possible)) {
+  if (!somePeerMayBeAllowed(engine, request, Command::Udp, facts)) {
     out.reason = Reason::DefaultDeny;
     out.rule = "default-deny";
     return out;
