@@ -69,12 +69,10 @@ def test_a_thousand_nonblocking_connects_never_block_the_event_loop(topo, gatewa
     assert set(r["results"]["silent"]) <= {"ETIMEDOUT", "EHOSTUNREACH"}, r
     # Issuing all 1,000 took less than the gateway's answer to one silent connect.
     assert r["issued_seconds"] < 3, r
-    # No call slept (a voluntary context switch: waiting for the gateway, or for a lock), and
-    # none took 10 ms; a call the scheduler preempted on a busy machine may take longer than
-    # 10 ms without waiting for anything, so that bound is checked as 100 ms.
+    # No call slept: a voluntary context switch inside a call is a wait (for the gateway, or a
+    # lock). Wall time is reported, not asserted: a call the scheduler preempts on a busy machine
+    # takes longer without waiting for anything.
     assert r["slept"] == {"connect": 0, "register": 0, "so_error": 0}, (r["slept"], r["slowest_ms"])
-    for call, ms in r["slowest_ms"].items():
-        assert ms < 100, (call, r)
 
 
 def test_a_child_forked_while_another_thread_resolves_can_resolve(topo, gateway):
