@@ -356,11 +356,16 @@ def echo_server(host: str, port: int, events: Events) -> socket.socket:
 
     def serve(conn, conn_id):
         total = 0
+        written = False
         try:
             conn.settimeout(60)
             for _ in range(1 << 24):
                 data = conn.recv(1 << 16)
                 if not data:
+                    # The event goes out before the EOF does: a client that has seen the echo end
+                    # must find the event already written.
+                    events.write(ev="echo-done", port=port, conn=conn_id, bytes=total)
+                    written = True
                     conn.shutdown(socket.SHUT_WR)
                     break
                 total += len(data)
@@ -368,7 +373,8 @@ def echo_server(host: str, port: int, events: Events) -> socket.socket:
         except OSError:
             pass
         finally:
-            events.write(ev="echo-done", port=port, conn=conn_id, bytes=total)
+            if not written:
+                events.write(ev="echo-done", port=port, conn=conn_id, bytes=total)
             conn.close()
 
     def loop():
