@@ -19,7 +19,6 @@ enum class ParseError {
   BadAddressType,  // SOCKS5 ATYP not 1, 3 or 4: reply 0x08
   BadLength,       // a length field that is zero where forbidden, or a field past its limit
   BadReserved,     // a reserved field that must be zero is not (SOCKS codecs leave RSV alone)
-  NoMethods,       // SOCKS5 greeting with NMETHODS == 0
 };
 
 // The result of parsing one message from the front of a buffer.

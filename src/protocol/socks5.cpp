@@ -39,8 +39,8 @@ ParseResult<Greeting> parseGreeting(Bytes in) {
   if (in.empty()) return {};
   if (in[0] != kVersion) return invalid<Greeting>(ParseError::BadVersion);
   if (in.size() < 2) return {};
+  // NMETHODS 0 is a complete greeting that offers nothing: RFC 1928's answer is X'FF'.
   const std::size_t count = in[1];
-  if (count == 0) return invalid<Greeting>(ParseError::NoMethods);
   if (in.size() < 2 + count) return {};
 
   const Bytes methods = in.subspan(2, count);

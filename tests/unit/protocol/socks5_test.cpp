@@ -69,9 +69,15 @@ TEST(Socks5Greeting, BadVersion) {
   expectInvalid(parseGreeting(text("GET / HTTP/1.1\r\n")), ParseError::BadVersion);
 }
 
-TEST(Socks5Greeting, NoMethods) {
-  expectInvalid(parseGreeting(bytes({5, 0})), ParseError::NoMethods);
-  expectInvalid(parseGreeting(bytes({5, 0, 0, 1})), ParseError::NoMethods);
+TEST(Socks5Greeting, NoMethodsIsCompleteAndOffersNothing) {
+  // RFC 1928: the server answers X'FF' ("no acceptable methods"), so the parser must not call
+  // the greeting malformed; what follows it is not part of it.
+  const auto r = parseGreeting(bytes({5, 0, 0, 1}));
+  ASSERT_TRUE(r.complete());
+  EXPECT_EQ(r.consumed, 2u);
+  EXPECT_TRUE(r.value.methods.empty());
+  EXPECT_FALSE(r.value.offers(Method::NoAuthentication));
+  EXPECT_FALSE(r.value.offers(Method::UsernamePassword));
 }
 
 TEST(Socks5Greeting, ShortIsNeedMore) {
