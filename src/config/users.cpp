@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -167,7 +168,13 @@ std::string UserDatabase::serialize() const {
   return out;
 }
 
+std::uint64_t UserDatabase::nextGeneration() {
+  static std::atomic<std::uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 void UserDatabase::upsert(std::string name, std::string hash) {
+  generation_ = nextGeneration();
   for (UserEntry& e : entries_) {
     if (e.name == name) {
       e.hash = std::move(hash);
@@ -182,6 +189,7 @@ bool UserDatabase::remove(std::string_view name) {
                                [&](const UserEntry& e) { return e.name == name; });
   if (it == entries_.end()) return false;
   entries_.erase(it);
+  generation_ = nextGeneration();
   return true;
 }
 

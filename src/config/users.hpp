@@ -2,6 +2,7 @@
 // crypto_pwhash_str). '#' starts a comment. Never plaintext.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,13 +28,21 @@ class UserDatabase {
   // Checks a password against the stored hash: slow by design (argon2id), call off the event loop.
   bool verify(std::string_view name, std::string_view password) const;
 
+  // Which database this is: unique for the process's life, new for every database parsed and
+  // after every change. Caches of what was verified against a database key by it, never by its
+  // address (a new database may be allocated where a freed one was).
+  std::uint64_t generation() const { return generation_; }
+
   // Serialises back to the file format.
   std::string serialize() const;
   void upsert(std::string name, std::string hash);
   bool remove(std::string_view name);
 
  private:
+  static std::uint64_t nextGeneration();
+
   std::vector<UserEntry> entries_;
+  std::uint64_t generation_ = nextGeneration();
 };
 
 // argon2id hash with libsodium's interactive limits; empty string on failure (out of memory).

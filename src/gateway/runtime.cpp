@@ -101,23 +101,23 @@ std::string SharedState::passwordDigest(const std::string& password) const {
   return digest;
 }
 
-bool SharedState::knownPassword(const config::UserDatabase* users, const std::string& user,
+bool SharedState::knownPassword(const config::UserDatabase& users, const std::string& user,
                                 const std::string& digest) {
   const std::lock_guard lock(passwordsMutex_);
-  if (cachedUsers_ != users) {
+  if (cachedGeneration_ != users.generation()) {
     verified_.clear();
-    cachedUsers_ = users;
+    cachedGeneration_ = users.generation();
   }
   const auto it = verified_.find(user);
   return it != verified_.end() &&
          sodium_memcmp(it->second.data(), digest.data(), digest.size()) == 0;
 }
 
-void SharedState::rememberPassword(const config::UserDatabase* users, const std::string& user,
+void SharedState::rememberPassword(const config::UserDatabase& users, const std::string& user,
                                    std::string digest) {
   const std::lock_guard lock(passwordsMutex_);
   // Only remember users of the database still in force.
-  if (cachedUsers_ == users) verified_[user] = std::move(digest);
+  if (cachedGeneration_ == users.generation()) verified_[user] = std::move(digest);
 }
 
 Runtime::Runtime(asio::io_context& io, SharedState& shared,
@@ -230,12 +230,12 @@ asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::User
                                               std::string user, std::string password) {
   if (!users) co_return false;
   std::string digest = shared_.passwordDigest(password);
-  if (shared_.knownPassword(users.get(), user, digest)) co_return true;
+  if (shared_.knownPassword(*users, user, digest)) co_return true;
   // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
   auto check = [users, user, password] { return users->verify(user, password); };
   auto ok = co_await offload<bool>(shared_.authPool(), std::move(check), std::chrono::seconds(30));
   if (ok && *ok) {
-    shared_.rememberPassword(users.get(), user, std::move(digest));
+    shared_.rememberPassword(*users, user, std::move(digest));
     co_return true;
   }
   co_return false;

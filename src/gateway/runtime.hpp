@@ -127,10 +127,12 @@ class SharedState {
   ShardedCounts<asio::ip::address>& webClients() { return webClients_; }
   ShardedCounts<std::pair<asio::ip::address, asio::ip::address>>& connects() { return connects_; }
 
-  // The password cache: the keyed digest of a password verified for `user` under `users`.
-  bool knownPassword(const config::UserDatabase* users, const std::string& user,
+  // The password cache: the keyed digest of a password verified for `user` under `users`,
+  // keyed by the database's generation (a database allocated where a freed one was is still
+  // another database).
+  bool knownPassword(const config::UserDatabase& users, const std::string& user,
                      const std::string& digest);
-  void rememberPassword(const config::UserDatabase* users, const std::string& user,
+  void rememberPassword(const config::UserDatabase& users, const std::string& user,
                         std::string digest);
   std::string passwordDigest(const std::string& password) const;
 
@@ -146,7 +148,7 @@ class SharedState {
   ShardedCounts<asio::ip::address> webClients_;
   ShardedCounts<std::pair<asio::ip::address, asio::ip::address>> connects_;
   std::mutex passwordsMutex_;
-  const config::UserDatabase* cachedUsers_ = nullptr;
+  std::uint64_t cachedGeneration_ = 0;           // generations start at 1
   std::map<std::string, std::string> verified_;  // user -> keyed digest of the password
   std::string digestKey_;
 };

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
 import fwit
+from conftest import run_fwgate
 
 
 @pytest.fixture
@@ -67,6 +72,20 @@ def test_no_auth_offer_rejected(pw_gateway, echo_server, users):
 
 
 @pytest.mark.fwgate_only
+@pytest.mark.parametrize("listener", ["no-auth", "password"])
+def test_greeting_with_zero_methods_gets_ff(gateway, users, echo_server, listener):
+    """NMETHODS = 0 offers nothing: RFC 1928's answer is 05 FF, then a close (not a silent close)."""
+    gw = gateway() if listener == "no-auth" else gateway(methods=["password"], users=users)
+    with fwit.connect(gw.host, gw.port) as s:
+        s.sendall(b"\x05\x00")
+        assert fwit.recv_exact(s, 2) == b"\x05\xff"
+        assert fwit.assert_closed(s, 5) == b""
+    assert echo_server.peers == []
+    creds = () if listener == "no-auth" else next(iter(users.items()))
+    fwit.assert_serves(gw.host, gw.port, echo_server.port, *creds)
+
+
+@pytest.mark.fwgate_only
 def test_socks4_rejected_on_password_listener(pw_gateway, echo_server, users):
     """SOCKS 4 carries no password: a password-only listener replies 91 and closes."""
     with fwit.connect(pw_gateway.host, pw_gateway.port) as s:
@@ -101,3 +120,46 @@ def test_passwd_stores_hashes(tmp_path):
     cp = run_fwgate(["passwd", "--users-file", path, "--delete", "bob"])
     assert cp.returncode == 0, cp.stderr
     assert "bob" not in open(path).read()
+
+
+def _reload(gw, times: int) -> None:
+    """SIGHUP `times` times, each waited for in the gateway's log, with no login between."""
+    for _ in range(times):
+        before = gw.stderr().count("SIGHUP: reloaded")
+        gw.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10 * fwit.SLOW
+        while gw.stderr().count("SIGHUP: reloaded") <= before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gw.stderr().count("SIGHUP: reloaded") > before, gw.tail()
+
+
+def _login(gw, user: str, password: str) -> bytes:
+    with fwit.connect(gw.host, gw.port) as s:
+        assert fwit.s5_greet(s, b"\x02") == 0x02
+        return fwit.s5_login(s, user, password)
+
+
+@pytest.mark.fwgate_only
+def test_revocation_after_two_reloads(gateway, users):
+    """A changed password and a removed user take effect at the reload: the old password, which the
+    gateway had verified and cached, never works again, even across two reloads with no login
+    between them (a new users database may then be allocated where the first one was)."""
+    gw = gateway(methods=["password"], users=users)
+    (user, password), = users.items()
+    path = os.path.join(gw.workdir, "users")
+    assert _login(gw, user, password) == b"\x01\x00"
+    assert _login(gw, user, password) == b"\x01\x00"  # the second is answered from the cache
+    cp = run_fwgate(["passwd", "--users-file", path, "--stdin", user], input=b"the-new-password\n")
+    assert cp.returncode == 0, cp.stderr
+    _reload(gw, 2)
+    assert _login(gw, user, password)[1] != 0x00, "the old password still works after the change"
+    assert _login(gw, user, "the-new-password") == b"\x01\x00"
+    cp = run_fwgate(["passwd", "--users-file", path, "--delete", user])
+    assert cp.returncode == 0, cp.stderr
+    _reload(gw, 2)
+    assert _login(gw, user, "the-new-password")[1] != 0x00, "a removed user still logs in"
+    # The user comes back with the original password, for the fixture's after-test check.
+    cp = run_fwgate(["passwd", "--users-file", path, "--stdin", user], input=(password + "\n").encode())
+    assert cp.returncode == 0, cp.stderr
+    _reload(gw, 1)
+    assert _login(gw, user, password) == b"\x01\x00"

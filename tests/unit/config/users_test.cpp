@@ -216,3 +216,19 @@ TEST_F(UsersFileTest, LoadErrorsNameTheFile) {
 
 }  // namespace
 }  // namespace fwgate::config
+
+TEST(UserDatabaseTest, EveryDatabaseAndEveryChangeHasItsOwnGeneration) {
+  using fwgate::config::UserDatabase;
+  std::string error;
+  auto a = UserDatabase::parse("", error);
+  auto b = UserDatabase::parse("", error);
+  ASSERT_TRUE(a && b) << error;
+  EXPECT_NE(a->generation(), 0u);
+  EXPECT_NE(a->generation(), b->generation());
+  const auto before = a->generation();
+  a->upsert("alice", "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA");
+  EXPECT_NE(a->generation(), before);
+  const auto afterUpsert = a->generation();
+  EXPECT_TRUE(a->remove("alice"));
+  EXPECT_NE(a->generation(), afterUpsert);
+}

@@ -2,8 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
+
+#include "config/users.hpp"
 #include "gateway/buffer_pool.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/runtime.hpp"
 #include "gateway/session_log.hpp"
 
 namespace fwgate::gateway {
@@ -106,3 +110,32 @@ TEST(SessionRecord, AnonymousUserIsNullAndBadUtf8DoesNotLoseTheLine) {
 
 }  // namespace
 }  // namespace fwgate::gateway
+
+// Revocation: a users file reloaded twice with no login between may be allocated where the
+// database it replaced was. The password cache must not take it for the old one.
+TEST(PasswordCache, ADatabaseAtAFreedDatabasesAddressIsAnotherDatabase) {
+  using fwgate::config::UserDatabase;
+  fwgate::gateway::SharedState shared;
+  std::string error;
+  std::optional<UserDatabase> slot;
+  slot.emplace(*UserDatabase::parse("alice:" + fwgate::config::hashPassword("old") + "\n", error));
+  const UserDatabase* first = &*slot;
+  const std::string oldDigest = shared.passwordDigest("old");
+  EXPECT_FALSE(shared.knownPassword(*slot, "alice", oldDigest));
+  shared.rememberPassword(*slot, "alice", oldDigest);
+  ASSERT_TRUE(shared.knownPassword(*slot, "alice", oldDigest));
+
+  // The password changes; the new database lives exactly where the old one did.
+  slot.reset();
+  slot.emplace(*UserDatabase::parse("alice:" + fwgate::config::hashPassword("new") + "\n", error));
+  ASSERT_EQ(&*slot, first) << "the test needs the new database at the old address";
+  EXPECT_FALSE(shared.knownPassword(*slot, "alice", oldDigest))
+      << "the old password is still accepted after the users file changed";
+
+  // And a user removed: nothing remembered for her survives either.
+  shared.rememberPassword(*slot, "alice", shared.passwordDigest("new"));
+  slot.reset();
+  slot.emplace(*UserDatabase::parse("", error));
+  ASSERT_EQ(&*slot, first);
+  EXPECT_FALSE(shared.knownPassword(*slot, "alice", shared.passwordDigest("new")));
+}
