@@ -12,9 +12,11 @@ import threading
 import time
 
 
-def serve(conn: socket.socket) -> None:
+def serve(conn: socket.socket, idle: float) -> None:
     with conn:
-        conn.settimeout(60)
+        # A connection may stay silent as long as the server lives: a test that keeps its first
+        # connection open while it makes many others (slower under a sanitizer) must find it open.
+        conn.settimeout(idle)
         try:
             for _ in range(1 << 20):
                 data = conn.recv(65536)
@@ -49,7 +51,7 @@ def main() -> int:
         if args.close:
             conn.close()
             continue
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, args.lifetime), daemon=True).start()
     return 0
 
 
