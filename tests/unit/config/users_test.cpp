@@ -214,11 +214,7 @@ TEST_F(UsersFileTest, LoadErrorsNameTheFile) {
   EXPECT_NE(error.find("line 1"), std::string::npos) << error;
 }
 
-}  // namespace
-}  // namespace fwgate::config
-
 TEST(UserDatabaseTest, EveryDatabaseAndEveryChangeHasItsOwnGeneration) {
-  using fwgate::config::UserDatabase;
   std::string error;
   auto a = UserDatabase::parse("", error);
   auto b = UserDatabase::parse("", error);
@@ -232,3 +228,6 @@ TEST(UserDatabaseTest, EveryDatabaseAndEveryChangeHasItsOwnGeneration) {
   EXPECT_TRUE(a->remove("alice"));
   EXPECT_NE(a->generation(), afterUpsert);
 }
+
+}  // namespace
+}  // namespace fwgate::config

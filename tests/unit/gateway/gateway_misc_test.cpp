@@ -108,18 +108,14 @@ TEST(SessionRecord, AnonymousUserIsNullAndBadUtf8DoesNotLoseTheLine) {
   EXPECT_EQ(text.find('\n'), std::string::npos);
 }
 
-}  // namespace
-}  // namespace fwgate::gateway
-
 // Revocation: a users file reloaded twice with no login between may be allocated where the
 // database it replaced was. The password cache must not take it for the old one.
 TEST(PasswordCache, ADatabaseAtAFreedDatabasesAddressIsAnotherDatabase) {
-  using fwgate::config::UserDatabase;
-  fwgate::gateway::SharedState shared;
+  SharedState shared;
   std::string error;
-  std::optional<UserDatabase> slot;
-  slot.emplace(*UserDatabase::parse("alice:" + fwgate::config::hashPassword("old") + "\n", error));
-  const UserDatabase* first = &*slot;
+  std::optional<config::UserDatabase> slot;
+  slot.emplace(*config::UserDatabase::parse("alice:" + config::hashPassword("old") + "\n", error));
+  const config::UserDatabase* first = &*slot;
   const std::string oldDigest = shared.passwordDigest("old");
   EXPECT_FALSE(shared.knownPassword(*slot, "alice", oldDigest));
   shared.rememberPassword(*slot, "alice", oldDigest);
@@ -127,7 +123,7 @@ TEST(PasswordCache, ADatabaseAtAFreedDatabasesAddressIsAnotherDatabase) {
 
   // The password changes; the new database lives exactly where the old one did.
   slot.reset();
-  slot.emplace(*UserDatabase::parse("alice:" + fwgate::config::hashPassword("new") + "\n", error));
+  slot.emplace(*config::UserDatabase::parse("alice:" + config::hashPassword("new") + "\n", error));
   ASSERT_EQ(&*slot, first) << "the test needs the new database at the old address";
   EXPECT_FALSE(shared.knownPassword(*slot, "alice", oldDigest))
       << "the old password is still accepted after the users file changed";
@@ -135,7 +131,10 @@ TEST(PasswordCache, ADatabaseAtAFreedDatabasesAddressIsAnotherDatabase) {
   // And a user removed: nothing remembered for her survives either.
   shared.rememberPassword(*slot, "alice", shared.passwordDigest("new"));
   slot.reset();
-  slot.emplace(*UserDatabase::parse("", error));
+  slot.emplace(*config::UserDatabase::parse("", error));
   ASSERT_EQ(&*slot, first);
   EXPECT_FALSE(shared.knownPassword(*slot, "alice", shared.passwordDigest("new")));
 }
+
+}  // namespace
+}  // namespace fwgate::gateway
