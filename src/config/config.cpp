@@ -100,10 +100,10 @@ class ConfigParser {
   explicit ConfigParser(std::vector<Diagnostic>& errors) : in_(errors) {}
 
   Config parse(const toml::table& root) {
-    in_.rejectUnknownKeys(
-        root, "",
-        {"gateway", "listeners", "control", "web_proxy", "firewall_client", "limits", "bind", "log",
-         "groups", "networks", "protocols", "rules", "packet_filters"});
+    in_.rejectUnknownKeys(root, "",
+                          {"gateway", "listeners", "control", "web_proxy", "firewall_client",
+                           "limits", "auth_throttle", "bind", "log", "groups", "networks",
+                           "protocols", "rules", "packet_filters"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -115,6 +115,7 @@ class ConfigParser {
     if (const auto* t = in_.table(root, "web_proxy", "")) webProxy(*t);
     if (const auto* t = in_.table(root, "firewall_client", "")) firewallClient(*t);
     if (const auto* t = in_.table(root, "limits", "")) limits(*t);
+    if (const auto* t = in_.table(root, "auth_throttle", "")) authThrottle(*t);
     if (const auto* t = in_.table(root, "bind", "")) bind(*t);
     if (const auto* t = in_.table(root, "log", "")) log(*t);
     if (const auto* t = in_.table(root, "groups", "")) groups(*t);
@@ -471,6 +472,38 @@ class ConfigParser {
         }
         in_.error("limits.relay", *n,
                   fmt::format("unknown relay mode {} (expected one of {})", quote(relay), names));
+      }
+    }
+  }
+
+  void authThrottle(const toml::table& t) {
+    constexpr std::string_view kPath = "auth_throttle";
+    in_.rejectUnknownKeys(t, kPath,
+                          {"enabled", "window", "delay_after", "delay", "max_delay", "refuse_after",
+                           "refuse_for", "max_pending"});
+    AuthThrottle& a = config_.authThrottle;
+    in_.boolean(t, "enabled", kPath, a.enabled);
+    in_.duration(t, "window", kPath, a.window);
+    in_.duration(t, "delay", kPath, a.delay);
+    in_.duration(t, "max_delay", kPath, a.maxDelay);
+    in_.duration(t, "refuse_for", kPath, a.refuseFor);
+    std::int64_t v = 0;
+    if (in_.integer(t, "delay_after", kPath, 0, 1000000, v)) {
+      a.delayAfter = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "refuse_after", kPath, 0, 1000000, v)) {
+      a.refuseAfter = static_cast<std::uint32_t>(v);
+    }
+    if (in_.integer(t, "max_pending", kPath, 1, 4096, v)) {
+      a.maxPending = static_cast<std::uint32_t>(v);
+    }
+    if (a.maxDelay < a.delay) {
+      if (const auto* n = t.get("max_delay")) {
+        in_.error("auth_throttle.max_delay", *n,
+                  fmt::format("{} ms is shorter than delay ({} ms)", a.maxDelay.count(),
+                              a.delay.count()));
+      } else {
+        a.maxDelay = a.delay;
       }
     }
   }

@@ -58,6 +58,25 @@ struct Limits {
   RelayMode relayMode = RelayMode::Auto;
 };
 
+// [auth_throttle]: password guessing, slowed and then refused (gateway/auth_guard.hpp). Failed
+// logins are counted per source (an IPv4 address, an IPv6 /64) and per user name over `window`.
+struct AuthThrottle {
+  bool enabled = true;
+  Duration window{std::chrono::minutes(15)};
+  // `delay_after`: failures (of a source or of a name) after which an attempt waits `delay`
+  // before it is verified, twice as long per further failure, at most `max_delay`. 0: no delay.
+  std::uint32_t delayAfter = 5;
+  Duration delay{std::chrono::milliseconds(250)};
+  Duration maxDelay{std::chrono::seconds(4)};
+  // `refuse_after`: failures from one source after which its attempts are refused unverified for
+  // `refuse_for` (right passwords too). 0: never. A user name is never refused.
+  std::uint32_t refuseAfter = 20;
+  Duration refuseFor{std::chrono::minutes(15)};
+  // `max_pending`: attempts of one source waiting for verification; more are refused at once.
+  std::uint32_t maxPending = 8;
+  friend bool operator==(const AuthThrottle&, const AuthThrottle&) = default;
+};
+
 // [bind]: SOCKS BIND and UDP ASSOCIATE addressing.
 struct BindSettings {
   // The address announced to remote peers in BIND replies (the external interface).
@@ -190,6 +209,7 @@ struct Config {
   FirewallClientSettings firewallClient;
   WebProxySettings webProxy;  // [web_proxy]
   Limits limits;
+  AuthThrottle authThrottle;  // [auth_throttle]
   BindSettings bind;
   LogSettings log;
   std::string runAsUser;  // [gateway] user: drop privileges to it after binding (when root)

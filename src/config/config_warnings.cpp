@@ -67,6 +67,37 @@ std::string networkPath(std::string_view name) {
   return bare ? fmt::format("networks.{}", name) : fmt::format("networks.\"{}\"", name);
 }
 
+// Passwords checked with nothing to slow down guessing, and delays no handshake waits for.
+void throttleWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
+  if (config.usersFile.empty()) return;  // no password is ever checked
+  const AuthThrottle& a = config.authThrottle;
+  std::string where;
+  for (std::size_t i = 0; i < config.listeners.size() && where.empty(); ++i) {
+    const auto& m = config.listeners[i].methods;
+    if (std::find(m.begin(), m.end(), AuthMethod::Password) != m.end()) {
+      where = fmt::format("listeners[{}] offers \"password\"", i);
+    }
+  }
+  if (where.empty() && !config.webProxy.listeners.empty()) where = "the Web Proxy checks passwords";
+  if (where.empty() && !config.controlListeners.empty()) {
+    where = "the control channel checks passwords";
+  }
+  if (where.empty()) return;
+  if (!a.enabled || (a.delayAfter == 0 && a.refuseAfter == 0)) {
+    warnings.push_back(Diagnostic{
+        a.enabled ? "auth_throttle.refuse_after" : "auth_throttle.enabled",
+        fmt::format("{} and password guessing is not throttled: anyone who reaches it may try "
+                    "passwords as fast as they are checked",
+                    where)});
+  } else if (a.delayAfter != 0 && a.maxDelay >= config.limits.handshakeTimeout) {
+    warnings.push_back(Diagnostic{
+        "auth_throttle.max_delay",
+        fmt::format("{} ms is not shorter than limits.handshake_timeout ({} ms): delayed logins "
+                    "time out instead of being answered",
+                    a.maxDelay.count(), config.limits.handshakeTimeout.count())});
+  }
+}
+
 // A definition of the configuration's own that shares connections with a built-in one: the log
 // names the configuration's (it comes first); and secondary connections listed twice.
 void protocolWarnings(const Config& config, std::vector<Diagnostic>& warnings) {
@@ -242,6 +273,7 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
           Diagnostic{networkPath(n.name), "no ranges and no domains: it matches nothing"});
     }
   }
+  throttleWarnings(config, warnings);
   protocolWarnings(config, warnings);
   packetFilterWarnings(config, warnings);
   publishWarnings(config, warnings);

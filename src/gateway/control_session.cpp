@@ -195,6 +195,7 @@ asio::awaitable<bool> ControlSession::hello() {
   const std::string serverName = hostName();
   welcome.serverName = serverName;
   std::string message;
+  bool throttled = false;
   control::Hello hello;
   if (frame.type != static_cast<std::uint8_t>(control::MessageType::Hello)) {
     welcome.status = control::Status::UnexpectedMessage;
@@ -218,12 +219,15 @@ asio::awaitable<bool> ControlSession::hello() {
       std::string user(hello.user);
       std::string password(hello.password);
       record_.user = user;
-      const bool ok = co_await runtime_.verifyPassword(snapshot_->users, user, std::move(password));
-      if (ok) {
+      const auto source = clientEndpoint_.address();
+      const Login login =
+          co_await runtime_.verifyPassword(snapshot_->users, source, user, std::move(password));
+      if (login.accepted()) {
         user_ = user;
       } else {
         welcome.status = control::Status::AuthenticationFailed;
-        message = "bad user name or password";
+        message = login.throttled() ? login.why : "bad user name or password";
+        throttled = login.throttled();
       }
     }
   }
@@ -231,7 +235,7 @@ asio::awaitable<bool> ControlSession::hello() {
   welcome.message = message;
   if (welcome.status != control::Status::Ok) {
     record_.result = std::string(control::statusText(welcome.status));
-    record_.outcome = helloOutcome(welcome.status);
+    record_.outcome = throttled ? policy::Outcome::AuthThrottled : helloOutcome(welcome.status);
     record_.error = message;
   }
   const std::size_t n = control::encodeWelcome(out_, welcome);

@@ -186,9 +186,8 @@ Gateway::~Gateway() {
   signals_.reset();
   // No pool thread may post a result into an io_context once it is gone: finish them first.
   shared_.resolverPool().stop();
-  shared_.authPool().stop();
+  shared_.verifier().stop();
   shared_.resolverPool().join();
-  shared_.authPool().join();
 }
 
 bool Gateway::openListeners() {

@@ -1,8 +1,13 @@
 #include "gateway/runtime.hpp"
 
+#include <fmt/format.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -226,19 +231,88 @@ std::vector<std::shared_ptr<PrimaryConnection>> Runtime::primariesOf(
   return out;
 }
 
-asio::awaitable<bool> Runtime::verifyPassword(std::shared_ptr<const config::UserDatabase> users,
-                                              std::string user, std::string password) {
-  if (!users) co_return false;
-  std::string digest = shared_.passwordDigest(password);
-  if (shared_.knownPassword(*users, user, digest)) co_return true;
-  // Named, not a temporary in the co_await expression: GCC 12 destroys such temporaries twice.
-  auto check = [users, user, password] { return users->verify(user, password); };
-  auto ok = co_await offload<bool>(shared_.authPool(), std::move(check), std::chrono::seconds(30));
-  if (ok && *ok) {
-    shared_.rememberPassword(*users, user, std::move(digest));
-    co_return true;
+namespace {
+
+// The operator's line for a throttling event: once per window and key.
+void logThrottle(const AuthGuard::Event& e) {
+  using Kind = AuthGuard::Event::Kind;
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(e.lasting).count();
+  switch (e.kind) {
+    case Kind::SourceRefused:
+      spdlog::warn("auth: {} failed {} logins; its logins are refused for {} s", e.key, e.failures,
+                   seconds);
+      break;
+    case Kind::SourceDelayed:
+      spdlog::warn("auth: {} failed {} logins within {} s; its logins are delayed", e.key,
+                   e.failures, seconds);
+      break;
+    case Kind::UserDelayed:
+      spdlog::warn("auth: user {} failed {} logins within {} s; its logins are delayed", e.key,
+                   e.failures, seconds);
+      break;
   }
-  co_return false;
+}
+
+}  // namespace
+
+asio::awaitable<Login> Runtime::verifyPassword(std::shared_ptr<const config::UserDatabase> users,
+                                               asio::ip::address source, std::string user,
+                                               std::string password) {
+  using Verdict = Login::Verdict;
+  // The settings of the snapshot the login started under, kept whatever a reload does meanwhile.
+  const auto config = snapshot_->config;
+  const config::AuthThrottle& settings = config->authThrottle;
+  const AuthSource from = AuthSource::of(source);
+  AuthGuard& guard = shared_.authGuard();
+  const auto admission = guard.admit(settings, from, user, AuthGuard::Clock::now());
+  if (admission.refused) {
+    const auto left =
+        std::chrono::ceil<std::chrono::seconds>(admission.until - AuthGuard::Clock::now());
+    co_return Login{Verdict::Throttled,
+                    fmt::format("{} failed too many logins; refused for {} s more", from.toString(),
+                                left.count())};
+  }
+  if (admission.delay > AuthGuard::Clock::duration::zero()) {
+    asio::steady_timer wait(io_);
+    wait.expires_after(admission.delay);
+    co_await wait.async_wait(kNoThrow);
+  }
+  if (!users) co_return Login{Verdict::Rejected, "no users file"};
+  std::string digest = shared_.passwordDigest(password);
+  if (shared_.knownPassword(*users, user, digest)) co_return Login{Verdict::Accepted, {}};
+
+  // The check runs in the VerifyQueue; its result comes back to this loop through `state`, which
+  // the job and this frame share, so a late result (past the deadline) is dropped safely.
+  struct State {
+    explicit State(asio::any_io_executor ex) : signal(ex) {}
+    asio::steady_timer signal;  // an event: cancelled when the result is in
+    std::optional<bool> result;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto state = std::make_shared<State>(executor);
+  state->signal.expires_after(std::chrono::seconds(30));
+  auto job = [state, executor, users, user, password] {
+    const bool ok = users->verify(user, password);
+    asio::post(executor, [state, ok] {
+      state->result = ok;
+      state->signal.cancel();
+    });
+  };
+  if (!shared_.verifier().submit(from, settings.maxPending, std::move(job))) {
+    co_return Login{Verdict::Throttled,
+                    fmt::format("{} has {} logins waiting to be checked already", from.toString(),
+                                settings.maxPending)};
+  }
+  // The result is posted to this executor, so it cannot be in before this frame waits; checked
+  // all the same, for an executor that runs handlers on more than one thread.
+  if (!state->result) co_await state->signal.async_wait(kNoThrow);
+  if (state->result && *state->result) {
+    shared_.rememberPassword(*users, user, std::move(digest));
+    co_return Login{Verdict::Accepted, {}};
+  }
+  if (!state->result) co_return Login{Verdict::Rejected, "the password check took over 30 s"};
+  for (const auto& e : guard.failed(settings, from, user, AuthGuard::Clock::now())) logThrottle(e);
+  co_return Login{Verdict::Rejected, fmt::format("bad user name or password for {}", user)};
 }
 
 void Runtime::rememberResolution(const asio::ip::address& client, const std::string& name,

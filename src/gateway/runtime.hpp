@@ -23,6 +23,7 @@
 
 #include "config/config.hpp"
 #include "config/users.hpp"
+#include "gateway/auth_guard.hpp"
 #include "gateway/buffer_pool.hpp"
 #include "gateway/origin_pool.hpp"
 #include "gateway/packet_filters.hpp"
@@ -98,6 +99,17 @@ class ShardedCounts {
   mutable std::array<Shard, kShards> shards_;
 };
 
+// What a password login came to: accepted, a wrong name or password, or refused unverified
+// ([auth_throttle]: its source failed too often, or has too many attempts waiting); `why` says
+// which, for the session's error.
+struct Login {
+  enum class Verdict : std::uint8_t { Accepted, Rejected, Throttled };
+  Verdict verdict = Verdict::Rejected;
+  std::string why;
+  bool accepted() const { return verdict == Verdict::Accepted; }
+  bool throttled() const { return verdict == Verdict::Throttled; }
+};
+
 // The host's own addresses (getifaddrs): what isHostAddress() compares with.
 std::vector<asio::ip::address> hostAddressesNow();
 
@@ -110,7 +122,9 @@ class SharedState {
   SharedState();
   SessionLog& sessionLog() { return log_; }
   asio::thread_pool& resolverPool() { return resolverPool_; }
-  asio::thread_pool& authPool() { return authPool_; }
+  // Password guessing: the failures counted, and the verification work served per source.
+  AuthGuard& authGuard() { return authGuard_; }
+  VerifyQueue& verifier() { return verifier_; }
   // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
   PacketFilters& packetFilters() { return packetFilters_; }
 
@@ -140,7 +154,8 @@ class SharedState {
   PacketFilters packetFilters_;
   SessionLog log_;
   asio::thread_pool resolverPool_{4};
-  asio::thread_pool authPool_{2};
+  AuthGuard authGuard_;
+  VerifyQueue verifier_{2};
   std::set<std::uint16_t> listeningPorts_;
   std::vector<config::Listener> webProxyListeners_;
   std::atomic<std::size_t> active_{0};
@@ -172,7 +187,6 @@ class Runtime {
   RelayPaths relayPaths() { return {buffers_, pipes_, snapshot_->config->limits.relayMode}; }
   SessionLog& sessionLog() { return shared_.sessionLog(); }
   asio::thread_pool& resolverPool() { return shared_.resolverPool(); }
-  asio::thread_pool& authPool() { return shared_.authPool(); }
   Counters& counters() { return counters_; }
   PacketFilters& packetFilters() { return shared_.packetFilters(); }
 
@@ -231,10 +245,13 @@ class Runtime {
   std::string resolvedName(const asio::ip::address& client, const asio::ip::address& address,
                            const std::string& hint) const;
 
-  // Password check off the event loop; successful checks are remembered (keyed digest) until the
-  // users file changes, so a returning client costs one hash, not an argon2id run.
-  asio::awaitable<bool> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
-                                       std::string user, std::string password);
+  // A password login from `source`: admitted by the AuthGuard (refused, or delayed), then checked
+  // off the event loop in the VerifyQueue, its failure counted. Successful checks are remembered
+  // (keyed digest) until the users file changes, so a returning client costs one hash, not an
+  // argon2id run.
+  asio::awaitable<Login> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
+                                        asio::ip::address source, std::string user,
+                                        std::string password);
 
  private:
   asio::io_context& io_;

@@ -234,13 +234,17 @@ asio::awaitable<bool> SocksSession::authenticate() {
   consume(auth.consumed);
   auto& [name, password] = auth.value;
   record_.user = name;
-  const bool ok = co_await runtime_.verifyPassword(snapshot_->users, name, std::move(password));
-  const auto status = socks5::encodeUserPassStatus(ok);
+  const auto source = clientEndpoint_.address();
+  const Login login =
+      co_await runtime_.verifyPassword(snapshot_->users, source, name, std::move(password));
+  const auto status = socks5::encodeUserPassStatus(login.accepted());
   if (!co_await write(status.data(), status.size())) co_return false;
-  if (!ok) {
+  if (!login.accepted()) {
     // RFC 1929: a failure status is followed by closing the connection.
-    record_.result = "auth-failed";
-    record_.outcome = policy::Outcome::AuthFailed;
+    record_.result = login.throttled() ? "auth-throttled" : "auth-failed";
+    record_.outcome =
+        login.throttled() ? policy::Outcome::AuthThrottled : policy::Outcome::AuthFailed;
+    record_.error = login.why;
     co_return false;
   }
   user_ = name;

@@ -321,6 +321,7 @@ asio::awaitable<bool> WebProxySession::handle(http::RequestHead& head, SessionRe
   record.http = SessionRecord::Http{head.method, head.host, head.port, withoutQuery(head.path), 0};
   record.requested = destinationText(head);
   requestBodyLeft_ = head.body != http::BodyKind::None;
+  requestKeepAlive_ = head.keepAlive;
   bool toSelf = head.form == Form::Origin || head.form == Form::Asterisk;
   if (head.form == Form::Absolute) {
     std::error_code ec;
@@ -353,7 +354,8 @@ asio::awaitable<bool> WebProxySession::handle(http::RequestHead& head, SessionRe
 
 asio::awaitable<bool> WebProxySession::answer(int status, bool keepAlive, SessionRecord& record) {
   const auto& w = snapshot_->config->webProxy;
-  const bool keep = keepAlive && !requestBodyLeft_;
+  // The client's "Connection: close" (or HTTP/1.0 without keep-alive) closes after any answer.
+  const bool keep = keepAlive && requestKeepAlive_ && !requestBodyLeft_;
   const std::string_view reason = http::reasonPhrase(status);
   std::string body = std::to_string(status);
   body += ' ';
@@ -426,12 +428,16 @@ asio::awaitable<bool> WebProxySession::authenticate(const http::RequestHead& hea
   record.user = credentials->user;
   std::string user = credentials->user;
   std::string password = std::move(credentials->password);
-  const bool ok = co_await runtime_.verifyPassword(snapshot_->users, user, std::move(password));
-  if (!ok) {
+  const auto source = clientEndpoint_.address();
+  const Login login =
+      co_await runtime_.verifyPassword(snapshot_->users, source, user, std::move(password));
+  if (!login.accepted()) {
     user_.reset();
     credentials_.clear();
-    record.error = fmt::format("bad user name or password for {}", user);
-    co_await answer(407, true, record);
+    record.error = login.why;
+    if (login.throttled()) record.outcome = policy::Outcome::AuthThrottled;
+    // Throttled: 429, which a browser shows rather than asking for the password again.
+    co_await answer(login.throttled() ? 429 : 407, true, record);
     co_return false;
   }
   user_ = user;

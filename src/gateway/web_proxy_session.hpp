@@ -119,6 +119,7 @@ class WebProxySession {
   std::optional<std::string> user_;  // verified user of this connection
   std::string credentials_;          // the Proxy-Authorization value user_ was verified with
   bool requestBodyLeft_ = false;     // the current request's body was not read (no keep-alive)
+  bool requestKeepAlive_ = true;     // the current request did not ask to close (Connection)
   bool lastAnswerKeeps_ = false;     // the last answer() left the connection usable
   asio::ip::address connected_;      // where connectOrigin() connected
   // The origin connection of this client's last request, kept for its next one to the same

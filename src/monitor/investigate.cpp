@@ -160,6 +160,7 @@ std::size_t Investigation::*counterOf(std::string_view token) {
     case Outcome::BadRequest:
       return &Investigation::malformed;
     case Outcome::AuthFailed:
+    case Outcome::AuthThrottled:
       return &Investigation::authFailures;
     case Outcome::Denied:  // without a denial: not the policy's words to read
     case Outcome::RefusedPeer:

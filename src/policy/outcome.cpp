@@ -20,6 +20,8 @@ std::string_view toToken(Outcome outcome) {
       return "bad-request";
     case Outcome::AuthFailed:
       return "auth-failed";
+    case Outcome::AuthThrottled:
+      return "auth-throttled";
     case Outcome::HandshakeTimeout:
       return "handshake-timeout";
     case Outcome::TimedOut:

@@ -24,6 +24,7 @@ enum class Outcome : std::uint8_t {
   NotFirewallClient,  // a control connection from outside every firewall_clients network
   BadRequest,         // malformed or unsupported: version, greeting, request, frame
   AuthFailed,         // wrong user name or password
+  AuthThrottled,      // a login refused unverified: its source failed too often ([auth_throttle])
   HandshakeTimeout,   // no complete request within handshake_timeout
   TimedOut,           // no peer within bind_timeout
   ClientClosed,       // the client went away (or could not be written to) before being served
@@ -42,6 +43,7 @@ inline constexpr Outcome kOutcomes[] = {Outcome::Succeeded,
                                         Outcome::NotFirewallClient,
                                         Outcome::BadRequest,
                                         Outcome::AuthFailed,
+                                        Outcome::AuthThrottled,
                                         Outcome::HandshakeTimeout,
                                         Outcome::TimedOut,
                                         Outcome::ClientClosed,
@@ -52,8 +54,9 @@ inline constexpr Outcome kOutcomes[] = {Outcome::Succeeded,
                                         Outcome::Stopped};
 
 // "succeeded", "listening", "denied", "refused-peer", "not-allowed", "not-firewall-client",
-// "bad-request", "auth-failed", "handshake-timeout", "timed-out", "client-closed",
-// "destination-failed", "client-unreachable", "gateway-failed", "session-limit", "stopped".
+// "bad-request", "auth-failed", "auth-throttled", "handshake-timeout", "timed-out",
+// "client-closed", "destination-failed", "client-unreachable", "gateway-failed", "session-limit",
+// "stopped".
 std::string_view toToken(Outcome outcome);
 std::optional<Outcome> outcomeFromToken(std::string_view token);
 

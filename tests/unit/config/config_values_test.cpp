@@ -262,6 +262,96 @@ sources = ["empty"]
       << describe(r);
 }
 
+TEST(ConfigValuesTest, AuthThrottle) {
+  const AuthThrottle defaults;
+  EXPECT_TRUE(defaults.enabled);
+  EXPECT_EQ(defaults.delayAfter, 5u);
+  EXPECT_EQ(defaults.refuseAfter, 20u);
+  const LoadResult r = parseConfig(R"(
+[auth_throttle]
+enabled = true
+window = "2m"
+delay_after = 3
+delay = "100ms"
+max_delay = "1s"
+refuse_after = 9
+refuse_for = "30s"
+max_pending = 2
+[[rules]]
+action = "deny"
+)",
+                                   "t");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  const AuthThrottle& a = r.config->authThrottle;
+  EXPECT_EQ(a.window, 2min);
+  EXPECT_EQ(a.delayAfter, 3u);
+  EXPECT_EQ(a.delay, 100ms);
+  EXPECT_EQ(a.maxDelay, 1s);
+  EXPECT_EQ(a.refuseAfter, 9u);
+  EXPECT_EQ(a.refuseFor, 30s);
+  EXPECT_EQ(a.maxPending, 2u);
+
+  // A delay longer than the default max_delay raises it, when max_delay is not given.
+  const LoadResult raised = parseConfig("[auth_throttle]\ndelay = \"6s\"\n", "t");
+  ASSERT_TRUE(raised.ok()) << describe(raised);
+  EXPECT_EQ(raised.config->authThrottle.maxDelay, 6s);
+}
+
+// Passwords checked and guessing not throttled, or delays no handshake waits for, are warned of;
+// with no password checked anywhere, nothing is said.
+TEST(ConfigWarningsTest, PasswordListenerWithoutThrottling) {
+  const std::string listener =
+      "[gateway]\nusers_file = \"u\"\n[[listeners]]\naddress = \"127.0.0.1\"\nport = 1080\n"
+      "methods = [\"password\"]\n[[rules]]\naction = \"deny\"\n";
+  const auto paths = [](const LoadResult& r) {
+    std::vector<std::string> out;
+    for (const auto& w : r.warnings) {
+      if (w.path.rfind("auth_throttle", 0) == 0) out.push_back(w.path + ": " + w.message);
+    }
+    return out;
+  };
+  {
+    const LoadResult r = parseConfig(listener, "t");
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_TRUE(paths(r).empty()) << describe(r);
+  }
+  {
+    const LoadResult r = parseConfig(listener + "[auth_throttle]\nenabled = false\n", "t");
+    ASSERT_TRUE(r.ok()) << describe(r);
+    const auto w = paths(r);
+    ASSERT_EQ(w.size(), 1u) << describe(r);
+    EXPECT_NE(w[0].find("auth_throttle.enabled: listeners[0] offers \"password\""),
+              std::string::npos)
+        << w[0];
+  }
+  {
+    const LoadResult r =
+        parseConfig(listener + "[auth_throttle]\ndelay_after = 0\nrefuse_after = 0\n", "t");
+    ASSERT_TRUE(r.ok()) << describe(r);
+    const auto w = paths(r);
+    ASSERT_EQ(w.size(), 1u) << describe(r);
+    EXPECT_EQ(w[0].rfind("auth_throttle.refuse_after:", 0), 0u) << w[0];
+  }
+  {
+    const LoadResult r = parseConfig(
+        listener + "[limits]\nhandshake_timeout = \"3s\"\n[auth_throttle]\nmax_delay = \"5s\"\n",
+        "t");
+    ASSERT_TRUE(r.ok()) << describe(r);
+    const auto w = paths(r);
+    ASSERT_EQ(w.size(), 1u) << describe(r);
+    EXPECT_EQ(w[0].rfind("auth_throttle.max_delay:", 0), 0u) << w[0];
+  }
+  {
+    // No users file: no password is checked, so nothing to throttle.
+    const LoadResult r = parseConfig(
+        "[[listeners]]\naddress = \"127.0.0.1\"\nport = 1080\n[auth_throttle]\nenabled = false\n"
+        "[[rules]]\naction = \"deny\"\n",
+        "t");
+    ASSERT_TRUE(r.ok()) << describe(r);
+    EXPECT_TRUE(paths(r).empty()) << describe(r);
+  }
+}
+
 TEST(ConfigWarningsTest, ErrorsSuppressWarnings) {
   const LoadResult r = parseConfig("[[listeners]]\naddress = \"0.0.0.0\"\nbogus = 1\n", "t");
   EXPECT_FALSE(r.ok());
