@@ -14,6 +14,9 @@ packages=(
   nftables curl ncat openssl tshark proxychains4 python3 python3-pytest python3-pytest-timeout python3-socks
   nodejs npm ca-certificates iproute2 tcpdump procps util-linux dnsmasq-base wget git
   lftp tnftp python3-pyftpdlib bind9-dnsutils tftp-hpa tftpd-hpa
+  # the control channel's Noise handshake checked against an independent implementation
+  # (tests/unit/crypto/noise_peer.py)
+  python3-dissononce
   # the Web Proxy's clients (tests/integration/test_web_proxy*.py): a headless browser, Python's
   # requests, pip, git, wget and apt against servers of the test's own
   chromium python3-requests python3-pip apt
