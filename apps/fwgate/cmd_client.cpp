@@ -24,7 +24,9 @@
 #include "client/gateway_link.hpp"
 #include "client/proxy_env.hpp"
 #include "client/refresh_schedule.hpp"
+#include "client/secure/encrypted_exchange.hpp"
 #include "commands.hpp"
+#include "crypto/noise.hpp"
 #include "protocol/client_settings.hpp"
 #include "protocol/control.hpp"
 
@@ -129,24 +131,34 @@ std::string addressText(const client::IpAddress& a) {
   return text;
 }
 
-// Fetches the configuration; on success `frame` holds the whole Config frame.
-int fetch(const client::ClientConfig& config, const client::GatewayEndpoints& gateway,
-          std::vector<std::uint8_t>& frame, client::Reply& reply, int timeoutMs) {
+// Fetches the configuration over the encrypted channel; on success `frame` holds the whole
+// Config frame, and the result names the gateway key it used.
+client::EncryptedReply fetch(const client::ClientConfig& config,
+                             const client::GatewayEndpoints& gateway,
+                             std::vector<std::uint8_t>& frame, int timeoutMs) {
   std::uint8_t request[control::kHeaderSize];
   control::FrameWriter w(request, control::MessageType::GetConfig);
   const std::size_t size = w.finish();
   client::Identity identity;
   client::fillIdentity(config, identity);
   frame.assign(control::kMaxBody + 2 * control::kHeaderSize + 64 * 1024, 0);
-  const int error = client::exchange(gateway, identity, {request, size}, frame, timeoutMs, reply);
-  return error;
+  return client::encryptedExchange(config, gateway, identity, {request, size}, frame, timeoutMs);
 }
 
-// Writes the fetched configuration to the cache this user may write.
-std::string saveCache(const Loaded& l, const client::Reply& reply, std::int64_t now) {
+// Why a fetch failed, for a person.
+std::string failureText(const client::EncryptedReply& r) {
+  return r.detail.empty() ? std::string(std::strerror(r.error)) : r.detail;
+}
+
+// Writes the fetched configuration, and the gateway key it came with (the pin), to the cache
+// this user may write.
+std::string saveCache(const Loaded& l, const client::EncryptedReply& fetched, std::int64_t now) {
+  const client::Reply& reply = fetched.reply;
   const auto* start = reply.body.data() - control::kHeaderSize;
   const protocol::Bytes frame(start, control::kHeaderSize + reply.body.size());
-  client::CacheHeader header{now, l.config.server};
+  client::CacheHeader header{now, l.config.server, {}};
+  const std::string key = crypto::toBase64(fetched.key);
+  std::snprintf(header.key.data(), header.key.size(), "%s", key.c_str());
   const bool root = ::geteuid() == 0;
   for (const char* path :
        {root ? l.paths.systemCache.data() : l.paths.userCache.data(), l.paths.systemCache.data()}) {
@@ -322,13 +334,25 @@ int runCheck(const ClientCheckOptions& options) {
     return 2;
   }
   std::vector<std::uint8_t> frame;
-  client::Reply reply;
-  const int error = fetch(c, gateway, frame, reply, options.timeoutMs);
-  if (error != 0) {
-    std::printf("Cannot reach the control channel at %s: %s\n", serverText(c.server).c_str(),
-                std::strerror(error));
+  const client::EncryptedReply fetched = fetch(c, gateway, frame, options.timeoutMs);
+  const client::Reply& reply = fetched.reply;
+  if (fetched.error == EACCES && !fetched.detail.empty()) {
+    std::printf("Gateway key: REFUSED: %s\n", fetched.detail.c_str());
     return 2;
   }
+  if (fetched.error != 0) {
+    std::printf("Cannot reach the control channel at %s: %s\n", serverText(c.server).c_str(),
+                failureText(fetched).c_str());
+    return 2;
+  }
+  if (!fetched.keyFrom.empty()) {
+    std::printf("Gateway key: %s (%s)\n", crypto::fingerprint(fetched.key).c_str(),
+                fetched.keyFrom == "trust on first use"
+                    ? "not pinned yet: trusted on first use; fwgate detect pins it"
+                    : ("pinned, " + fetched.keyFrom).c_str());
+  }
+  std::printf("Channel: %s\n", fetched.encrypted ? "encrypted (Noise_IK_25519_ChaChaPoly_SHA256)"
+                                                 : "not established");
   int status = 0;
   if (reply.welcome.version == control::kVersion) {
     std::printf(
@@ -418,18 +442,22 @@ int runDetect(const ClientCheckOptions& options) {
     return 2;
   }
   std::vector<std::uint8_t> frame;
-  client::Reply reply;
-  const int error = fetch(l.config, gateway, frame, reply, options.timeoutMs);
-  if (error != 0 || reply.welcome.status != control::Status::Ok ||
+  const client::EncryptedReply fetched = fetch(l.config, gateway, frame, options.timeoutMs);
+  const client::Reply& reply = fetched.reply;
+  if (fetched.error != 0 || reply.welcome.status != control::Status::Ok ||
       reply.type != static_cast<std::uint8_t>(control::MessageType::Config)) {
     std::fprintf(stderr, "fwgate detect: %s: %s; the cached configuration stays in force\n",
                  serverText(l.config.server).c_str(),
-                 error != 0 ? std::strerror(error)
-                            : std::string(control::statusText(reply.welcome.status)).c_str());
+                 fetched.error != 0
+                     ? failureText(fetched).c_str()
+                     : std::string(control::statusText(reply.welcome.status)).c_str());
     return 1;
   }
+  std::printf("fwgate detect: gateway key %s (%s)\n", crypto::fingerprint(fetched.key).c_str(),
+              fetched.keyFrom == "trust on first use" ? "new: pinned now, trusted on first use"
+                                                      : ("pinned, " + fetched.keyFrom).c_str());
   const std::int64_t now = std::time(nullptr);
-  const std::string path = saveCache(l, reply, now);
+  const std::string path = saveCache(l, fetched, now);
   load(l, "*", reply.body);
   std::printf(
       "fwgate detect: configuration from %s: network %s, %zu LAT ranges, %zu local "
@@ -503,19 +531,23 @@ int runAgent(const ClientAgentOptions& options) {
     detectAgain(l);
     client::GatewayEndpoints gateway;
     std::vector<std::uint8_t> frame;
-    client::Reply reply;
+    client::EncryptedReply fetched;
     int error = l.config.server.empty() ? EDESTADDRREQ : 0;
     if (error != 0 && l.config.detectProblem[0] != '\0') {
       std::fprintf(stderr, "fwgate agent: %s\n", noGatewayText(l).c_str());
     }
     if (error == 0 && client::resolveServer(l.config.server, gateway) != 0) error = EHOSTUNREACH;
-    if (error == 0) error = fetch(l.config, gateway, frame, reply, options.timeoutMs);
+    if (error == 0) {
+      fetched = fetch(l.config, gateway, frame, options.timeoutMs);
+      error = fetched.error;
+    }
+    const client::Reply& reply = fetched.reply;
     if (error == 0 && (reply.welcome.status != control::Status::Ok ||
                        reply.type != static_cast<std::uint8_t>(control::MessageType::Config))) {
       error = control::errnoFor(reply.welcome.status);
     }
     std::string path;
-    if (error == 0) path = saveCache(l, reply, now);
+    if (error == 0) path = saveCache(l, fetched, now);
     if (error == 0 && !path.empty()) {
       load(l, "*", reply.body);
       schedule.succeeded(now, l.config.refreshSeconds);
@@ -529,7 +561,9 @@ int runAgent(const ClientAgentOptions& options) {
       std::fprintf(stderr,
                    "fwgate agent: refresh failed: %s; the last good configuration stays; "
                    "retry in %lld s\n",
-                   error != 0 ? std::strerror(error) : "cannot write the cache",
+                   error == 0           ? "cannot write the cache"
+                   : fetched.error != 0 ? failureText(fetched).c_str()
+                                        : std::strerror(error),
                    static_cast<long long>(schedule.next() - now));
     }
     if (options.once) return error == 0 && !path.empty() ? 0 : 1;

@@ -23,6 +23,7 @@ int runGateway(const GatewayOptions& options) {
   gateway::GatewayOptions gatewayOptions;
   gatewayOptions.configPath = options.configPath;
   gatewayOptions.workersOverride = options.workers;
+  gatewayOptions.stateDir = options.stateDir;
   for (const auto& text : options.listen) {
     config::Listener listener;
     // --listen keeps the authentication methods of the first configured listener.

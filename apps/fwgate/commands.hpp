@@ -14,6 +14,7 @@ struct GatewayOptions {
   std::vector<std::string> controlListen;  // --control-listen ADDR:PORT, replaces [control] listen
   std::vector<std::string> webListen;      // --web-listen ADDR:PORT, replaces [web_proxy] listen
   std::optional<std::uint32_t> workers;    // --workers N, replaces [gateway] workers
+  std::string stateDir;                    // --state-dir DIR: control.key's directory
 };
 int runGateway(const GatewayOptions& options);  // cmd_gateway.cpp
 

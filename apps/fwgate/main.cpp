@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
                    "Event loops, one thread each, replacing [gateway] workers (0: one per CPU "
                    "the process may run on)")
       ->check(CLI::Range(0, 1024));
+  gatewayCmd->add_option("--state-dir", gateway.stateDir,
+                         "Where control.key is kept when [control] key_file is not set (default "
+                         "$STATE_DIRECTORY, else /var/lib/fwgate)");
 
   std::string checkPath;
   auto* configCmd = app.add_subcommand("config", "Check or print configuration");

@@ -73,8 +73,15 @@ void applyCommon(std::string_view text, ClientConfig& out, ServerAddress& common
       copyText(out.user, line.value);
     } else if (settings::equalsIgnoreCase(line.key, "Password")) {
       copyText(out.password, line.value);
+    } else if (settings::equalsIgnoreCase(line.key, "GatewayKey")) {
+      if (line.value.size() != 44) {
+        bad = "expected the gateway's key, 44 characters of base64 (fwgate gateway prints it)";
+      } else {
+        copyText(out.gatewayKey, line.value);
+        out.gatewayKeyFrom = "client.ini [Common]";
+      }
     } else {
-      bad = "unknown key in [Common] (ServerName, User, Password)";
+      bad = "unknown key in [Common] (ServerName, User, Password, GatewayKey)";
     }
     if (bad != nullptr && problems != nullptr && problems->fn != nullptr) {
       problems->fn(problems->context, problems->where, line.line, line.section, line.key, bad);
@@ -208,6 +215,9 @@ bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
       if (!parseServer(line.substr(7), h.server)) return false;
     } else if (line.starts_with("detected ")) {
       detected = line.substr(9);
+    } else if (line.starts_with("key ")) {
+      if (line.size() - 4 != 44) return false;
+      copyText(h.key, line.substr(4));
     }
     if (nl == std::string_view::npos) break;
     lines.remove_prefix(nl + 1);
@@ -255,9 +265,13 @@ bool writeCache(const char* path, const CacheHeader& header, protocol::Bytes con
                     "detected %s\n", detected);
     }
   }
-  char head[720];
-  const int n = std::snprintf(head, sizeof head, "fwgate-cache 1\nfetched %lld\n%s\n",
-                              static_cast<long long>(header.fetchedAt), server);
+  char key[80] = {};
+  if (header.key[0] != '\0' && std::strlen(header.key.data()) == 44) {
+    std::snprintf(key, sizeof key, "key %s\n", header.key.data());
+  }
+  char head[800];
+  const int n = std::snprintf(head, sizeof head, "fwgate-cache 1\nfetched %lld\n%s%s\n",
+                              static_cast<long long>(header.fetchedAt), server, key);
   bool ok = ::write(fd, head, static_cast<std::size_t>(n)) == n &&
             ::write(fd, configFrame.data(), configFrame.size()) ==
                 static_cast<ssize_t>(configFrame.size());
@@ -320,6 +334,7 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
   if (const char* d = env("FWGATE_DISABLE")) out.disabledByEnvironment = d[0] == '1';
   auto* bytes = reinterpret_cast<const std::uint8_t*>(scratch.data());
   ServerAddress cacheServer;
+  std::array<char, 64> cacheKey{};
 
   // 1. The gateway's configuration: fresh, or the newest readable cache.
   if (gatewayConfig.empty()) {
@@ -341,6 +356,7 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
       if (n > 0 && parseCache({bytes, static_cast<std::size_t>(n)}, header, gatewayConfig)) {
         out.fetchedAt = header.fetchedAt;
         cacheServer = header.server;
+        cacheKey = header.key;
         copyText(out.cacheRead, best);
       }
     }
@@ -421,6 +437,16 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
     } else {
       out.detectProblem = found.problem;
     }
+  }
+  // The pin: the environment, [Common], or the cache's when the cache names this same gateway.
+  if (const char* k = env("FWGATE_GATEWAY_KEY")) {
+    copyText(out.gatewayKey, k);
+    out.gatewayKeyFrom = "FWGATE_GATEWAY_KEY";
+  } else if (out.gatewayKey[0] == '\0' && cacheKey[0] != '\0' && !cacheServer.empty() &&
+             cacheServer.port == out.server.port &&
+             std::strcmp(cacheServer.host.data(), out.server.host.data()) == 0) {
+    out.gatewayKey = cacheKey;
+    out.gatewayKeyFrom = "cache";
   }
   if (const char* u = env("FWGATE_USER")) copyText(out.user, u);
   if (const char* p = env("FWGATE_PASSWORD")) copyText(out.password, p);

@@ -46,9 +46,12 @@ void defaultPaths(Paths& out);
 
 // Cache file: "fwgate-cache 1\nfetched UNIX-SECONDS\nserver HOST:PORT\n" (and "detected RECORD\n"
 // for a server DNS detection found), "\n", then the Config frame exactly as the gateway sent it.
+// "key BASE64\n": the gateway's static key as pinned when the configuration was fetched over the
+// encrypted channel (text: this library does no cryptography).
 struct CacheHeader {
   std::int64_t fetchedAt = 0;
   ServerAddress server;
+  std::array<char, 64> key{};
 };
 bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
                 protocol::Bytes& configBody);
@@ -70,6 +73,10 @@ struct ClientConfig {
   std::array<char, 256> detectProblem{};  // no server anywhere: why detection found none
   std::array<char, 256> user{};
   std::array<char, 256> password{};
+  // The gateway's static key as pinned, base64 (docs/firewall-client.md): FWGATE_GATEWAY_KEY,
+  // client.ini [Common] GatewayKey, or the cache of the same server; empty: none pinned yet.
+  std::array<char, 64> gatewayKey{};
+  const char* gatewayKeyFrom = "";
 
   LocalAddressTable lat;
   LocalDomainTable ldt;

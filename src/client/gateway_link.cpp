@@ -136,8 +136,6 @@ int openControl(const GatewayEndpoints& gateway, int timeoutMs) {
   return -1;
 }
 
-namespace {
-
 bool sendAll(int fd, const std::uint8_t* data, std::size_t n, int timeoutMs) {
   while (n > 0) {
     const ssize_t sent = ::send(fd, data, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -156,24 +154,30 @@ bool sendAll(int fd, const std::uint8_t* data, std::size_t n, int timeoutMs) {
   return true;
 }
 
-// Reads one frame into buf; returns its size, or -1 with errno.
-long readFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline) {
+namespace {
+
+// Reads one unit into buf: a frame (a 4-byte header whose last three bytes are the body's
+// length) or a record (2 bytes of length). Returns its size, or -1 with errno.
+long readUnit(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline, bool record) {
+  const std::size_t header = record ? 2 : control::kHeaderSize;
   std::size_t have = 0;
   for (;;) {
-    const auto parsed = control::parseFrame({buf, have});
-    if (parsed.complete()) return static_cast<long>(parsed.consumed);
-    if (parsed.invalid() || have == cap) {
+    std::size_t total = 0;
+    if (have >= header) {
+      total = record ? 2 + ((std::size_t{buf[0]} << 8) | buf[1])
+                     : header + ((std::size_t{buf[1]} << 16) | (std::size_t{buf[2]} << 8) | buf[3]);
+      if (!record && total - header > control::kMaxBody) {
+        errno = EPROTO;
+        return -1;
+      }
+      if (have == total) return static_cast<long>(total);
+    }
+    if (have == cap || (total != 0 && total > cap)) {
       errno = EPROTO;
       return -1;
     }
-    // Read no further than this frame: what follows belongs to the next reader.
-    std::size_t want = control::kHeaderSize - (have < control::kHeaderSize ? have : 0);
-    if (have >= control::kHeaderSize) {
-      const std::size_t length = (std::size_t{buf[1]} << 16) | (std::size_t{buf[2]} << 8) | buf[3];
-      want = control::kHeaderSize + length - have;
-    } else {
-      want = control::kHeaderSize - have;
-    }
+    // Read no further than this unit: what follows belongs to the next reader.
+    std::size_t want = have < header ? header - have : total - have;
     if (want > cap - have) want = cap - have;
     const ssize_t n = ::recv(fd, buf + have, want, MSG_DONTWAIT);
     if (n > 0) {
@@ -196,6 +200,14 @@ long readFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline
 
 }  // namespace
 
+long readOneFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline) {
+  return readUnit(fd, buf, cap, deadline, false);
+}
+
+long readOneRecord(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline) {
+  return readUnit(fd, buf, cap, deadline, true);
+}
+
 int exchange(const GatewayEndpoints& gateway, const Identity& identity,
              std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer, int timeoutMs,
              Reply& reply) {
@@ -213,7 +225,7 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
   }
   long welcomeSize = -1;
   if (error == 0) {
-    welcomeSize = readFrame(fd, buffer.data(), buffer.size(), deadline);
+    welcomeSize = readOneFrame(fd, buffer.data(), buffer.size(), deadline);
     if (welcomeSize < 0) error = errno;
   }
   if (error == 0) {
@@ -226,7 +238,7 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
       reply.body = {};
     } else {
       auto rest = buffer.subspan(static_cast<std::size_t>(welcomeSize));
-      const long n = readFrame(fd, rest.data(), rest.size(), deadline);
+      const long n = readOneFrame(fd, rest.data(), rest.size(), deadline);
       if (n < 0) {
         error = errno;
       } else {
@@ -369,7 +381,7 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
     std::memcpy(buf.data() + helloSize, request.data(), request.size());
     if (!sendAll(s, buf.data(), helloSize + request.size(), timeoutMs)) error = errno;
   }
-  long n = error == 0 ? readFrame(s, buf.data(), buf.size(), deadline) : -1;
+  long n = error == 0 ? readOneFrame(s, buf.data(), buf.size(), deadline) : -1;
   if (error == 0 && n < 0) error = errno;
   if (error == 0) {
     control::Welcome welcome;
@@ -383,7 +395,7 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
     }
   }
   if (error == 0) {
-    n = readFrame(s, buf.data(), buf.size(), deadline);
+    n = readOneFrame(s, buf.data(), buf.size(), deadline);
     if (n < 0) error = errno;
   }
   if (error == 0) {
@@ -474,7 +486,7 @@ int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, 
   const std::size_t size = control::encodeListen(buf, control::ListenRequest{localPort, backlog});
   if (size == 0) return EMSGSIZE;
   if (!sendAll(controlFd, buf, size, timeoutMs)) return errno;
-  const long n = readFrame(controlFd, buf, sizeof buf, deadline);
+  const long n = readOneFrame(controlFd, buf, sizeof buf, deadline);
   if (n < 0) return errno;
   control::ListeningReply reply;
   const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
@@ -488,7 +500,7 @@ int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, 
 
 int readAccepted(int fd, const control::Token& token, int timeoutMs, control::Endpoint& peer) {
   std::uint8_t buf[256];
-  const long n = readFrame(fd, buf, sizeof buf, monotonicMs() + timeoutMs);
+  const long n = readOneFrame(fd, buf, sizeof buf, monotonicMs() + timeoutMs);
   if (n < 0) return EPROTO;
   control::AcceptedNotice notice;
   const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});

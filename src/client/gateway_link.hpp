@@ -51,6 +51,16 @@ int waitFor(int fd, short events, int timeoutMs);
 // Returns the fd (close-on-exec) or -1 with errno.
 int openControl(const GatewayEndpoints& gateway, int timeoutMs);
 
+// All of `data` on a non-blocking socket, waiting at most timeoutMs for room each time. False
+// with errno.
+bool sendAll(int fd, const std::uint8_t* data, std::size_t n, int timeoutMs);
+// Exactly one frame (and nothing after it: what follows belongs to the next reader) into buf by
+// the deadline (monotonicMs): its size, or -1 with errno (ECONNRESET at EOF, EPROTO when larger
+// than cap).
+long readOneFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline);
+// Exactly one record of the encrypted channel (u16 length, then that many bytes), the same way.
+long readOneRecord(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline);
+
 struct Reply {
   protocol::control::Welcome welcome;
   std::uint8_t type = 0;  // of the reply to the request

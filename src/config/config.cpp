@@ -226,8 +226,33 @@ class ConfigParser {
   }
 
   void control(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "control", {"listen"});
+    in_.rejectUnknownKeys(t, "control", {"listen", "key_file", "encryption", "max_clock_skew"});
     endpoints(t, "control", "1745", config_.controlListeners);
+    ControlSecurity& c = config_.control;
+    std::string file;
+    if (const auto* n = in_.string(t, "key_file", "control", file)) {
+      if (file.empty()) {
+        in_.error("control.key_file", *n, "must not be empty (leave it out instead)");
+      } else {
+        c.keyFile = file;
+      }
+    }
+    std::string encryption;
+    if (const auto* n = in_.string(t, "encryption", "control", encryption)) {
+      if (encryption == "required" || encryption == "optional") {
+        c.encryptionRequired = encryption == "required";
+      } else {
+        in_.error("control.encryption", *n,
+                  fmt::format("unknown encryption {} (expected \"required\" or \"optional\")",
+                              quote(encryption)));
+      }
+    }
+    in_.duration(t, "max_clock_skew", "control", c.maxClockSkew);
+    if (const auto* n = t.get("max_clock_skew");
+        n != nullptr &&
+        (c.maxClockSkew < std::chrono::seconds(1) || c.maxClockSkew > std::chrono::hours(24))) {
+      in_.error("control.max_clock_skew", *n, "must be 1s..24h");
+    }
   }
 
   // `listen = ["ADDR:PORT", ...]` of [control] and [web_proxy]; one address and port is used once

@@ -202,10 +202,26 @@ struct PacketFilterSettings {
   friend bool operator==(const PacketFilterSettings&, const PacketFilterSettings&) = default;
 };
 
+// [control]: how the control channel is protected (docs/control-protocol.md, "The encrypted
+// channel").
+struct ControlSecurity {
+  // `key_file`: the gateway's static X25519 key; "" is control.key in the state directory
+  // (`fwgate gateway --state-dir`, $STATE_DIRECTORY, /var/lib/fwgate). Created when missing.
+  std::string keyFile;
+  // `encryption = "required"`: a clear Hello is refused (EncryptionRequired); "optional" serves
+  // clear version 3 clients too.
+  bool encryptionRequired = false;
+  // `max_clock_skew`: how far a Handshake's Timestamp may be from the gateway's clock; the replay
+  // cache remembers each handshake twice as long.
+  Duration maxClockSkew{std::chrono::minutes(2)};
+  friend bool operator==(const ControlSecurity&, const ControlSecurity&) = default;
+};
+
 struct Config {
   std::vector<Listener> listeners{Listener{}};
   // [control] listen: the firewall-client control channel (TCP 1745); methods are not used.
   std::vector<Listener> controlListeners;
+  ControlSecurity control;  // [control] key_file, encryption, max_clock_skew
   FirewallClientSettings firewallClient;
   WebProxySettings webProxy;  // [web_proxy]
   Limits limits;

@@ -10,6 +10,7 @@
 
 #include "config/pac.hpp"
 #include "config/web_proxy_offer.hpp"
+#include "crypto/noise.hpp"
 #include "gateway/net.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/relay.hpp"
@@ -26,6 +27,11 @@ namespace {
 
 // Client frames are small (a Hello, a name, an endpoint); anything larger is refused.
 constexpr std::size_t kMaxRequest = 16 * 1024;
+
+protocol::Bytes prologue() {
+  return {reinterpret_cast<const std::uint8_t*>(control::kNoisePrologue.data()),
+          control::kNoisePrologue.size()};
+}
 
 control::IpAddress toControl(const policy::IpAddress& a) {
   control::IpAddress out;
@@ -137,10 +143,22 @@ asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
       record_.error = "control frame too large";
       co_return false;
     }
-    auto outcome =
-        co_await (client_.async_read_some(
-                      asio::buffer(in_.data() + inLength_, in_.size() - inLength_), kNoThrow) ||
-                  deadline_.async_wait(kNoThrow));
+    // In clear the bytes go straight to in_; on the encrypted channel into wire_, then through
+    // the records.
+    std::uint8_t* into = in_.data() + inLength_;
+    std::size_t room = in_.size() - inLength_;
+    const std::size_t wireAt = wire_.size();
+    if (secure_) {
+      wire_.resize(wireAt + crypto::kMaxMessage + crypto::kRecordHeader);
+      into = wire_.data() + wireAt;
+      room = wire_.size() - wireAt;
+    }
+    auto outcome = co_await (client_.async_read_some(asio::buffer(into, room), kNoThrow) ||
+                             deadline_.async_wait(kNoThrow));
+    if (secure_) {
+      const std::size_t got = outcome.index() == 0 ? std::get<1>(std::get<0>(outcome)) : 0;
+      wire_.resize(wireAt + got);
+    }
     if (outcome.index() == 1) {
       if (record_.result != "ok") {
         record_.result = "handshake-timeout";
@@ -160,7 +178,22 @@ asio::awaitable<bool> ControlSession::readFrame(control::Frame& frame) {
       }
       co_return false;
     }
-    inLength_ += n;
+    if (!secure_) {
+      inLength_ += n;
+      continue;
+    }
+    crypto::Bytes plain;
+    const auto opened = secure_->open(wire_, plain);
+    wire_.erase(wire_.begin(), wire_.begin() + static_cast<std::ptrdiff_t>(opened.consumed));
+    if (opened.bad || plain.size() > in_.size() - inLength_) {
+      record_.result = "bad-request";
+      record_.outcome = policy::Outcome::BadRequest;
+      record_.error = opened.bad ? "a record of the encrypted channel did not authenticate"
+                                 : "control frame too large";
+      co_return false;
+    }
+    std::copy(plain.begin(), plain.end(), in_.begin() + static_cast<std::ptrdiff_t>(inLength_));
+    inLength_ += plain.size();
   }
 }
 
@@ -175,6 +208,34 @@ asio::awaitable<bool> ControlSession::send(const std::uint8_t* data, std::size_t
     record_.error = "reply did not fit its frame";
     co_return false;
   }
+  if (handshake_) {
+    // Message 2 carries this frame (the Welcome); from here on, records.
+    const auto message = handshake_->write({data, n});
+    std::vector<std::uint8_t> frame(control::kHeaderSize + (message ? message->size() : 0));
+    const std::size_t size = message ? control::encodeHandshake(frame, *message) : 0;
+    if (size == 0) {
+      record_.error = "the handshake's reply could not be written";
+      co_return false;
+    }
+    secure_.emplace(handshake_->split());
+    handshake_.reset();
+    const bool sent = co_await writeRaw(frame.data(), size);
+    co_return sent;
+  }
+  if (secure_) {
+    crypto::Bytes sealed;
+    if (!secure_->seal({data, n}, sealed)) {
+      record_.error = "the encrypted channel's nonces are used up";
+      co_return false;
+    }
+    const bool sent = co_await writeRaw(sealed.data(), sealed.size());
+    co_return sent;
+  }
+  const bool sent = co_await writeRaw(data, n);
+  co_return sent;
+}
+
+asio::awaitable<bool> ControlSession::writeRaw(const std::uint8_t* data, std::size_t n) {
   auto [ec, written] = co_await asio::async_write(client_, asio::buffer(data, n), kNoThrow);
   if (ec) {
     record_.error = "write to client: " + ec.message();
@@ -187,10 +248,108 @@ const policy::Network* ControlSession::clientNetwork() const {
   return config::clientNetwork(*snapshot_->config, toPolicy(unmapped(clientEndpoint_.address())));
 }
 
+asio::awaitable<void> ControlSession::offerKey() {
+  consumeFrame();
+  record_.command = "key";
+  const std::string serverName = hostName();
+  control::KeyOffer offer;
+  offer.version = control::kVersion;
+  offer.publicKey = runtime_.controlKey().publicKey;
+  offer.serverName = serverName;
+  if (co_await send(out_.data(), control::encodeKeyOffer(out_, offer))) {
+    record_.result = "ok";
+    record_.outcome = policy::Outcome::Succeeded;
+  }
+}
+
+std::string ControlSession::clockProblem(std::uint64_t timestamp) const {
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const auto skew =
+      std::chrono::duration_cast<std::chrono::milliseconds>(snapshot_->config->control.maxClockSkew)
+          .count();
+  if (timestamp == 0) return "the Hello of a handshake carries no Timestamp";
+  const auto off = static_cast<std::int64_t>(timestamp) - now;
+  if (off > skew || off < -skew) {
+    return fmt::format(
+        "the client's clock is {} s {} the gateway's (control.max_clock_skew is {} s): a "
+        "replayed handshake, or a clock to set right",
+        std::abs(off) / 1000, off > 0 ? "ahead of" : "behind", skew / 1000);
+  }
+  return {};
+}
+
+asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
+  const crypto::KeyPair& key = runtime_.controlKey();
+  auto responder = crypto::HandshakeIK::responder(key, prologue());
+  const auto payload = responder.read(message);
+  consumeFrame();
+  const std::string serverName = hostName();
+  control::Welcome welcome{control::Status::Ok, control::kVersion, serverName, {}};
+  std::string why;
+  if (!payload) {
+    // Not for this key (a client that pinned another gateway, or a man in the middle's
+    // handshake), or not a handshake at all. Answered in clear, with this gateway's key, so
+    // that the client can name both fingerprints.
+    why =
+        fmt::format("the handshake is not for this gateway's key {}: the client pinned another key",
+                    crypto::fingerprint(key.publicKey));
+    welcome.status = control::Status::KeyMismatch;
+    welcome.message = why;
+    welcome.publicKey = key.publicKey;
+    record_.result = "key-mismatch";
+    record_.outcome = policy::Outcome::BadRequest;
+    record_.error = why;
+    co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+    co_return false;
+  }
+  handshake_ = responder;  // the next send() is message 2
+  record_.program = SessionRecord::Program{};
+  record_.program->encrypted = true;
+  const auto& security = snapshot_->config->control;
+  const auto verdict = runtime_.replayCache().check(
+      responder.remoteEphemeral(), 2 * security.maxClockSkew, crypto::ReplayCache::Clock::now());
+  if (verdict != crypto::ReplayCache::Verdict::Fresh) {
+    why = verdict == crypto::ReplayCache::Verdict::Replayed
+              ? "this handshake was seen before: a replay"
+              : "too many handshakes within control.max_clock_skew to remember; try again";
+    welcome.status = control::Status::Replayed;
+  } else if (payload->size() > in_.size()) {
+    why = "the handshake's first message is too large";
+    welcome.status = control::Status::BadRequest;
+  } else {
+    std::copy(payload->begin(), payload->end(), in_.begin());
+    inLength_ = payload->size();
+    const auto first = control::parseFrame({in_.data(), inLength_});
+    if (first.complete() &&
+        first.value.type == static_cast<std::uint8_t>(control::MessageType::Hello)) {
+      co_return true;
+    }
+    why = "the handshake's first message carries no Hello";
+    welcome.status = control::Status::BadRequest;
+  }
+  welcome.message = why;
+  record_.result = std::string(control::statusText(welcome.status));
+  record_.outcome = policy::Outcome::BadRequest;
+  record_.error = why;
+  co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+  co_return false;
+}
+
 asio::awaitable<bool> ControlSession::hello() {
   out_.resize(4096);
   control::Frame frame;
   if (!co_await readFrame(frame)) co_return false;
+  if (frame.type == static_cast<std::uint8_t>(control::MessageType::KeyRequest)) {
+    co_await offerKey();
+    co_return false;
+  }
+  if (frame.type == static_cast<std::uint8_t>(control::MessageType::Handshake)) {
+    if (!co_await acceptHandshake(frame.body)) co_return false;
+    if (!co_await readFrame(frame)) co_return false;  // the Hello, inside message 1
+  }
+  const bool encrypted = secure_.has_value() || handshake_.has_value();
   control::Welcome welcome{control::Status::Ok, control::kVersion, {}, {}};
   const std::string serverName = hostName();
   welcome.serverName = serverName;
@@ -204,13 +363,24 @@ asio::awaitable<bool> ControlSession::hello() {
     welcome.status = control::Status::BadRequest;
     message = "malformed Hello";
   } else {
-    record_.program = SessionRecord::Program{
-        std::string(hello.host), std::string(hello.application), std::string(hello.osUser)};
+    record_.program =
+        SessionRecord::Program{std::string(hello.host), std::string(hello.application),
+                               std::string(hello.osUser), encrypted};
     pid_ = hello.pid;
+    std::string clock;
     if (hello.version != control::kVersion) {
       welcome.status = control::Status::VersionMismatch;
       message = fmt::format("client control protocol version {}, gateway version {}", hello.version,
                             control::kVersion);
+    } else if (!encrypted && snapshot_->config->control.encryptionRequired) {
+      welcome.status = control::Status::EncryptionRequired;
+      message =
+          "this gateway takes firewall clients on the encrypted channel only (control.encryption "
+          "= \"required\"): a client of version 3 that speaks it, or fwgate agent for the "
+          "library";
+    } else if (encrypted && !(clock = clockProblem(hello.timestamp)).empty()) {
+      welcome.status = control::Status::Replayed;
+      message = clock;
     } else if (clientNetwork() == nullptr) {
       welcome.status = control::Status::NotFirewallClient;
       message = fmt::format("{} is in no network with firewall_clients = true",
@@ -398,9 +568,13 @@ asio::awaitable<void> ControlSession::connect(protocol::Bytes body) {
   }
   record_.outcome = policy::Outcome::Succeeded;
 
-  // From here the connection is the application's byte stream. Bytes it sent behind its Connect
-  // (none, with fwgate's client) go first.
+  // From here the connection is the application's byte stream, in clear on the encrypted channel
+  // too. Bytes it sent behind its Connect (none, with fwgate's client) go first: inside the
+  // records, then after them.
   std::vector<std::uint8_t> pending(in_.begin(), in_.begin() + inLength_);
+  pending.insert(pending.end(), wire_.begin(), wire_.end());
+  wire_ = {};
+  secure_.reset();
   inLength_ = 0;
   in_ = {};
   out_ = {};

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "crypto/noise.hpp"
+#include "crypto/secure_stream.hpp"
 #include "gateway/runtime.hpp"
 #include "gateway/session_log.hpp"
 #include "policy/firewall_client.hpp"
@@ -32,6 +34,13 @@ class ControlSession {
 
   // Phases. hello() answers the Welcome; false ends the connection.
   asio::awaitable<bool> hello();
+  // Version 3's encrypted channel (docs/control-protocol.md): a KeyRequest answered in clear; a
+  // Handshake's message 1 opened into in_ (its Hello and requests), its reply due as message 2.
+  // False: refused, replied and recorded.
+  asio::awaitable<void> offerKey();
+  asio::awaitable<bool> acceptHandshake(protocol::Bytes message);
+  // The Hello's Timestamp against the gateway's clock; empty when within max_clock_skew.
+  std::string clockProblem(std::uint64_t timestamp) const;
   asio::awaitable<bool> sendConfig();
   asio::awaitable<bool> resolveName(protocol::Bytes body);
   // Connects and relays; always the last request.
@@ -84,10 +93,14 @@ class ControlSession {
       const std::optional<policy::ConnectionFacts>& connection = std::nullopt) const;
 
   // Reads until a whole frame is at the front of the input; false on EOF, error, timeout or a
-  // frame too large (recorded). The frame stays until consumeFrame().
+  // frame too large (recorded). The frame stays until consumeFrame(). On the encrypted channel
+  // the input is what the records opened to.
   asio::awaitable<bool> readFrame(protocol::control::Frame& frame);
   void consumeFrame();
+  // Writes a frame: in clear, as the handshake's message 2 (the first after a Handshake), or
+  // sealed in records.
   asio::awaitable<bool> send(const std::uint8_t* data, std::size_t n);
+  asio::awaitable<bool> writeRaw(const std::uint8_t* data, std::size_t n);
   // `server`: the connected destination socket, whose local address is reported as Bound.
   asio::awaitable<bool> sendConnected(Status status, const char* message,
                                       const asio::ip::tcp::socket* server = nullptr);
@@ -109,6 +122,12 @@ class ControlSession {
   std::size_t inLength_ = 0;      // bytes received into in_
   std::size_t frameSize_ = 0;     // bytes of the frame at the front of in_
   std::vector<std::uint8_t> out_;
+  // The encrypted channel: the handshake until message 2 is sent, then the records' ciphers.
+  // wire_ holds bytes read but not yet opened (a record cut short; after Connected, the
+  // application's first bytes).
+  std::optional<crypto::HandshakeIK> handshake_;
+  std::optional<crypto::SecureStream> secure_;
+  std::vector<std::uint8_t> wire_;
   SessionRecord record_;
   RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop
 };

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -20,6 +21,7 @@
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "crypto/key_file.hpp"
 #include "gateway/control_session.hpp"
 #include "gateway/net.hpp"
 #include "gateway/socks_session.hpp"
@@ -282,6 +284,44 @@ bool keepOnlyNetAdmin() {
 
 }  // namespace
 
+bool Gateway::loadControlKey() {
+  const auto& configured = snapshot_->config->control.keyFile;
+  std::string path = configured;
+  if (path.empty()) {
+    std::string dir = options_.stateDir;
+    if (dir.empty()) {
+      // systemd's StateDirectory=; several are separated by colons, the first is ours.
+      const char* state = std::getenv("STATE_DIRECTORY");
+      dir = state != nullptr && *state != '\0'
+                ? std::string(state).substr(0, std::string(state).find(':'))
+                : std::string("/var/lib/fwgate");
+    }
+    path = dir + "/control.key";
+  }
+  auto loaded = crypto::loadOrCreateKey(path);
+  if (!loaded.error.empty()) {
+    if (!configured.empty()) {
+      spdlog::error("control.key_file: {}", loaded.error);
+      return false;
+    }
+    // Not configured, and the default place is not ours (a development run as a user): a key
+    // for this run, said loudly, since a client that pins it refuses the next one.
+    loaded.key = crypto::KeyPair::generate();
+    spdlog::warn(
+        "control channel: {}; using a key for this run only (clients that pin it will "
+        "refuse the next run's): set [control] key_file or --state-dir",
+        loaded.error);
+    path = "this run only";
+  } else if (loaded.created) {
+    spdlog::info("control channel: created the key {}", path);
+  }
+  shared_.setControlKey(loaded.key);
+  spdlog::info("control channel key {} ({}; encryption {})",
+               crypto::fingerprint(loaded.key.publicKey), path,
+               snapshot_->config->control.encryptionRequired ? "required" : "optional");
+  return true;
+}
+
 bool Gateway::dropPrivileges() {
   const auto& user = snapshot_->config->runAsUser;
   if (::geteuid() != 0) return true;
@@ -345,6 +385,7 @@ int Gateway::run() {
                listenersOf(Service::WebProxy).size(), workers_.size(),
                balance_ == config::Config::Balance::Kernel ? "kernel" : "round-robin");
   if (!openListeners()) return 1;
+  if (!listenersOf(Service::Control).empty() && !loadControlKey()) return 1;
   std::string filterSummary;
   if (const auto error = shared_.packetFilters().apply(*snapshot->config, filterSummary);
       !error.empty()) {
@@ -574,6 +615,9 @@ void Gateway::reload() {
         if ((!options_.workersOverride && next.workers != snapshot_->config->workers) ||
             next.balance != snapshot_->config->balance) {
           spdlog::warn("SIGHUP: [gateway] workers and balance take effect at the next restart");
+        }
+        if (next.control.keyFile != snapshot_->config->control.keyFile) {
+          spdlog::warn("SIGHUP: [control] key_file takes effect at the next restart");
         }
         spdlog::set_level(spdlog::level::from_str(snapshot->config->log.level));
         snapshot_ = std::move(snapshot);

@@ -23,6 +23,9 @@ struct GatewayOptions {
   std::vector<config::Listener> controlListenOverride;
   std::vector<config::Listener> webListenOverride;  // --web-listen: replaces [web_proxy] listen
   std::optional<std::uint32_t> workersOverride;     // --workers: replaces [gateway] workers
+  // --state-dir: where control.key lives when [control] key_file is not set ("" :
+  // $STATE_DIRECTORY, else /var/lib/fwgate).
+  std::string stateDir;
 };
 
 // What a listening socket serves.
@@ -63,6 +66,9 @@ class Gateway {
   // The listeners of one service, in order.
   std::vector<config::Listener> listenersOf(Service service) const;
   bool dropPrivileges();
+  // The control channel's key: [control] key_file, else control.key in the state directory,
+  // created when missing; a key for this run only when it cannot be (logged).
+  bool loadControlKey();
   Worker& first() { return *workers_.front(); }
 
   GatewayOptions options_;

@@ -23,6 +23,8 @@
 
 #include "config/config.hpp"
 #include "config/users.hpp"
+#include "crypto/noise.hpp"
+#include "crypto/replay_cache.hpp"
 #include "gateway/auth_guard.hpp"
 #include "gateway/buffer_pool.hpp"
 #include "gateway/origin_pool.hpp"
@@ -125,6 +127,10 @@ class SharedState {
   // Password guessing: the failures counted, and the verification work served per source.
   AuthGuard& authGuard() { return authGuard_; }
   VerifyQueue& verifier() { return verifier_; }
+  // The control channel's static key (set once, before any session) and its replay cache.
+  void setControlKey(const crypto::KeyPair& key) { controlKey_ = key; }
+  const crypto::KeyPair& controlKey() const { return controlKey_; }
+  crypto::ReplayCache& replayCache() { return replayCache_; }
   // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
   PacketFilters& packetFilters() { return packetFilters_; }
 
@@ -156,6 +162,8 @@ class SharedState {
   asio::thread_pool resolverPool_{4};
   AuthGuard authGuard_;
   VerifyQueue verifier_{2};
+  crypto::KeyPair controlKey_;
+  crypto::ReplayCache replayCache_;
   std::set<std::uint16_t> listeningPorts_;
   std::vector<config::Listener> webProxyListeners_;
   std::atomic<std::size_t> active_{0};
@@ -186,6 +194,8 @@ class Runtime {
   // What a relay may hold bytes in flight in, and the configured [limits] relay mode.
   RelayPaths relayPaths() { return {buffers_, pipes_, snapshot_->config->limits.relayMode}; }
   SessionLog& sessionLog() { return shared_.sessionLog(); }
+  const crypto::KeyPair& controlKey() const { return shared_.controlKey(); }
+  crypto::ReplayCache& replayCache() { return shared_.replayCache(); }
   asio::thread_pool& resolverPool() { return shared_.resolverPool(); }
   Counters& counters() { return counters_; }
   PacketFilters& packetFilters() { return shared_.packetFilters(); }

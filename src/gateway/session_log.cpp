@@ -256,6 +256,7 @@ void SessionRecord::appendJson(std::string& out) const {
   if (!bound.empty()) m.string("bound", bound);
   m.number("bytes_down", bytesDown);
   m.number("bytes_up", bytesUp);
+  if (fwc) m.string("channel", who.encrypted ? "encrypted" : "clear");
   m.string("client", client);
   m.string("command", command);
   if (udp) {

@@ -69,6 +69,7 @@ struct SessionRecord {
     std::string host;
     std::string application;
     std::string osUser;
+    bool encrypted = false;  // on the encrypted channel (`channel`)
   };
   Boxed<Program> program;
   std::string command = "none";  // connect, bind, udp, listen, accept, none

@@ -1,5 +1,7 @@
 #include "protocol/control.hpp"
 
+#include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 
@@ -37,6 +39,12 @@ std::string_view statusText(Status status) {
       return "general failure";
     case Status::UnexpectedMessage:
       return "unexpected message";
+    case Status::KeyMismatch:
+      return "the gateway's key is not the one pinned";
+    case Status::Replayed:
+      return "handshake replayed or its clock too far off";
+    case Status::EncryptionRequired:
+      return "the gateway requires the encrypted channel";
   }
   return "unknown status";
 }
@@ -48,6 +56,8 @@ int errnoFor(Status status) {
     case Status::Denied:
     case Status::AuthenticationFailed:
     case Status::NotFirewallClient:
+    case Status::KeyMismatch:
+    case Status::EncryptionRequired:
       return EACCES;
     case Status::Refused:
       return ECONNREFUSED;
@@ -63,6 +73,7 @@ int errnoFor(Status status) {
     case Status::VersionMismatch:
     case Status::BadRequest:
     case Status::UnexpectedMessage:
+    case Status::Replayed:
       return EPROTO;
     case Status::NameTemporaryFailure:
     case Status::GeneralFailure:
@@ -146,6 +157,13 @@ bool readU32(Bytes value, std::uint32_t& out) {
   if (value.size() != 4) return false;
   out = (std::uint32_t{value[0]} << 24) | (std::uint32_t{value[1]} << 16) |
         (std::uint32_t{value[2]} << 8) | value[3];
+  return true;
+}
+
+bool readU64(Bytes value, std::uint64_t& out) {
+  if (value.size() != 8) return false;
+  out = 0;
+  for (const std::uint8_t b : value) out = (out << 8) | b;
   return true;
 }
 
@@ -236,6 +254,12 @@ FrameWriter& FrameWriter::u32(Tag tag, std::uint32_t value) {
   const std::uint8_t b[4] = {
       static_cast<std::uint8_t>(value >> 24), static_cast<std::uint8_t>(value >> 16),
       static_cast<std::uint8_t>(value >> 8), static_cast<std::uint8_t>(value)};
+  return raw(tag, b);
+}
+
+FrameWriter& FrameWriter::u64(Tag tag, std::uint64_t value) {
+  std::uint8_t b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<std::uint8_t>(value >> (56 - 8 * i));
   return raw(tag, b);
 }
 
@@ -344,6 +368,9 @@ bool decodeHello(Bytes body, Hello& out) {
       case Tag::Pid:
         if (!readU32(value, out.pid)) return false;
         break;
+      case Tag::Timestamp:
+        if (!readU64(value, out.timestamp) || out.timestamp == 0) return false;
+        break;
       default:
         break;
     }
@@ -360,6 +387,7 @@ std::size_t encodeHello(std::span<std::uint8_t> out, const Hello& hello) {
       .textIfAny(Tag::Application, hello.application)
       .textIfAny(Tag::OsUser, hello.osUser)
       .u32(Tag::Pid, hello.pid);
+  if (hello.timestamp != 0) w.u64(Tag::Timestamp, hello.timestamp);
   return w.finish();
 }
 
@@ -386,6 +414,13 @@ bool decodeWelcome(Bytes body, Welcome& out) {
       case Tag::Message:
         out.message = readText(value);
         break;
+      case Tag::PublicKey: {
+        PublicKey key;
+        if (value.size() != key.size()) return false;
+        std::copy(value.begin(), value.end(), key.begin());
+        out.publicKey = key;
+        break;
+      }
       default:
         break;
     }
@@ -399,7 +434,55 @@ std::size_t encodeWelcome(std::span<std::uint8_t> out, const Welcome& welcome) {
       .u16(Tag::Version, welcome.version)
       .textIfAny(Tag::ServerName, welcome.serverName)
       .textIfAny(Tag::Message, welcome.message);
+  if (welcome.publicKey) w.raw(Tag::PublicKey, *welcome.publicKey);
   return w.finish();
+}
+
+bool decodeKeyOffer(Bytes body, KeyOffer& out) {
+  out = KeyOffer{};
+  bool haveVersion = false;
+  bool haveKey = false;
+  AttributeReader reader(body);
+  Tag tag;
+  Bytes value;
+  while (reader.next(tag, value)) {
+    switch (tag) {
+      case Tag::Version:
+        if (!readU16(value, out.version)) return false;
+        haveVersion = true;
+        break;
+      case Tag::PublicKey:
+        if (value.size() != out.publicKey.size()) return false;
+        std::copy(value.begin(), value.end(), out.publicKey.begin());
+        haveKey = true;
+        break;
+      case Tag::ServerName:
+        out.serverName = readText(value);
+        break;
+      default:
+        break;
+    }
+  }
+  return reader.ok() && haveVersion && haveKey;
+}
+
+std::size_t encodeKeyOffer(std::span<std::uint8_t> out, const KeyOffer& offer) {
+  FrameWriter w(out, MessageType::KeyOffer);
+  w.u16(Tag::Version, offer.version)
+      .raw(Tag::PublicKey, offer.publicKey)
+      .textIfAny(Tag::ServerName, offer.serverName);
+  return w.finish();
+}
+
+std::size_t encodeHandshake(std::span<std::uint8_t> out, Bytes noiseMessage) {
+  const std::size_t n = kHeaderSize + noiseMessage.size();
+  if (noiseMessage.size() > kMaxBody || out.size() < n) return 0;
+  out[0] = static_cast<std::uint8_t>(MessageType::Handshake);
+  out[1] = static_cast<std::uint8_t>(noiseMessage.size() >> 16);
+  out[2] = static_cast<std::uint8_t>(noiseMessage.size() >> 8);
+  out[3] = static_cast<std::uint8_t>(noiseMessage.size());
+  std::copy(noiseMessage.begin(), noiseMessage.end(), out.begin() + kHeaderSize);
+  return n;
 }
 
 bool decodeResolve(Bytes body, Resolve& out) {

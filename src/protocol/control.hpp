@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -15,8 +16,12 @@ namespace fwgate::protocol::control {
 
 // One number, compared exactly: a client and a gateway of different versions say so and stop.
 // 2: remoted listens (Bind, Listen, Accepted) and UDP (UdpAssociate) added to 1.
-inline constexpr std::uint16_t kVersion = 2;
+// 3: the encrypted channel (KeyRequest, KeyOffer, Handshake; Hello's Timestamp).
+inline constexpr std::uint16_t kVersion = 3;
 inline constexpr std::uint16_t kDefaultPort = 1745;
+// The encrypted channel's Noise prologue: both sides hash it first, so that a handshake of another
+// protocol or version never completes.
+inline constexpr std::string_view kNoisePrologue = "fwgate control 3";
 
 /*
  * Frame:     +------+----------------+------------------+
@@ -49,6 +54,9 @@ enum class MessageType : std::uint8_t {
   Accepted = 0x0D,      // gateway, first frame on a connection to the client's listening socket
   UdpAssociate = 0x0E,  // client: relay this UDP socket's datagrams to remote destinations
   UdpAssociated = 0x0F,  // gateway: where to send them (the relay's address on the client side)
+  KeyRequest = 0x10,     // client, in clear: the gateway's static key, please (trust on first use)
+  KeyOffer = 0x11,       // gateway, in clear: its static key and name
+  Handshake = 0x12,      // a Noise IK message as the body: 1 from the client, 2 from the gateway
 };
 
 enum class Tag : std::uint8_t {
@@ -86,6 +94,8 @@ enum class Tag : std::uint8_t {
   PacUrl = 0x26,          // text: URL of the automatic configuration script (PAC)
   PublishPort = 0x27,     // u16: publish the association on this external UDP port (UdpAssociate)
   Published = 0x28,       // endpoint: the published association's external address (UdpAssociated)
+  PublicKey = 0x29,       // 32 bytes: the gateway's static X25519 key (KeyOffer, Welcome)
+  Timestamp = 0x2A,       // u64: milliseconds since 1970 when the client wrote it (Hello)
 };
 
 // Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
@@ -105,8 +115,13 @@ enum class Status : std::uint8_t {
   AddressFamilyNotSupported = 12,
   GeneralFailure = 13,
   UnexpectedMessage = 14,
+  KeyMismatch = 15,         // the Handshake was for another key than the gateway's (Welcome, clear)
+  Replayed = 16,            // a Handshake seen before, or its Timestamp too far from the gateway's
+  EncryptionRequired = 17,  // a clear Hello where [control] encryption = "required"
 };
-inline constexpr std::uint8_t kMaxStatus = 14;
+inline constexpr std::uint8_t kMaxStatus = 17;
+inline constexpr std::size_t kPublicKeySize = 32;
+using PublicKey = std::array<std::uint8_t, kPublicKeySize>;
 std::string_view statusText(Status status);
 // errno a remoted call fails with (EACCES for Denied, ECONNREFUSED, ETIMEDOUT, ...); 0 for Ok.
 int errnoFor(Status status);
@@ -157,6 +172,7 @@ class AttributeReader {
 bool readU8(Bytes value, std::uint8_t& out);
 bool readU16(Bytes value, std::uint16_t& out);
 bool readU32(Bytes value, std::uint32_t& out);
+bool readU64(Bytes value, std::uint64_t& out);
 std::string_view readText(Bytes value);
 bool readAddress(Bytes value, IpAddress& out);
 bool readEndpoint(Bytes value, Endpoint& out);
@@ -171,6 +187,7 @@ class FrameWriter {
   FrameWriter& u8(Tag tag, std::uint8_t value);
   FrameWriter& u16(Tag tag, std::uint16_t value);
   FrameWriter& u32(Tag tag, std::uint32_t value);
+  FrameWriter& u64(Tag tag, std::uint64_t value);
   FrameWriter& text(Tag tag, std::string_view value);
   // Skipped when value is empty: absent and empty text mean the same.
   FrameWriter& textIfAny(Tag tag, std::string_view value);
@@ -192,6 +209,7 @@ struct Hello {
   std::uint16_t version = 0;  // required
   std::string_view user, password, host, application, osUser;
   std::uint32_t pid = 0;
+  std::uint64_t timestamp = 0;  // 0: absent (a clear Hello)
 };
 bool decodeHello(Bytes body, Hello& out);
 std::size_t encodeHello(std::span<std::uint8_t> out, const Hello& hello);
@@ -200,6 +218,7 @@ struct Welcome {
   Status status = Status::GeneralFailure;  // required
   std::uint16_t version = 0;               // required: the gateway's version
   std::string_view serverName, message;
+  std::optional<PublicKey> publicKey;  // KeyMismatch: the key the gateway has
 };
 bool decodeWelcome(Bytes body, Welcome& out);
 std::size_t encodeWelcome(std::span<std::uint8_t> out, const Welcome& welcome);
@@ -209,6 +228,16 @@ struct Resolve {
   std::uint8_t family = 0;  // 0, 4 or 6
 };
 bool decodeResolve(Bytes body, Resolve& out);
+// KeyOffer: the answer to a KeyRequest (whose body is empty).
+struct KeyOffer {
+  std::uint16_t version = 0;  // required
+  PublicKey publicKey{};      // required
+  std::string_view serverName;
+};
+bool decodeKeyOffer(Bytes body, KeyOffer& out);
+std::size_t encodeKeyOffer(std::span<std::uint8_t> out, const KeyOffer& offer);
+// A Handshake frame around a Noise message (the body is the message itself, not attributes).
+std::size_t encodeHandshake(std::span<std::uint8_t> out, Bytes noiseMessage);
 std::size_t encodeResolve(std::span<std::uint8_t> out, const Resolve& resolve);
 
 inline constexpr std::size_t kMaxResolvedAddresses = 32;

@@ -53,7 +53,7 @@ void checkBody(Bytes body) {
       FUZZ_CHECK(again.version == hello.version && again.user == hello.user &&
                  again.password == hello.password && again.host == hello.host &&
                  again.application == hello.application && again.osUser == hello.osUser &&
-                 again.pid == hello.pid);
+                 again.pid == hello.pid && again.timestamp == hello.timestamp);
     }
   }
   Welcome welcome;
@@ -61,7 +61,15 @@ void checkBody(Bytes body) {
     Welcome again;
     FUZZ_CHECK(roundTrip(welcome, encodeWelcome, decodeWelcome, again));
     FUZZ_CHECK(again.status == welcome.status && again.version == welcome.version &&
-               again.serverName == welcome.serverName && again.message == welcome.message);
+               again.serverName == welcome.serverName && again.message == welcome.message &&
+               again.publicKey == welcome.publicKey);
+  }
+  KeyOffer offer;
+  if (decodeKeyOffer(body, offer)) {
+    KeyOffer again;
+    FUZZ_CHECK(roundTrip(offer, encodeKeyOffer, decodeKeyOffer, again));
+    FUZZ_CHECK(again.version == offer.version && again.publicKey == offer.publicKey &&
+               again.serverName == offer.serverName);
   }
   Resolve resolve;
   if (decodeResolve(body, resolve)) {

@@ -14,7 +14,7 @@ STATUS = ["Ok", "VersionMismatch", "AuthenticationFailed", "NotFirewallClient", 
           "Denied", "Refused", "TimedOut", "NetworkUnreachable", "HostUnreachable", "NameNotFound",
           "NameTemporaryFailure", "AddressFamilyNotSupported", "GeneralFailure",
           "UnexpectedMessage"]
-VERSION = 2
+VERSION = 3
 
 
 def attr(tag, value):

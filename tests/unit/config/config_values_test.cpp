@@ -262,6 +262,27 @@ sources = ["empty"]
       << describe(r);
 }
 
+TEST(ConfigValuesTest, ControlChannelSecurity) {
+  const ControlSecurity defaults;
+  EXPECT_TRUE(defaults.keyFile.empty());
+  EXPECT_FALSE(defaults.encryptionRequired);
+  EXPECT_EQ(defaults.maxClockSkew, 2min);
+  const LoadResult r = parseConfig(R"(
+[control]
+listen = ["127.0.0.1:1745"]
+key_file = "/etc/fwgate/control.key"
+encryption = "required"
+max_clock_skew = "30s"
+[[rules]]
+action = "deny"
+)",
+                                   "t");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  EXPECT_EQ(r.config->control.keyFile, "/etc/fwgate/control.key");
+  EXPECT_TRUE(r.config->control.encryptionRequired);
+  EXPECT_EQ(r.config->control.maxClockSkew, 30s);
+}
+
 TEST(ConfigValuesTest, AuthThrottle) {
   const AuthThrottle defaults;
   EXPECT_TRUE(defaults.enabled);

@@ -46,6 +46,7 @@ std::string referenceJson(const SessionRecord& r) {
     j["host"] = r.program ? r.program->host : "";
     j["application"] = r.program ? r.program->application : "";
     j["os_user"] = r.program ? r.program->osUser : "";
+    j["channel"] = r.program && r.program->encrypted ? "encrypted" : "clear";
   }
   if (r.http) {
     j["method"] = r.http->method;
@@ -163,7 +164,8 @@ SessionRecord randomRecord(Strings& g) {
   r.client = g.next();
   if (g.pick(0, 1) == 0) r.user = g.next();
   r.protocol = g.pick(0, 3) == 0 ? g.next() : kProtocols[g.pick(0, 5)];
-  if (g.pick(0, 3) != 0) r.program = SessionRecord::Program{maybe(), maybe(), maybe()};
+  if (g.pick(0, 3) != 0)
+    r.program = SessionRecord::Program{maybe(), maybe(), maybe(), g.pick(0, 1) == 1};
   r.command = g.pick(0, 5) == 0 ? g.next() : kCommands[g.pick(0, 5)];
   r.requested = maybe();
   r.resolved = maybe();
@@ -222,7 +224,7 @@ TEST(SessionLogFormat, EveryShapeAsTheAdministratorReadsIt) {
   r.endSteady = r.startSteady + 1500ms;
   r.client = "10.0.0.5:40000";
   r.protocol = "fwc";
-  r.program = SessionRecord::Program{"ws1", "curl", "alice"};
+  r.program = SessionRecord::Program{"ws1", "curl", "alice", true};
   r.command = "udp";
   r.requested = "\x1f\"\\\b\f\n\r\t";
   r.bound = "10.0.0.1:5000";
@@ -230,7 +232,8 @@ TEST(SessionLogFormat, EveryShapeAsTheAdministratorReadsIt) {
   r.error = "bad \xff";
   EXPECT_EQ(r.toJson(),
             R"({"application":"curl","bound":"10.0.0.1:5000","bytes_down":0,"bytes_up":0,)"
-            R"("client":"10.0.0.5:40000","command":"udp","datagrams_down":0,"datagrams_up":0,)"
+            R"("channel":"encrypted","client":"10.0.0.5:40000","command":"udp",)"
+            R"("datagrams_down":0,"datagrams_up":0,)"
             R"("definition":"dns","duration_ms":1500,"error":"bad )"
             "\xEF\xBF\xBD"
             R"(","host":"ws1","os_user":"alice","protocol":"fwc","reply":-1,)"
@@ -248,7 +251,8 @@ TEST(SessionLogFormat, EveryShapeAsTheAdministratorReadsIt) {
   r.requested.clear();
   EXPECT_EQ(r.toJson(),
             R"({"application":"curl","bound":"10.0.0.1:5000","bytes_down":0,"bytes_up":0,)"
-            R"("client":"10.0.0.5:40000","command":"udp","datagrams_down":0,"datagrams_up":0,)"
+            R"("channel":"encrypted","client":"10.0.0.5:40000","command":"udp",)"
+            R"("datagrams_down":0,"datagrams_up":0,)"
             R"("definition":"dns","denial":{"definition":"","direction":"send",)"
             R"("host":"203.0.113.7","peer":false,"port":9999,"reason":"no-definition",)"
             R"("rule":"internal clients","transport":"udp"},"duration_ms":1500,)"

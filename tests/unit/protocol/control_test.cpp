@@ -199,6 +199,70 @@ TEST(ControlMessages, WelcomeRoundTrip) {
   EXPECT_EQ(out.message, "client 1, gateway 7");
 }
 
+// Version 3's encrypted channel: Hello's Timestamp, a KeyMismatch Welcome's key, KeyOffer and
+// the Handshake frame around a Noise message.
+TEST(ControlMessages, EncryptedChannelMessagesRoundTrip) {
+  Hello stamped{kVersion, "", "", "ws1", "curl", "", 7};
+  stamped.timestamp = 1796346913123ull;
+  Hello hello;
+  const Buffer h = frameOf(encodeHello, stamped);
+  ASSERT_TRUE(decodeHello(parseWhole(h).body, hello));
+  EXPECT_EQ(hello.timestamp, 1796346913123ull);
+  const Buffer plain = frameOf(encodeHello, Hello{kVersion});
+  ASSERT_TRUE(decodeHello(parseWhole(plain).body, hello));
+  EXPECT_EQ(hello.timestamp, 0u);  // absent: a clear Hello
+  {
+    Buffer zero(64);
+    FrameWriter w(zero, MessageType::Hello);
+    w.u16(Tag::Version, kVersion).u64(Tag::Timestamp, 0);
+    zero.resize(w.finish());
+    EXPECT_FALSE(decodeHello(parseWhole(zero).body, hello));  // a zero Timestamp is malformed
+  }
+
+  PublicKey key;
+  for (std::size_t i = 0; i < key.size(); ++i) key[i] = static_cast<std::uint8_t>(i * 7);
+  Welcome mismatch{Status::KeyMismatch, kVersion, "gw1", "another key"};
+  mismatch.publicKey = key;
+  Welcome welcome;
+  const Buffer w = frameOf(encodeWelcome, mismatch);
+  ASSERT_TRUE(decodeWelcome(parseWhole(w).body, welcome));
+  EXPECT_EQ(welcome.status, Status::KeyMismatch);
+  EXPECT_EQ(welcome.publicKey, key);
+  EXPECT_EQ(errnoFor(Status::KeyMismatch), EACCES);
+  EXPECT_EQ(errnoFor(Status::EncryptionRequired), EACCES);
+  EXPECT_EQ(errnoFor(Status::Replayed), EPROTO);
+
+  KeyOffer offer;
+  const Buffer o = frameOf(encodeKeyOffer, KeyOffer{kVersion, key, "gw1"});
+  ASSERT_TRUE(decodeKeyOffer(parseWhole(o).body, offer));
+  EXPECT_EQ(offer.version, kVersion);
+  EXPECT_EQ(offer.publicKey, key);
+  EXPECT_EQ(offer.serverName, "gw1");
+  {
+    Buffer shortKey(64);
+    FrameWriter k(shortKey, MessageType::KeyOffer);
+    k.u16(Tag::Version, kVersion).raw(Tag::PublicKey, Bytes(key).first(31));
+    shortKey.resize(k.finish());
+    EXPECT_FALSE(decodeKeyOffer(parseWhole(shortKey).body, offer));
+    Buffer noKey(64);
+    FrameWriter n(noKey, MessageType::KeyOffer);
+    n.u16(Tag::Version, kVersion);
+    noKey.resize(n.finish());
+    EXPECT_FALSE(decodeKeyOffer(parseWhole(noKey).body, offer));
+  }
+
+  const Buffer message = {1, 2, 3, 4, 5};
+  Buffer frame(16);
+  const std::size_t n = encodeHandshake(frame, message);
+  ASSERT_EQ(n, kHeaderSize + message.size());
+  frame.resize(n);
+  const Frame parsed = parseWhole(frame);
+  EXPECT_EQ(parsed.type, static_cast<std::uint8_t>(MessageType::Handshake));
+  EXPECT_TRUE(std::equal(parsed.body.begin(), parsed.body.end(), message.begin(), message.end()));
+  Buffer tooSmall(6);
+  EXPECT_EQ(encodeHandshake(tooSmall, message), 0u);
+}
+
 TEST(ControlMessages, StatusOutOfRangeIsRejected) {
   Buffer buffer(64);
   FrameWriter w(buffer, MessageType::Welcome);
