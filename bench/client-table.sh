@@ -71,7 +71,7 @@ name = "internal clients"
 action = "allow"
 sources = ["internal"]
 TOML
-ip netns exec "$g" "$fwgate" gateway --config "$tmp/gateway.toml" >"$tmp/gateway.log" 2>&1 &
+ip netns exec "$g" "$fwgate" gateway --config "$tmp/gateway.toml" --state-dir "$tmp/state" >"$tmp/gateway.log" 2>&1 &
 pids+=($!)
 ip netns exec "$e" python3 -c '
 import socket

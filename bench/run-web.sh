@@ -262,7 +262,7 @@ start_proxy() {
       SOCKS_ADDR="127.0.0.1:$socks_port"
       write_fwgate_conf "$PROXY_DIR" "$socks_port" "$port"
       start_on_cpu "$PROXY_CPU" /dev/null "$PROXY_DIR/fwgate.stderr" \
-        "$FWGATE" gateway --config "$PROXY_DIR/fwgate.toml" ;;
+        "$FWGATE" gateway --config "$PROXY_DIR/fwgate.toml" --state-dir "$PROXY_DIR/state" ;;
     squid)
       [[ -n ${SQUID_USER:-} ]] && chown "$SQUID_USER" "$PROXY_DIR"
       write_squid_conf "$PROXY_DIR" "$port"

@@ -368,13 +368,13 @@ start_proxy() {
       # on free ports, so that a second instance (the idle runs') can start beside it. The
       # control channel's port is the firewall client's rows' FWGATE_SERVER.
       start_on_cpu "$PROXY_CPU" /dev/null "$PROXY_LOG" "$FWGATE" gateway --listen "$PROXY_ADDR" \
-        --control-listen "$PROXY_CONTROL" --web-listen 127.0.0.1:0 ;;
+        --control-listen "$PROXY_CONTROL" --web-listen 127.0.0.1:0 --state-dir "$TMP/state" ;;
     fwgate-w1|fwgate-w2)
       PROXY_LOG=$FWGATE_LOG
       # Not under taskset: the scheduler may put its workers on either CPU (the load side stays
       # on CPU $LOAD_CPU).
       nice -n "$NICE" "$FWGATE" gateway --workers "${target#fwgate-w}" --listen "$PROXY_ADDR" \
-        --control-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 >/dev/null 2>"$PROXY_LOG" &
+        --control-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 --state-dir "$TMP/state" >/dev/null 2>"$PROXY_LOG" &
       LAST_PID=$!
       OWNED+=("$LAST_PID") ;;
     dante)

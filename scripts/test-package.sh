@@ -114,7 +114,7 @@ clear_host_leftovers() {
     echo "note  this host has a group fwgate: deleted in the throw-away root first"
     in_root groupdel fwgate || return 1
   fi
-  for path in /etc/fwgate /var/log/fwgate /var/cache/fwgate /etc/logrotate.d/fwgate \
+  for path in /etc/fwgate /var/log/fwgate /var/cache/fwgate /var/lib/fwgate /etc/logrotate.d/fwgate \
     /etc/systemd/system/fwgate-gateway.service /etc/systemd/system/fwgate-agent.service; do
     if exists "$path"; then
       echo "note  this host has $path: removed in the throw-away root first"
@@ -267,7 +267,7 @@ check_purged() {
   local f
   check "purge removes the user fwgate" no_user
   check "purge removes the group fwgate" no_group
-  for f in /etc/fwgate /etc/logrotate.d/fwgate /var/log/fwgate /var/cache/fwgate; do
+  for f in /etc/fwgate /etc/logrotate.d/fwgate /var/log/fwgate /var/cache/fwgate /var/lib/fwgate; do
     check "purge removes $f" absent "$f"
   done
   check "dpkg no longer knows fwgate" unknown_to_dpkg

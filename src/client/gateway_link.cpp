@@ -4,6 +4,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +72,8 @@ void fillIdentity(const ClientConfig& config, Identity& out) {
   out.user = config.user.data();
   out.password = config.password.data();
   out.pid = static_cast<std::uint32_t>(::getpid());
+  out.gatewayKey = config.gatewayKey.data();
+  formatServer(config.server, out.server, sizeof out.server);
 }
 
 std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out) {
@@ -208,24 +212,179 @@ long readOneRecord(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t dead
   return readUnit(fd, buf, cap, deadline, true);
 }
 
+int agentConnect(bool& required) {
+  const char* named = std::getenv("FWGATE_AGENT_SOCKET");
+  required = named != nullptr && named[0] != '\0';
+  char user[sizeof(sockaddr_un::sun_path)] = {};
+  if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime != nullptr && *runtime) {
+    std::snprintf(user, sizeof user, "%s/fwgate/agent.sock", runtime);
+  }
+  const char* candidates[] = {required ? named : user, required ? "" : "/run/fwgate/agent.sock"};
+  int lastError = ENOENT;
+  for (const char* path : candidates) {
+    if (path[0] == '\0' || std::strlen(path) >= sizeof(sockaddr_un::sun_path)) continue;
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return -1;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path, std::strlen(path));
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0) {
+      // Only an agent of root or of this user holds this user's secrets.
+      ucred peer{};
+      socklen_t length = sizeof peer;
+      if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) == 0 &&
+          (peer.uid == 0 || peer.uid == ::getuid())) {
+        return fd;
+      }
+      lastError = EPERM;
+    } else {
+      lastError = errno;
+    }
+    ::close(fd);
+  }
+  errno = lastError;
+  return -1;
+}
+
+void closeChannel(Channel& channel) {
+  if (channel.agent >= 0) ::close(channel.agent);
+  channel.agent = -1;
+}
+
+long agentCall(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in,
+               std::span<std::uint8_t> out, int timeoutMs, char* detail, std::size_t detailSize) {
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
+  const std::size_t length = prefix.size() + in.size();
+  if (length > control::kMaxBody) {
+    errno = EMSGSIZE;
+    return -1;
+  }
+  const std::uint8_t header[control::kHeaderSize] = {
+      static_cast<std::uint8_t>(message), static_cast<std::uint8_t>(length >> 16),
+      static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
+  if (!sendAll(agent, header, sizeof header, timeoutMs) ||
+      !sendAll(agent, prefix.data(), prefix.size(), timeoutMs) ||
+      !sendAll(agent, in.data(), in.size(), timeoutMs)) {
+    copyTo(detail, detailSize, "the agent did not take the request");
+    return -1;
+  }
+  const long n = readOneFrame(agent, out.data(), out.size(), deadline);
+  if (n < 0) {
+    copyTo(detail, detailSize, "the agent did not answer");
+    return -1;
+  }
+  if (n < static_cast<long>(control::kHeaderSize) + 1 ||
+      out[0] != static_cast<std::uint8_t>(AgentMessage::Result)) {
+    copyTo(detail, detailSize, "the agent's answer is not a Result");
+    errno = EPROTO;
+    return -1;
+  }
+  const std::uint8_t status = out[control::kHeaderSize];
+  const std::size_t size = static_cast<std::size_t>(n) - control::kHeaderSize - 1;
+  std::memmove(out.data(), out.data() + control::kHeaderSize + 1, size);
+  if (status != 0) {
+    copyTo(detail, detailSize, std::string_view(reinterpret_cast<const char*>(out.data()), size));
+    errno = status <= control::kMaxStatus ? control::errnoFor(static_cast<control::Status>(status))
+                                          : ECONNABORTED;
+    if (errno == 0) errno = ECONNABORTED;
+    return -1;
+  }
+  return static_cast<long>(size);
+}
+
+namespace {
+
+// The first Seal's prefix: the pinned key and the gateway, each behind a length byte.
+std::size_t sealPrefix(const Identity& identity, std::uint8_t* out, std::size_t cap) {
+  const std::size_t k = std::strlen(identity.gatewayKey);
+  const std::size_t s = std::strlen(identity.server);
+  if (k > 255 || s > 255 || 2 + k + s > cap) return 0;
+  out[0] = static_cast<std::uint8_t>(k);
+  std::memcpy(out + 1, identity.gatewayKey, k);
+  out[1 + k] = static_cast<std::uint8_t>(s);
+  std::memcpy(out + 2 + k, identity.server, s);
+  return 2 + k + s;
+}
+
+// Sends the first frames of a control connection (`buf`'s first `size` bytes: Hello and the
+// request): through the agent when one answers (`channel.agent` keeps it), else in clear. `buf`
+// is the scratch for the sealed bytes. 0 or an errno, with the agent's reason in `detail`.
+int sendFirst(int fd, const Identity& identity, Channel& channel, std::span<std::uint8_t> buf,
+              std::size_t size, int timeoutMs, char* detail, std::size_t detailSize) {
+  bool required = false;
+  channel.agent = agentConnect(required);
+  if (channel.agent < 0) {
+    if (required) {
+      const int error = errno;
+      copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
+      return error != 0 ? error : ECONNREFUSED;
+    }
+    return sendAll(fd, buf.data(), size, timeoutMs) ? 0 : errno;
+  }
+  std::uint8_t prefix[520];
+  const std::size_t prefixSize = sealPrefix(identity, prefix, sizeof prefix);
+  const long sealed = agentCall(channel.agent, AgentMessage::Seal, {prefix, prefixSize},
+                                buf.first(size), buf, timeoutMs, detail, detailSize);
+  if (sealed < 0) {
+    const int error = errno;
+    closeChannel(channel);
+    return error;
+  }
+  return sendAll(fd, buf.data(), static_cast<std::size_t>(sealed), timeoutMs) ? 0 : errno;
+}
+
+// Blocking: the next reply frame, in clear, into buf: read as it is, or (through the agent) one
+// unit (the handshake's answer, then records) at a time, opened, until a whole frame is in. Its
+// size, or -1 with errno.
+long readReply(int fd, Channel& channel, std::span<std::uint8_t> buf, std::int64_t deadline,
+               char* detail, std::size_t detailSize) {
+  if (channel.agent < 0) {
+    channel.welcomed = true;
+    return readOneFrame(fd, buf.data(), buf.size(), deadline);
+  }
+  std::size_t have = 0;
+  for (;;) {
+    const auto rest = buf.subspan(have);
+    const long n = channel.welcomed ? readOneRecord(fd, rest.data(), rest.size(), deadline)
+                                    : readOneFrame(fd, rest.data(), rest.size(), deadline);
+    if (n < 0) return -1;
+    const std::int64_t left = deadline - monotonicMs();
+    const long m = agentCall(channel.agent, AgentMessage::Open, {}, rest.first(n), rest,
+                             left > 0 ? static_cast<int>(left) : 1, detail, detailSize);
+    if (m < 0) return -1;
+    channel.welcomed = true;
+    have += static_cast<std::size_t>(m);
+    const auto frame = control::parseFrame(buf.first(have));
+    if (frame.complete()) return static_cast<long>(frame.consumed);
+    if (frame.invalid() || have == buf.size()) {
+      errno = EPROTO;
+      return -1;
+    }
+  }
+}
+
+}  // namespace
+
 int exchange(const GatewayEndpoints& gateway, const Identity& identity,
              std::span<const std::uint8_t> request, std::span<std::uint8_t> buffer, int timeoutMs,
              Reply& reply) {
   const std::int64_t deadline = monotonicMs() + timeoutMs;
   const int fd = openControl(gateway, timeoutMs);
   if (fd < 0) return errno;
-  std::uint8_t out[2048];
-  const std::size_t helloSize = encodeHelloFor(identity, out);
+  Channel channel;
+  char detail[8];
+  const std::size_t helloSize = encodeHelloFor(identity, buffer);
   int error = 0;
-  if (helloSize == 0 || helloSize + request.size() > sizeof out) {
+  if (helloSize == 0 || helloSize + request.size() + 256 > buffer.size()) {
     error = EMSGSIZE;
   } else {
-    std::memcpy(out + helloSize, request.data(), request.size());
-    if (!sendAll(fd, out, helloSize + request.size(), timeoutMs)) error = errno;
+    std::memcpy(buffer.data() + helloSize, request.data(), request.size());
+    error = sendFirst(fd, identity, channel, buffer, helloSize + request.size(), timeoutMs, detail,
+                      sizeof detail);
   }
   long welcomeSize = -1;
   if (error == 0) {
-    welcomeSize = readOneFrame(fd, buffer.data(), buffer.size(), deadline);
+    welcomeSize = readReply(fd, channel, buffer, deadline, detail, sizeof detail);
     if (welcomeSize < 0) error = errno;
   }
   if (error == 0) {
@@ -238,7 +397,7 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
       reply.body = {};
     } else {
       auto rest = buffer.subspan(static_cast<std::size_t>(welcomeSize));
-      const long n = readOneFrame(fd, rest.data(), rest.size(), deadline);
+      const long n = readReply(fd, channel, rest, deadline, detail, sizeof detail);
       if (n < 0) {
         error = errno;
       } else {
@@ -248,12 +407,13 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
       }
     }
   }
+  closeChannel(channel);
   ::close(fd);
   return error;
 }
 
 int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
-                       const char* nameHint) {
+                       const char* nameHint, Channel& channel) {
   std::uint8_t out[2048];
   const std::size_t helloSize = encodeHelloFor(identity, out);
   control::Connect connect;
@@ -262,15 +422,18 @@ int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint
   const std::size_t connectSize =
       helloSize == 0 ? 0
                      : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
-  if (connectSize == 0) return EMSGSIZE;
-  return sendAll(fd, out, helloSize + connectSize, 5000) ? 0 : errno;
+  if (connectSize == 0 || helloSize + connectSize + 256 > sizeof out) return EMSGSIZE;
+  char detail[8];
+  return sendFirst(fd, identity, channel, out, helloSize + connectSize, 5000, detail,
+                   sizeof detail);
 }
 
 namespace {
 
-// Peeks for one whole frame at the front of the socket's input. NeedMore, or Done with either the
-// frame's size in `size` (error 0) or an error.
-ReplyState peekFrame(int fd, std::uint8_t* buf, std::size_t cap, std::size_t& size, int& error) {
+// Peeks for one whole unit at the front of the socket's input: a frame, or (`record`) a record of
+// the encrypted channel. NeedMore, or Done with either its size in `size` (error 0) or an error.
+ReplyState peekUnit(int fd, std::uint8_t* buf, std::size_t cap, bool record, std::size_t& size,
+                    int& error) {
   ssize_t n;
   do {
     n = ::recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
@@ -284,17 +447,26 @@ ReplyState peekFrame(int fd, std::uint8_t* buf, std::size_t cap, std::size_t& si
     error = ECONNABORTED;  // the gateway closed before answering
     return ReplyState::Done;
   }
-  const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
-  if (frame.complete()) {
-    size = frame.consumed;
+  const auto have = static_cast<std::size_t>(n);
+  std::size_t whole = 0;
+  bool invalid = false;
+  if (record) {
+    if (have >= 2) whole = 2 + ((std::size_t{buf[0]} << 8) | buf[1]);
+  } else {
+    const auto frame = control::parseFrame({buf, have});
+    if (frame.complete()) whole = frame.consumed;
+    invalid = frame.invalid();
+  }
+  if (whole != 0 && whole <= have) {
+    size = whole;
     error = 0;
     return ReplyState::Done;
   }
-  if (frame.invalid() || static_cast<std::size_t>(n) == cap) {
+  if (invalid || have == cap || whole > cap) {
     error = EPROTO;  // larger than any answer the gateway sends
     return ReplyState::Done;
   }
-  // Part of a frame: is the rest still coming?
+  // Part of one: is the rest still coming?
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
   if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) {
     error = ECONNABORTED;
@@ -313,61 +485,93 @@ void consume(int fd, std::size_t n) {
   }
 }
 
+// The next reply frame without blocking: peeked whole, consumed (nothing after it), and through
+// the agent opened; in clear in buf[0..size].
+ReplyState takeFrame(int fd, Channel& channel, std::uint8_t* buf, std::size_t cap,
+                     std::size_t& size, int& error, char* detail, std::size_t detailSize) {
+  const bool record = channel.agent >= 0 && channel.welcomed;
+  if (peekUnit(fd, buf, cap, record, size, error) == ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error != 0) return ReplyState::Done;
+  consume(fd, size);
+  if (channel.agent >= 0) {
+    const long n = agentCall(channel.agent, AgentMessage::Open, {}, {buf, size}, {buf, cap}, 5000,
+                             detail, detailSize);
+    if (n < 0) {
+      error = errno;
+      return ReplyState::Done;
+    }
+    size = static_cast<std::size_t>(n);
+    const auto frame = control::parseFrame({buf, size});
+    if (!frame.complete()) {
+      error = EPROTO;
+      return ReplyState::Done;
+    }
+  }
+  return ReplyState::Done;
+}
+
 }  // namespace
 
-ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
+ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
                             std::size_t detailSize, control::Endpoint* bound) {
   if (detailSize > 0) detail[0] = '\0';
   std::uint8_t buf[2048];
   std::size_t size = 0;
-  if (!welcomed) {
-    if (peekFrame(fd, buf, sizeof buf, size, error) == ReplyState::NeedMore) {
+  const auto done = [&] {
+    closeChannel(channel);
+    return ReplyState::Done;
+  };
+  if (!channel.welcomed) {
+    if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
+        ReplyState::NeedMore) {
       return ReplyState::NeedMore;
     }
-    if (error != 0) return ReplyState::Done;
+    if (error != 0) return done();
     control::Welcome w;
     const auto frame = control::parseFrame({buf, size});
     if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
         !control::decodeWelcome(frame.value.body, w)) {
       error = EPROTO;
-      return ReplyState::Done;
+      return done();
     }
-    consume(fd, size);
     if (w.status != control::Status::Ok) {
       // The gateway closes after a refused Hello: no Connected follows.
       copyTo(detail, detailSize, w.message);
       error = control::errnoFor(w.status);
-      return ReplyState::Done;
+      return done();
     }
-    welcomed = true;
+    channel.welcomed = true;
   }
-  if (peekFrame(fd, buf, sizeof buf, size, error) == ReplyState::NeedMore) {
+  if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
+      ReplyState::NeedMore) {
     return ReplyState::NeedMore;
   }
-  if (error != 0) return ReplyState::Done;
+  if (error != 0) return done();
   control::Connected c;
   const auto frame = control::parseFrame({buf, size});
   if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
       !control::decodeConnected(frame.value.body, c)) {
     error = EPROTO;
-    return ReplyState::Done;
+    return done();
   }
   copyTo(detail, detailSize, c.message);
   error = control::errnoFor(c.status);
   if (bound != nullptr) *bound = c.bound;
-  consume(fd, size);
-  return ReplyState::Done;
+  return done();
 }
 
 namespace {
 
 // A control connection that stays open: Hello + `request`, then the Welcome and one reply frame
-// (of `expected` type) into `buf`, within timeoutMs. 0 with `fd` open and `body` the reply's
-// body, else an errno (the Welcome's refusal mapped, with its message in `detail`) and fd -1.
+// (of `expected` type) into `buf`, within timeoutMs. 0 with `fd` open, `channel` as the
+// connection goes on, and `body` the reply's body, else an errno (the Welcome's refusal mapped,
+// with its message in `detail`), fd -1 and the channel closed.
 int openSession(const GatewayEndpoints& gateway, const Identity& identity,
                 std::span<const std::uint8_t> request, control::MessageType expected, int timeoutMs,
-                std::span<std::uint8_t> buf, int& fd, protocol::Bytes& body, char* detail,
-                std::size_t detailSize) {
+                std::span<std::uint8_t> buf, int& fd, Channel& channel, protocol::Bytes& body,
+                char* detail, std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
   fd = -1;
   const std::int64_t deadline = monotonicMs() + timeoutMs;
@@ -375,13 +579,14 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
   if (s < 0) return errno;
   const std::size_t helloSize = encodeHelloFor(identity, buf);
   int error = 0;
-  if (helloSize == 0 || helloSize + request.size() > buf.size()) {
+  if (helloSize == 0 || helloSize + request.size() + 256 > buf.size()) {
     error = EMSGSIZE;
   } else {
     std::memcpy(buf.data() + helloSize, request.data(), request.size());
-    if (!sendAll(s, buf.data(), helloSize + request.size(), timeoutMs)) error = errno;
+    error = sendFirst(s, identity, channel, buf, helloSize + request.size(), timeoutMs, detail,
+                      detailSize);
   }
-  long n = error == 0 ? readOneFrame(s, buf.data(), buf.size(), deadline) : -1;
+  long n = error == 0 ? readReply(s, channel, buf, deadline, detail, detailSize) : -1;
   if (error == 0 && n < 0) error = errno;
   if (error == 0) {
     control::Welcome welcome;
@@ -395,7 +600,7 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
     }
   }
   if (error == 0) {
-    n = readOneFrame(s, buf.data(), buf.size(), deadline);
+    n = readReply(s, channel, buf, deadline, detail, detailSize);
     if (n < 0) error = errno;
   }
   if (error == 0) {
@@ -407,6 +612,7 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
     }
   }
   if (error != 0) {
+    closeChannel(channel);
     ::close(s);
     return error;
   }
@@ -417,15 +623,15 @@ int openSession(const GatewayEndpoints& gateway, const Identity& identity,
 }  // namespace
 
 int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
-               const control::BindRequest& request, int timeoutMs, int& controlFd, RemoteBind& out,
-               char* detail, std::size_t detailSize) {
+               const control::BindRequest& request, int timeoutMs, int& controlFd, Channel& channel,
+               RemoteBind& out, char* detail, std::size_t detailSize) {
   std::uint8_t req[256];
   const std::size_t size = control::encodeBind(req, request);
   if (size == 0) return EMSGSIZE;
   std::uint8_t buf[2048];
   protocol::Bytes body;
   int error = openSession(gateway, identity, {req, size}, control::MessageType::Bound, timeoutMs,
-                          buf, controlFd, body, detail, detailSize);
+                          buf, controlFd, channel, body, detail, detailSize);
   if (error != 0) return error;
   control::BoundReply reply;
   if (!control::decodeBound(body, reply)) {
@@ -437,6 +643,7 @@ int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
     out.token = reply.token;
   }
   if (error != 0) {
+    closeChannel(channel);
     ::close(controlFd);
     controlFd = -1;
   }
@@ -452,8 +659,10 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
   if (size == 0) return EMSGSIZE;
   std::uint8_t buf[2048];
   protocol::Bytes body;
+  Channel channel;  // nothing follows UdpAssociated on the connection
   int error = openSession(gateway, identity, {req, size}, control::MessageType::UdpAssociated,
-                          timeoutMs, buf, controlFd, body, detail, detailSize);
+                          timeoutMs, buf, controlFd, channel, body, detail, detailSize);
+  closeChannel(channel);
   if (error != 0) return error;
   control::UdpAssociatedReply reply;
   if (!control::decodeUdpAssociated(body, reply)) {
@@ -478,16 +687,32 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
   return error;
 }
 
-int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,
-                 char* detail, std::size_t detailSize) {
+int remoteListen(int controlFd, Channel& channel, std::uint16_t localPort, std::uint16_t backlog,
+                 int timeoutMs, char* detail, std::size_t detailSize) {
   if (detailSize > 0) detail[0] = '\0';
   const std::int64_t deadline = monotonicMs() + timeoutMs;
-  std::uint8_t buf[512];
+  std::uint8_t buf[640];
   const std::size_t size = control::encodeListen(buf, control::ListenRequest{localPort, backlog});
-  if (size == 0) return EMSGSIZE;
-  if (!sendAll(controlFd, buf, size, timeoutMs)) return errno;
-  const long n = readOneFrame(controlFd, buf, sizeof buf, deadline);
-  if (n < 0) return errno;
+  int error = 0;
+  long n = -1;
+  if (size == 0) {
+    error = EMSGSIZE;
+  } else if (channel.agent >= 0) {
+    // A record now: the handshake is behind.
+    const long sealed = agentCall(channel.agent, AgentMessage::Seal, {}, {buf, size}, buf,
+                                  timeoutMs, detail, detailSize);
+    if (sealed < 0 || !sendAll(controlFd, buf, static_cast<std::size_t>(sealed), timeoutMs)) {
+      error = errno;
+    }
+  } else if (!sendAll(controlFd, buf, size, timeoutMs)) {
+    error = errno;
+  }
+  if (error == 0) {
+    n = readReply(controlFd, channel, buf, deadline, detail, detailSize);
+    if (n < 0) error = errno;
+  }
+  closeChannel(channel);  // nothing more travels on the connection
+  if (error != 0) return error;
   control::ListeningReply reply;
   const auto frame = control::parseFrame({buf, static_cast<std::size_t>(n)});
   if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Listening) ||

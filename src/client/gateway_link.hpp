@@ -27,7 +27,7 @@ struct GatewayEndpoints {
 // or the EAI_* error.
 int resolveServer(const ServerAddress& server, GatewayEndpoints& out);
 
-// Who is asking, for Hello.
+// Who is asking, for Hello; and which gateway, for the agent (its pinned key, as text).
 struct Identity {
   char host[256] = {};
   char osUser[64] = {};
@@ -35,6 +35,8 @@ struct Identity {
   const char* user = "";
   const char* password = "";
   std::uint32_t pid = 0;
+  const char* gatewayKey = "";  // base64; "" when none is pinned
+  char server[300] = {};        // "host:port"
 };
 void fillIdentity(const ClientConfig& config, Identity& out);
 // Hello, into out; returns its size (0 if it did not fit).
@@ -61,6 +63,33 @@ long readOneFrame(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadl
 // Exactly one record of the encrypted channel (u16 length, then that many bytes), the same way.
 long readOneRecord(int fd, std::uint8_t* buf, std::size_t cap, std::int64_t deadline);
 
+// --- The encrypted channel through the agent ------------------------------------------------
+// This library keeps no cryptography: `fwgate agent` holds it (docs/control-protocol.md, "The
+// preload library and the agent"). The library sends the agent the frames it would send in
+// clear and writes what comes back on its control connection; what it reads there goes back to
+// the agent, and the frames come out.
+//
+// A control connection's channel: in clear (agent -1), or through the agent connection `agent`.
+struct Channel {
+  int agent = -1;
+  bool welcomed = false;  // the Welcome is read (through the agent: message 2 opened)
+};
+// The agent: FWGATE_AGENT_SOCKET, else $XDG_RUNTIME_DIR/fwgate/agent.sock, else
+// /run/fwgate/agent.sock; one run by root or by this user (SO_PEERCRED). A connection (fd,
+// close-on-exec), -1 when none answers: then `required` says whether that is an error
+// (FWGATE_AGENT_SOCKET names one) or the channel stays in clear.
+int agentConnect(bool& required);
+void closeChannel(Channel& channel);
+// The agent's messages: Seal (frames in clear -> bytes for the gateway: the first time a
+// Handshake frame, then records), Open (one unit from the gateway -> its frames in clear), and
+// its Result (a status byte, then the bytes, or the agent's reason when the status is not 0).
+enum class AgentMessage : std::uint8_t { Seal = 0x40, Open = 0x41, Result = 0x42 };
+// One call; the result into `out` (which may be `in`'s memory): its size, or -1 with errno and
+// the reason in `detail`. The first Seal of a connection has a `prefix`: the pinned key and the
+// gateway ("host:port"), each behind a length byte.
+long agentCall(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in,
+               std::span<std::uint8_t> out, int timeoutMs, char* detail, std::size_t detailSize);
+
 struct Reply {
   protocol::control::Welcome welcome;
   std::uint8_t type = 0;  // of the reply to the request
@@ -75,19 +104,21 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
 
 // --- Remoted connect on the application's socket ---------------------------------------------
 
-// Sends Hello + Connect on `fd`, already connected to the gateway. 0 or an errno.
+// Sends Hello + Connect on `fd`, already connected to the gateway: through the agent when one
+// answers (`channel` keeps it for the answer), else in clear. 0 or an errno.
 int sendConnectRequest(int fd, const Identity& identity,
-                       const protocol::control::Endpoint& destination, const char* nameHint);
+                       const protocol::control::Endpoint& destination, const char* nameHint,
+                       Channel& channel);
 
 // The gateway's answer to a remoted connect, read without blocking. Each frame is consumed as
 // soon as it is whole (found with MSG_PEEK), and nothing beyond it: the destination's first bytes
-// may follow. `welcomed` carries the progress between calls (start with false). NeedMore until the
-// Connected frame is in; then `error` is 0 (connected) or the errno for the status, and `detail`
-// the gateway's message.
+// may follow. `channel` carries the progress between calls (from sendConnectRequest). NeedMore
+// until the Connected frame is in; then `error` is 0 (connected) or the errno for the status, and
+// `detail` the gateway's message; the channel is closed then.
 // `bound`, when given, receives the gateway's address toward the destination (family 0 if the
 // gateway did not say).
 enum class ReplyState { NeedMore, Done };
-ReplyState takeConnectReply(int fd, bool& welcomed, int& error, char* detail,
+ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
                             std::size_t detailSize, protocol::control::Endpoint* bound = nullptr);
 
 // --- Remoted listening socket ------------------------------------------------------------------
@@ -100,9 +131,10 @@ struct RemoteBind {
   protocol::control::Endpoint bound;
   protocol::control::Token token{};
 };
+// `channel` is kept for remoteListen (closed by it, or on failure).
 int remoteBind(const GatewayEndpoints& gateway, const Identity& identity,
                const protocol::control::BindRequest& request, int timeoutMs, int& controlFd,
-               RemoteBind& out, char* detail, std::size_t detailSize);
+               Channel& channel, RemoteBind& out, char* detail, std::size_t detailSize);
 // UDP through the gateway: a control connection (kept open by the caller while the UDP socket
 // lives) carrying Hello + UdpAssociate for the socket's port; 0 with `relay` (where the socket
 // sends its datagrams, each behind the SOCKS 5 UDP header) filled, else an errno.
@@ -114,8 +146,8 @@ int udpAssociate(const GatewayEndpoints& gateway, const Identity& identity, std:
                  protocol::control::Endpoint* published = nullptr);
 // Listen on the control connection of a remoted bind (the client's socket listens on
 // `localPort`), and its answer. 0 or an errno.
-int remoteListen(int controlFd, std::uint16_t localPort, std::uint16_t backlog, int timeoutMs,
-                 char* detail, std::size_t detailSize);
+int remoteListen(int controlFd, Channel& channel, std::uint16_t localPort, std::uint16_t backlog,
+                 int timeoutMs, char* detail, std::size_t detailSize);
 // The Accepted frame at the start of a connection the gateway made to the client's listening
 // socket, read exactly (nothing after it), within timeoutMs. 0 with `peer` filled when the token
 // matches; EPROTO for anything else (not the gateway, or another listen's token).

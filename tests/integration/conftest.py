@@ -370,7 +370,8 @@ class GatewayFactory:
 
         if users:
             make_users_file(os.path.join(workdir, "users"), users)
-        cmd = prefix + [FWGATE_BIN, "gateway"]
+        # The control channel's key in the test's own directory, never the machine's /var/lib.
+        cmd = prefix + [FWGATE_BIN, "gateway", "--state-dir", os.path.join(workdir, "state")]
         if workers is not None or WORKERS:
             cmd += ["--workers", str(workers if workers is not None else WORKERS)]
         if use_config:

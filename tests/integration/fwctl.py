@@ -13,7 +13,10 @@ T_NETWORK, T_RANGE, T_DOMAIN, T_SETTINGS, T_REFRESH, T_WEB_PROXY = range(0x20, 0
 STATUS = ["Ok", "VersionMismatch", "AuthenticationFailed", "NotFirewallClient", "BadRequest",
           "Denied", "Refused", "TimedOut", "NetworkUnreachable", "HostUnreachable", "NameNotFound",
           "NameTemporaryFailure", "AddressFamilyNotSupported", "GeneralFailure",
-          "UnexpectedMessage"]
+          "UnexpectedMessage", "KeyMismatch", "Replayed", "EncryptionRequired"]
+KEY_REQUEST, KEY_OFFER, HANDSHAKE = 0x10, 0x11, 0x12
+T_PUBLIC_KEY, T_TIMESTAMP = 0x29, 0x2A
+PROLOGUE = b"fwgate control 3"
 VERSION = 3
 
 
@@ -36,11 +39,13 @@ def endpoint(host, port):
     return address(host) + struct.pack(">H", port)
 
 
-def hello(version=VERSION, user=None, password=None, host="it-host", app="pytest", pid=1):
+def hello(version=VERSION, user=None, password=None, host="it-host", app="pytest", pid=1, timestamp=None):
     body = attr(T_VERSION, struct.pack(">H", version))
     if user is not None:
         body += attr(T_USER, user.encode()) + attr(T_PASSWORD, (password or "").encode())
     body += attr(T_HOST, host.encode()) + attr(T_APP, app.encode()) + attr(T_PID, struct.pack(">I", pid))
+    if timestamp is not None:
+        body += attr(T_TIMESTAMP, struct.pack(">Q", timestamp))
     return frame(HELLO, body)
 
 
@@ -111,6 +116,8 @@ def summary(reply):
         elif tag == T_BOUND:
             host, rest = decode_address(value)
             out["bound"] = (host, struct.unpack(">H", rest)[0])
+        elif tag == T_PUBLIC_KEY:
+            out["public_key"] = value
     return out
 
 
@@ -125,3 +132,134 @@ def exchange(addr, *frames, replies=None, timeout=10):
                 break
             out.append(summary(reply))
         return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Version 3's encrypted channel, spoken by python3-dissononce (an implementation of Noise that
+# is not fwgate's): Noise_IK_25519_ChaChaPoly_SHA256, prologue "fwgate control 3".
+
+def fingerprint(key: bytes) -> str:
+    """As fwgate prints a key: SHA256: and the unpadded base64 of its SHA-256."""
+    import base64
+    import hashlib
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key).digest()).decode().rstrip("=")
+
+
+def key_offer(addr, timeout=10):
+    """The gateway's static key, asked for in clear (KeyRequest -> KeyOffer)."""
+    with socket.create_connection(addr, timeout=timeout) as s:
+        s.sendall(frame(KEY_REQUEST))
+        reply = read_frame(s)
+    assert reply is not None and reply[0] == KEY_OFFER, reply
+    return summary(reply)["public_key"]
+
+
+def now_ms() -> int:
+    import time
+    return int(time.time() * 1000)
+
+
+class Noise:
+    """One initiator handshake; `e` fixed when given, so that a test can replay message 1 and
+    still read the gateway's answer to the copy."""
+
+    def __init__(self, server_key: bytes, static_secret: bytes | None = None, e_secret: bytes | None = None):
+        from dissononce.cipher.chachapoly import ChaChaPolyCipher
+        from dissononce.dh.x25519.private import PrivateKey
+        from dissononce.dh.x25519.public import PublicKey
+        from dissononce.dh.x25519.x25519 import X25519DH
+        from dissononce.hash.sha256 import SHA256Hash
+        from dissononce.processing.handshakepatterns.interactive.IK import IKHandshakePattern
+        from dissononce.processing.impl.cipherstate import CipherState
+        from dissononce.processing.impl.handshakestate import HandshakeState
+        from dissononce.processing.impl.symmetricstate import SymmetricState
+        import os
+        self.static_secret = static_secret or os.urandom(32)
+        self.e_secret = e_secret or os.urandom(32)
+
+        class FixedEphemeral(X25519DH):
+            """The "e" token's new key pair is the one given (dissononce takes no e to write)."""
+            def __init__(self, secret):
+                super().__init__()
+                self.secret = secret
+
+            def generate_keypair(self, privatekey=None):
+                if privatekey is None and self.secret is not None:
+                    privatekey, self.secret = PrivateKey(self.secret), None
+                return super().generate_keypair(privatekey)
+
+        dh = FixedEphemeral(self.e_secret)
+        self.hs = HandshakeState(SymmetricState(CipherState(ChaChaPolyCipher()), SHA256Hash()), dh)
+        self.hs.initialize(IKHandshakePattern(), True, PROLOGUE,
+                           s=X25519DH().generate_keypair(PrivateKey(self.static_secret)), rs=PublicKey(server_key))
+        self.send = self.receive = None
+
+    def message1(self, payload: bytes) -> bytes:
+        buf = bytearray()
+        self.hs.write_message(payload, buf)
+        return frame(HANDSHAKE, bytes(buf))
+
+    def message2(self, body: bytes) -> bytes:
+        buf = bytearray()
+        self.send, self.receive = self.hs.read_message(body, buf)
+        return bytes(buf)
+
+    def seal(self, plaintext: bytes) -> bytes:
+        ct = self.send.encrypt_with_ad(b"", plaintext)
+        return struct.pack(">H", len(ct)) + ct
+
+    def open_record(self, sock) -> bytes:
+        length = struct.unpack(">H", _read_exact(sock, 2))[0]
+        return self.receive.decrypt_with_ad(b"", _read_exact(sock, length))
+
+
+def parse_frames(data: bytes) -> list:
+    """Whole frames of a plaintext stream, as summaries."""
+    out = []
+    while len(data) >= 4:
+        length = int.from_bytes(data[1:4], "big")
+        if len(data) < 4 + length:
+            break
+        kind, body = data[0], data[4:4 + length]
+        attrs, rest = [], body
+        while len(rest) >= 3:
+            tag, n = rest[0], struct.unpack(">H", rest[1:3])[0]
+            attrs.append((tag, rest[3:3 + n]))
+            rest = rest[3 + n:]
+        out.append(summary((kind, attrs)))
+        data = data[4 + length:]
+    return out
+
+
+def read_raw_frame(sock):
+    """(type, body) of one frame, the body unparsed; None on EOF."""
+    header = _read_exact(sock, 4)
+    if header is None or len(header) < 4:
+        return None
+    length = int.from_bytes(header[1:4], "big")
+    return header[0], (_read_exact(sock, length) if length else b"")
+
+
+def encrypted_exchange(addr, server_key, *frames, records=1, noise=None, first=None, timeout=10):
+    """Hello + frames inside message 1 (or `first`, the exact bytes to send: a replay). Returns
+    (noise, replies, sock): the Welcome of message 2 (or the Welcome in clear the gateway sent
+    instead), then the frames of up to `records` further records; the socket stays open for what
+    follows (a Connected stream)."""
+    noise = noise or Noise(server_key)
+    s = socket.create_connection(addr, timeout=timeout)
+    s.sendall(first if first is not None else noise.message1(b"".join(frames)))
+    got = read_raw_frame(s)
+    if got is None:
+        return noise, [], s
+    kind, body = got
+    if kind != HANDSHAKE:
+        return noise, parse_frames(bytes([kind]) + len(body).to_bytes(3, "big") + body), s
+    replies = parse_frames(noise.message2(body))
+    if replies and replies[0].get("status") == "Ok":
+        for _ in range(records):
+            try:
+                plain = noise.open_record(s)
+            except (TypeError, OSError):
+                break
+            replies += parse_frames(plain)
+    return noise, replies, s

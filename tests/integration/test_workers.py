@@ -113,7 +113,8 @@ def test_default_is_one_loop_per_cpu_the_process_may_use(tmp_path):
     one loop and no loop threads."""
     def start(prefix):
         log = open(tmp_path / f"gw{len(prefix)}.err", "wb")
-        proc = subprocess.Popen(prefix + [FWGATE_BIN, "gateway", "--listen", "127.0.0.1:0", "--control-listen",
+        proc = subprocess.Popen(prefix + [FWGATE_BIN, "gateway", "--state-dir", str(tmp_path / "state"),
+                                          "--listen", "127.0.0.1:0", "--control-listen",
                                           "127.0.0.1:0", "--web-listen", "127.0.0.1:0"],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()

@@ -156,7 +156,8 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   }
   char hint[254] = {};
   nameFor(destination.address, hint, sizeof hint);
-  if (const int e = sendConnectRequest(fd, g.identity, destination, hint); e != 0) {
+  Channel channel;
+  if (const int e = sendConnectRequest(fd, g.identity, destination, hint, channel); e != 0) {
     restore();
     forget();
     debugLine(1, "connect %s: sending the request to %s failed: %s", destinationText, server,
@@ -167,17 +168,17 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   debugLine(2, "connect %s%s%s%s: remoted via %s", destinationText, hint[0] ? " (" : "", hint,
             hint[0] ? ")" : "", server);
   char detail[160] = {};
-  bool welcomed = false;
   control::Endpoint bound;
   for (;;) {
     if (waitFor(fd, POLLIN, g.replyTimeoutMs) != 0) {
       error = ETIMEDOUT;
       break;
     }
-    if (takeConnectReply(fd, welcomed, error, detail, sizeof detail, &bound) == ReplyState::Done) {
+    if (takeConnectReply(fd, channel, error, detail, sizeof detail, &bound) == ReplyState::Done) {
       break;
     }
   }
+  closeChannel(channel);  // a timeout leaves it open
   restore();
   if (error != 0) {
     ::shutdown(fd, SHUT_RDWR);

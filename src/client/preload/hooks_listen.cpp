@@ -58,10 +58,11 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   request.requested = requested;
   request.mode = mode;
   int controlFd = -1;
+  Channel channel;
   RemoteBind answer;
   char detail[160] = {};
-  int error = remoteBind(g.gateway, g.identity, request, g.gatewayTimeoutMs, controlFd, answer,
-                         detail, sizeof detail);
+  int error = remoteBind(g.gateway, g.identity, request, g.gatewayTimeoutMs, controlFd, channel,
+                         answer, detail, sizeof detail);
   if (error != 0) {
     debugLine(1, "bind %s: remoted via %s: %s%s%s", requestedText, serverText, std::strerror(error),
               detail[0] ? " — " : "", detail);
@@ -81,6 +82,7 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   }
   if (real().bind(fd, reinterpret_cast<const sockaddr*>(&local), localLength) != 0) {
     error = errno;
+    closeChannel(channel);
     ::close(controlFd);
     errno = error;
     return -1;
@@ -98,11 +100,14 @@ int remoteBindNow(int fd, const sockaddr* address, const control::Endpoint& requ
   TablesLock lock;
   SocketEntry* entry = addLocked(fd, id, SocketKind::Listener);
   if (entry == nullptr) {
+    closeChannel(channel);
     ::close(controlFd);
     errno = ENOBUFS;
     return -1;
   }
   adoptControlLocked(*entry, controlFd);
+  entry->channel = channel;
+  if (channel.agent >= 0) socketId(channel.agent, entry->agentId);
   entry->server = server;
   entry->bound = answer.bound;
   entry->token = answer.token;
@@ -257,6 +262,7 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
     return r.listen(fd, backlog);
   }
   int controlFd = -1;
+  Channel channel;
   {
     TablesLock lock;
     SocketEntry* entry = findListenerLocked(fd);
@@ -270,6 +276,13 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
       return -1;
     }
     controlFd = entry->controlFd;
+    // The agent connection goes with this call, which closes it.
+    if (entry->channel.agent >= 0 && isOwnSocket(entry->channel.agent, entry->agentId)) {
+      channel = entry->channel;
+    } else {
+      channel.welcomed = entry->channel.welcomed;
+    }
+    entry->channel.agent = -1;
   }
   // The program's socket listens before the gateway is told, so that its first connection finds
   // it listening.
@@ -287,7 +300,7 @@ __attribute__((visibility("default"))) int listen(int fd, int backlog) {
       error = errno != 0 ? errno : EINVAL;
     } else {
       const std::uint16_t wire = backlog <= 0 ? 1 : backlog > 0xFFFF ? 0xFFFF : backlog;
-      error = remoteListen(controlFd, localEndpoint.port, wire, g.gatewayTimeoutMs, detail,
+      error = remoteListen(controlFd, channel, localEndpoint.port, wire, g.gatewayTimeoutMs, detail,
                            sizeof detail);
     }
   }

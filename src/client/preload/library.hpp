@@ -123,7 +123,10 @@ struct SocketEntry {
 
   // Pending.
   PendingState state = PendingState::Connecting;
-  bool welcomed = false;  // the gateway's Welcome is read; its Connected is awaited
+  // The control exchange's channel (in clear, or through the agent) and its progress: the
+  // Welcome read, the Connected awaited. Listener: the agent connection kept from Bind to Listen.
+  Channel channel;
+  SocketId agentId;       // of channel.agent, so that a descriptor the program reused is not closed
   bool hasEpoll = false;  // the application's epoll registration is replaced by ours
   int error = 0;
   int epfd = 0;

@@ -59,6 +59,10 @@ struct Release {
     if (auto* count = countOf(e.kind())) count->fetch_sub(1);
     if (e.hasEpoll) g_taggedCount.fetch_sub(1);
     if (e.control) closeOwnSocket(e.controlFd, e.controlId);
+    if (e.channel.agent >= 0) {
+      closeOwnSocket(e.channel.agent, e.agentId);
+      e.channel.agent = -1;
+    }
   }
 };
 
@@ -221,7 +225,8 @@ bool progressLocked(SocketEntry& e) {
     if (error == 0) {
       char hint[254] = {};
       nameFor(destination.address, hint, sizeof hint);
-      error = sendConnectRequest(fd, global().identity, destination, hint);
+      error = sendConnectRequest(fd, global().identity, destination, hint, e.channel);
+      if (e.channel.agent >= 0) socketId(e.channel.agent, e.agentId);
       if (error != 0) std::snprintf(e.detail, sizeof e.detail, "sending the request failed");
     } else {
       std::snprintf(e.detail, sizeof e.detail, "the gateway is unreachable");
@@ -239,7 +244,7 @@ bool progressLocked(SocketEntry& e) {
     }
   }
   int error = 0;
-  if (takeConnectReply(fd, e.welcomed, error, e.detail, sizeof e.detail, &e.bound) ==
+  if (takeConnectReply(fd, e.channel, error, e.detail, sizeof e.detail, &e.bound) ==
       ReplyState::NeedMore) {
     return false;
   }
