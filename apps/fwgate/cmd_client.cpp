@@ -24,6 +24,7 @@
 #include "client/gateway_link.hpp"
 #include "client/proxy_env.hpp"
 #include "client/refresh_schedule.hpp"
+#include "client/secure/agent_server.hpp"
 #include "client/secure/encrypted_exchange.hpp"
 #include "commands.hpp"
 #include "crypto/noise.hpp"
@@ -281,6 +282,79 @@ std::string loadProblem(const std::string& library) {
   return why;
 }
 
+namespace {
+
+volatile sig_atomic_t g_forward = 0;
+void onForward(int sig) {
+  g_forward = sig;
+}
+volatile sig_atomic_t g_agentStop = 0;
+
+}  // namespace
+
+// No agent answers: this process serves one for the program, on a socket in a directory of its
+// own (0700), and waits for the program, whose exit status it returns (a signal's death is
+// repeated on itself). SIGINT and SIGQUIT reach the program from the terminal; SIGTERM and SIGHUP
+// sent here are passed on.
+static int runWithPrivateAgent(std::vector<char*>& argv) {
+  char dir[] = "/tmp/fwgate-run-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) {
+    std::fprintf(stderr, "fwgate run: cannot make a directory for the agent: %s\n",
+                 std::strerror(errno));
+    return 126;
+  }
+  const std::string path = std::string(dir) + "/agent.sock";
+  std::string error;
+  auto server = std::make_unique<client::AgentServer>(path);
+  if (!server->open(error)) {
+    std::fprintf(stderr, "fwgate run: cannot serve the agent: %s\n", error.c_str());
+    ::rmdir(dir);
+    return 126;
+  }
+  ::setenv("FWGATE_AGENT_SOCKET", path.c_str(), 1);
+  std::thread serving([&server] { server->serve(g_agentStop); });
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(errno == ENOENT ? 127 : 126);
+  }
+  int status = 0;
+  if (child < 0) {
+    std::fprintf(stderr, "fwgate run: fork: %s\n", std::strerror(errno));
+    status = 126 << 8;
+  } else {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGINT, &ignore, nullptr);
+    ::sigaction(SIGQUIT, &ignore, nullptr);
+    struct sigaction forward {};
+    forward.sa_handler = onForward;
+    ::sigaction(SIGTERM, &forward, nullptr);
+    ::sigaction(SIGHUP, &forward, nullptr);
+    for (;;) {
+      const pid_t done = ::waitpid(child, &status, 0);
+      if (done == child) break;
+      if (done < 0 && errno != EINTR) break;
+      if (const int sig = g_forward; sig != 0) {
+        g_forward = 0;
+        ::kill(child, sig);
+      }
+    }
+  }
+  g_agentStop = 1;
+  serving.join();
+  server.reset();  // removes the socket
+  ::rmdir(dir);
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+    return 128 + sig;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 126;
+}
+
 int runProgram(const ClientRunOptions& options) {
   if (options.command.empty()) {
     std::fprintf(stderr, "fwgate run: no program given (fwgate run -- PROGRAM [ARGS...])\n");
@@ -310,9 +384,18 @@ int runProgram(const ClientRunOptions& options) {
   std::vector<char*> argv;
   for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  ::execvp(argv[0], argv.data());
-  std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
-  return errno == ENOENT ? 127 : 126;
+  // An agent that answers (the host's, the user's, or the one FWGATE_AGENT_SOCKET names) serves
+  // the program's encrypted channel: then the program is all there is to run.
+  bool required = false;
+  const int probe = options.clear ? -1 : client::agentConnect(required);
+  if (probe >= 0) ::close(probe);
+  if (options.clear || probe >= 0 || required) {
+    if (options.clear) ::unsetenv("FWGATE_AGENT_SOCKET");
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+  }
+  return runWithPrivateAgent(argv);
 }
 
 int runCheck(const ClientCheckOptions& options) {
@@ -518,6 +601,26 @@ int runAgent(const ClientAgentOptions& options) {
   sa.sa_handler = onStop;
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
+  // The programs' encrypted channel, on its own thread, for as long as the agent runs.
+  std::unique_ptr<client::AgentServer> server;
+  std::thread serving;
+  if (!options.once) {
+    server = std::make_unique<client::AgentServer>(
+        options.socket.empty() ? client::AgentServer::defaultPath() : options.socket);
+    std::string error;
+    if (!server->open(error)) {
+      std::fprintf(stderr, "fwgate agent: cannot serve programs: %s\n", error.c_str());
+      return 1;
+    }
+    std::fprintf(stderr, "fwgate agent: serving programs on %s\n", server->path().c_str());
+    serving = std::thread([&server] { server->serve(g_stop); });
+  }
+  const auto joined = [&] {
+    if (serving.joinable()) {
+      g_stop = 1;
+      serving.join();
+    }
+  };
   Loaded l;
   load(l, "*");
   client::RefreshSchedule schedule(l.config.haveGatewayConfig ? l.config.fetchedAt : 0,
@@ -571,6 +674,7 @@ int runAgent(const ClientAgentOptions& options) {
       ::sleep(1);
     }
   }
+  joined();
   std::fprintf(stderr, "fwgate agent: stopped\n");
   return 0;
 }

@@ -45,9 +45,12 @@ int runPasswd(const PasswdOptions& options);  // cmd_passwd.cpp
 struct ClientRunOptions {
   std::string server;                // --server: FWGATE_SERVER for the program
   bool debug = false;                // --debug: FWGATE_DEBUG=2
+  bool clear = false;                // --clear: no agent, the control channel in clear
   std::vector<std::string> command;  // the program and its arguments
 };
-int runProgram(const ClientRunOptions& options);  // execs; returns only on failure
+// With an agent answering (or --clear): execs the program, returns only on failure. Without one:
+// serves a private agent for the program's life and returns its exit status.
+int runProgram(const ClientRunOptions& options);
 // libfwgate-client.so: FWGATE_CLIENT_LIB, beside the executable (installed or build tree), or the
 // install directory. Empty when not found.
 std::string findClientLibrary();
@@ -67,6 +70,7 @@ struct ClientAgentOptions {
   std::string server;
   bool once = false;  // one refresh, then exit (0 on success)
   int timeoutMs = 5000;
+  std::string socket;  // --socket: where the library reaches it ("" : AgentServer::defaultPath())
 };
 int runAgent(const ClientAgentOptions& options);
 

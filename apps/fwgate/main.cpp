@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
       "run", "Run a program through the gateway: fwgate run [--server S] [--debug] -- PROGRAM ...");
   runCmd->add_option("--server", run.server, "Gateway HOST[:PORT] (else the client settings)");
   runCmd->add_flag("--debug", run.debug, "One line on stderr per remoting decision");
+  runCmd->add_flag("--clear", run.clear,
+                   "Without an agent: the control channel in clear (the gateway must allow it)");
   runCmd->prefix_command();
   runCmd->allow_extras();
 
@@ -83,8 +85,13 @@ int main(int argc, char** argv) {
 
   ClientAgentOptions agent;
   auto* agentCmd =
-      app.add_subcommand("agent", "Keep the client configuration fresh (refresh on schedule)");
+      app.add_subcommand("agent",
+                         "Serve the firewall client's encrypted channel on a Unix socket and keep "
+                         "the client configuration fresh");
   agentCmd->add_option("--server", agent.server, "Gateway HOST[:PORT]");
+  agentCmd->add_option("--socket", agent.socket,
+                       "The socket programs reach it on (default /run/fwgate/agent.sock for root, "
+                       "$XDG_RUNTIME_DIR/fwgate/agent.sock for a user)");
   agentCmd->add_flag("--once", agent.once, "Refresh once and exit");
   agentCmd->add_option("--timeout-ms", agent.timeoutMs, "Time limit per refresh")
       ->capture_default_str();

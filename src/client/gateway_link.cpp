@@ -413,7 +413,9 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
 }
 
 int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
-                       const char* nameHint, Channel& channel) {
+                       const char* nameHint, Channel& channel, char* detail,
+                       std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
   std::uint8_t out[2048];
   const std::size_t helloSize = encodeHelloFor(identity, out);
   control::Connect connect;
@@ -423,9 +425,7 @@ int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint
       helloSize == 0 ? 0
                      : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
   if (connectSize == 0 || helloSize + connectSize + 256 > sizeof out) return EMSGSIZE;
-  char detail[8];
-  return sendFirst(fd, identity, channel, out, helloSize + connectSize, 5000, detail,
-                   sizeof detail);
+  return sendFirst(fd, identity, channel, out, helloSize + connectSize, 5000, detail, detailSize);
 }
 
 namespace {
@@ -514,24 +514,21 @@ ReplyState takeFrame(int fd, Channel& channel, std::uint8_t* buf, std::size_t ca
 
 }  // namespace
 
-ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
-                            std::size_t detailSize, control::Endpoint* bound) {
-  if (detailSize > 0) detail[0] = '\0';
-  std::uint8_t buf[2048];
-  std::size_t size = 0;
+namespace {
+
+// One frame of the answer to a connect, in clear: the Welcome (NeedMore: the Connected comes
+// next) or the Connected (Done, with the channel closed).
+ReplyState onConnectFrame(Channel& channel, protocol::Bytes bytes, int& error, char* detail,
+                          std::size_t detailSize, control::Endpoint* bound) {
   const auto done = [&] {
     closeChannel(channel);
     return ReplyState::Done;
   };
+  const auto frame = control::parseFrame(bytes);
   if (!channel.welcomed) {
-    if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
-        ReplyState::NeedMore) {
-      return ReplyState::NeedMore;
-    }
-    if (error != 0) return done();
     control::Welcome w;
-    const auto frame = control::parseFrame({buf, size});
-    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
+    if (!frame.complete() ||
+        frame.value.type != static_cast<std::uint8_t>(control::MessageType::Welcome) ||
         !control::decodeWelcome(frame.value.body, w)) {
       error = EPROTO;
       return done();
@@ -543,15 +540,12 @@ ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
       return done();
     }
     channel.welcomed = true;
-  }
-  if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
-      ReplyState::NeedMore) {
+    error = 0;
     return ReplyState::NeedMore;
   }
-  if (error != 0) return done();
   control::Connected c;
-  const auto frame = control::parseFrame({buf, size});
-  if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
+  if (!frame.complete() ||
+      frame.value.type != static_cast<std::uint8_t>(control::MessageType::Connected) ||
       !control::decodeConnected(frame.value.body, c)) {
     error = EPROTO;
     return done();
@@ -560,6 +554,176 @@ ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
   error = control::errnoFor(c.status);
   if (bound != nullptr) *bound = c.bound;
   return done();
+}
+
+// The agent's Result without waiting: NeedMore until it is all there, then read into buf (the
+// status checked as agentCall does).
+ReplyState takeResult(int agent, std::uint8_t* buf, std::size_t cap, std::size_t& size, int& error,
+                      char* detail, std::size_t detailSize) {
+  std::size_t whole = 0;
+  if (peekUnit(agent, buf, cap, false, whole, error) == ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error != 0) {
+    copyTo(detail, detailSize, "the agent did not answer");
+    return ReplyState::Done;
+  }
+  consume(agent, whole);
+  if (whole < control::kHeaderSize + 1 ||
+      buf[0] != static_cast<std::uint8_t>(AgentMessage::Result)) {
+    error = EPROTO;
+    copyTo(detail, detailSize, "the agent's answer is not a Result");
+    return ReplyState::Done;
+  }
+  const std::uint8_t status = buf[control::kHeaderSize];
+  size = whole - control::kHeaderSize - 1;
+  std::memmove(buf, buf + control::kHeaderSize + 1, size);
+  if (status != 0) {
+    copyTo(detail, detailSize, std::string_view(reinterpret_cast<const char*>(buf), size));
+    error = status <= control::kMaxStatus ? control::errnoFor(static_cast<control::Status>(status))
+                                          : ECONNABORTED;
+    if (error == 0) error = ECONNABORTED;
+  }
+  return ReplyState::Done;
+}
+
+// A request to the agent, written without waiting (the socket's buffer is empty: the library
+// has one request in flight per connection, and they are small).
+int sendRequest(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in) {
+  const std::size_t length = prefix.size() + in.size();
+  const std::uint8_t header[control::kHeaderSize] = {
+      static_cast<std::uint8_t>(message), static_cast<std::uint8_t>(length >> 16),
+      static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
+  return sendAll(agent, header, sizeof header, 1000) &&
+                 sendAll(agent, prefix.data(), prefix.size(), 1000) &&
+                 sendAll(agent, in.data(), in.size(), 1000)
+             ? 0
+             : errno;
+}
+
+}  // namespace
+
+ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
+                            std::size_t detailSize, control::Endpoint* bound) {
+  if (detailSize > 0) detail[0] = '\0';
+  std::uint8_t buf[2048];
+  for (;;) {
+    std::size_t size = 0;
+    if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
+        ReplyState::NeedMore) {
+      return ReplyState::NeedMore;
+    }
+    if (error != 0) {
+      closeChannel(channel);
+      return ReplyState::Done;
+    }
+    if (onConnectFrame(channel, {buf, size}, error, detail, detailSize, bound) ==
+        ReplyState::Done) {
+      return ReplyState::Done;
+    }
+  }
+}
+
+int startConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
+                        const char* nameHint, Channel& channel, bool& sealing, char* detail,
+                        std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  sealing = false;
+  std::uint8_t out[2048];
+  const std::size_t helloSize = encodeHelloFor(identity, out);
+  control::Connect connect;
+  connect.destination = destination;
+  connect.nameHint = nameHint != nullptr ? nameHint : "";
+  const std::size_t connectSize =
+      helloSize == 0 ? 0
+                     : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
+  if (connectSize == 0 || helloSize + connectSize + 256 > sizeof out) return EMSGSIZE;
+  bool required = false;
+  channel.agent = agentConnect(required);
+  if (channel.agent < 0) {
+    if (required) {
+      const int error = errno;
+      copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
+      return error != 0 ? error : ECONNREFUSED;
+    }
+    return sendAll(fd, out, helloSize + connectSize, 5000) ? 0 : errno;
+  }
+  std::uint8_t prefix[520];
+  const std::size_t prefixSize = sealPrefix(identity, prefix, sizeof prefix);
+  if (const int error = sendRequest(channel.agent, AgentMessage::Seal, {prefix, prefixSize},
+                                    {out, helloSize + connectSize});
+      error != 0) {
+    copyTo(detail, detailSize, "the agent did not take the request");
+    closeChannel(channel);
+    return error;
+  }
+  sealing = true;
+  return 0;
+}
+
+ReplyState finishSeal(int fd, Channel& channel, int& error, char* detail, std::size_t detailSize) {
+  std::uint8_t buf[2048];
+  std::size_t size = 0;
+  error = 0;
+  if (takeResult(channel.agent, buf, sizeof buf, size, error, detail, detailSize) ==
+      ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error == 0 && !sendAll(fd, buf, size, 5000)) error = errno;
+  if (error != 0) closeChannel(channel);
+  return ReplyState::Done;
+}
+
+ReplyState takeConnectUnit(int fd, Channel& channel, bool& opening, int& error, char* detail,
+                           std::size_t detailSize, control::Endpoint* bound) {
+  opening = false;
+  error = 0;
+  std::uint8_t buf[2048];
+  std::size_t size = 0;
+  if (channel.agent < 0) {
+    // In clear, the frames are handled here, one after the other.
+    for (;;) {
+      if (takeFrame(fd, channel, buf, sizeof buf, size, error, detail, detailSize) ==
+          ReplyState::NeedMore) {
+        return ReplyState::NeedMore;
+      }
+      if (error != 0) return ReplyState::Done;
+      if (onConnectFrame(channel, {buf, size}, error, detail, detailSize, bound) ==
+          ReplyState::Done) {
+        return ReplyState::Done;
+      }
+    }
+  }
+  if (peekUnit(fd, buf, sizeof buf, channel.welcomed, size, error) == ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error == 0) {
+    consume(fd, size);
+    error = sendRequest(channel.agent, AgentMessage::Open, {}, {buf, size});
+    if (error != 0) copyTo(detail, detailSize, "the agent did not take the request");
+  }
+  if (error != 0) {
+    closeChannel(channel);
+    return ReplyState::Done;
+  }
+  opening = true;
+  return ReplyState::Done;
+}
+
+ReplyState finishOpen(Channel& channel, int& error, char* detail, std::size_t detailSize,
+                      control::Endpoint* bound) {
+  std::uint8_t buf[2048];
+  std::size_t size = 0;
+  error = 0;
+  if (takeResult(channel.agent, buf, sizeof buf, size, error, detail, detailSize) ==
+      ReplyState::NeedMore) {
+    return ReplyState::NeedMore;
+  }
+  if (error != 0) {
+    closeChannel(channel);
+    return ReplyState::Done;
+  }
+  return onConnectFrame(channel, {buf, size}, error, detail, detailSize, bound);
 }
 
 namespace {

@@ -108,7 +108,7 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
 // answers (`channel` keeps it for the answer), else in clear. 0 or an errno.
 int sendConnectRequest(int fd, const Identity& identity,
                        const protocol::control::Endpoint& destination, const char* nameHint,
-                       Channel& channel);
+                       Channel& channel, char* detail, std::size_t detailSize);
 
 // The gateway's answer to a remoted connect, read without blocking. Each frame is consumed as
 // soon as it is whole (found with MSG_PEEK), and nothing beyond it: the destination's first bytes
@@ -120,6 +120,26 @@ int sendConnectRequest(int fd, const Identity& identity,
 enum class ReplyState { NeedMore, Done };
 ReplyState takeConnectReply(int fd, Channel& channel, int& error, char* detail,
                             std::size_t detailSize, protocol::control::Endpoint* bound = nullptr);
+
+// The same, for a caller that never waits (a non-blocking connect moved on from the program's
+// poll, epoll or getsockopt): each agent call is split into its request and its Result, read
+// only once the agent's descriptor is readable, so that no call waits for the agent either.
+//
+// Hello + Connect, in clear on `fd` (`sealing` false), or handed to the agent (`sealing` true:
+// its Result is awaited on channel.agent). 0 or an errno.
+int startConnectRequest(int fd, const Identity& identity,
+                        const protocol::control::Endpoint& destination, const char* nameHint,
+                        Channel& channel, bool& sealing, char* detail, std::size_t detailSize);
+// The agent's Result to the Seal: written to `fd`. NeedMore until it is all in.
+ReplyState finishSeal(int fd, Channel& channel, int& error, char* detail, std::size_t detailSize);
+// The next unit of the gateway's answer: in clear, handled at once (as takeConnectReply does);
+// through the agent, handed to it (`opening` true: its Result is awaited on channel.agent).
+ReplyState takeConnectUnit(int fd, Channel& channel, bool& opening, int& error, char* detail,
+                           std::size_t detailSize, protocol::control::Endpoint* bound);
+// The agent's Result to the Open: the Welcome (NeedMore: the Connected comes next) or the
+// Connected (Done, as takeConnectReply ends).
+ReplyState finishOpen(Channel& channel, int& error, char* detail, std::size_t detailSize,
+                      protocol::control::Endpoint* bound);
 
 // --- Remoted listening socket ------------------------------------------------------------------
 

@@ -157,17 +157,19 @@ int remoteConnect(int fd, const sockaddr* address, socklen_t length,
   char hint[254] = {};
   nameFor(destination.address, hint, sizeof hint);
   Channel channel;
-  if (const int e = sendConnectRequest(fd, g.identity, destination, hint, channel); e != 0) {
+  char detail[160] = {};
+  if (const int e =
+          sendConnectRequest(fd, g.identity, destination, hint, channel, detail, sizeof detail);
+      e != 0) {
     restore();
     forget();
-    debugLine(1, "connect %s: sending the request to %s failed: %s", destinationText, server,
-              std::strerror(e));
+    debugLine(1, "connect %s: sending the request to %s failed: %s%s%s", destinationText, server,
+              std::strerror(e), detail[0] ? " — " : "", detail);
     errno = e;
     return -1;
   }
   debugLine(2, "connect %s%s%s%s: remoted via %s", destinationText, hint[0] ? " (" : "", hint,
             hint[0] ? ")" : "", server);
-  char detail[160] = {};
   control::Endpoint bound;
   for (;;) {
     if (waitFor(fd, POLLIN, g.replyTimeoutMs) != 0) {
@@ -215,6 +217,7 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
   for (;;) {
     std::size_t index[kTracked];
     short requested[kTracked];
+    int program[kTracked];  // the program's descriptor, where we watch the agent's instead
     std::size_t tracked = 0;
     bool settledNow = false;
     {
@@ -226,12 +229,14 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
         progressLocked(*e);
         index[tracked] = i;
         requested[tracked] = fds[i].events;
+        program[tracked] = fds[i].fd;
         ++tracked;
         e = findPendingLocked(fds[i].fd);
         if (e == nullptr || e->state == PendingState::Failed) {
           settledNow = true;  // report it without waiting
         } else {
           fds[i].events = pendingEvents(*e);
+          fds[i].fd = pendingFd(*e);
         }
       }
     }
@@ -253,6 +258,7 @@ int pollPending(pollfd* fds, nfds_t n, const timespec* timeout, const sigset_t* 
         pollfd& p = fds[index[k]];
         const short got = rc > 0 ? p.revents : 0;
         p.events = requested[k];
+        p.fd = program[k];
         SocketEntry* e = findPendingLocked(p.fd);
         if (e != nullptr && e->state != PendingState::Failed && got != 0) progressLocked(*e);
         e = findPendingLocked(p.fd);
@@ -576,6 +582,7 @@ __attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, e
   if (op == EPOLL_CTL_DEL) {
     const int rc = r.epoll_ctl(epfd, op, fd, event);
     if (e->hasEpoll && e->epfd == epfd) {
+      if (e->channel.agent >= 0) r.epoll_ctl(epfd, EPOLL_CTL_DEL, e->channel.agent, nullptr);
       e->hasEpoll = false;
       g_taggedCount.fetch_sub(1);
     }
@@ -594,6 +601,7 @@ __attribute__((visibility("default"))) int epoll_ctl(int epfd, int op, int fd, e
     e->epfd = epfd;
     e->epollNumber = fd;
     e->appEvent = *event;
+    watchLocked(*e);  // the agent's turn: its connection, not the socket
   }
   return rc;
 }

@@ -107,6 +107,8 @@ enum class PendingState : std::uint8_t {
   Connecting = 0,  // the TCP connection to the gateway is being made
   Waiting = 1,     // the request is sent: the gateway's Welcome and Connected are awaited
   Failed = 2,      // settled with `error`, not yet reported to the program
+  Sealing = 3,     // the agent seals the request: its Result is awaited on channel.agent
+  Opening = 4,     // the agent opens the gateway's answer: its Result is awaited likewise
 };
 struct SocketEntry {
   SocketId id;
@@ -216,6 +218,12 @@ void settleLocked(SocketEntry& entry, int error);
 // The poll events that move a pending connect on: POLLOUT while connecting to the gateway,
 // POLLIN while its answer is awaited.
 short pendingEvents(const SocketEntry& entry);
+// The descriptor a pending connect waits on now: the program's socket, or the agent connection
+// while the agent has the next move (Sealing, Opening).
+int pendingFd(const SocketEntry& entry);
+// A pending connect's epoll registrations for its state: ours on the program's socket (nothing
+// while the agent has the move) and the agent connection's, tagged with the program's number.
+void watchLocked(SocketEntry& entry);
 
 // The program has a remoted TCP connection that is still open (its primary connection, for the
 // seed's rule that binds of such a program are remoted).

@@ -191,6 +191,33 @@ short pendingEvents(const SocketEntry& e) {
   return e.state == PendingState::Connecting ? POLLOUT : POLLIN;
 }
 
+int pendingFd(const SocketEntry& e) {
+  const bool agentsMove = e.state == PendingState::Sealing || e.state == PendingState::Opening;
+  return agentsMove && e.channel.agent >= 0 ? e.channel.agent : e.fds.first();
+}
+
+void watchLocked(SocketEntry& e) {
+  if (!e.hasEpoll) return;
+  const bool agentsMove = e.state == PendingState::Sealing || e.state == PendingState::Opening;
+  epoll_event ours{};
+  ours.data.u64 = kEpollTag | static_cast<std::uint32_t>(e.epollNumber);
+  ours.events = e.state == PendingState::Connecting ? EPOLLOUT
+                : agentsMove                        ? 0
+                                                    : EPOLLIN | EPOLLRDHUP;
+  real().epoll_ctl(e.epfd, EPOLL_CTL_MOD, e.epollNumber, &ours);
+  if (e.channel.agent < 0) return;
+  if (agentsMove) {
+    epoll_event agent{};
+    agent.events = EPOLLIN;
+    agent.data.u64 = ours.data.u64;
+    if (real().epoll_ctl(e.epfd, EPOLL_CTL_ADD, e.channel.agent, &agent) != 0 && errno == EEXIST) {
+      real().epoll_ctl(e.epfd, EPOLL_CTL_MOD, e.channel.agent, &agent);
+    }
+  } else {
+    real().epoll_ctl(e.epfd, EPOLL_CTL_DEL, e.channel.agent, nullptr);
+  }
+}
+
 void settleLocked(SocketEntry& e, int error) {
   const int fd = e.fds.first();
   if (error == 0) {
@@ -222,12 +249,16 @@ bool progressLocked(SocketEntry& e) {
         !toEndpoint(reinterpret_cast<const sockaddr*>(&e.peer), e.peerLength, destination)) {
       error = EAFNOSUPPORT;
     }
+    bool sealing = false;
     if (error == 0) {
       char hint[254] = {};
       nameFor(destination.address, hint, sizeof hint);
-      error = sendConnectRequest(fd, global().identity, destination, hint, e.channel);
+      error = startConnectRequest(fd, global().identity, destination, hint, e.channel, sealing,
+                                  e.detail, sizeof e.detail);
       if (e.channel.agent >= 0) socketId(e.channel.agent, e.agentId);
-      if (error != 0) std::snprintf(e.detail, sizeof e.detail, "sending the request failed");
+      if (error != 0 && e.detail[0] == '\0') {
+        std::snprintf(e.detail, sizeof e.detail, "sending the request failed");
+      }
     } else {
       std::snprintf(e.detail, sizeof e.detail, "the gateway is unreachable");
     }
@@ -235,21 +266,50 @@ bool progressLocked(SocketEntry& e) {
       settleLocked(e, error);
       return true;
     }
-    e.state = PendingState::Waiting;
-    if (e.hasEpoll) {
-      epoll_event ours{};
-      ours.events = EPOLLIN | EPOLLRDHUP;
-      ours.data.u64 = kEpollTag | static_cast<std::uint32_t>(e.epollNumber);
-      real().epoll_ctl(e.epfd, EPOLL_CTL_MOD, e.epollNumber, &ours);
+    e.state = sealing ? PendingState::Sealing : PendingState::Waiting;
+    watchLocked(e);
+  }
+  // As far as the descriptors allow without waiting: the agent's Results and the gateway's
+  // answer, in turn.
+  for (;;) {
+    int error = 0;
+    if (e.state == PendingState::Sealing) {
+      if (finishSeal(fd, e.channel, error, e.detail, sizeof e.detail) == ReplyState::NeedMore) {
+        return false;
+      }
+      if (error != 0) {
+        settleLocked(e, error);
+        return true;
+      }
+      e.state = PendingState::Waiting;
+      watchLocked(e);
+    } else if (e.state == PendingState::Waiting) {
+      bool opening = false;
+      if (takeConnectUnit(fd, e.channel, opening, error, e.detail, sizeof e.detail, &e.bound) ==
+          ReplyState::NeedMore) {
+        return false;
+      }
+      if (!opening) {
+        settleLocked(e, error);
+        return true;
+      }
+      e.state = PendingState::Opening;
+      watchLocked(e);
+    } else if (e.state == PendingState::Opening) {
+      const bool welcomedBefore = e.channel.welcomed;
+      if (finishOpen(e.channel, error, e.detail, sizeof e.detail, &e.bound) ==
+          ReplyState::NeedMore) {
+        if (e.channel.welcomed == welcomedBefore) return false;
+        e.state = PendingState::Waiting;  // the Welcome is in; the Connected comes next
+        watchLocked(e);
+        continue;
+      }
+      settleLocked(e, error);
+      return true;
+    } else {
+      return true;
     }
   }
-  int error = 0;
-  if (takeConnectReply(fd, e.channel, error, e.detail, sizeof e.detail, &e.bound) ==
-      ReplyState::NeedMore) {
-    return false;
-  }
-  settleLocked(e, error);
-  return true;
 }
 
 bool anyLiveRemotedLocked() {
