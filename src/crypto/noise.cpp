@@ -272,6 +272,10 @@ Transport HandshakeIK::split() const {
   t.send = CipherState(initiator_ ? first : second);
   t.receive = CipherState(initiator_ ? second : first);
   t.handshakeHash = hash_;
+  static constexpr std::string_view kLabel = "fwgate resumption";
+  t.resumption =
+      hmac(chainingKey_,
+           {std::span(reinterpret_cast<const std::uint8_t*>(kLabel.data()), kLabel.size())});
   sodium_memzero(first.data(), first.size());
   sodium_memzero(second.data(), second.size());
   return t;

@@ -80,6 +80,9 @@ struct Transport {
   CipherState send;
   CipherState receive;
   Key handshakeHash{};
+  // A secret both sides derive from the finished handshake, for resuming later connections
+  // without one (crypto/resumption.hpp).
+  Key resumption{};
 };
 
 // IK: "<- s ... -> e, es, s, ss ... <- e, ee, se". The initiator writes message 1 and reads

@@ -1,6 +1,7 @@
 #include "gateway/control_session.hpp"
 
 #include <netdb.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "config/pac.hpp"
 #include "config/web_proxy_offer.hpp"
 #include "crypto/noise.hpp"
+#include "crypto/resumption.hpp"
 #include "gateway/net.hpp"
 #include "gateway/outbound.hpp"
 #include "gateway/relay.hpp"
@@ -27,6 +29,9 @@ namespace {
 
 // Client frames are small (a Hello, a name, an endpoint); anything larger is refused.
 constexpr std::size_t kMaxRequest = 16 * 1024;
+
+// How long a resumption ticket is good for.
+constexpr std::chrono::hours kTicketLifetime{12};
 
 protocol::Bytes prologue() {
   return {reinterpret_cast<const std::uint8_t*>(control::kNoisePrologue.data()),
@@ -222,6 +227,17 @@ asio::awaitable<bool> ControlSession::send(const std::uint8_t* data, std::size_t
     const bool sent = co_await writeRaw(frame.data(), size);
     co_return sent;
   }
+  if (resumeReplyDue_ && secure_) {
+    // The Welcome of a resumed connection: its first record, in a Resume frame.
+    resumeReplyDue_ = false;
+    crypto::Bytes sealed;
+    if (!secure_->seal({data, n}, sealed)) co_return false;
+    std::vector<std::uint8_t> frame(control::kHeaderSize + sealed.size());
+    const std::size_t size = control::encodeHandshake(frame, sealed);
+    frame[0] = static_cast<std::uint8_t>(control::MessageType::Resume);
+    const bool sent = co_await writeRaw(frame.data(), size);
+    co_return sent;
+  }
   if (secure_) {
     crypto::Bytes sealed;
     if (!secure_->seal({data, n}, sealed)) {
@@ -324,6 +340,20 @@ asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
     const auto first = control::parseFrame({in_.data(), inLength_});
     if (first.complete() &&
         first.value.type == static_cast<std::uint8_t>(control::MessageType::Hello)) {
+      // A ticket for the client's later connections. Its secret comes from the finished
+      // handshake, which a copy finishes now with the ephemeral key the real one will use (the
+      // payload of message 2 does not change it).
+      handshake_->useEphemeral(crypto::KeyPair::generate());
+      auto probe = *handshake_;
+      if (probe.write({})) {
+        const auto expires = std::chrono::system_clock::now() + kTicketLifetime;
+        ticket_ = crypto::issueTicket(
+            runtime_.ticketKey(),
+            {probe.split().resumption, responder.remoteStatic(),
+             static_cast<std::uint64_t>(
+                 std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch())
+                     .count())});
+      }
       co_return true;
     }
     why = "the handshake's first message carries no Hello";
@@ -331,6 +361,77 @@ asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
   }
   welcome.message = why;
   record_.result = std::string(control::statusText(welcome.status));
+  record_.outcome = policy::Outcome::BadRequest;
+  record_.error = why;
+  co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+  co_return false;
+}
+
+asio::awaitable<bool> ControlSession::acceptResume(protocol::Bytes body) {
+  const std::string serverName = hostName();
+  control::Welcome welcome{control::Status::Ok, control::kVersion, serverName, {}};
+  std::string why;
+  const auto ticket = body.first(std::min(body.size(), crypto::kTicketSize));
+  const auto contents = crypto::openTicket(runtime_.ticketKey(), ticket);
+  const auto nowMs =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  if (body.size() < crypto::kTicketSize + 8 + crypto::kRecordHeader || !contents) {
+    why = "the ticket is not this gateway's: the client should do a full handshake";
+  } else if (contents->expiresMs < nowMs) {
+    why = "the ticket expired: the client should do a full handshake";
+  } else {
+    std::uint64_t counter = 0;
+    for (std::size_t i = 0; i < 8; ++i) counter = (counter << 8) | body[crypto::kTicketSize + i];
+    // One counter per connection: a copy of this one is a replay. The cache remembers a digest
+    // of ticket and counter as long as a handshake's ephemeral key.
+    crypto::Key seen;
+    crypto_generichash(seen.data(), seen.size(), body.data(), crypto::kTicketSize + 8, nullptr, 0);
+    const auto& security = snapshot_->config->control;
+    const auto verdict = runtime_.replayCache().check(seen, 2 * security.maxClockSkew,
+                                                      crypto::ReplayCache::Clock::now());
+    secure_.emplace(crypto::resumedTransport(contents->resumption, ticket, counter, false));
+    crypto::Bytes plain;
+    const auto opened = secure_->open(body.subspan(crypto::kTicketSize + 8), plain);
+    consumeFrame();
+    record_.program = SessionRecord::Program{};
+    record_.program->encrypted = true;
+    resumeReplyDue_ = true;
+    if (opened.bad || plain.empty()) {
+      why = "the resumed connection's first record does not open";
+      welcome.status = control::Status::BadRequest;
+    } else if (verdict != crypto::ReplayCache::Verdict::Fresh) {
+      why = verdict == crypto::ReplayCache::Verdict::Replayed
+                ? "this resumed connection was seen before: a replay"
+                : "too many handshakes within control.max_clock_skew to remember; try again";
+      welcome.status = control::Status::Replayed;
+    } else if (plain.size() > in_.size()) {
+      why = "the resumed connection's first record is too large";
+      welcome.status = control::Status::BadRequest;
+    } else {
+      std::copy(plain.begin(), plain.end(), in_.begin());
+      inLength_ = plain.size();
+      const auto first = control::parseFrame({in_.data(), inLength_});
+      if (first.complete() &&
+          first.value.type == static_cast<std::uint8_t>(control::MessageType::Hello)) {
+        co_return true;
+      }
+      why = "the resumed connection's first record carries no Hello";
+      welcome.status = control::Status::BadRequest;
+    }
+    welcome.message = why;
+    record_.result = std::string(control::statusText(welcome.status));
+    record_.outcome = policy::Outcome::BadRequest;
+    record_.error = why;
+    co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+    co_return false;
+  }
+  // Refused before any key: in clear, so that the client drops the ticket.
+  consumeFrame();
+  welcome.status = control::Status::TicketRefused;
+  welcome.message = why;
+  record_.result = "ticket-refused";
   record_.outcome = policy::Outcome::BadRequest;
   record_.error = why;
   co_await send(out_.data(), control::encodeWelcome(out_, welcome));
@@ -348,6 +449,9 @@ asio::awaitable<bool> ControlSession::hello() {
   if (frame.type == static_cast<std::uint8_t>(control::MessageType::Handshake)) {
     if (!co_await acceptHandshake(frame.body)) co_return false;
     if (!co_await readFrame(frame)) co_return false;  // the Hello, inside message 1
+  } else if (frame.type == static_cast<std::uint8_t>(control::MessageType::Resume)) {
+    if (!co_await acceptResume(frame.body)) co_return false;
+    if (!co_await readFrame(frame)) co_return false;  // the Hello, inside the first record
   }
   const bool encrypted = secure_.has_value() || handshake_.has_value();
   control::Welcome welcome{control::Status::Ok, control::kVersion, {}, {}};
@@ -403,6 +507,11 @@ asio::awaitable<bool> ControlSession::hello() {
   }
   consumeFrame();
   welcome.message = message;
+  if (welcome.status == control::Status::Ok && !ticket_.empty()) {
+    welcome.ticket = ticket_;
+    welcome.ticketLifetime = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(kTicketLifetime).count());
+  }
   if (welcome.status != control::Status::Ok) {
     record_.result = std::string(control::statusText(welcome.status));
     record_.outcome = throttled ? policy::Outcome::AuthThrottled : helloOutcome(welcome.status);

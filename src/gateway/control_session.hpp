@@ -39,6 +39,8 @@ class ControlSession {
   // False: refused, replied and recorded.
   asio::awaitable<void> offerKey();
   asio::awaitable<bool> acceptHandshake(protocol::Bytes message);
+  // A resumed connection (crypto/resumption.hpp): the ticket opened, the first record into in_.
+  asio::awaitable<bool> acceptResume(protocol::Bytes body);
   // The Hello's Timestamp against the gateway's clock; empty when within max_clock_skew.
   std::string clockProblem(std::uint64_t timestamp) const;
   asio::awaitable<bool> sendConfig();
@@ -127,6 +129,8 @@ class ControlSession {
   // application's first bytes).
   std::optional<crypto::HandshakeIK> handshake_;
   std::optional<crypto::SecureStream> secure_;
+  bool resumeReplyDue_ = false;  // the Welcome goes in a Resume frame
+  crypto::Bytes ticket_;         // issued after a full handshake, carried by the Welcome
   std::vector<std::uint8_t> wire_;
   SessionRecord record_;
   RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop

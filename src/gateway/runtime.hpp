@@ -25,6 +25,7 @@
 #include "config/users.hpp"
 #include "crypto/noise.hpp"
 #include "crypto/replay_cache.hpp"
+#include "crypto/resumption.hpp"
 #include "gateway/auth_guard.hpp"
 #include "gateway/buffer_pool.hpp"
 #include "gateway/origin_pool.hpp"
@@ -128,7 +129,11 @@ class SharedState {
   AuthGuard& authGuard() { return authGuard_; }
   VerifyQueue& verifier() { return verifier_; }
   // The control channel's static key (set once, before any session) and its replay cache.
-  void setControlKey(const crypto::KeyPair& key) { controlKey_ = key; }
+  void setControlKey(const crypto::KeyPair& key) {
+    controlKey_ = key;
+    ticketKey_ = crypto::ticketKey(key);
+  }
+  const crypto::Key& ticketKey() const { return ticketKey_; }
   const crypto::KeyPair& controlKey() const { return controlKey_; }
   crypto::ReplayCache& replayCache() { return replayCache_; }
   // table inet fwgate: the dynamic ports of remoted listens and SOCKS BIND.
@@ -163,6 +168,7 @@ class SharedState {
   AuthGuard authGuard_;
   VerifyQueue verifier_{2};
   crypto::KeyPair controlKey_;
+  crypto::Key ticketKey_{};
   crypto::ReplayCache replayCache_;
   std::set<std::uint16_t> listeningPorts_;
   std::vector<config::Listener> webProxyListeners_;
@@ -195,6 +201,7 @@ class Runtime {
   RelayPaths relayPaths() { return {buffers_, pipes_, snapshot_->config->limits.relayMode}; }
   SessionLog& sessionLog() { return shared_.sessionLog(); }
   const crypto::KeyPair& controlKey() const { return shared_.controlKey(); }
+  const crypto::Key& ticketKey() const { return shared_.ticketKey(); }
   crypto::ReplayCache& replayCache() { return shared_.replayCache(); }
   asio::thread_pool& resolverPool() { return shared_.resolverPool(); }
   Counters& counters() { return counters_; }

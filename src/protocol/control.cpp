@@ -45,6 +45,8 @@ std::string_view statusText(Status status) {
       return "handshake replayed or its clock too far off";
     case Status::EncryptionRequired:
       return "the gateway requires the encrypted channel";
+    case Status::TicketRefused:
+      return "the gateway refused the resumption ticket";
   }
   return "unknown status";
 }
@@ -74,6 +76,7 @@ int errnoFor(Status status) {
     case Status::BadRequest:
     case Status::UnexpectedMessage:
     case Status::Replayed:
+    case Status::TicketRefused:
       return EPROTO;
     case Status::NameTemporaryFailure:
     case Status::GeneralFailure:
@@ -421,6 +424,12 @@ bool decodeWelcome(Bytes body, Welcome& out) {
         out.publicKey = key;
         break;
       }
+      case Tag::Ticket:
+        out.ticket = value;
+        break;
+      case Tag::TicketLifetime:
+        if (!readU32(value, out.ticketLifetime)) return false;
+        break;
       default:
         break;
     }
@@ -435,6 +444,9 @@ std::size_t encodeWelcome(std::span<std::uint8_t> out, const Welcome& welcome) {
       .textIfAny(Tag::ServerName, welcome.serverName)
       .textIfAny(Tag::Message, welcome.message);
   if (welcome.publicKey) w.raw(Tag::PublicKey, *welcome.publicKey);
+  if (!welcome.ticket.empty()) {
+    w.raw(Tag::Ticket, welcome.ticket).u32(Tag::TicketLifetime, welcome.ticketLifetime);
+  }
   return w.finish();
 }
 

@@ -57,6 +57,7 @@ enum class MessageType : std::uint8_t {
   KeyRequest = 0x10,     // client, in clear: the gateway's static key, please (trust on first use)
   KeyOffer = 0x11,       // gateway, in clear: its static key and name
   Handshake = 0x12,      // a Noise IK message as the body: 1 from the client, 2 from the gateway
+  Resume = 0x13,         // a resumed connection's first record (client: behind ticket and counter)
 };
 
 enum class Tag : std::uint8_t {
@@ -96,6 +97,8 @@ enum class Tag : std::uint8_t {
   Published = 0x28,       // endpoint: the published association's external address (UdpAssociated)
   PublicKey = 0x29,       // 32 bytes: the gateway's static X25519 key (KeyOffer, Welcome)
   Timestamp = 0x2A,       // u64: milliseconds since 1970 when the client wrote it (Hello)
+  Ticket = 0x2B,          // bytes: resumes later connections without a handshake (Welcome)
+  TicketLifetime = 0x2C,  // u32 seconds the Ticket is good for (Welcome)
 };
 
 // Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
@@ -118,8 +121,9 @@ enum class Status : std::uint8_t {
   KeyMismatch = 15,         // the Handshake was for another key than the gateway's (Welcome, clear)
   Replayed = 16,            // a Handshake seen before, or its Timestamp too far from the gateway's
   EncryptionRequired = 17,  // a clear Hello where [control] encryption = "required"
+  TicketRefused = 18,       // a Resume whose ticket is not this gateway's, or expired (clear)
 };
-inline constexpr std::uint8_t kMaxStatus = 17;
+inline constexpr std::uint8_t kMaxStatus = 18;
 inline constexpr std::size_t kPublicKeySize = 32;
 using PublicKey = std::array<std::uint8_t, kPublicKeySize>;
 std::string_view statusText(Status status);
@@ -219,6 +223,8 @@ struct Welcome {
   std::uint16_t version = 0;               // required: the gateway's version
   std::string_view serverName, message;
   std::optional<PublicKey> publicKey;  // KeyMismatch: the key the gateway has
+  Bytes ticket;                        // after a handshake: for resuming (empty: none)
+  std::uint32_t ticketLifetime = 0;    // seconds
 };
 bool decodeWelcome(Bytes body, Welcome& out);
 std::size_t encodeWelcome(std::span<std::uint8_t> out, const Welcome& welcome);

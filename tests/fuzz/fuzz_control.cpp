@@ -62,7 +62,10 @@ void checkBody(Bytes body) {
     FUZZ_CHECK(roundTrip(welcome, encodeWelcome, decodeWelcome, again));
     FUZZ_CHECK(again.status == welcome.status && again.version == welcome.version &&
                again.serverName == welcome.serverName && again.message == welcome.message &&
-               again.publicKey == welcome.publicKey);
+               again.publicKey == welcome.publicKey &&
+               std::equal(again.ticket.begin(), again.ticket.end(), welcome.ticket.begin(),
+                          welcome.ticket.end()) &&
+               (welcome.ticket.empty() || again.ticketLifetime == welcome.ticketLifetime));
   }
   KeyOffer offer;
   if (decodeKeyOffer(body, offer)) {

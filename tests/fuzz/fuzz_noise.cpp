@@ -1,15 +1,16 @@
 // The encrypted channel's decoders: a Noise IK message 1 read by the gateway, a message 2 read by
-// the client, and the record layer's open(). Keys and ephemerals are fixed, so genuine messages
-// are reproducible. Invariants: the first byte picks the decoder; input that is not the genuine
-// message (or the genuine one with any byte changed) is refused and leaves the handshake failed;
-// open() consumes at most what it was given, only whole records, and yields plaintext only for
-// records that authenticate, which random bytes never do; nothing reads past the input (ASan,
-// exact-size heap copies).
+// the client, the record layer's open(), and a resumption ticket opened by the gateway. Keys and
+// ephemerals are fixed, so genuine messages are reproducible. Invariants: the first byte picks the
+// decoder; input that is not the genuine message (or the genuine one with any byte changed) is
+// refused and leaves the handshake failed; open() consumes at most what it was given, only whole
+// records, and yields plaintext only for records that authenticate, which random bytes never do;
+// nothing reads past the input (ASan, exact-size heap copies).
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "crypto/noise.hpp"
+#include "crypto/resumption.hpp"
 #include "crypto/secure_stream.hpp"
 #include "fuzz_check.hpp"
 
@@ -49,7 +50,7 @@ const Genuine& genuine() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::uint8_t mode = data[0] % 3;
+  const std::uint8_t mode = data[0] % 4;
   const Bytes input(data + 1, data + size);
   const Genuine& g = genuine();
   if (mode == 0) {
@@ -67,6 +68,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(payload.has_value() == (input == g.message2));
     FUZZ_CHECK(i.failed() != payload.has_value());
     FUZZ_CHECK(i.complete() == payload.has_value());
+  } else if (mode == 3) {
+    // A ticket: only one sealed with the gateway's ticket key opens, and this one never was.
+    static const Key key = ticketKey(fixed(2));
+    static const Bytes genuineTicket =
+        issueTicket(key, {fixed(5).publicKey, fixed(6).publicKey, 7});
+    const auto opened = openTicket(key, input);
+    FUZZ_CHECK(opened.has_value() == (input == genuineTicket));
+    if (opened) FUZZ_CHECK(opened->expiresMs == 7 && opened->clientStatic == fixed(6).publicKey);
+    FUZZ_CHECK(openTicket(key, genuineTicket).has_value());
   } else {
     // A live session: the wire is the fuzzer's bytes, behind one genuine record when the input's
     // second byte is odd.

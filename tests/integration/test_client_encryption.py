@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import struct
 import subprocess
 import time
 
@@ -121,6 +122,28 @@ def test_the_internal_link_shows_no_password_user_or_name(topo, gateway):
     assert "encrypted channel only" in out(cp), out(cp)
 
 
+def tcp_payloads(path, port: int) -> list[bytes]:
+    """The TCP payloads toward `port` in a pcap file of an Ethernet link (tcpdump -w), in order."""
+    data = path.read_bytes()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1", "not a little-endian microsecond pcap"
+    out, at = [], 24
+    while at + 16 <= len(data):
+        length = struct.unpack("<I", data[at + 8:at + 12])[0]
+        packet = data[at + 16:at + 16 + length]
+        at += 16 + length
+        if len(packet) < 34 or packet[12:14] != b"\x08\x00" or packet[23] != 6:
+            continue  # IPv4 TCP only
+        ihl = (packet[14] & 0x0F) * 4
+        tcp = packet[14 + ihl:]
+        total = struct.unpack(">H", packet[16:18])[0]
+        if struct.unpack(">H", tcp[2:4])[0] != port:
+            continue
+        payload = tcp[(tcp[12] >> 4) * 4:total - ihl]
+        if payload:
+            out.append(payload)
+    return out
+
+
 def test_a_hosts_agent_serves_preloaded_programs_and_its_death_fails_them_at_once(topo, gateway, tmp_path):
     """`fwgate agent --socket` in the internal host; a program preloaded by hand (no fwgate run)
     with FWGATE_AGENT_SOCKET reaches the gateway through it. Killed, the next connect fails at
@@ -145,6 +168,30 @@ def test_a_hosts_agent_serves_preloaded_programs_and_its_death_fails_them_at_onc
         assert rec["channel"] == "encrypted" and rec["application"] == "curl", rec
         # The agent says who asks: the program's own PID and account, as the kernel tells them.
         assert rec["os_user"] == "root", rec
+        # The next connection resumes with the ticket the first one got (no handshake); a copy
+        # of its first bytes, sent again from the internal host, is refused as a replay.
+        cap = InternalCapture(topo, "resumed.pcap")
+        try:
+            cp = topo.run_in("internal", ["curl", "-sS", "--max-time", "20", f"http://{EXTERNAL}/"], timeout=60,
+                             env=preload)
+        finally:
+            cap.stop()
+        assert cp.returncode == 0 and MARKER in out(cp), out(cp)
+        firsts = [p for p in tcp_payloads(cap.path, 1745) if p[:1] == b"\x13"]
+        assert firsts, "no Resume frame on the internal link"
+        assert PASSWORD.encode() not in firsts[0] and USER.encode() not in firsts[0]
+        connects = len([s for s in gw.sessions() if s.get("command") == "connect"])
+        replay = ("import socket,sys\n"
+                  f"s=socket.create_connection(('{topo.gw_inside}',1745),timeout=10)\n"
+                  "s.sendall(bytes.fromhex(sys.argv[1]))\n"
+                  "print(len(s.recv(4096)))\n")
+        cp = topo.run_in("internal", [fwit.PYTHON, "-c", replay, firsts[0].hex()], timeout=30)
+        assert cp.returncode == 0, out(cp)
+        rec = gw.wait_session(lambda s: s.get("error") == "this resumed connection was seen before: a replay")
+        assert rec["outcome"] == "bad-request", rec
+        time.sleep(0.3)
+        assert len([s for s in gw.sessions() if s.get("command") == "connect"]) == connects, \
+            "the replayed Connect was acted on"
     finally:
         agent.send_signal(signal.SIGKILL)
         agent.wait(10)

@@ -15,6 +15,7 @@
 
 #include "client/gateway_link.hpp"
 #include "client/secure/encrypted_exchange.hpp"
+#include "crypto/resumption.hpp"
 #include "crypto/secure_stream.hpp"
 #include "protocol/control.hpp"
 
@@ -71,6 +72,9 @@ struct AgentServer::Connection {
   std::optional<crypto::SecureStream> stream;
   crypto::Key key{};
   std::string keyFrom;
+  std::string ticketId;  // the gateway and key, for tickets_
+  bool resumed = false;  // sealed with a ticket: the first answer is a Resume frame
+  bool resumeOpened = false;
 };
 
 AgentServer::AgentServer(std::string path)
@@ -311,6 +315,24 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
   const auto rest = frames.subspan(first.consumed);
   std::copy(rest.begin(), rest.end(), clear.begin() + static_cast<std::ptrdiff_t>(helloSize));
   const std::size_t clearSize = helloSize + rest.size();
+  c.ticketId = server + " " + crypto::toBase64(c.key);
+  if (auto t = tickets_.find(c.ticketId);
+      t != tickets_.end() && std::chrono::steady_clock::now() < t->second.goodUntil) {
+    // Resumed: the ticket and a counter of its own, then the frames in the first record.
+    const std::uint64_t counter = ++t->second.counter;
+    c.stream.emplace(
+        crypto::resumedTransport(t->second.resumption, t->second.bytes, counter, true));
+    c.resumed = true;
+    crypto::Bytes body(t->second.bytes);
+    for (int i = 0; i < 8; ++i) body.push_back(static_cast<std::uint8_t>(counter >> (56 - 8 * i)));
+    if (!c.stream->seal({clear.data(), clearSize}, body)) {
+      return failure(control::Status::GeneralFailure, "the channel's nonces are used up");
+    }
+    std::vector<std::uint8_t> frame(control::kHeaderSize + body.size());
+    control::encodeHandshake(frame, body);
+    frame[0] = static_cast<std::uint8_t>(control::MessageType::Resume);
+    return result(0, frame);
+  }
   const protocol::Bytes prologue(
       reinterpret_cast<const std::uint8_t*>(control::kNoisePrologue.data()),
       control::kNoisePrologue.size());
@@ -325,6 +347,31 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
 }
 
 std::vector<std::uint8_t> AgentServer::open(Connection& c, const std::vector<std::uint8_t>& body) {
+  if (c.resumed && !c.resumeOpened) {
+    const auto frame = control::parseFrame(body);
+    if (!frame.complete()) return failure(control::Status::BadRequest, "not one whole frame");
+    if (frame.value.type == static_cast<std::uint8_t>(control::MessageType::Welcome)) {
+      // Refused in clear (a ticket of a key the gateway no longer has, or expired): the next
+      // connection does a full handshake.
+      tickets_.erase(c.ticketId);
+      control::Welcome w;
+      const bool decoded = control::decodeWelcome(frame.value.body, w);
+      return failure(control::Status::TicketRefused,
+                     std::string("the gateway refused the agent's resumption ticket; the next "
+                                 "connection does a full handshake") +
+                         (decoded && !w.message.empty() ? ": " + std::string(w.message) : ""));
+    }
+    if (frame.value.type != static_cast<std::uint8_t>(control::MessageType::Resume)) {
+      return failure(control::Status::BadRequest, "the gateway's answer is not a Resume");
+    }
+    crypto::Bytes plain;
+    const auto opened = c.stream->open(frame.value.body, plain);
+    if (opened.bad || opened.consumed != frame.value.body.size()) {
+      return failure(control::Status::BadRequest, "the gateway's answer does not authenticate");
+    }
+    c.resumeOpened = true;
+    return result(0, plain);
+  }
   if (c.stream) {
     crypto::Bytes plain;
     const auto opened = c.stream->open(body, plain);
@@ -362,8 +409,22 @@ std::vector<std::uint8_t> AgentServer::open(Connection& c, const std::vector<std
     return failure(control::Status::BadRequest,
                    "the gateway's answer to the handshake did not authenticate");
   }
-  c.stream.emplace(c.handshake->split());
+  const crypto::Transport transport = c.handshake->split();
   c.handshake.reset();
+  // The Welcome may carry a ticket: later connections to this gateway resume with it.
+  const auto welcome = control::parseFrame(*payload);
+  control::Welcome w;
+  if (welcome.complete() &&
+      welcome.value.type == static_cast<std::uint8_t>(control::MessageType::Welcome) &&
+      control::decodeWelcome(welcome.value.body, w) && w.status == control::Status::Ok &&
+      w.ticket.size() == crypto::kTicketSize && w.ticketLifetime > 600) {
+    Ticket& t = tickets_[c.ticketId];
+    t.bytes.assign(w.ticket.begin(), w.ticket.end());
+    t.resumption = transport.resumption;
+    t.goodUntil = std::chrono::steady_clock::now() + std::chrono::seconds(w.ticketLifetime - 300);
+    t.counter = 0;
+  }
+  c.stream.emplace(transport);
   return result(0, *payload);
 }
 

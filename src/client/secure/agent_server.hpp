@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+
 #include "crypto/noise.hpp"
 
 namespace fwgate::client {
@@ -55,6 +57,15 @@ class AgentServer {
   crypto::KeyPair static_;  // this agent's own static key (one per run, for now)
   std::map<int, std::unique_ptr<Connection>> connections_;
   std::map<std::string, crypto::Key> learned_;  // trusted on first use, per gateway
+  // The gateways' resumption tickets (crypto/resumption.hpp), by gateway and key: a connection
+  // with one costs no handshake.
+  struct Ticket {
+    crypto::Bytes bytes;
+    crypto::Key resumption{};
+    std::chrono::steady_clock::time_point goodUntil;
+    std::uint64_t counter = 0;
+  };
+  std::map<std::string, Ticket> tickets_;
 };
 
 }  // namespace fwgate::client

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "client/gateway_link.hpp"
+#include "crypto/resumption.hpp"
 #include "crypto/secure_stream.hpp"
 #include "protocol/control.hpp"
 
@@ -171,6 +172,87 @@ TEST(AgentServerTest, SealsAHandshakeTheGatewayReadsAndOpensItsAnswer) {
   const Answer replayed = call(fd, AgentMessage::Open, {}, record);
   EXPECT_LT(replayed.size, 0);
   ::close(fd);
+}
+
+// After a handshake whose Welcome carries a ticket, the next connection resumes: a Resume frame
+// (the ticket, a counter, the first record) the gateway opens with its ticket key alone; a
+// refused ticket is dropped, and the connection after that does a full handshake again.
+TEST(AgentServerTest, ALaterConnectionResumesWithTheTicket) {
+  Agent agent;
+  const crypto::KeyPair gateway = crypto::KeyPair::generate();
+  const Bytes pin = prefix(crypto::toBase64(gateway.publicKey), "gw.example:1745");
+  {
+    const int fd = agent.connect();
+    const Answer first = call(fd, AgentMessage::Seal, pin, helloAndResolve(1));
+    ASSERT_GE(first.size, 0) << first.detail;
+    auto responder = crypto::HandshakeIK::responder(gateway, prologue());
+    ASSERT_TRUE(responder.read(control::parseFrame(first.bytes).value.body));
+    responder.useEphemeral(crypto::KeyPair::generate());
+    auto probe = responder;
+    ASSERT_TRUE(probe.write({}));
+    const Bytes ticket = crypto::issueTicket(
+        crypto::ticketKey(gateway), {probe.split().resumption, responder.remoteStatic(), 1});
+    control::Welcome w{control::Status::Ok, control::kVersion, "gw", {}};
+    w.ticket = ticket;
+    w.ticketLifetime = 3600;
+    Bytes welcome(512);
+    welcome.resize(control::encodeWelcome(welcome, w));
+    const auto message2 = responder.write(welcome);
+    Bytes handshake(control::kHeaderSize + message2->size());
+    control::encodeHandshake(handshake, *message2);
+    ASSERT_GE(call(fd, AgentMessage::Open, {}, handshake).size, 0);
+    ::close(fd);
+  }
+  const int fd = agent.connect();
+  const Answer resumed = call(fd, AgentMessage::Seal, pin, helloAndResolve(1));
+  ASSERT_GE(resumed.size, 0) << resumed.detail;
+  const auto frame = control::parseFrame(resumed.bytes);
+  ASSERT_EQ(frame.value.type, static_cast<std::uint8_t>(control::MessageType::Resume));
+  const auto body = frame.value.body;
+  const auto ticket = body.first(crypto::kTicketSize);
+  const auto contents = crypto::openTicket(crypto::ticketKey(gateway), ticket);
+  ASSERT_TRUE(contents);
+  std::uint64_t counter = 0;
+  for (std::size_t i = 0; i < 8; ++i) counter = (counter << 8) | body[crypto::kTicketSize + i];
+  EXPECT_EQ(counter, 1u);
+  crypto::SecureStream gatewaySide(
+      crypto::resumedTransport(contents->resumption, ticket, counter, false));
+  crypto::Bytes plain;
+  ASSERT_FALSE(gatewaySide.open(body.subspan(crypto::kTicketSize + 8), plain).bad);
+  control::Hello hello;
+  ASSERT_TRUE(control::decodeHello(control::parseFrame(plain).value.body, hello));
+  EXPECT_EQ(hello.pid, static_cast<std::uint32_t>(::getpid()));
+  // The gateway's Welcome, its first record in a Resume frame.
+  Bytes welcome(256);
+  welcome.resize(
+      control::encodeWelcome(welcome, {control::Status::Ok, control::kVersion, "gw", {}}));
+  crypto::Bytes record;
+  ASSERT_TRUE(gatewaySide.seal(welcome, record));
+  Bytes reply(control::kHeaderSize + record.size());
+  control::encodeHandshake(reply, record);
+  reply[0] = static_cast<std::uint8_t>(control::MessageType::Resume);
+  const Answer opened = call(fd, AgentMessage::Open, {}, reply);
+  ASSERT_GE(opened.size, 0) << opened.detail;
+  EXPECT_EQ(opened.bytes, welcome);
+  ::close(fd);
+
+  // A refusal in clear drops the ticket: the next Seal is a full handshake.
+  const int third = agent.connect();
+  ASSERT_EQ(control::parseFrame(call(third, AgentMessage::Seal, pin, helloAndResolve(1)).bytes)
+                .value.type,
+            static_cast<std::uint8_t>(control::MessageType::Resume));
+  Bytes refusal(256);
+  refusal.resize(control::encodeWelcome(
+      refusal, {control::Status::TicketRefused, control::kVersion, "gw", "expired"}));
+  const Answer refused = call(third, AgentMessage::Open, {}, refusal);
+  EXPECT_LT(refused.size, 0);
+  EXPECT_NE(refused.detail.find("full handshake"), std::string::npos) << refused.detail;
+  ::close(third);
+  const int fourth = agent.connect();
+  EXPECT_EQ(control::parseFrame(call(fourth, AgentMessage::Seal, pin, helloAndResolve(1)).bytes)
+                .value.type,
+            static_cast<std::uint8_t>(control::MessageType::Handshake));
+  ::close(fourth);
 }
 
 TEST(AgentServerTest, AKeyMismatchNamesBothFingerprints) {
