@@ -27,6 +27,7 @@
 #include "client/secure/agent_server.hpp"
 #include "client/secure/encrypted_exchange.hpp"
 #include "commands.hpp"
+#include "crypto/key_file.hpp"
 #include "crypto/noise.hpp"
 #include "protocol/client_settings.hpp"
 #include "protocol/control.hpp"
@@ -305,7 +306,8 @@ static int runWithPrivateAgent(std::vector<char*>& argv) {
   }
   const std::string path = std::string(dir) + "/agent.sock";
   std::string error;
-  auto server = std::make_unique<client::AgentServer>(path);
+  // A key of this run: the host's key is the host agent's alone.
+  auto server = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
   if (!server->open(error)) {
     std::fprintf(stderr, "fwgate run: cannot serve the agent: %s\n", error.c_str());
     ::rmdir(dir);
@@ -601,12 +603,38 @@ int runAgent(const ClientAgentOptions& options) {
   sa.sa_handler = onStop;
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
+  // Its handshakes' static key: the host key (root's agent, or --host-key), which the gateway
+  // may enroll; else one of this run.
+  const std::string hostKeyPath = !options.hostKey.empty() ? options.hostKey
+                                  : ::geteuid() == 0       ? std::string("/var/lib/fwgate/host.key")
+                                                           : std::string();
+  crypto::KeyPair identity = crypto::KeyPair::generate();
+  if (!hostKeyPath.empty()) {
+    const auto loaded = crypto::loadOrCreateKey(hostKeyPath);
+    if (!loaded.error.empty()) {
+      std::fprintf(stderr, "fwgate agent: host key: %s\n", loaded.error.c_str());
+      return 1;
+    }
+    identity = loaded.key;
+  }
+  if (options.showHostKey) {
+    if (hostKeyPath.empty()) {
+      std::fprintf(stderr, "fwgate agent: a user's agent has no host key (--host-key PATH)\n");
+      return 1;
+    }
+    // What the gateway's administrator enrolls: [control.hosts] NAME = "KEY".
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::printf("%s = \"%s\"   # %s, %s\n", host, crypto::toBase64(identity.publicKey).c_str(),
+                crypto::fingerprint(identity.publicKey).c_str(), hostKeyPath.c_str());
+    return 0;
+  }
   // The programs' encrypted channel, on its own thread, for as long as the agent runs.
   std::unique_ptr<client::AgentServer> server;
   std::thread serving;
   if (!options.once) {
     server = std::make_unique<client::AgentServer>(
-        options.socket.empty() ? client::AgentServer::defaultPath() : options.socket);
+        options.socket.empty() ? client::AgentServer::defaultPath() : options.socket, identity);
     std::string error;
     if (!server->open(error)) {
       std::fprintf(stderr, "fwgate agent: cannot serve programs: %s\n", error.c_str());

@@ -70,7 +70,9 @@ struct ClientAgentOptions {
   std::string server;
   bool once = false;  // one refresh, then exit (0 on success)
   int timeoutMs = 5000;
-  std::string socket;  // --socket: where the library reaches it ("" : AgentServer::defaultPath())
+  std::string socket;   // --socket: where the library reaches it ("" : AgentServer::defaultPath())
+  std::string hostKey;  // --host-key: its handshakes' key ("": /var/lib/fwgate/host.key for root)
+  bool showHostKey = false;  // --show-host-key: print the [control.hosts] line, exit
 };
 int runAgent(const ClientAgentOptions& options);
 

@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
   agentCmd->add_option("--socket", agent.socket,
                        "The socket programs reach it on (default /run/fwgate/agent.sock for root, "
                        "$XDG_RUNTIME_DIR/fwgate/agent.sock for a user)");
+  agentCmd->add_option("--host-key", agent.hostKey,
+                       "The host key its handshakes prove, which the gateway enrolls in "
+                       "[control.hosts] (default /var/lib/fwgate/host.key for root)");
+  agentCmd->add_flag("--show-host-key", agent.showHostKey,
+                     "Print the [control.hosts] line that enrolls this host, and exit");
   agentCmd->add_flag("--once", agent.once, "Refresh once and exit");
   agentCmd->add_option("--timeout-ms", agent.timeoutMs, "Time limit per refresh")
       ->capture_default_str();

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,7 +227,8 @@ class ConfigParser {
   }
 
   void control(const toml::table& t) {
-    in_.rejectUnknownKeys(t, "control", {"listen", "key_file", "encryption", "max_clock_skew"});
+    in_.rejectUnknownKeys(t, "control",
+                          {"listen", "key_file", "encryption", "max_clock_skew", "hosts"});
     endpoints(t, "control", "1745", config_.controlListeners);
     ControlSecurity& c = config_.control;
     std::string file;
@@ -245,6 +247,33 @@ class ConfigParser {
         in_.error("control.encryption", *n,
                   fmt::format("unknown encryption {} (expected \"required\" or \"optional\")",
                               quote(encryption)));
+      }
+    }
+    if (const auto* hosts = in_.table(t, "hosts", "control")) {
+      for (const auto& [name, node] : *hosts) {
+        const std::string path = fmt::format("control.hosts.{}", quote(std::string(name.str())));
+        const auto* text = node.as_string();
+        ControlSecurity::Host host;
+        host.name = std::string(name.str());
+        std::size_t length = 0;
+        const char* end = nullptr;
+        if (text == nullptr ||
+            sodium_base642bin(host.key.data(), host.key.size(), text->get().data(),
+                              text->get().size(), nullptr, &length, &end,
+                              sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            length != host.key.size() || end != text->get().data() + text->get().size()) {
+          in_.error(path, node,
+                    "expected the host agent's key: 44 characters of base64 (fwgate agent "
+                    "--show-host-key prints it)");
+          continue;
+        }
+        const auto same = std::find_if(c.hosts.begin(), c.hosts.end(),
+                                       [&](const auto& h) { return h.key == host.key; });
+        if (same != c.hosts.end()) {
+          in_.error(path, node, fmt::format("the same key as {}", quote(same->name)));
+          continue;
+        }
+        c.hosts.push_back(std::move(host));
       }
     }
     in_.duration(t, "max_clock_skew", "control", c.maxClockSkew);
@@ -856,7 +885,8 @@ class ConfigParser {
     if (!passwordListener_.empty()) {
       in_.error("gateway.users_file", passwordListenerLine_,
                 fmt::format("required: {} offers \"password\"", passwordListener_));
-    } else if (!namingRule_.empty()) {
+    } else if (!namingRule_.empty() && config_.control.hosts.empty()) {
+      // Enrolled hosts name their users ([control.hosts]); without them only the file does.
       in_.error("gateway.users_file", namingRuleLine_,
                 fmt::format("required: {} names users or groups", namingRule_));
     }

@@ -214,6 +214,16 @@ struct ControlSecurity {
   // `max_clock_skew`: how far a Handshake's Timestamp may be from the gateway's clock; the replay
   // cache remembers each handshake twice as long.
   Duration maxClockSkew{std::chrono::minutes(2)};
+  // [control.hosts]: enrolled firewall-client hosts, NAME = "the static key of its agent"
+  // (base64, `fwgate agent --show-host-key`). A connection whose handshake proves one of these
+  // keys comes from that host's root agent, which says who the local user is: the gateway takes
+  // it as the user ("auth": "host").
+  struct Host {
+    std::string name;
+    std::array<std::uint8_t, 32> key{};
+    friend bool operator==(const Host&, const Host&) = default;
+  };
+  std::vector<Host> hosts;
   friend bool operator==(const ControlSecurity&, const ControlSecurity&) = default;
 };
 

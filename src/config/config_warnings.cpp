@@ -194,8 +194,9 @@ std::vector<Diagnostic> checkWarnings(const Config& config) {
     }
   }
   // The Web Proxy asks for a user (407) whenever a rule needs one.
+  // Somewhere a user can be proven: a password, or an enrolled host's agent.
   const bool anyPassword =
-      !config.webProxy.listeners.empty() ||
+      !config.webProxy.listeners.empty() || !config.control.hosts.empty() ||
       std::any_of(config.listeners.begin(), config.listeners.end(), [](const Listener& l) {
         return std::find(l.methods.begin(), l.methods.end(), AuthMethod::Password) !=
                l.methods.end();

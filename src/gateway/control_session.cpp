@@ -278,6 +278,13 @@ asio::awaitable<void> ControlSession::offerKey() {
   }
 }
 
+std::optional<std::string> ControlSession::enrolledHost(const crypto::Key& key) const {
+  for (const auto& h : snapshot_->config->control.hosts) {
+    if (h.key == key) return h.name;
+  }
+  return std::nullopt;
+}
+
 std::string ControlSession::clockProblem(std::uint64_t timestamp) const {
   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -321,6 +328,7 @@ asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
     co_return false;
   }
   handshake_ = responder;  // the next send() is message 2
+  host_ = enrolledHost(responder.remoteStatic());
   record_.program = SessionRecord::Program{};
   record_.program->encrypted = true;
   const auto& security = snapshot_->config->control;
@@ -392,6 +400,7 @@ asio::awaitable<bool> ControlSession::acceptResume(protocol::Bytes body) {
     const auto verdict = runtime_.replayCache().check(seen, 2 * security.maxClockSkew,
                                                       crypto::ReplayCache::Clock::now());
     secure_.emplace(crypto::resumedTransport(contents->resumption, ticket, counter, false));
+    host_ = enrolledHost(contents->clientStatic);
     crypto::Bytes plain;
     const auto opened = secure_->open(body.subspan(crypto::kTicketSize + 8), plain);
     consumeFrame();
@@ -489,19 +498,38 @@ asio::awaitable<bool> ControlSession::hello() {
       welcome.status = control::Status::NotFirewallClient;
       message = fmt::format("{} is in no network with firewall_clients = true",
                             unmapped(clientEndpoint_.address()).to_string());
-    } else if (!hello.user.empty()) {
-      std::string user(hello.user);
-      std::string password(hello.password);
-      record_.user = user;
-      const auto source = clientEndpoint_.address();
-      const Login login =
-          co_await runtime_.verifyPassword(snapshot_->users, source, user, std::move(password));
-      if (login.accepted()) {
-        user_ = user;
-      } else {
+    } else {
+      // Who: a password checked, or (from an enrolled host, whose root agent says from the
+      // kernel who the caller is) the local account, or nobody.
+      const std::string osUser(hello.osUser);
+      const bool vouched = host_.has_value() && !osUser.empty();
+      record_.auth = "none";
+      if (!hello.user.empty() && (!hello.password.empty() || !vouched)) {
+        std::string user(hello.user);
+        std::string password(hello.password);
+        record_.user = user;
+        record_.auth = "password";
+        const auto source = clientEndpoint_.address();
+        const Login login =
+            co_await runtime_.verifyPassword(snapshot_->users, source, user, std::move(password));
+        if (login.accepted()) {
+          user_ = user;
+        } else {
+          welcome.status = control::Status::AuthenticationFailed;
+          message = login.throttled() ? login.why : "bad user name or password";
+          throttled = login.throttled();
+        }
+      } else if (vouched && (hello.user.empty() || hello.user == osUser)) {
+        user_ = osUser;
+        record_.user = osUser;
+        record_.auth = "host";
+      } else if (vouched) {
+        // Another account's name without its password: the host says who this is.
+        record_.user = osUser;
+        record_.auth = "host";
         welcome.status = control::Status::AuthenticationFailed;
-        message = login.throttled() ? login.why : "bad user name or password";
-        throttled = login.throttled();
+        message = fmt::format("{} on {} may not speak as {} without {}'s password", osUser, *host_,
+                              hello.user, hello.user);
       }
     }
   }

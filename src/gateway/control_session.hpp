@@ -43,6 +43,8 @@ class ControlSession {
   asio::awaitable<bool> acceptResume(protocol::Bytes body);
   // The Hello's Timestamp against the gateway's clock; empty when within max_clock_skew.
   std::string clockProblem(std::uint64_t timestamp) const;
+  // The [control.hosts] name of a handshake's client key, if it is enrolled.
+  std::optional<std::string> enrolledHost(const crypto::Key& key) const;
   asio::awaitable<bool> sendConfig();
   asio::awaitable<bool> resolveName(protocol::Bytes body);
   // Connects and relays; always the last request.
@@ -129,8 +131,9 @@ class ControlSession {
   // application's first bytes).
   std::optional<crypto::HandshakeIK> handshake_;
   std::optional<crypto::SecureStream> secure_;
-  bool resumeReplyDue_ = false;  // the Welcome goes in a Resume frame
-  crypto::Bytes ticket_;         // issued after a full handshake, carried by the Welcome
+  bool resumeReplyDue_ = false;      // the Welcome goes in a Resume frame
+  crypto::Bytes ticket_;             // issued after a full handshake, carried by the Welcome
+  std::optional<std::string> host_;  // the enrolled host whose agent's key the handshake proved
   std::vector<std::uint8_t> wire_;
   SessionRecord record_;
   RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop

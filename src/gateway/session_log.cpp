@@ -253,6 +253,7 @@ void SessionRecord::appendJson(std::string& out) const {
   out.push_back('{');
   const Program& who = programOrEmpty();
   if (fwc) m.string("application", who.application);
+  if (!auth.empty()) m.string("auth", auth);
   if (!bound.empty()) m.string("bound", bound);
   m.number("bytes_down", bytesDown);
   m.number("bytes_up", bytesUp);

@@ -59,8 +59,11 @@ struct SessionRecord {
   std::chrono::steady_clock::time_point startSteady = std::chrono::steady_clock::now();
   // When the session ended (duration_ms): set by SessionLog::write(); unset, toJson()'s call.
   std::optional<std::chrono::steady_clock::time_point> endSteady;
-  std::string client;                // "ip:port"
-  std::optional<std::string> user;   // authenticated user
+  std::string client;               // "ip:port"
+  std::optional<std::string> user;  // authenticated user
+  // How the user was proven: "password", "host" (an enrolled host's agent), "none"; empty: not
+  // said (a session that never got that far).
+  std::string auth;
   std::string protocol = "unknown";  // socks4, socks4a, socks5, fwc (firewall client)
   // Firewall clients only: the client host's name, the program, the local account (as claimed).
   // Boxed: a SOCKS or Web Proxy session's record, kept for the connection's life, holds a pointer

@@ -234,6 +234,7 @@ asio::awaitable<bool> SocksSession::authenticate() {
   consume(auth.consumed);
   auto& [name, password] = auth.value;
   record_.user = name;
+  record_.auth = "password";
   const auto source = clientEndpoint_.address();
   const Login login =
       co_await runtime_.verifyPassword(snapshot_->users, source, name, std::move(password));

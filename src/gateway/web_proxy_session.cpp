@@ -275,6 +275,7 @@ asio::awaitable<bool> WebProxySession::serveOne() {
   record.protocol = "http";
   record.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
   record.user = user_;
+  if (user_) record.auth = "password";
   record.http.emplace();  // filled in once the head is parsed; the status whatever happens
   RecordWriter writer(runtime_.sessionLog(), record);
   const auto headDeadline = Clock::now() + w.headerTimeout;

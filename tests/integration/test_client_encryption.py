@@ -20,6 +20,7 @@ import pytest
 import fwit
 from conftest import FWGATE_BIN
 from test_client import EXTERNAL, MARKER, NAME, client_env, fwrun, out, topo  # noqa: F401
+from test_run import client_library
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -160,7 +161,7 @@ def test_a_hosts_agent_serves_preloaded_programs_and_its_death_fails_them_at_onc
             time.sleep(0.05)
         assert os.path.exists(sock), (tmp_path / "agent.log").read_text()
         assert oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == "0o755", "root's agent directory"
-        preload = dict(env, LD_PRELOAD=os.environ["FWGATE_CLIENT_LIB"])
+        preload = dict(env, LD_PRELOAD=client_library())
         cp = topo.run_in("internal", ["curl", "-sS", "--max-time", "20", f"http://{NAME}/"], timeout=60,
                          env=preload)
         assert cp.returncode == 0 and MARKER in out(cp), out(cp)
@@ -203,3 +204,70 @@ def test_a_hosts_agent_serves_preloaded_programs_and_its_death_fails_them_at_onc
     assert cp.returncode != 0 and MARKER not in out(cp), out(cp)
     assert "FWGATE_AGENT_SOCKET names no agent that answers" in out(cp), out(cp)
     assert took < 10, f"the failed connect took {took:.1f} s"
+
+
+def test_an_enrolled_hosts_agent_makes_the_local_account_the_user(topo, gateway, tmp_path):
+    """Transparent credentials (issue 16.2): the host's agent proves the host key the gateway
+    enrolled, and says from the kernel (SO_PEERCRED) which local account asks. A program run as
+    `nobody` reaches the gateway as user nobody with no password anywhere ("auth": "host"); one
+    run as `daemon` that claims FWGATE_USER=nobody is refused and logged as daemon; daemon as
+    itself is not the user the rule names."""
+    import tempfile
+    work = tempfile.mkdtemp(prefix="fwgate-hostid-")  # 0700: the agent's socket goes deeper
+    os.chmod(work, 0o755)
+    try:
+        key_file = os.path.join(work, "host.key")
+        shown = fwit.run([FWGATE_BIN, "agent", "--host-key", key_file, "--show-host-key"], timeout=20)
+        assert shown.returncode == 0, out(shown)
+        key = shown.stdout.decode().split('"')[1]
+        assert len(key) == 44, shown.stdout
+        rules = [{"name": "nobody only", "action": "allow", "sources": ["internal"], "users": ["nobody"]}]
+        gw = gateway(netns=topo.ns["gateway"], health=False, bind_external=None,
+                     listeners=[{"address": topo.gw_inside, "port": 0, "methods": ["none"]}],
+                     networks={"internal": {"ranges": [f"10.{topo.a}.1.0/24"], "firewall_clients": True}},
+                     rules=rules,
+                     extra=(f'\n[control]\nlisten = ["{topo.gw_inside}:1745"]\nencryption = "required"\n'
+                            f'[control.hosts]\n"ws-internal" = "{key}"\n'))
+        gw.wait_control_addresses()
+        sock = os.path.join(work, "agent", "agent.sock")
+        env = client_env(topo, FWGATE_AGENT_SOCKET=sock, FWGATE_CACHE=os.path.join(work, "cache"),
+                         HOME=work)
+        log = open(tmp_path / "agent.log", "wb")
+        agent = topo.spawn("internal", [FWGATE_BIN, "agent", "--socket", sock, "--host-key", key_file],
+                           stdout=log, stderr=log, env=env)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(sock) and time.monotonic() < deadline and agent.poll() is None:
+                time.sleep(0.05)
+            assert os.path.exists(sock), (tmp_path / "agent.log").read_text()
+            preload = dict(env, LD_PRELOAD=client_library())
+
+            def as_user(uid: int, **extra):
+                return topo.run_in("internal", ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                                                "curl", "-sS", "--max-time", "20", f"http://{EXTERNAL}/"],
+                                   timeout=60, env=dict(preload, **extra))
+
+            cp = as_user(65534)
+            assert cp.returncode == 0 and MARKER in out(cp), out(cp)
+            rec = gw.wait_session(lambda s: s.get("command") == "connect" and s.get("outcome") == "succeeded")
+            assert rec["user"] == "nobody" and rec["auth"] == "host" and rec["os_user"] == "nobody", rec
+            assert rec["rule"] == "nobody only", rec
+
+            cp = as_user(1, FWGATE_USER="nobody")
+            assert cp.returncode != 0 and MARKER not in out(cp), out(cp)
+            rec = gw.wait_session(lambda s: s.get("outcome") == "auth-failed")
+            assert rec["user"] == "daemon" and rec["auth"] == "host", rec
+            assert "daemon on ws-internal may not speak as nobody" in rec["error"], rec
+
+            cp = as_user(1)
+            assert cp.returncode != 0 and MARKER not in out(cp), out(cp)
+            rec = gw.wait_session(lambda s: s.get("command") == "connect" and s.get("user") == "daemon"
+                                  and s.get("outcome") == "denied")
+            assert rec["auth"] == "host", rec
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(10)
+            log.close()
+    finally:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)

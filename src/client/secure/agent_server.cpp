@@ -77,8 +77,8 @@ struct AgentServer::Connection {
   bool resumeOpened = false;
 };
 
-AgentServer::AgentServer(std::string path)
-    : path_(std::move(path)), root_(::geteuid() == 0), static_(crypto::KeyPair::generate()) {}
+AgentServer::AgentServer(std::string path, const crypto::KeyPair& identity)
+    : path_(std::move(path)), root_(::geteuid() == 0), static_(identity) {}
 
 AgentServer::~AgentServer() {
   for (auto& [fd, c] : connections_) ::close(fd);

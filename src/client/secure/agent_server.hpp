@@ -23,7 +23,10 @@ class AgentServer {
  public:
   // `path`: where to listen. Run by root, any local user may connect (the socket is 0666 in a
   // 0755 directory) and is told apart by SO_PEERCRED; run by a user, only that user (0700).
-  explicit AgentServer(std::string path);
+  // `identity`: the static key of its handshakes. The host's agent uses the host key the gateway
+  // has enrolled ([control.hosts]), which makes the accounts it names the users; any other
+  // agent, a key of its own run.
+  AgentServer(std::string path, const crypto::KeyPair& identity);
   ~AgentServer();  // closes every connection and removes the socket
   AgentServer(const AgentServer&) = delete;
   AgentServer& operator=(const AgentServer&) = delete;
@@ -54,7 +57,7 @@ class AgentServer {
   std::string path_;
   int listener_ = -1;
   bool root_ = false;
-  crypto::KeyPair static_;  // this agent's own static key (one per run, for now)
+  crypto::KeyPair static_;  // the static key of its handshakes
   std::map<int, std::unique_ptr<Connection>> connections_;
   std::map<std::string, crypto::Key> learned_;  // trusted on first use, per gateway
   // The gateways' resumption tickets (crypto/resumption.hpp), by gateway and key: a connection

@@ -33,7 +33,7 @@ class Agent {
   Agent() {
     char dir[] = "/tmp/fwgate-agent-test-XXXXXX";
     dir_ = ::mkdtemp(dir);
-    server_ = std::make_unique<AgentServer>(dir_ + "/agent.sock");
+    server_ = std::make_unique<AgentServer>(dir_ + "/agent.sock", crypto::KeyPair::generate());
     std::string error;
     opened_ = server_->open(error);
     EXPECT_TRUE(opened_) << error;

@@ -195,6 +195,11 @@ const std::vector<ErrorCase>& errorCases() {
       {"max_clock_skew out of range",
        "[control]\nmax_clock_skew = \"2d\"\n",
        {"control.max_clock_skew"}},
+      {"enrolled hosts with bad keys, twice the same key",
+       "[control.hosts]\na = \"short\"\nb = 7\n"
+       "c = \"pNLbe5V4Vqrked3VlQc/jXk8c41+7Fvic4ab6wApRGw=\"\n"
+       "d = \"pNLbe5V4Vqrked3VlQc/jXk8c41+7Fvic4ab6wApRGw=\"\n",
+       {"control.hosts.\"a\"", "control.hosts.\"b\"", "control.hosts.\"d\""}},
       {"TOML syntax error is a file-level error", "[limits\nmax_sessions = 1\n", {""}},
       {"duplicate TOML key is a file-level error",
        "[log]\nlevel = \"info\"\nlevel = \"warn\"\n",

@@ -281,6 +281,25 @@ action = "deny"
   EXPECT_EQ(r.config->control.keyFile, "/etc/fwgate/control.key");
   EXPECT_TRUE(r.config->control.encryptionRequired);
   EXPECT_EQ(r.config->control.maxClockSkew, 30s);
+
+  // Enrolled hosts: their keys, and users in rules without a users file.
+  const LoadResult hosts = parseConfig(R"(
+[control]
+listen = ["127.0.0.1:1745"]
+[control.hosts]
+"ws1.corp" = "pNLbe5V4Vqrked3VlQc/jXk8c41+7Fvic4ab6wApRGw="
+[[rules]]
+action = "allow"
+users = ["alice"]
+)",
+                                       "t");
+  ASSERT_TRUE(hosts.ok()) << describe(hosts);
+  ASSERT_EQ(hosts.config->control.hosts.size(), 1u);
+  EXPECT_EQ(hosts.config->control.hosts[0].name, "ws1.corp");
+  EXPECT_EQ(hosts.config->control.hosts[0].key[0], 0xa4);  // "pN" decoded
+  for (const auto& w : hosts.warnings) {
+    EXPECT_EQ(w.message.find("never matches"), std::string::npos) << w.toString();
+  }
 }
 
 TEST(ConfigValuesTest, AuthThrottle) {

@@ -41,6 +41,7 @@ std::string referenceJson(const SessionRecord& r) {
       std::chrono::duration_cast<std::chrono::milliseconds>(*r.endSteady - r.startSteady).count();
   j["client"] = r.client;
   j["user"] = r.user ? nlohmann::json(*r.user) : nlohmann::json(nullptr);
+  if (!r.auth.empty()) j["auth"] = r.auth;
   j["protocol"] = r.protocol;
   if (r.protocol == "fwc") {
     j["host"] = r.program ? r.program->host : "";
@@ -163,6 +164,7 @@ SessionRecord randomRecord(Strings& g) {
   const auto maybe = [&g]() { return g.pick(0, 2) == 0 ? std::string() : g.next(); };
   r.client = g.next();
   if (g.pick(0, 1) == 0) r.user = g.next();
+  r.auth = maybe();
   r.protocol = g.pick(0, 3) == 0 ? g.next() : kProtocols[g.pick(0, 5)];
   if (g.pick(0, 3) != 0)
     r.program = SessionRecord::Program{maybe(), maybe(), maybe(), g.pick(0, 1) == 1};
