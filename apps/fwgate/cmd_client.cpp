@@ -438,6 +438,20 @@ int runCheck(const ClientCheckOptions& options) {
   }
   std::printf("Channel: %s\n", fetched.encrypted ? "encrypted (Noise_IK_25519_ChaChaPoly_SHA256)"
                                                  : "not established");
+  // How programs under the library reach it: through an agent, or in clear.
+  bool agentRequired = false;
+  if (const int agent = client::agentConnect(agentRequired); agent >= 0) {
+    ::close(agent);
+    std::printf("Programs: encrypted through the agent that answers here\n");
+  } else if (agentRequired) {
+    std::printf(
+        "Programs: FWGATE_AGENT_SOCKET names no agent that answers: their connects "
+        "fail\n");
+  } else {
+    std::printf(
+        "Programs: no agent answers (fwgate-agent.service, or fwgate run's own): "
+        "programs preloaded without fwgate run say Hello in clear\n");
+  }
   int status = 0;
   if (reply.welcome.version == control::kVersion) {
     std::printf(

@@ -162,6 +162,8 @@ def test_a_hosts_agent_serves_preloaded_programs_and_its_death_fails_them_at_onc
         assert os.path.exists(sock), (tmp_path / "agent.log").read_text()
         assert oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == "0o755", "root's agent directory"
         preload = dict(env, LD_PRELOAD=client_library())
+        cp = topo.run_in("internal", [FWGATE_BIN, "check"], timeout=30, env=env)
+        assert "Programs: encrypted through the agent that answers here" in out(cp), out(cp)
         cp = topo.run_in("internal", ["curl", "-sS", "--max-time", "20", f"http://{NAME}/"], timeout=60,
                          env=preload)
         assert cp.returncode == 0 and MARKER in out(cp), out(cp)
