@@ -298,19 +298,24 @@ volatile sig_atomic_t g_agentStop = 0;
 // repeated on itself). SIGINT and SIGQUIT reach the program from the terminal; SIGTERM and SIGHUP
 // sent here are passed on.
 static int runWithPrivateAgent(std::vector<char*>& argv) {
-  char dir[] = "/tmp/fwgate-run-XXXXXX";
-  if (::mkdtemp(dir) == nullptr) {
+  // In $TMPDIR when its path leaves room for the socket's name (108 bytes in all).
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = tmp != nullptr && *tmp == '/' && std::strlen(tmp) < 64 ? tmp : "/tmp";
+  std::vector<char> dir(base.begin(), base.end());
+  for (const char c : std::string_view("/fwgate-run-XXXXXX")) dir.push_back(c);
+  dir.push_back('\0');
+  if (::mkdtemp(dir.data()) == nullptr) {
     std::fprintf(stderr, "fwgate run: cannot make a directory for the agent: %s\n",
                  std::strerror(errno));
     return 126;
   }
-  const std::string path = std::string(dir) + "/agent.sock";
+  const std::string path = std::string(dir.data()) + "/agent.sock";
   std::string error;
   // A key of this run: the host's key is the host agent's alone.
   auto server = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
   if (!server->open(error)) {
     std::fprintf(stderr, "fwgate run: cannot serve the agent: %s\n", error.c_str());
-    ::rmdir(dir);
+    ::rmdir(dir.data());
     return 126;
   }
   ::setenv("FWGATE_AGENT_SOCKET", path.c_str(), 1);
@@ -347,7 +352,7 @@ static int runWithPrivateAgent(std::vector<char*>& argv) {
   g_agentStop = 1;
   serving.join();
   server.reset();  // removes the socket
-  ::rmdir(dir);
+  ::rmdir(dir.data());
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     ::signal(sig, SIG_DFL);

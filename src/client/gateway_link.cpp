@@ -76,7 +76,8 @@ void fillIdentity(const ClientConfig& config, Identity& out) {
   formatServer(config.server, out.server, sizeof out.server);
 }
 
-std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out) {
+std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out,
+                           std::uint64_t timestamp) {
   control::Hello hello;
   hello.version = control::kVersion;
   hello.user = identity.user;
@@ -85,6 +86,7 @@ std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out
   hello.application = identity.app;
   hello.osUser = identity.osUser;
   hello.pid = identity.pid;
+  hello.timestamp = timestamp;
   return control::encodeHello(out, hello);
 }
 
@@ -412,20 +414,31 @@ int exchange(const GatewayEndpoints& gateway, const Identity& identity,
   return error;
 }
 
-int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
-                       const char* nameHint, Channel& channel, char* detail,
-                       std::size_t detailSize) {
-  if (detailSize > 0) detail[0] = '\0';
-  std::uint8_t out[2048];
+namespace {
+
+// Hello + Connect into out, with room for the agent to seal them in place: their size, or 0.
+std::size_t encodeConnectRequest(const Identity& identity, const control::Endpoint& destination,
+                                 const char* nameHint, std::span<std::uint8_t> out) {
   const std::size_t helloSize = encodeHelloFor(identity, out);
   control::Connect connect;
   connect.destination = destination;
   connect.nameHint = nameHint != nullptr ? nameHint : "";
   const std::size_t connectSize =
-      helloSize == 0 ? 0
-                     : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
-  if (connectSize == 0 || helloSize + connectSize + 256 > sizeof out) return EMSGSIZE;
-  return sendFirst(fd, identity, channel, out, helloSize + connectSize, 5000, detail, detailSize);
+      helloSize == 0 ? 0 : control::encodeConnect(out.subspan(helloSize), connect);
+  if (connectSize == 0 || helloSize + connectSize + 256 > out.size()) return 0;
+  return helloSize + connectSize;
+}
+
+}  // namespace
+
+int sendConnectRequest(int fd, const Identity& identity, const control::Endpoint& destination,
+                       const char* nameHint, Channel& channel, char* detail,
+                       std::size_t detailSize) {
+  if (detailSize > 0) detail[0] = '\0';
+  std::uint8_t out[2048];
+  const std::size_t size = encodeConnectRequest(identity, destination, nameHint, out);
+  if (size == 0) return EMSGSIZE;
+  return sendFirst(fd, identity, channel, out, size, 5000, detail, detailSize);
 }
 
 namespace {
@@ -630,14 +643,8 @@ int startConnectRequest(int fd, const Identity& identity, const control::Endpoin
   if (detailSize > 0) detail[0] = '\0';
   sealing = false;
   std::uint8_t out[2048];
-  const std::size_t helloSize = encodeHelloFor(identity, out);
-  control::Connect connect;
-  connect.destination = destination;
-  connect.nameHint = nameHint != nullptr ? nameHint : "";
-  const std::size_t connectSize =
-      helloSize == 0 ? 0
-                     : control::encodeConnect({out + helloSize, sizeof out - helloSize}, connect);
-  if (connectSize == 0 || helloSize + connectSize + 256 > sizeof out) return EMSGSIZE;
+  const std::size_t size = encodeConnectRequest(identity, destination, nameHint, out);
+  if (size == 0) return EMSGSIZE;
   bool required = false;
   channel.agent = agentConnect(required);
   if (channel.agent < 0) {
@@ -646,12 +653,12 @@ int startConnectRequest(int fd, const Identity& identity, const control::Endpoin
       copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
       return error != 0 ? error : ECONNREFUSED;
     }
-    return sendAll(fd, out, helloSize + connectSize, 5000) ? 0 : errno;
+    return sendAll(fd, out, size, 5000) ? 0 : errno;
   }
   std::uint8_t prefix[520];
   const std::size_t prefixSize = sealPrefix(identity, prefix, sizeof prefix);
-  if (const int error = sendRequest(channel.agent, AgentMessage::Seal, {prefix, prefixSize},
-                                    {out, helloSize + connectSize});
+  if (const int error =
+          sendRequest(channel.agent, AgentMessage::Seal, {prefix, prefixSize}, {out, size});
       error != 0) {
     copyTo(detail, detailSize, "the agent did not take the request");
     closeChannel(channel);

@@ -39,8 +39,10 @@ struct Identity {
   char server[300] = {};        // "host:port"
 };
 void fillIdentity(const ClientConfig& config, Identity& out);
-// Hello, into out; returns its size (0 if it did not fit).
-std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out);
+// Hello, into out; returns its size (0 if it did not fit). `timestamp`: its Timestamp (0: none,
+// as in clear; the agent stamps the library's).
+std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out,
+                           std::uint64_t timestamp = 0);
 
 // Milliseconds of CLOCK_MONOTONIC: deadlines in the client.
 std::int64_t monotonicMs();

@@ -17,24 +17,13 @@ void ensureSodium() {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
 }
 
-// HMAC-SHA-256(key, data...).
-Key hmac(const Key& key, std::initializer_list<std::span<const std::uint8_t>> parts) {
-  crypto_auth_hmacsha256_state state;
-  crypto_auth_hmacsha256_init(&state, key.data(), key.size());
-  for (const auto& p : parts) crypto_auth_hmacsha256_update(&state, p.data(), p.size());
-  Key out;
-  crypto_auth_hmacsha256_final(&state, out.data());
-  sodium_memzero(&state, sizeof state);
-  return out;
-}
-
 // Noise's HKDF with two outputs.
 std::pair<Key, Key> hkdf2(const Key& chainingKey, std::span<const std::uint8_t> input) {
-  Key temp = hmac(chainingKey, {input});
+  Key temp = hmacSha256(chainingKey, {input});
   const std::uint8_t one = 1;
   const std::uint8_t two = 2;
-  Key first = hmac(temp, {std::span(&one, 1)});
-  Key second = hmac(temp, {std::span<const std::uint8_t>(first), std::span(&two, 1)});
+  Key first = hmacSha256(temp, {std::span(&one, 1)});
+  Key second = hmacSha256(temp, {std::span<const std::uint8_t>(first), std::span(&two, 1)});
   sodium_memzero(temp.data(), temp.size());
   return {first, second};
 }
@@ -47,6 +36,16 @@ std::array<std::uint8_t, crypto_aead_chacha20poly1305_ietf_NPUBBYTES> nonceBytes
 }
 
 }  // namespace
+
+Key hmacSha256(const Key& key, std::initializer_list<std::span<const std::uint8_t>> parts) {
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, key.data(), key.size());
+  for (const auto& p : parts) crypto_auth_hmacsha256_update(&state, p.data(), p.size());
+  Key out;
+  crypto_auth_hmacsha256_final(&state, out.data());
+  sodium_memzero(&state, sizeof state);
+  return out;
+}
 
 // --- keys ----------------------------------------------------------------------------------------
 
@@ -274,8 +273,8 @@ Transport HandshakeIK::split() const {
   t.handshakeHash = hash_;
   static constexpr std::string_view kLabel = "fwgate resumption";
   t.resumption =
-      hmac(chainingKey_,
-           {std::span(reinterpret_cast<const std::uint8_t*>(kLabel.data()), kLabel.size())});
+      hmacSha256(chainingKey_,
+                 {std::span(reinterpret_cast<const std::uint8_t*>(kLabel.data()), kLabel.size())});
   sodium_memzero(first.data(), first.size());
   sodium_memzero(second.data(), second.size());
   return t;

@@ -41,6 +41,9 @@ struct KeyPair {
   ~KeyPair();
 };
 
+// HMAC-SHA-256 of the parts, in order, under `key`: Noise's HKDF and the resumption keys.
+Key hmacSha256(const Key& key, std::initializer_list<std::span<const std::uint8_t>> parts);
+
 // "SHA256:" and the unpadded base64 of the key's SHA-256, as OpenSSH prints host keys: what a
 // person compares.
 std::string fingerprint(const Key& publicKey);

@@ -11,16 +11,6 @@ namespace {
 
 constexpr std::string_view kTicketAd = "fwgate ticket";
 
-Key mac(const Key& key, std::initializer_list<std::span<const std::uint8_t>> parts) {
-  crypto_auth_hmacsha256_state state;
-  crypto_auth_hmacsha256_init(&state, key.data(), key.size());
-  for (const auto& p : parts) crypto_auth_hmacsha256_update(&state, p.data(), p.size());
-  Key out;
-  crypto_auth_hmacsha256_final(&state, out.data());
-  sodium_memzero(&state, sizeof state);
-  return out;
-}
-
 std::span<const std::uint8_t> bytesOf(std::string_view s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
@@ -28,7 +18,7 @@ std::span<const std::uint8_t> bytesOf(std::string_view s) {
 }  // namespace
 
 Key ticketKey(const KeyPair& gateway) {
-  return mac(gateway.secretKey, {bytesOf("fwgate ticket key")});
+  return hmacSha256(gateway.secretKey, {bytesOf("fwgate ticket key")});
 }
 
 Bytes issueTicket(const Key& key, const TicketContents& c) {
@@ -71,14 +61,14 @@ Transport resumedTransport(const Key& resumption, std::span<const std::uint8_t> 
                            std::uint64_t counter, bool initiator) {
   std::uint8_t n[8];
   for (int i = 0; i < 8; ++i) n[i] = static_cast<std::uint8_t>(counter >> (56 - 8 * i));
-  Key base = mac(resumption, {ticket, std::span<const std::uint8_t>(n, 8)});
+  Key base = hmacSha256(resumption, {ticket, std::span<const std::uint8_t>(n, 8)});
   const std::uint8_t one = 1, two = 2, three = 3;
-  const Key up = mac(base, {std::span(&one, 1)});
-  const Key down = mac(base, {std::span(&two, 1)});
+  const Key up = hmacSha256(base, {std::span(&one, 1)});
+  const Key down = hmacSha256(base, {std::span(&two, 1)});
   Transport t;
   t.send = CipherState(initiator ? up : down);
   t.receive = CipherState(initiator ? down : up);
-  t.handshakeHash = mac(base, {std::span(&three, 1)});
+  t.handshakeHash = hmacSha256(base, {std::span(&three, 1)});
   sodium_memzero(base.data(), base.size());
   return t;
 }

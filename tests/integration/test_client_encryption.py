@@ -8,7 +8,6 @@ library of programs started without `fwgate run`, and when it dies they fail at 
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 import struct
@@ -56,10 +55,12 @@ class InternalCapture:
         return self.path.read_bytes()
 
 
-def programs(t, *flags) -> list[subprocess.CompletedProcess]:
+def programs(t, *flags, tmpdir=None) -> list[subprocess.CompletedProcess]:
     """curl and Python by name (a Resolve, then a Connect), under fwgate run. Their requests carry
     no Host header: the data path is the application's, in clear, and would show the name."""
     env = dict(FWGATE_USER=USER, FWGATE_PASSWORD=PASSWORD)
+    if tmpdir:
+        env["TMPDIR"] = tmpdir
     fetch = ("import socket\n"
              f"s=socket.create_connection(('{NAME}',80),timeout=20)\n"
              "s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
@@ -94,12 +95,14 @@ def test_the_internal_link_shows_no_password_user_or_name(topo, gateway):
     assert gw.wait_exit(20) is not None
     gw.expected_exit = True
 
-    # Encrypted: fwgate run serves the programs a private agent; the gateway requires it.
-    before = set(glob.glob("/tmp/fwgate-run-*"))
+    # Encrypted: fwgate run serves the programs a private agent (in $TMPDIR, here a directory of
+    # this test's); the gateway requires it.
+    private = topo.tmp / "run-tmp"
+    private.mkdir()
     gw = secure_gateway(gateway, topo, "required")
     cap = InternalCapture(topo, "encrypted.pcap")
     try:
-        runs = programs(topo)
+        runs = programs(topo, tmpdir=str(private))
     finally:
         data = cap.stop()
     for cp in runs:
@@ -113,7 +116,7 @@ def test_the_internal_link_shows_no_password_user_or_name(topo, gateway):
     assert all(s["channel"] == "encrypted" and s["user"] == USER for s in fwc), fwc
     connect = [s for s in fwc if s["command"] == "connect"]
     assert {s["application"] for s in connect} >= {"curl"}, connect
-    assert set(glob.glob("/tmp/fwgate-run-*")) == before, "fwgate run left its agent's directory"
+    assert not list(private.iterdir()), "fwgate run left its agent's directory"
 
     # The clear channel is refused now, with a reason the program's user can read.
     cp = topo.run_in("internal", [FWGATE_BIN, "run", "--clear", "--debug", "--", "curl", "-sS", "--max-time", "10",

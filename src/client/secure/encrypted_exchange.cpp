@@ -104,16 +104,7 @@ EncryptedReply encryptedExchange(const ClientConfig& config, const GatewayEndpoi
 
   // Message 1: Hello (stamped) and the request.
   std::vector<std::uint8_t> clear(2048 + request.size());
-  control::Hello hello;
-  hello.version = control::kVersion;
-  hello.user = identity.user;
-  hello.password = identity.password;
-  hello.host = identity.host;
-  hello.application = identity.app;
-  hello.osUser = identity.osUser;
-  hello.pid = identity.pid;
-  hello.timestamp = nowMs();
-  const std::size_t helloSize = control::encodeHello(clear, hello);
+  const std::size_t helloSize = encodeHelloFor(identity, clear, nowMs());
   if (helloSize == 0 || helloSize + request.size() > clear.size()) {
     fail(out, EMSGSIZE, "the Hello and its request do not fit one handshake message");
     return out;
