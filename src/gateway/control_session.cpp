@@ -303,6 +303,40 @@ std::string ControlSession::clockProblem(std::uint64_t timestamp) const {
   return {};
 }
 
+asio::awaitable<void> ControlSession::refuseChannel(control::Welcome welcome, std::string result,
+                                                    std::string why) {
+  welcome.message = why;
+  record_.result = std::move(result);
+  record_.outcome = policy::Outcome::BadRequest;
+  record_.error = why;
+  co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+}
+
+std::string ControlSession::takeFirstFrames(protocol::Bytes plain, std::string_view what,
+                                            control::Status& status) {
+  status = control::Status::BadRequest;
+  if (plain.size() > in_.size()) return fmt::format("{} is too large", what);
+  std::copy(plain.begin(), plain.end(), in_.begin());
+  inLength_ = plain.size();
+  const auto first = control::parseFrame({in_.data(), inLength_});
+  if (!first.complete() ||
+      first.value.type != static_cast<std::uint8_t>(control::MessageType::Hello)) {
+    return fmt::format("{} carries no Hello", what);
+  }
+  status = control::Status::Ok;
+  return {};
+}
+
+std::string ControlSession::replayProblem(const crypto::Key& seen, std::string_view what) {
+  const auto verdict = runtime_.replayCache().check(
+      seen, 2 * snapshot_->config->control.maxClockSkew, crypto::ReplayCache::Clock::now());
+  if (verdict == crypto::ReplayCache::Verdict::Fresh) return {};
+  return verdict == crypto::ReplayCache::Verdict::Replayed
+             ? fmt::format("this {} was seen before: a replay", what)
+             : std::string(
+                   "too many handshakes within control.max_clock_skew to remember; try again");
+}
+
 asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
   const crypto::KeyPair& key = runtime_.controlKey();
   auto responder = crypto::HandshakeIK::responder(key, prologue());
@@ -310,141 +344,100 @@ asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
   consumeFrame();
   const std::string serverName = hostName();
   control::Welcome welcome{control::Status::Ok, control::kVersion, serverName, {}};
-  std::string why;
   if (!payload) {
     // Not for this key (a client that pinned another gateway, or a man in the middle's
     // handshake), or not a handshake at all. Answered in clear, with this gateway's key, so
     // that the client can name both fingerprints.
-    why =
+    std::string why =
         fmt::format("the handshake is not for this gateway's key {}: the client pinned another key",
                     crypto::fingerprint(key.publicKey));
+    std::string result = "key-mismatch";
     welcome.status = control::Status::KeyMismatch;
-    welcome.message = why;
     welcome.publicKey = key.publicKey;
-    record_.result = "key-mismatch";
-    record_.outcome = policy::Outcome::BadRequest;
-    record_.error = why;
-    co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+    co_await refuseChannel(welcome, std::move(result), std::move(why));
     co_return false;
   }
   handshake_ = responder;  // the next send() is message 2
   host_ = enrolledHost(responder.remoteStatic());
   record_.program = SessionRecord::Program{};
   record_.program->encrypted = true;
-  const auto& security = snapshot_->config->control;
-  const auto verdict = runtime_.replayCache().check(
-      responder.remoteEphemeral(), 2 * security.maxClockSkew, crypto::ReplayCache::Clock::now());
-  if (verdict != crypto::ReplayCache::Verdict::Fresh) {
-    why = verdict == crypto::ReplayCache::Verdict::Replayed
-              ? "this handshake was seen before: a replay"
-              : "too many handshakes within control.max_clock_skew to remember; try again";
+  std::string why = replayProblem(responder.remoteEphemeral(), "handshake");
+  if (!why.empty()) {
     welcome.status = control::Status::Replayed;
-  } else if (payload->size() > in_.size()) {
-    why = "the handshake's first message is too large";
-    welcome.status = control::Status::BadRequest;
   } else {
-    std::copy(payload->begin(), payload->end(), in_.begin());
-    inLength_ = payload->size();
-    const auto first = control::parseFrame({in_.data(), inLength_});
-    if (first.complete() &&
-        first.value.type == static_cast<std::uint8_t>(control::MessageType::Hello)) {
-      // A ticket for the client's later connections. Its secret comes from the finished
-      // handshake, which a copy finishes now with the ephemeral key the real one will use (the
-      // payload of message 2 does not change it).
-      handshake_->useEphemeral(crypto::KeyPair::generate());
-      auto probe = *handshake_;
-      if (probe.write({})) {
-        const auto expires = std::chrono::system_clock::now() + kTicketLifetime;
-        ticket_ = crypto::issueTicket(
-            runtime_.ticketKey(),
-            {probe.split().resumption, responder.remoteStatic(),
-             static_cast<std::uint64_t>(
-                 std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch())
-                     .count())});
-      }
-      co_return true;
-    }
-    why = "the handshake's first message carries no Hello";
-    welcome.status = control::Status::BadRequest;
+    why = takeFirstFrames(*payload, "the handshake's first message", welcome.status);
   }
-  welcome.message = why;
-  record_.result = std::string(control::statusText(welcome.status));
-  record_.outcome = policy::Outcome::BadRequest;
-  record_.error = why;
-  co_await send(out_.data(), control::encodeWelcome(out_, welcome));
-  co_return false;
+  if (!why.empty()) {
+    std::string result(control::statusText(welcome.status));
+    co_await refuseChannel(welcome, std::move(result), std::move(why));
+    co_return false;
+  }
+  // A ticket for the client's later connections. Its secret comes from the finished handshake,
+  // which a copy finishes now with the ephemeral key the real one will use (the payload of
+  // message 2 does not change it).
+  handshake_->useEphemeral(crypto::KeyPair::generate());
+  auto probe = *handshake_;
+  if (probe.write({})) {
+    const auto expires = std::chrono::system_clock::now() + kTicketLifetime;
+    ticket_ = crypto::issueTicket(
+        runtime_.ticketKey(),
+        {probe.split().resumption, responder.remoteStatic(),
+         static_cast<std::uint64_t>(
+             std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch())
+                 .count())});
+  }
+  co_return true;
 }
 
 asio::awaitable<bool> ControlSession::acceptResume(protocol::Bytes body) {
   const std::string serverName = hostName();
   control::Welcome welcome{control::Status::Ok, control::kVersion, serverName, {}};
-  std::string why;
   const auto ticket = body.first(std::min(body.size(), crypto::kTicketSize));
   const auto contents = crypto::openTicket(runtime_.ticketKey(), ticket);
   const auto nowMs =
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
-  if (body.size() < crypto::kTicketSize + 8 + crypto::kRecordHeader || !contents) {
-    why = "the ticket is not this gateway's: the client should do a full handshake";
-  } else if (contents->expiresMs < nowMs) {
-    why = "the ticket expired: the client should do a full handshake";
-  } else {
-    std::uint64_t counter = 0;
-    for (std::size_t i = 0; i < 8; ++i) counter = (counter << 8) | body[crypto::kTicketSize + i];
-    // One counter per connection: a copy of this one is a replay. The cache remembers a digest
-    // of ticket and counter as long as a handshake's ephemeral key.
-    crypto::Key seen;
-    crypto_generichash(seen.data(), seen.size(), body.data(), crypto::kTicketSize + 8, nullptr, 0);
-    const auto& security = snapshot_->config->control;
-    const auto verdict = runtime_.replayCache().check(seen, 2 * security.maxClockSkew,
-                                                      crypto::ReplayCache::Clock::now());
-    secure_.emplace(crypto::resumedTransport(contents->resumption, ticket, counter, false));
-    host_ = enrolledHost(contents->clientStatic);
-    crypto::Bytes plain;
-    const auto opened = secure_->open(body.subspan(crypto::kTicketSize + 8), plain);
-    consumeFrame();
-    record_.program = SessionRecord::Program{};
-    record_.program->encrypted = true;
-    resumeReplyDue_ = true;
-    if (opened.bad || plain.empty()) {
-      why = "the resumed connection's first record does not open";
-      welcome.status = control::Status::BadRequest;
-    } else if (verdict != crypto::ReplayCache::Verdict::Fresh) {
-      why = verdict == crypto::ReplayCache::Verdict::Replayed
-                ? "this resumed connection was seen before: a replay"
-                : "too many handshakes within control.max_clock_skew to remember; try again";
-      welcome.status = control::Status::Replayed;
-    } else if (plain.size() > in_.size()) {
-      why = "the resumed connection's first record is too large";
-      welcome.status = control::Status::BadRequest;
-    } else {
-      std::copy(plain.begin(), plain.end(), in_.begin());
-      inLength_ = plain.size();
-      const auto first = control::parseFrame({in_.data(), inLength_});
-      if (first.complete() &&
-          first.value.type == static_cast<std::uint8_t>(control::MessageType::Hello)) {
-        co_return true;
-      }
-      why = "the resumed connection's first record carries no Hello";
-      welcome.status = control::Status::BadRequest;
-    }
-    welcome.message = why;
-    record_.result = std::string(control::statusText(welcome.status));
-    record_.outcome = policy::Outcome::BadRequest;
-    record_.error = why;
-    co_await send(out_.data(), control::encodeWelcome(out_, welcome));
+  consumeFrame();
+  if (body.size() < crypto::kTicketSize + 8 + crypto::kRecordHeader || !contents ||
+      contents->expiresMs < nowMs) {
+    // Refused before any key: in clear, so that the client drops the ticket.
+    std::string why = contents ? "the ticket expired: the client should do a full handshake"
+                               : "the ticket is not this gateway's: the client should do a full "
+                                 "handshake";
+    std::string result = "ticket-refused";
+    welcome.status = control::Status::TicketRefused;
+    co_await refuseChannel(welcome, std::move(result), std::move(why));
     co_return false;
   }
-  // Refused before any key: in clear, so that the client drops the ticket.
-  consumeFrame();
-  welcome.status = control::Status::TicketRefused;
-  welcome.message = why;
-  record_.result = "ticket-refused";
-  record_.outcome = policy::Outcome::BadRequest;
-  record_.error = why;
-  co_await send(out_.data(), control::encodeWelcome(out_, welcome));
-  co_return false;
+  std::uint64_t counter = 0;
+  for (std::size_t i = 0; i < 8; ++i) counter = (counter << 8) | body[crypto::kTicketSize + i];
+  // One counter per connection: a copy of this one is a replay. The cache remembers a digest of
+  // ticket and counter as long as a handshake's ephemeral key.
+  crypto::Key seen;
+  crypto_generichash(seen.data(), seen.size(), body.data(), crypto::kTicketSize + 8, nullptr, 0);
+  secure_.emplace(crypto::resumedTransport(contents->resumption, ticket, counter, false));
+  host_ = enrolledHost(contents->clientStatic);
+  record_.program = SessionRecord::Program{};
+  record_.program->encrypted = true;
+  resumeReplyDue_ = true;
+  crypto::Bytes plain;
+  const auto opened = secure_->open(body.subspan(crypto::kTicketSize + 8), plain);
+  std::string why;
+  if (opened.bad || plain.empty()) {
+    why = "the resumed connection's first record does not open";
+    welcome.status = control::Status::BadRequest;
+  } else if (why = replayProblem(seen, "resumed connection"); !why.empty()) {
+    welcome.status = control::Status::Replayed;
+  } else {
+    why = takeFirstFrames(plain, "the resumed connection's first record", welcome.status);
+  }
+  if (!why.empty()) {
+    std::string result(control::statusText(welcome.status));
+    co_await refuseChannel(welcome, std::move(result), std::move(why));
+    co_return false;
+  }
+  co_return true;
 }
 
 asio::awaitable<bool> ControlSession::hello() {

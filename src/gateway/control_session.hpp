@@ -41,6 +41,15 @@ class ControlSession {
   asio::awaitable<bool> acceptHandshake(protocol::Bytes message);
   // A resumed connection (crypto/resumption.hpp): the ticket opened, the first record into in_.
   asio::awaitable<bool> acceptResume(protocol::Bytes body);
+  // What both share: a refusal (recorded, the Welcome sent: in message 2 or the Resume's first
+  // record once a key is agreed, else in clear); the first frames in clear into in_ (empty, or
+  // why not, with the status to answer); the replay cache's word on a first message (empty:
+  // fresh).
+  asio::awaitable<void> refuseChannel(protocol::control::Welcome welcome, std::string result,
+                                      std::string why);
+  std::string takeFirstFrames(protocol::Bytes plain, std::string_view what,
+                              protocol::control::Status& status);
+  std::string replayProblem(const crypto::Key& seen, std::string_view what);
   // The Hello's Timestamp against the gateway's clock; empty when within max_clock_skew.
   std::string clockProblem(std::uint64_t timestamp) const;
   // The [control.hosts] name of a handshake's client key, if it is enrolled.
