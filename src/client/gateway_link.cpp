@@ -253,21 +253,50 @@ void closeChannel(Channel& channel) {
   channel.agent = -1;
 }
 
-long agentCall(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in,
-               std::span<std::uint8_t> out, int timeoutMs, char* detail, std::size_t detailSize) {
-  const std::int64_t deadline = monotonicMs() + timeoutMs;
+namespace {
+
+// A request to the agent: header, prefix and body. 0 or an errno.
+int sendRequest(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in,
+                int timeoutMs) {
   const std::size_t length = prefix.size() + in.size();
-  if (length > control::kMaxBody) {
-    errno = EMSGSIZE;
-    return -1;
-  }
+  if (length > control::kMaxBody) return EMSGSIZE;
   const std::uint8_t header[control::kHeaderSize] = {
       static_cast<std::uint8_t>(message), static_cast<std::uint8_t>(length >> 16),
       static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
-  if (!sendAll(agent, header, sizeof header, timeoutMs) ||
-      !sendAll(agent, prefix.data(), prefix.size(), timeoutMs) ||
-      !sendAll(agent, in.data(), in.size(), timeoutMs)) {
+  return sendAll(agent, header, sizeof header, timeoutMs) &&
+                 sendAll(agent, prefix.data(), prefix.size(), timeoutMs) &&
+                 sendAll(agent, in.data(), in.size(), timeoutMs)
+             ? 0
+             : errno;
+}
+
+// The agent's Result, `whole` bytes at the front of buf: its bytes moved to the front (`size`
+// of them). 0, or the errno its status stands for, with the agent's reason in `detail`.
+int resultBytes(std::uint8_t* buf, std::size_t whole, std::size_t& size, char* detail,
+                std::size_t detailSize) {
+  if (whole < control::kHeaderSize + 1 ||
+      buf[0] != static_cast<std::uint8_t>(AgentMessage::Result)) {
+    copyTo(detail, detailSize, "the agent's answer is not a Result");
+    return EPROTO;
+  }
+  const std::uint8_t status = buf[control::kHeaderSize];
+  size = whole - control::kHeaderSize - 1;
+  std::memmove(buf, buf + control::kHeaderSize + 1, size);
+  if (status == 0) return 0;
+  copyTo(detail, detailSize, std::string_view(reinterpret_cast<const char*>(buf), size));
+  const int error =
+      status <= control::kMaxStatus ? control::errnoFor(static_cast<control::Status>(status)) : 0;
+  return error != 0 ? error : ECONNABORTED;
+}
+
+}  // namespace
+
+long agentCall(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in,
+               std::span<std::uint8_t> out, int timeoutMs, char* detail, std::size_t detailSize) {
+  const std::int64_t deadline = monotonicMs() + timeoutMs;
+  if (const int error = sendRequest(agent, message, prefix, in, timeoutMs); error != 0) {
     copyTo(detail, detailSize, "the agent did not take the request");
+    errno = error;
     return -1;
   }
   const long n = readOneFrame(agent, out.data(), out.size(), deadline);
@@ -275,20 +304,11 @@ long agentCall(int agent, AgentMessage message, protocol::Bytes prefix, protocol
     copyTo(detail, detailSize, "the agent did not answer");
     return -1;
   }
-  if (n < static_cast<long>(control::kHeaderSize) + 1 ||
-      out[0] != static_cast<std::uint8_t>(AgentMessage::Result)) {
-    copyTo(detail, detailSize, "the agent's answer is not a Result");
-    errno = EPROTO;
-    return -1;
-  }
-  const std::uint8_t status = out[control::kHeaderSize];
-  const std::size_t size = static_cast<std::size_t>(n) - control::kHeaderSize - 1;
-  std::memmove(out.data(), out.data() + control::kHeaderSize + 1, size);
-  if (status != 0) {
-    copyTo(detail, detailSize, std::string_view(reinterpret_cast<const char*>(out.data()), size));
-    errno = status <= control::kMaxStatus ? control::errnoFor(static_cast<control::Status>(status))
-                                          : ECONNABORTED;
-    if (errno == 0) errno = ECONNABORTED;
+  std::size_t size = 0;
+  if (const int error =
+          resultBytes(out.data(), static_cast<std::size_t>(n), size, detail, detailSize);
+      error != 0) {
+    errno = error;
     return -1;
   }
   return static_cast<long>(size);
@@ -311,16 +331,22 @@ std::size_t sealPrefix(const Identity& identity, std::uint8_t* out, std::size_t 
 // Sends the first frames of a control connection (`buf`'s first `size` bytes: Hello and the
 // request): through the agent when one answers (`channel.agent` keeps it), else in clear. `buf`
 // is the scratch for the sealed bytes. 0 or an errno, with the agent's reason in `detail`.
-int sendFirst(int fd, const Identity& identity, Channel& channel, std::span<std::uint8_t> buf,
-              std::size_t size, int timeoutMs, char* detail, std::size_t detailSize) {
+// The agent connection of a new control connection, in `channel`: 0, -1 when none answers (the
+// connection stays in clear), or an errno when FWGATE_AGENT_SOCKET names one that does not.
+int openAgent(Channel& channel, char* detail, std::size_t detailSize) {
   bool required = false;
   channel.agent = agentConnect(required);
-  if (channel.agent < 0) {
-    if (required) {
-      const int error = errno;
-      copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
-      return error != 0 ? error : ECONNREFUSED;
-    }
+  if (channel.agent >= 0) return 0;
+  if (!required) return -1;
+  const int error = errno;
+  copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
+  return error != 0 ? error : ECONNREFUSED;
+}
+
+int sendFirst(int fd, const Identity& identity, Channel& channel, std::span<std::uint8_t> buf,
+              std::size_t size, int timeoutMs, char* detail, std::size_t detailSize) {
+  if (const int opened = openAgent(channel, detail, detailSize); opened != 0) {
+    if (opened > 0) return opened;
     return sendAll(fd, buf.data(), size, timeoutMs) ? 0 : errno;
   }
   std::uint8_t prefix[520];
@@ -582,36 +608,8 @@ ReplyState takeResult(int agent, std::uint8_t* buf, std::size_t cap, std::size_t
     return ReplyState::Done;
   }
   consume(agent, whole);
-  if (whole < control::kHeaderSize + 1 ||
-      buf[0] != static_cast<std::uint8_t>(AgentMessage::Result)) {
-    error = EPROTO;
-    copyTo(detail, detailSize, "the agent's answer is not a Result");
-    return ReplyState::Done;
-  }
-  const std::uint8_t status = buf[control::kHeaderSize];
-  size = whole - control::kHeaderSize - 1;
-  std::memmove(buf, buf + control::kHeaderSize + 1, size);
-  if (status != 0) {
-    copyTo(detail, detailSize, std::string_view(reinterpret_cast<const char*>(buf), size));
-    error = status <= control::kMaxStatus ? control::errnoFor(static_cast<control::Status>(status))
-                                          : ECONNABORTED;
-    if (error == 0) error = ECONNABORTED;
-  }
+  error = resultBytes(buf, whole, size, detail, detailSize);
   return ReplyState::Done;
-}
-
-// A request to the agent, written without waiting (the socket's buffer is empty: the library
-// has one request in flight per connection, and they are small).
-int sendRequest(int agent, AgentMessage message, protocol::Bytes prefix, protocol::Bytes in) {
-  const std::size_t length = prefix.size() + in.size();
-  const std::uint8_t header[control::kHeaderSize] = {
-      static_cast<std::uint8_t>(message), static_cast<std::uint8_t>(length >> 16),
-      static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length)};
-  return sendAll(agent, header, sizeof header, 1000) &&
-                 sendAll(agent, prefix.data(), prefix.size(), 1000) &&
-                 sendAll(agent, in.data(), in.size(), 1000)
-             ? 0
-             : errno;
 }
 
 }  // namespace
@@ -645,20 +643,14 @@ int startConnectRequest(int fd, const Identity& identity, const control::Endpoin
   std::uint8_t out[2048];
   const std::size_t size = encodeConnectRequest(identity, destination, nameHint, out);
   if (size == 0) return EMSGSIZE;
-  bool required = false;
-  channel.agent = agentConnect(required);
-  if (channel.agent < 0) {
-    if (required) {
-      const int error = errno;
-      copyTo(detail, detailSize, "FWGATE_AGENT_SOCKET names no agent that answers");
-      return error != 0 ? error : ECONNREFUSED;
-    }
+  if (const int opened = openAgent(channel, detail, detailSize); opened != 0) {
+    if (opened > 0) return opened;
     return sendAll(fd, out, size, 5000) ? 0 : errno;
   }
   std::uint8_t prefix[520];
   const std::size_t prefixSize = sealPrefix(identity, prefix, sizeof prefix);
   if (const int error =
-          sendRequest(channel.agent, AgentMessage::Seal, {prefix, prefixSize}, {out, size});
+          sendRequest(channel.agent, AgentMessage::Seal, {prefix, prefixSize}, {out, size}, 1000);
       error != 0) {
     copyTo(detail, detailSize, "the agent did not take the request");
     closeChannel(channel);
@@ -706,7 +698,7 @@ ReplyState takeConnectUnit(int fd, Channel& channel, bool& opening, int& error, 
   }
   if (error == 0) {
     consume(fd, size);
-    error = sendRequest(channel.agent, AgentMessage::Open, {}, {buf, size});
+    error = sendRequest(channel.agent, AgentMessage::Open, {}, {buf, size}, 1000);
     if (error != 0) copyTo(detail, detailSize, "the agent did not take the request");
   }
   if (error != 0) {
