@@ -72,8 +72,9 @@ def warn_lines(gw, needle: str) -> list[str]:
 
 
 def test_a_flood_from_one_address_does_not_hold_back_a_login_from_another(gateway, echo_server):
-    """64 connections from 127.0.0.1 guess alice's password as fast as they are answered; five
-    users from 127.0.0.2 log in within 0.5 s each (the median; none over 1 s). The thresholds are off here, so what is measured is the
+    """64 connections from 127.0.0.1 guess alice's password as fast as they are answered; each of
+    five users from 127.0.0.2 is checked after a few of the flood's guesses, not after all of
+    them. The thresholds are off here, so what is measured is the
     verification queue's fairness, not the flood being refused."""
     # Five users, one login each: a remembered password would skip the queue being measured.
     valid = {name: f"{name}-secret-{n}" for n, name in enumerate(("alice", "bob", "carol", "dave", "erin"))}
@@ -107,9 +108,11 @@ def test_a_flood_from_one_address_does_not_hold_back_a_login_from_another(gatewa
         while guesses["answered"] < 64 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert guesses["answered"] >= 64, guesses
-        took = []
+        took, during = [], []
         for name, password in valid.items():
+            before = guesses["answered"]
             status, seconds = login_from("127.0.0.2", gw, name, password)
+            during.append(guesses["answered"] - before)
             assert status == b"\x01\x00", f"{name}'s right password refused during the flood: {status!r}"
             took.append(seconds)
             time.sleep(0.1)
@@ -119,9 +122,12 @@ def test_a_flood_from_one_address_does_not_hold_back_a_login_from_another(gatewa
         for t in threads:
             t.join(30 * fwit.SLOW)
     assert not any(t.is_alive() for t in threads), "a guessing thread did not stop"
-    print(f"valid logins: {took} s; guesses answered: {guesses}")
-    assert statistics.median(took) < 0.5 * fwit.SLOW, f"valid logins took {took} s during the flood"
-    assert max(took) < 1.0 * fwit.SLOW, f"valid logins took {took} s during the flood"
+    print(f"valid logins: {took} s, guesses answered meanwhile: {during}; in all: {guesses}")
+    # Served in turn: while a valid login waits, the two verification threads check at most a
+    # few of the flood's guesses (one queue per source), not the 64 queued ahead of it. Counted,
+    # not timed: the time it takes is the benchmark's to measure.
+    assert statistics.median(during) <= 8 and max(during) <= 16, \
+        f"guesses checked while a valid login waited: {during} (times {took} s)"
     assert answered_during > 64, guesses
     assert guesses["errors"] == 0, guesses
     fwit.assert_serves(gw.host, gw.port, echo_server.port, "alice", valid["alice"])
