@@ -206,7 +206,8 @@ bool parseCache(std::span<const std::uint8_t> file, CacheHeader& header,
     if (line.starts_with("fetched ")) {
       std::int64_t v = 0;
       for (char c : line.substr(8)) {
-        if (c < '0' || c > '9') return false;
+        // A number past int64 is no time this cache was written: malformed, not overflowed.
+        if (c < '0' || c > '9' || v > (INT64_MAX - 9) / 10) return false;
         v = v * 10 + (c - '0');
       }
       h.fetchedAt = v;
