@@ -17,6 +17,12 @@ packages=(
   # the control channel's Noise handshake checked against an independent implementation
   # (tests/unit/crypto/noise_peer.py)
   python3-dissononce
+  # Kerberos: the GSS-API acceptor and initiator (libkrb5-dev), and a realm of the tests' own
+  # (tests/integration/kdc.py: krb5kdc, kdb5_util, kadmin.local, kinit)
+  libkrb5-dev krb5-kdc krb5-admin-server krb5-user
+  # an RFC 1961 client of the tests own on MIT krb5 (Debian 12's curl 7.88 cannot finish SOCKS 5
+  # GSS-API with any server: fixed in curl 8.17; its dante-client is built without GSS-API)
+  python3-gssapi
   # the Web Proxy's clients (tests/integration/test_web_proxy*.py): a headless browser, Python's
   # requests, pip, git, wget and apt against servers of the test's own
   chromium python3-requests python3-pip apt
@@ -57,7 +63,7 @@ if ((${#missing[@]} > 0)); then
     echo "setup-deps: no installation candidate for: ${unknown[*]}" >&2
     exit 1
   fi
-  # Some of these are servers (dante-server, tftpd-hpa, squid, tinyproxy): the tests and the
+  # Some of these are servers (dante-server, tftpd-hpa, squid, tinyproxy, krb5-kdc): the tests and the
   # benchmark start their own, inside network namespaces or on ports of their own; none of them is
   # started as a service of this machine.
   guard=/usr/sbin/policy-rc.d

@@ -104,7 +104,7 @@ class ConfigParser {
     in_.rejectUnknownKeys(root, "",
                           {"gateway", "listeners", "control", "web_proxy", "firewall_client",
                            "limits", "auth_throttle", "bind", "log", "groups", "networks",
-                           "protocols", "rules", "packet_filters"});
+                           "protocols", "rules", "packet_filters", "kerberos"});
     config_.listeners.clear();
     config_.networks = policy::builtinNetworks();
     if (const auto* t = in_.table(root, "gateway", "")) gateway(*t);
@@ -117,6 +117,7 @@ class ConfigParser {
     if (const auto* t = in_.table(root, "firewall_client", "")) firewallClient(*t);
     if (const auto* t = in_.table(root, "limits", "")) limits(*t);
     if (const auto* t = in_.table(root, "auth_throttle", "")) authThrottle(*t);
+    if (const auto* t = in_.table(root, "kerberos", "")) kerberos(*t);
     if (const auto* t = in_.table(root, "bind", "")) bind(*t);
     if (const auto* t = in_.table(root, "log", "")) log(*t);
     if (const auto* t = in_.table(root, "groups", "")) groups(*t);
@@ -135,6 +136,7 @@ class ConfigParser {
       config_.packetFilters = detail::parsePacketFilters(in_, *t, config_.networks);
     }
     requireUsersFile();
+    requireKeytab();
     return std::move(config_);
   }
 
@@ -194,10 +196,17 @@ class ConfigParser {
           AuthMethod m = AuthMethod::None;
           if (s == "password") {
             m = AuthMethod::Password;
+          } else if (s == "kerberos") {
+            m = AuthMethod::Kerberos;
+            if (kerberosListener_.empty()) {
+              kerberosListener_ = path;
+              kerberosListenerLine_ = n.source().begin.line;
+            }
           } else if (s != "none") {
-            in_.error(
-                p, n,
-                fmt::format("unknown method {} (expected \"none\" or \"password\")", quote(s)));
+            in_.error(p, n,
+                      fmt::format("unknown method {} (expected \"none\", \"password\" or "
+                                  "\"kerberos\")",
+                                  quote(s)));
             return;
           }
           if (std::find(methods.begin(), methods.end(), m) != methods.end()) {
@@ -879,14 +888,38 @@ class ConfigParser {
     if (mask != 0) out = mask;
   }
 
+  void kerberos(const toml::table& t) {
+    in_.rejectUnknownKeys(t, "kerberos", {"keytab", "local_realms"});
+    auto& k = config_.kerberos;
+    if (const auto* n = in_.string(t, "keytab", "kerberos", k.keytab); n && k.keytab.empty()) {
+      in_.error("kerberos.keytab", *n, "must not be empty (leave [kerberos] out instead)");
+    }
+    in_.strings(t, "local_realms", "kerberos",
+                [&](const std::string& s, const std::string& p, const toml::node& n) {
+                  if (s.empty() || s.find_first_of("@/ ") != std::string::npos) {
+                    in_.error(p, n, fmt::format("{} is not a realm name", quote(s)));
+                    return;
+                  }
+                  k.localRealms.push_back(s);
+                });
+  }
+
+  // A listener offering "kerberos" needs the service's keys.
+  void requireKeytab() {
+    if (kerberosListener_.empty() || !config_.kerberos.keytab.empty()) return;
+    in_.error("kerberos.keytab", kerberosListenerLine_,
+              fmt::format("required: {} offers \"kerberos\"", kerberosListener_));
+  }
+
   // Password listeners and user conditions need somewhere to look users up.
   void requireUsersFile() {
     if (!config_.usersFile.empty()) return;
     if (!passwordListener_.empty()) {
       in_.error("gateway.users_file", passwordListenerLine_,
                 fmt::format("required: {} offers \"password\"", passwordListener_));
-    } else if (!namingRule_.empty() && config_.control.hosts.empty()) {
-      // Enrolled hosts name their users ([control.hosts]); without them only the file does.
+    } else if (!namingRule_.empty() && config_.control.hosts.empty() &&
+               config_.kerberos.keytab.empty()) {
+      // Enrolled hosts and Kerberos name their users; without them only the file does.
       in_.error("gateway.users_file", namingRuleLine_,
                 fmt::format("required: {} names users or groups", namingRule_));
     }
@@ -896,6 +929,8 @@ class ConfigParser {
   ProtocolsParser protocols_{in_};
   Config config_;
   std::string passwordListener_;  // first listener offering "password", and its line
+  std::string kerberosListener_;  // first listener offering "kerberos", and its line
+  std::uint32_t kerberosListenerLine_ = 0;
   std::uint32_t passwordListenerLine_ = 0;
   std::string namingRule_;  // first rule with users or groups, and its line
   std::uint32_t namingRuleLine_ = 0;
@@ -941,6 +976,16 @@ std::optional<std::string> readWholeFile(const std::string& path, std::string& e
 
 std::string Diagnostic::toString() const {
   return path.empty() ? message : fmt::format("{}: {}", path, message);
+}
+
+std::string Config::userOfPrincipal(const std::string& principal) const {
+  const auto at = principal.rfind('@');
+  if (at == std::string::npos) return principal;
+  const std::string_view realm = std::string_view(principal).substr(at + 1);
+  for (const auto& local : kerberos.localRealms) {
+    if (local == realm) return principal.substr(0, at);
+  }
+  return principal;
 }
 
 std::shared_ptr<const policy::Engine> Config::makeEngine() const {

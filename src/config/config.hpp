@@ -18,7 +18,8 @@ namespace fwgate::config {
 
 using Duration = std::chrono::milliseconds;
 
-enum class AuthMethod : std::uint8_t { None, Password };
+// "kerberos": SOCKS 5's GSS-API method 0x01 (RFC 1961) with the keys of [kerberos] keytab.
+enum class AuthMethod : std::uint8_t { None, Password, Kerberos };
 
 // [[listeners]]: one SOCKS 4/4a/5 listening socket.
 struct Listener {
@@ -75,6 +76,16 @@ struct AuthThrottle {
   // `max_pending`: attempts of one source waiting for verification; more are refused at once.
   std::uint32_t maxPending = 8;
   friend bool operator==(const AuthThrottle&, const AuthThrottle&) = default;
+};
+
+// [kerberos]: the gateway as a Kerberos service (gss/gss.hpp).
+struct KerberosSettings {
+  // The service keys (rcmd/HOST, HTTP/HOST, fwgate/HOST); empty: no Kerberos.
+  std::string keytab;
+  // Realms whose principals are users by their bare name ("alice@EXAMPLE.TEST" is "alice",
+  // the name rules, groups and the users file use); others keep the realm.
+  std::vector<std::string> localRealms;
+  friend bool operator==(const KerberosSettings&, const KerberosSettings&) = default;
 };
 
 // [bind]: SOCKS BIND and UDP ASSOCIATE addressing.
@@ -238,8 +249,11 @@ struct Config {
   AuthThrottle authThrottle;  // [auth_throttle]
   BindSettings bind;
   LogSettings log;
-  std::string runAsUser;  // [gateway] user: drop privileges to it after binding (when root)
-  std::string usersFile;  // [gateway] users_file: see users.hpp
+  std::string runAsUser;      // [gateway] user: drop privileges to it after binding (when root)
+  std::string usersFile;      // [gateway] users_file: see users.hpp
+  KerberosSettings kerberos;  // [kerberos]
+  // The user a Kerberos principal is: bare for a local realm, the principal otherwise.
+  std::string userOfPrincipal(const std::string& principal) const;
   // [gateway] workers: event loops, one thread each; 0 = one per CPU the process may run on.
   std::uint32_t workers = 0;
   // [gateway] balance: how SOCKS and Web Proxy connections are spread over the workers.

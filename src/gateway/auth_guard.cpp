@@ -126,6 +126,7 @@ std::vector<AuthGuard::Event> AuthGuard::failed(const config::AuthThrottle& sett
     events.push_back({Event::Kind::SourceDelayed, source.toString(), n, settings.window});
   }
 
+  if (user.empty()) return events;  // a failure no name was claimed for (a Kerberos token)
   Count& u = entry(users_, user, now);
   const std::uint32_t m = count(u);
   if (delaying(u, m)) {

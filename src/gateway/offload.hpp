@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "gateway/auth_guard.hpp"
 #include "gateway/net.hpp"
 
 namespace fwgate::gateway {
@@ -35,6 +36,36 @@ asio::awaitable<std::optional<Result>> offload(asio::thread_pool& pool, Function
   });
   co_await state->signal.async_wait(kNoThrow);
   co_return std::move(state->result);  // nullopt: the deadline passed first
+}
+
+// The same through a VerifyQueue, in `source`'s turn (password checks, Kerberos tokens): at most
+// `maxPending` of one source wait; `refused` is set, and nothing runs, past that.
+template <typename Result, typename Function>
+asio::awaitable<std::optional<Result>> offloadFair(VerifyQueue& queue, const AuthSource& source,
+                                                   std::size_t maxPending, Function function,
+                                                   std::chrono::milliseconds deadline,
+                                                   bool& refused) {
+  struct State {
+    explicit State(asio::any_io_executor ex) : signal(ex) {}
+    asio::steady_timer signal;
+    std::optional<Result> result;
+  };
+  auto executor = co_await asio::this_coro::executor;
+  auto state = std::make_shared<State>(executor);
+  state->signal.expires_after(deadline);
+  auto shared = std::make_shared<Function>(std::move(function));
+  refused = !queue.submit(source, maxPending, [state, executor, shared] {
+    Result value = (*shared)();
+    asio::post(executor, [state, value = std::move(value)]() mutable {
+      state->result = std::move(value);
+      state->signal.cancel();
+    });
+  });
+  if (refused) co_return std::nullopt;
+  // The result is posted to this executor, so it cannot be in before this frame waits; checked
+  // all the same, for an executor that runs handlers on more than one thread.
+  if (!state->result) co_await state->signal.async_wait(kNoThrow);
+  co_return std::move(state->result);
 }
 
 }  // namespace fwgate::gateway

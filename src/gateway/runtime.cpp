@@ -30,6 +30,14 @@ std::shared_ptr<const Snapshot> makeSnapshot(std::shared_ptr<const config::Confi
     }
     snapshot->users = std::make_shared<const config::UserDatabase>(std::move(*users));
   }
+  if (!config->kerberos.keytab.empty()) {
+    std::string error;
+    snapshot->kerberos = gss::Acceptor::fromKeytab(config->kerberos.keytab, error);
+    if (!snapshot->kerberos) {
+      errors.push_back(fmt::format("kerberos.keytab: {}: {}", config->kerberos.keytab, error));
+      return nullptr;
+    }
+  }
   snapshot->engine = config->makeEngine();
   snapshot->config = std::move(config);
   return snapshot;
@@ -281,38 +289,73 @@ asio::awaitable<Login> Runtime::verifyPassword(std::shared_ptr<const config::Use
   std::string digest = shared_.passwordDigest(password);
   if (shared_.knownPassword(*users, user, digest)) co_return Login{Verdict::Accepted, {}};
 
-  // The check runs in the VerifyQueue; its result comes back to this loop through `state`, which
-  // the job and this frame share, so a late result (past the deadline) is dropped safely.
-  struct State {
-    explicit State(asio::any_io_executor ex) : signal(ex) {}
-    asio::steady_timer signal;  // an event: cancelled when the result is in
-    std::optional<bool> result;
-  };
-  auto executor = co_await asio::this_coro::executor;
-  auto state = std::make_shared<State>(executor);
-  state->signal.expires_after(std::chrono::seconds(30));
-  auto job = [state, executor, users, user, password] {
-    const bool ok = users->verify(user, password);
-    asio::post(executor, [state, ok] {
-      state->result = ok;
-      state->signal.cancel();
-    });
-  };
-  if (!shared_.verifier().submit(from, settings.maxPending, std::move(job))) {
+  // The check runs in the VerifyQueue, in this source's turn.
+  bool refused = false;
+  auto check = [users, user, password] { return users->verify(user, password); };
+  const auto ok = co_await offloadFair<bool>(shared_.verifier(), from, settings.maxPending,
+                                             std::move(check), std::chrono::seconds(30), refused);
+  if (refused) {
     co_return Login{Verdict::Throttled,
                     fmt::format("{} has {} logins waiting to be checked already", from.toString(),
                                 settings.maxPending)};
   }
-  // The result is posted to this executor, so it cannot be in before this frame waits; checked
-  // all the same, for an executor that runs handlers on more than one thread.
-  if (!state->result) co_await state->signal.async_wait(kNoThrow);
-  if (state->result && *state->result) {
+  if (ok && *ok) {
     shared_.rememberPassword(*users, user, std::move(digest));
     co_return Login{Verdict::Accepted, {}};
   }
-  if (!state->result) co_return Login{Verdict::Rejected, "the password check took over 30 s"};
+  if (!ok) co_return Login{Verdict::Rejected, "the password check took over 30 s"};
   for (const auto& e : guard.failed(settings, from, user, AuthGuard::Clock::now())) logThrottle(e);
   co_return Login{Verdict::Rejected, fmt::format("bad user name or password for {}", user)};
+}
+
+asio::awaitable<KerberosStep> Runtime::kerberosStep(asio::ip::address source,
+                                                    std::shared_ptr<gss::Context> context,
+                                                    gss::Token token) {
+  using Verdict = Login::Verdict;
+  const auto config = snapshot_->config;
+  const config::AuthThrottle& settings = config->authThrottle;
+  const AuthSource from = AuthSource::of(source);
+  AuthGuard& guard = shared_.authGuard();
+  KerberosStep out;
+  const auto admission = guard.admit(settings, from, {}, AuthGuard::Clock::now());
+  if (admission.refused) {
+    const auto left =
+        std::chrono::ceil<std::chrono::seconds>(admission.until - AuthGuard::Clock::now());
+    out.login =
+        Login{Verdict::Throttled, fmt::format("{} failed too many logins; refused for {} s more",
+                                              from.toString(), left.count())};
+    co_return out;
+  }
+  if (admission.delay > AuthGuard::Clock::duration::zero()) {
+    asio::steady_timer wait(io_);
+    wait.expires_after(admission.delay);
+    co_await wait.async_wait(kNoThrow);
+  }
+  // gss_accept_sec_context reads the keytab and writes the replay cache: the verification
+  // threads', in this source's turn.
+  bool refused = false;
+  auto accept = [context, token = std::move(token)] { return context->step(token); };
+  auto step = co_await offloadFair<gss::Step>(shared_.verifier(), from, settings.maxPending,
+                                              std::move(accept), std::chrono::seconds(30), refused);
+  if (refused) {
+    out.login =
+        Login{Verdict::Throttled, fmt::format("{} has {} logins waiting to be checked already",
+                                              from.toString(), settings.maxPending)};
+    co_return out;
+  }
+  if (!step) {
+    out.login = Login{Verdict::Rejected, "the Kerberos check took over 30 s"};
+    co_return out;
+  }
+  out.step = std::move(*step);
+  if (out.step.failed()) {
+    for (const auto& e : guard.failed(settings, from, {}, AuthGuard::Clock::now())) logThrottle(e);
+    out.login = Login{Verdict::Rejected, fmt::format("Kerberos: {}", out.step.error)};
+    co_return out;
+  }
+  if (out.step.done()) out.user = config->userOfPrincipal(out.step.peer);
+  out.login = Login{Verdict::Accepted, {}};
+  co_return out;
 }
 
 void Runtime::rememberResolution(const asio::ip::address& client, const std::string& name,

@@ -33,6 +33,7 @@
 #include "gateway/pipe_pool.hpp"
 #include "gateway/relay.hpp"
 #include "gateway/session_log.hpp"
+#include "gss/gss.hpp"
 #include "policy/engine.hpp"
 
 namespace fwgate::gateway {
@@ -42,6 +43,7 @@ struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::shared_ptr<const policy::Engine> engine;
   std::shared_ptr<const config::UserDatabase> users;  // null when no users file is configured
+  std::shared_ptr<const gss::Acceptor> kerberos;      // null without [kerberos] keytab
 };
 
 // Builds a snapshot (engine and users file included). Errors are appended to `errors`.
@@ -111,6 +113,14 @@ struct Login {
   std::string why;
   bool accepted() const { return verdict == Verdict::Accepted; }
   bool throttled() const { return verdict == Verdict::Throttled; }
+};
+
+// One Kerberos step: Accepted while the exchange goes on (step.state Continue) and once done
+// (step.peer the principal, `user` the name rules know it by), Rejected or Throttled otherwise.
+struct KerberosStep {
+  Login login;
+  gss::Step step;
+  std::string user;
 };
 
 // The host's own addresses (getifaddrs): what isHostAddress() compares with.
@@ -269,6 +279,11 @@ class Runtime {
   asio::awaitable<Login> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
                                         asio::ip::address source, std::string user,
                                         std::string password);
+  // One step of an accepting Kerberos `context` with the client's `token`: throttled and served
+  // per source like a password check; a token that does not verify counts as a failed login.
+  asio::awaitable<KerberosStep> kerberosStep(asio::ip::address source,
+                                             std::shared_ptr<gss::Context> context,
+                                             gss::Token token);
 
  private:
   asio::io_context& io_;

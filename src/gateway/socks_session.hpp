@@ -66,6 +66,12 @@ class SocksSession {
   // co_await expression in this code builds one.)
   asio::awaitable<void> fail(Reply reply);
   asio::awaitable<bool> write(const std::uint8_t* data, std::size_t n);
+  // RFC 1961 after method 0x01: Kerberos context establishment, then the protection level.
+  asio::awaitable<bool> authenticateKerberos();
+  // The next RFC 1961 message; nullopt (recorded) when the client closes or sends garbage.
+  asio::awaitable<std::optional<protocol::socks5::GssMessage>> readGssMessage();
+  asio::awaitable<bool> writeGssMessage(protocol::socks5::GssMessageType type,
+                                        const std::vector<std::uint8_t>& token);
   // Handshake bytes live on the heap only until the request is parsed.
   std::uint8_t* in() { return in_->data(); }
   // Keeps bytes the client pipelined behind its request, frees the handshake buffer.
@@ -86,9 +92,10 @@ class SocksSession {
   std::unique_ptr<asio::steady_timer> deadline_;
   Dialect dialect_ = Dialect::Socks5;
   std::optional<std::string> user_;
-  // Greeting + auth + request, pipelined; null after the handshake.
-  std::unique_ptr<std::array<std::uint8_t, 2048>> in_ =
-      std::make_unique<std::array<std::uint8_t, 2048>>();
+  // Greeting + auth + request, pipelined; null after the handshake. 2 KiB, grown to a whole
+  // GSS-API message (64 KiB) for the Kerberos method.
+  std::unique_ptr<std::vector<std::uint8_t>> in_ =
+      std::make_unique<std::vector<std::uint8_t>>(2048);
   std::vector<std::uint8_t> pending_;  // bytes the client sent behind its request: relayed first
   std::size_t inLength_ = 0;
   protocol::AddressType requestType_ = protocol::AddressType::IPv4;

@@ -77,6 +77,35 @@ ParseResult<UserPassRequest> parseUserPass(Bytes in) {
   return complete(std::move(request), size);
 }
 
+ParseResult<GssMessage> parseGssMessage(Bytes in) {
+  if (in.empty()) return {};
+  if (in[0] != kGssVersion) return invalid<GssMessage>(ParseError::BadVersion);
+  if (in.size() < 2) return {};
+  GssMessage message;
+  message.type = static_cast<GssMessageType>(in[1]);
+  if (message.type == GssMessageType::Abort) return complete(std::move(message), 2);
+  if (message.type != GssMessageType::Authentication &&
+      message.type != GssMessageType::Protection) {
+    return invalid<GssMessage>(ParseError::BadVersion);
+  }
+  if (in.size() < 4) return {};
+  const std::size_t length = (std::size_t{in[2]} << 8) | in[3];
+  if (length == 0) return invalid<GssMessage>(ParseError::BadLength);
+  if (in.size() < 4 + length) return {};
+  message.token.assign(in.begin() + 4, in.begin() + 4 + static_cast<std::ptrdiff_t>(length));
+  return complete(std::move(message), 4 + length);
+}
+
+std::vector<std::uint8_t> encodeGssMessage(const GssMessage& message) {
+  std::vector<std::uint8_t> out{kGssVersion, static_cast<std::uint8_t>(message.type)};
+  if (message.type == GssMessageType::Abort) return out;
+  if (message.token.empty() || message.token.size() > 0xFFFF) return {};
+  out.push_back(static_cast<std::uint8_t>(message.token.size() >> 8));
+  out.push_back(static_cast<std::uint8_t>(message.token.size() & 0xFF));
+  out.insert(out.end(), message.token.begin(), message.token.end());
+  return out;
+}
+
 std::vector<std::uint8_t> encodeUserPass(const UserPassRequest& request) {
   if (request.username.empty() || request.username.size() > kMaxFieldLength ||
       request.password.size() > kMaxFieldLength) {

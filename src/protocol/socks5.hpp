@@ -73,6 +73,30 @@ std::vector<std::uint8_t> encodeUserPass(const UserPassRequest& request);
 std::array<std::uint8_t, 2> encodeUserPassStatus(bool success);
 
 /*
+ * GSS-API method (RFC 1961), after method 0x01 is selected:
+ *            +------+------+------+.......................+
+ *            | VER  | MTYP | LEN  |         TOKEN         |
+ *            +------+------+------+.......................+
+ *            | 0x01 |  1   |  2   | up to 2^16 - 1 octets |
+ * MTYP 1: a context-establishment token; 2: the protection level, wrapped (a one-octet token
+ * unwrapped by the NEC reference implementation and clients compatible with it); 0xFF: abort,
+ * which has no LEN or TOKEN. LEN == 0 for MTYP 1 or 2 is BadLength, another MTYP Invalid.
+ */
+enum class GssMessageType : std::uint8_t { Authentication = 0x01, Protection = 0x02, Abort = 0xFF };
+inline constexpr std::uint8_t kGssVersion = 0x01;
+struct GssMessage {
+  GssMessageType type = GssMessageType::Abort;
+  std::vector<std::uint8_t> token;
+  friend bool operator==(const GssMessage&, const GssMessage&) = default;
+};
+ParseResult<GssMessage> parseGssMessage(Bytes in);
+// Empty when the token is empty (for MTYP 1 and 2) or longer than 65535 octets.
+std::vector<std::uint8_t> encodeGssMessage(const GssMessage& message);
+// The protection levels (RFC 1961 section 4.3); 0x00 is "no per-message protection", which
+// Dante and curl speak and this gateway answers (the data stays in clear, as with a password).
+inline constexpr std::uint8_t kGssProtectionNone = 0x00;
+
+/*
  * Request:   +----+-----+-------+------+----------+----------+
  *            |VER | CMD |  RSV  | ATYP | DST.ADDR | DST.PORT |
  *            +----+-----+-------+------+----------+----------+

@@ -331,11 +331,11 @@ class GatewayFactory:
     def __call__(self, *, rules=None, methods=None, users=None, limits=None, networks=None, listeners=None,
                  listen=None, control_listen=None, web_listen=None, config_text=None, use_config=True, netns=None,
                  health=True, bind_external="127.0.0.1", extra="", expected_listeners=None, web_proxy=None,
-                 expected_web=None, workers=None) -> Gateway:
+                 expected_web=None, workers=None, env=None) -> Gateway:
         """In a test's network namespace (netns=) or else in the suite's resolver context. listen,
         control_listen and web_listen are --listen, --control-listen and --web-listen (ADDR:PORT
         lists); web_proxy the keys of [web_proxy] (a dict); workers --workers (else
-        FWGATE_IT_WORKERS). The start-up waits for the Web Proxy's
+        FWGATE_IT_WORKERS); env variables added to the gateway's environment. The start-up waits for the Web Proxy's
         listening lines too when there are any to wait for (expected_web: how many)."""
         self.count += 1
         workdir = str(self.tmp_path / f"gw{self.count}")
@@ -389,7 +389,7 @@ class GatewayFactory:
         for addr in web_listen or []:
             cmd += ["--web-listen", addr]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf, cwd=workdir,
-                                env=dict(os.environ))
+                                env=dict(os.environ, **(env or {})))
         errf.close()
         gw = Gateway(proc, workdir, stderr_path, config_path if use_config else None, session_log, users,
                      health, "fwgate", netns)
