@@ -297,6 +297,13 @@ volatile sig_atomic_t g_agentStop = 0;
 // own (0700), and waits for the program, whose exit status it returns (a signal's death is
 // repeated on itself). SIGINT and SIGQUIT reach the program from the terminal; SIGTERM and SIGHUP
 // sent here are passed on.
+// Kerberos for the agent's own account's programs: FWGATE_KERBEROS (auto by default).
+static void setAgentKerberos(client::AgentServer& server) {
+  client::ClientConfig c;
+  client::kerberosFromEnvironment(c);
+  server.setKerberos(c.kerberos, c.kerberosService.data());
+}
+
 static int runWithPrivateAgent(std::vector<char*>& argv) {
   // In $TMPDIR when its path leaves room for the socket's name (108 bytes in all).
   const char* tmp = std::getenv("TMPDIR");
@@ -313,6 +320,7 @@ static int runWithPrivateAgent(std::vector<char*>& argv) {
   std::string error;
   // A key of this run: the host's key is the host agent's alone.
   auto server = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
+  setAgentKerberos(*server);
   if (!server->open(error)) {
     std::fprintf(stderr, "fwgate run: cannot serve the agent: %s\n", error.c_str());
     ::rmdir(dir.data());
@@ -430,6 +438,10 @@ int runCheck(const ClientCheckOptions& options) {
     std::printf("Gateway key: REFUSED: %s\n", fetched.detail.c_str());
     return 2;
   }
+  if (fetched.error == EKEYREJECTED) {
+    std::printf("Kerberos: FAILED (Kerberos = yes): %s\n", fetched.detail.c_str());
+    return 2;
+  }
   if (fetched.error != 0) {
     std::printf("Cannot reach the control channel at %s: %s\n", serverText(c.server).c_str(),
                 failureText(fetched).c_str());
@@ -443,6 +455,12 @@ int runCheck(const ClientCheckOptions& options) {
   }
   std::printf("Channel: %s\n", fetched.encrypted ? "encrypted (Noise_IK_25519_ChaChaPoly_SHA256)"
                                                  : "not established");
+  if (fetched.kerberosSent) {
+    std::printf("Kerberos: a ticket for %s, bound to the channel\n",
+                fetched.kerberosService.c_str());
+  } else if (!fetched.kerberosNote.empty()) {
+    std::printf("Kerberos: none sent: %s\n", fetched.kerberosNote.c_str());
+  }
   // How programs under the library reach it: through an agent, or in clear.
   bool agentRequired = false;
   if (const int agent = client::agentConnect(agentRequired); agent >= 0) {
@@ -654,6 +672,7 @@ int runAgent(const ClientAgentOptions& options) {
   if (!options.once) {
     server = std::make_unique<client::AgentServer>(
         options.socket.empty() ? client::AgentServer::defaultPath() : options.socket, identity);
+    setAgentKerberos(*server);
     std::string error;
     if (!server->open(error)) {
       std::fprintf(stderr, "fwgate agent: cannot serve programs: %s\n", error.c_str());

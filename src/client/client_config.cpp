@@ -58,6 +58,19 @@ void settingsProblem(void* raw, const settings::SettingsProblem& p) {
   c->fn(c->context, c->where, p.line, p.section, p.key, p.what);
 }
 
+bool parseKerberos(std::string_view value, ClientConfig::Kerberos& out) {
+  if (settings::equalsIgnoreCase(value, "auto")) {
+    out = ClientConfig::Kerberos::Auto;
+  } else if (settings::equalsIgnoreCase(value, "yes") || value == "1") {
+    out = ClientConfig::Kerberos::Yes;
+  } else if (settings::equalsIgnoreCase(value, "no") || value == "0") {
+    out = ClientConfig::Kerberos::No;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // [Common]: the client's own keys.
 void applyCommon(std::string_view text, ClientConfig& out, ServerAddress& commonServer,
                  const ProblemContext* problems) {
@@ -80,8 +93,14 @@ void applyCommon(std::string_view text, ClientConfig& out, ServerAddress& common
         copyText(out.gatewayKey, line.value);
         out.gatewayKeyFrom = "client.ini [Common]";
       }
+    } else if (settings::equalsIgnoreCase(line.key, "Kerberos")) {
+      if (!parseKerberos(line.value, out.kerberos)) bad = "expected auto, yes or no";
+    } else if (settings::equalsIgnoreCase(line.key, "KerberosService")) {
+      copyText(out.kerberosService, line.value);
     } else {
-      bad = "unknown key in [Common] (ServerName, User, Password, GatewayKey)";
+      bad =
+          "unknown key in [Common] (ServerName, User, Password, GatewayKey, Kerberos, "
+          "KerberosService)";
     }
     if (bad != nullptr && problems != nullptr && problems->fn != nullptr) {
       problems->fn(problems->context, problems->where, line.line, line.section, line.key, bad);
@@ -451,6 +470,13 @@ void assemble(ClientConfig& out, const Paths& paths, std::string_view app,
   }
   if (const char* u = env("FWGATE_USER")) copyText(out.user, u);
   if (const char* p = env("FWGATE_PASSWORD")) copyText(out.password, p);
+  if (const char* k = env("FWGATE_KERBEROS")) parseKerberos(k, out.kerberos);
+  if (const char* k = env("FWGATE_KERBEROS_SERVICE")) copyText(out.kerberosService, k);
+}
+
+void kerberosFromEnvironment(ClientConfig& out) {
+  if (const char* k = std::getenv("FWGATE_KERBEROS")) parseKerberos(k, out.kerberos);
+  if (const char* k = std::getenv("FWGATE_KERBEROS_SERVICE")) copyText(out.kerberosService, k);
 }
 
 }  // namespace fwgate::client

@@ -77,6 +77,14 @@ struct ClientConfig {
   // client.ini [Common] GatewayKey, or the cache of the same server; empty: none pinned yet.
   std::array<char, 64> gatewayKey{};
   const char* gatewayKeyFrom = "";
+  // Kerberos on the encrypted control channel, done by the agent and fwgate check (the library
+  // links no Kerberos): FWGATE_KERBEROS or [Common] Kerberos. Auto: when no password is set and
+  // the credential cache has a ticket; Yes: always (a failure fails the connection); No: never.
+  enum class Kerberos : std::uint8_t { Auto, Yes, No };
+  Kerberos kerberos = Kerberos::Auto;
+  // The gateway's service: FWGATE_KERBEROS_SERVICE or [Common] KerberosService, host-based
+  // ("fwgate@gw.example.test"); empty: fwgate@ the gateway's host as the client names it.
+  std::array<char, 256> kerberosService{};
 
   LocalAddressTable lat;
   LocalDomainTable ldt;
@@ -98,6 +106,10 @@ struct ClientConfig {
 
   bool disabled() const { return disabledByEnvironment || settings.disable; }
 };
+
+// FWGATE_KERBEROS and FWGATE_KERBEROS_SERVICE into `out`: what an agent follows (it reads no
+// client.ini: the programs it serves may each have their own).
+void kerberosFromEnvironment(ClientConfig& out);
 
 // Assembles `out` for program `app`. When nothing above names a gateway, DNS detection looks for
 // one (discovery.hpp; bounded by FWGATE_DETECT_TIMEOUT). `gatewayConfig` is a Config body (fresh

@@ -77,7 +77,7 @@ void fillIdentity(const ClientConfig& config, Identity& out) {
 }
 
 std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out,
-                           std::uint64_t timestamp) {
+                           std::uint64_t timestamp, protocol::Bytes gssToken) {
   control::Hello hello;
   hello.version = control::kVersion;
   hello.user = identity.user;
@@ -87,6 +87,7 @@ std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out
   hello.osUser = identity.osUser;
   hello.pid = identity.pid;
   hello.timestamp = timestamp;
+  hello.gssToken = gssToken;
   return control::encodeHello(out, hello);
 }
 

@@ -40,9 +40,9 @@ struct Identity {
 };
 void fillIdentity(const ClientConfig& config, Identity& out);
 // Hello, into out; returns its size (0 if it did not fit). `timestamp`: its Timestamp (0: none,
-// as in clear; the agent stamps the library's).
+// as in clear; the agent stamps the library's); `gssToken`: a Kerberos token (fwgate check).
 std::size_t encodeHelloFor(const Identity& identity, std::span<std::uint8_t> out,
-                           std::uint64_t timestamp = 0);
+                           std::uint64_t timestamp = 0, protocol::Bytes gssToken = {});
 
 // Milliseconds of CLOCK_MONOTONIC: deadlines in the client.
 std::int64_t monotonicMs();

@@ -96,7 +96,8 @@ class HandshakeIK {
   static HandshakeIK initiator(const KeyPair& local, const Key& remoteStatic,
                                std::span<const std::uint8_t> prologue);
   static HandshakeIK responder(const KeyPair& local, std::span<const std::uint8_t> prologue);
-  // For tests that compare with another implementation: the ephemeral key instead of a random one.
+  // The ephemeral key instead of a random one: a client that binds a Kerberos token to it picks it
+  // first; tests compare with another implementation.
   void useEphemeral(const KeyPair& e) {
     ephemeral_ = e;
     fixedEphemeral_ = true;

@@ -57,6 +57,18 @@ std::optional<TicketContents> openTicket(const Key& key, std::span<const std::ui
   return c;
 }
 
+Key resumedConnectionId(std::span<const std::uint8_t> ticket, std::uint64_t counter) {
+  std::uint8_t be[8];
+  for (int i = 0; i < 8; ++i) be[i] = static_cast<std::uint8_t>(counter >> (56 - 8 * i));
+  crypto_generichash_state state;
+  crypto_generichash_init(&state, nullptr, 0, kKeyBytes);
+  crypto_generichash_update(&state, ticket.data(), ticket.size());
+  crypto_generichash_update(&state, be, sizeof be);
+  Key out;
+  crypto_generichash_final(&state, out.data(), out.size());
+  return out;
+}
+
 Transport resumedTransport(const Key& resumption, std::span<const std::uint8_t> ticket,
                            std::uint64_t counter, bool initiator) {
   std::uint8_t n[8];

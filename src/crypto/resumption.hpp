@@ -36,4 +36,9 @@ std::optional<TicketContents> openTicket(const Key& ticketKey,
 Transport resumedTransport(const Key& resumption, std::span<const std::uint8_t> ticket,
                            std::uint64_t counter, bool initiator);
 
+// What names one resumed connection, on both sides: BLAKE2b-256 of the ticket and the counter
+// (big-endian) as the Resume message carries them. The gateway's replay cache remembers it; a
+// Kerberos token in the connection's Hello is bound to it.
+Key resumedConnectionId(std::span<const std::uint8_t> ticket, std::uint64_t counter);
+
 }  // namespace fwgate::crypto

@@ -358,6 +358,7 @@ asio::awaitable<bool> ControlSession::acceptHandshake(protocol::Bytes message) {
     co_return false;
   }
   handshake_ = responder;  // the next send() is message 2
+  channelId_ = responder.remoteEphemeral();
   host_ = enrolledHost(responder.remoteStatic());
   record_.program = SessionRecord::Program{};
   record_.program->encrypted = true;
@@ -414,8 +415,8 @@ asio::awaitable<bool> ControlSession::acceptResume(protocol::Bytes body) {
   for (std::size_t i = 0; i < 8; ++i) counter = (counter << 8) | body[crypto::kTicketSize + i];
   // One counter per connection: a copy of this one is a replay. The cache remembers a digest of
   // ticket and counter as long as a handshake's ephemeral key.
-  crypto::Key seen;
-  crypto_generichash(seen.data(), seen.size(), body.data(), crypto::kTicketSize + 8, nullptr, 0);
+  const crypto::Key seen = crypto::resumedConnectionId(ticket, counter);
+  channelId_ = seen;
   secure_.emplace(crypto::resumedTransport(contents->resumption, ticket, counter, false));
   host_ = enrolledHost(contents->clientStatic);
   record_.program = SessionRecord::Program{};
@@ -497,7 +498,33 @@ asio::awaitable<bool> ControlSession::hello() {
       const std::string osUser(hello.osUser);
       const bool vouched = host_.has_value() && !osUser.empty();
       record_.auth = "none";
-      if (!hello.user.empty() && (!hello.password.empty() || !vouched)) {
+      if (!hello.gssToken.empty()) {
+        // Kerberos: the user's ticket, bound to this channel (a token copied into another
+        // channel does not verify), whatever the Hello's User says.
+        record_.auth = "kerberos";
+        if (!encrypted) {
+          welcome.status = control::Status::EncryptionRequired;
+          message = "a Kerberos token is taken on the encrypted channel only";
+        } else if (!snapshot_->kerberos) {
+          welcome.status = control::Status::AuthenticationFailed;
+          message = "this gateway has no Kerberos keys ([kerberos] keytab)";
+        } else {
+          auto context = std::make_shared<gss::Context>(gss::Context::accepting(
+              snapshot_->kerberos, gss::Token(channelId_.begin(), channelId_.end())));
+          gss::Token token(hello.gssToken.begin(), hello.gssToken.end());
+          const auto source = clientEndpoint_.address();
+          KerberosStep step = co_await runtime_.kerberosStep(source, context, std::move(token));
+          if (step.login.accepted() && step.step.done()) {
+            user_ = step.user;
+            record_.user = step.user;
+          } else {
+            welcome.status = control::Status::AuthenticationFailed;
+            message = step.login.accepted() ? std::string("Kerberos: the token needs more steps")
+                                            : step.login.why;
+            throttled = step.login.throttled();
+          }
+        }
+      } else if (!hello.user.empty() && (!hello.password.empty() || !vouched)) {
         std::string user(hello.user);
         std::string password(hello.password);
         record_.user = user;

@@ -143,6 +143,9 @@ class ControlSession {
   bool resumeReplyDue_ = false;      // the Welcome goes in a Resume frame
   crypto::Bytes ticket_;             // issued after a full handshake, carried by the Welcome
   std::optional<std::string> host_;  // the enrolled host whose agent's key the handshake proved
+  // What names this encrypted channel: the handshake's ephemeral key, or the resumed
+  // connection's id. A Kerberos token in the Hello must be bound to it.
+  crypto::Key channelId_{};
   std::vector<std::uint8_t> wire_;
   SessionRecord record_;
   RecordWriter writer_;  // after record_: writes it when the session goes, at its end or at stop

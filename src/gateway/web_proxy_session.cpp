@@ -275,7 +275,7 @@ asio::awaitable<bool> WebProxySession::serveOne() {
   record.protocol = "http";
   record.client = endpointString(unmapped(clientEndpoint_.address()), clientEndpoint_.port());
   record.user = user_;
-  if (user_) record.auth = "password";
+  if (user_) record.auth = userAuth_;
   record.http.emplace();  // filled in once the head is parsed; the status whatever happens
   RecordWriter writer(runtime_.sessionLog(), record);
   const auto headDeadline = Clock::now() + w.headerTimeout;
@@ -366,9 +366,13 @@ asio::awaitable<bool> WebProxySession::answer(int status, bool keepAlive, Sessio
   body += "\n\n-- fwgate Web Proxy\n";
   std::string fields = "Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n";
   if (status == 407) {
-    fields += "Proxy-Authenticate: Basic realm=\"";
-    fields += w.realm;
-    fields += "\"\r\n";
+    // Kerberos first: a browser takes the first scheme it can do without asking the user.
+    if (snapshot_->kerberos) fields += "Proxy-Authenticate: Negotiate\r\n";
+    if (snapshot_->users || !snapshot_->kerberos) {
+      fields += "Proxy-Authenticate: Basic realm=\"";
+      fields += w.realm;
+      fields += "\"\r\n";
+    }
   }
   const std::string out = http::localResponse(status, reason, fields, body, keep);
   if (record.http) record.http->status = status;
@@ -423,6 +427,11 @@ asio::awaitable<bool> WebProxySession::authenticate(const http::RequestHead& hea
   const http::Field* field = head.find("Proxy-Authorization");
   if (field == nullptr) co_return true;
   if (user_ && field->value == credentials_) co_return true;
+  if (auto token = http::proxyNegotiateToken(head); token && snapshot_->kerberos) {
+    std::string value(field->value);
+    const bool ok = co_await negotiate(std::move(*token), std::move(value), record);
+    co_return ok;
+  }
   auto credentials = http::proxyBasicCredentials(head);
   // Another scheme, or no users to check against: the request stays anonymous.
   if (!credentials || !snapshot_->users) co_return true;
@@ -442,7 +451,38 @@ asio::awaitable<bool> WebProxySession::authenticate(const http::RequestHead& hea
     co_return false;
   }
   user_ = user;
+  userAuth_ = "password";
   credentials_ = field->value;
+  co_return true;
+}
+
+asio::awaitable<bool> WebProxySession::negotiate(std::string token, std::string credentials,
+                                                 SessionRecord& record) {
+  record.auth = "kerberos";
+  // Kerberos takes one token; SPNEGO's negotiation of another mechanism (a second round trip
+  // with a 407 carrying the acceptor's token) is not offered: the context must finish at once.
+  auto context = std::make_shared<gss::Context>(gss::Context::accepting(snapshot_->kerberos));
+  gss::Token bytes(token.begin(), token.end());
+  const auto source = clientEndpoint_.address();
+  KerberosStep step = co_await runtime_.kerberosStep(source, context, std::move(bytes));
+  if (step.login.accepted() && !step.step.done()) {
+    step.login = Login{Login::Verdict::Rejected,
+                       "Kerberos: the Negotiate token does not finish the exchange in one step "
+                       "(only Kerberos, not NTLM, is accepted)"};
+  }
+  if (!step.login.accepted()) {
+    user_.reset();
+    credentials_.clear();
+    record.user.reset();
+    record.error = step.login.why;
+    if (step.login.throttled()) record.outcome = policy::Outcome::AuthThrottled;
+    co_await answer(step.login.throttled() ? 429 : 407, true, record);
+    co_return false;
+  }
+  user_ = step.user;
+  userAuth_ = "kerberos";
+  record.user = step.user;
+  credentials_ = std::move(credentials);
   co_return true;
 }
 

@@ -73,6 +73,9 @@ class WebProxySession {
   asio::awaitable<bool> tunnel(const protocol::http::RequestHead& head, SessionRecord& record);
   // The user of Proxy-Authorization, verified once per connection and value. False: the client
   // offered credentials that are wrong (already answered with 407).
+  // Proxy-Authorization: Negotiate (RFC 4559) with a Kerberos token: the connection's user.
+  asio::awaitable<bool> negotiate(std::string token, std::string credentials,
+                                  SessionRecord& record);
   asio::awaitable<bool> authenticate(const protocol::http::RequestHead& head,
                                      SessionRecord& record);
   // Resolves and decides the request's destination; on failure answers and returns nullopt (the
@@ -118,6 +121,7 @@ class WebProxySession {
   std::size_t inStart_ = 0;
   std::optional<std::string> user_;  // verified user of this connection
   std::string credentials_;          // the Proxy-Authorization value user_ was verified with
+  std::string userAuth_;             // how user_ was proven: "password" (Basic) or "kerberos"
   bool requestBodyLeft_ = false;     // the current request's body was not read (no keep-alive)
   bool requestKeepAlive_ = true;     // the current request did not ask to close (Connection)
   bool lastAnswerKeeps_ = false;     // the last answer() left the connection usable

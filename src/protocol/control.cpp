@@ -374,6 +374,10 @@ bool decodeHello(Bytes body, Hello& out) {
       case Tag::Timestamp:
         if (!readU64(value, out.timestamp) || out.timestamp == 0) return false;
         break;
+      case Tag::GssToken:
+        if (value.empty()) return false;
+        out.gssToken = value;
+        break;
       default:
         break;
     }
@@ -391,6 +395,7 @@ std::size_t encodeHello(std::span<std::uint8_t> out, const Hello& hello) {
       .textIfAny(Tag::OsUser, hello.osUser)
       .u32(Tag::Pid, hello.pid);
   if (hello.timestamp != 0) w.u64(Tag::Timestamp, hello.timestamp);
+  if (!hello.gssToken.empty()) w.raw(Tag::GssToken, hello.gssToken);
   return w.finish();
 }
 

@@ -99,6 +99,9 @@ enum class Tag : std::uint8_t {
   Timestamp = 0x2A,       // u64: milliseconds since 1970 when the client wrote it (Hello)
   Ticket = 0x2B,          // bytes: resumes later connections without a handshake (Welcome)
   TicketLifetime = 0x2C,  // u32 seconds the Ticket is good for (Welcome)
+  // bytes: a Kerberos GSS-API token for fwgate/GATEWAY, bound to the encrypted channel (Hello;
+  // never in clear)
+  GssToken = 0x2D,
 };
 
 // Result of a request. Clients map it to errno / EAI_* (errnoFor, below).
@@ -214,6 +217,7 @@ struct Hello {
   std::string_view user, password, host, application, osUser;
   std::uint32_t pid = 0;
   std::uint64_t timestamp = 0;  // 0: absent (a clear Hello)
+  Bytes gssToken;               // empty: absent
 };
 bool decodeHello(Bytes body, Hello& out);
 std::size_t encodeHello(std::span<std::uint8_t> out, const Hello& hello);

@@ -1093,4 +1093,16 @@ std::optional<BasicCredentials> proxyBasicCredentials(const RequestHead& head) {
   return BasicCredentials{decoded->substr(0, colon), decoded->substr(colon + 1)};
 }
 
+std::optional<std::string> proxyNegotiateToken(const RequestHead& head) {
+  if (countFields(head, "Proxy-Authorization") != 1) return std::nullopt;
+  const std::string_view value = head.find("Proxy-Authorization")->value;
+  const std::size_t space = value.find(' ');
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Negotiate")) {
+    return std::nullopt;
+  }
+  auto decoded = decodeBase64(trimWhitespace(value.substr(space)));
+  if (!decoded || decoded->empty()) return std::nullopt;
+  return decoded;
+}
+
 }  // namespace fwgate::protocol::http

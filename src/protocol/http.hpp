@@ -246,5 +246,8 @@ struct BasicCredentials {
   std::string password;
 };
 std::optional<BasicCredentials> proxyBasicCredentials(const RequestHead& head);
+// The GSS-API token of "Proxy-Authorization: Negotiate base64(token)" (RFC 4559), decoded;
+// nullopt when the field is absent or repeated, another scheme, empty or not valid base64.
+std::optional<std::string> proxyNegotiateToken(const RequestHead& head);
 
 }  // namespace fwgate::protocol::http

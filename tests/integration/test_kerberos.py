@@ -12,8 +12,8 @@ and the gateway's rules match the identity (alice may, bob may not), its session
 
 from __future__ import annotations
 
-import base64
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -24,6 +24,7 @@ import fwit
 from conftest import FWGATE_BIN
 from kdc import REALM, Realm
 from test_client import EXTERNAL, MARKER, NAME, client_env, out, topo  # noqa: F401
+from test_client_encryption import InternalCapture
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -106,20 +107,6 @@ def test_socks5_gssapi_proves_the_user_and_the_rules_match_it(topo, gateway):
     assert replayed[0]["auth"] == "kerberos" and "replay" in replayed[0]["error"].lower(), replayed
 
 
-def gss_exchange(host: str, port: int, token: bytes) -> bytes:
-    with socket.create_connection((host, port), timeout=10) as s:
-        s.sendall(b"\x05\x01\x01")
-        assert s.recv(2) == b"\x05\x01"
-        s.sendall(b"\x01\x01" + struct.pack(">H", len(token)) + token)
-        reply = b""
-        while len(reply) < 2:
-            chunk = s.recv(64)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
-
-
 def test_a_token_that_does_not_verify_is_aborted_and_counted(topo, gateway):
     k = Kerberized(topo, gateway)
     code = (
@@ -134,3 +121,119 @@ def test_a_token_that_does_not_verify_is_aborted_and_counted(topo, gateway):
     assert cp.stdout.decode() == "01ff", out(cp)
     failed = k.gw.wait_sessions(lambda s: s.get("result") == "auth-failed")
     assert failed[0]["auth"] == "kerberos" and "Kerberos" in failed[0].get("error", ""), failed
+
+
+def curl_proxy(k: Kerberized, user: str | None) -> subprocess.CompletedProcess:
+    return k.run(user, ["curl", "-sS", "--max-time", "20", "-o", "-", "-w", "\nstatus %{http_code}\n",
+                        "--proxy-negotiate", "-U", ":", "-x", f"http://{k.t.gw_inside}:{WEB_PORT}",
+                        f"http://{EXTERNAL}/"])
+
+
+def test_web_proxy_negotiate_with_curl(topo, gateway):
+    k = Kerberized(topo, gateway)
+    alice = curl_proxy(k, "alice")
+    assert alice.returncode == 0 and MARKER in out(alice) and "status 200" in out(alice), out(alice)
+    bob = curl_proxy(k, "bob")
+    assert "status 403" in out(bob) and MARKER not in out(bob), out(bob)
+    nobody = curl_proxy(k, None)
+    assert "status 407" in out(nobody), out(nobody)
+    # The challenge names Negotiate (and no Basic: this gateway has no users file).
+    head = k.run(None, ["curl", "-sS", "-o", "/dev/null", "-D", "-", "-x", f"http://{topo.gw_inside}:{WEB_PORT}",
+                        f"http://{EXTERNAL}/"])
+    assert "Proxy-Authenticate: Negotiate" in out(head) and "Basic" not in out(head), out(head)
+    lines = k.gw.wait_sessions(lambda s: s.get("protocol") == "http" and s.get("user"), count=2)
+    assert {(s["user"], s["auth"], s["status"]) for s in lines} == {("alice", "kerberos", 200),
+                                                                              ("bob", "kerberos", 403)}, lines
+
+
+def chromium_dom(k: Kerberized, user: str, url: str, *flags: str, timeout: float = 60.0) -> str:
+    """Headless Chromium in the internal namespace with the user's ticket, the Web Proxy as its
+    proxy and an auth allowlist; its own profile and process group, killed whole at the end."""
+    exe = fwit.require_tool("chromium")
+    profile = k.t.tmp / f"chromium-{user}"
+    argv = ["ip", "netns", "exec", k.t.ns["internal"], exe, "--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--no-first-run", "--no-default-browser-check",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,MediaRouter",
+            f"--proxy-server=http://{k.t.gw_inside}:{WEB_PORT}", "--auth-server-allowlist=*",
+            "--disable-auth-negotiate-cname-lookup", *flags, "--dump-dom", url]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=k.env(user), start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout * fwit.SLOW)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=10)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    return stdout.decode(errors="replace")
+
+
+def test_web_proxy_negotiate_with_chromium(topo, gateway):
+    k = Kerberized(topo, gateway)
+    # Chromium enables Negotiate only once its network service has been told it may load the
+    # GSS-API library, which happens after the first challenge it meets (before that it answers
+    # net::ERR_UNSUPPORTED_AUTH_SCHEME, whoever the proxy is): a first request of an image, then
+    # the page. The DOM dumped is the page's.
+    start = (f"data:text/html,<img src='http://{EXTERNAL}/warm-up.png' "
+             f"onerror=\"location.href='http://{EXTERNAL}/'\">")
+    dom = chromium_dom(k, "alice", start, "--virtual-time-budget=15000")
+    assert MARKER in dom, dom[-2000:]
+    lines = k.gw.wait_sessions(lambda s: s.get("protocol") == "http" and s.get("user") == "alice")
+    assert lines[0]["auth"] == "kerberos" and lines[0]["status"] == 200, lines
+
+
+def fwc_lines(k: Kerberized, count: int) -> list[dict]:
+    return k.gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "connect", count=count)
+
+
+def test_the_control_channel_takes_the_ticket_and_a_capture_shows_no_name(topo, gateway):
+    k = Kerberized(topo, gateway)
+    check = k.run("alice", [FWGATE_BIN, "check"])
+    assert check.returncode == 0, out(check)
+    assert f"Kerberos: a ticket for fwgate@{topo.gw_inside}, bound to the channel" in out(check), out(check)
+    assert "Channel: encrypted" in out(check), out(check)
+
+    capture = InternalCapture(topo, "kerberos.pcap")
+    # By name (a Resolve, then a Connect) under fwgate run: its agent is alice's and has her ticket.
+    # No Host header: the data path is the program's, in clear, and would show the name.
+    fetch = [FWGATE_BIN, "run", "--", "curl", "-sS", "--max-time", "20", "--http1.0", "-H", "Host:",
+             f"http://{NAME}/"]
+    alice = k.run("alice", fetch)
+    # bob says he is alice: his ticket says otherwise.
+    bob = k.run("bob", fetch, FWGATE_USER="alice")
+    nobody = k.run(None, fetch)
+    pcap = capture.stop()
+    assert alice.returncode == 0 and MARKER in out(alice), out(alice)
+    assert bob.returncode != 0 and MARKER not in out(bob), out(bob)
+    assert nobody.returncode != 0 and MARKER not in out(nobody), out(nobody)
+    lines = fwc_lines(k, 3)
+    by_user = {s.get("user"): s for s in lines}
+    assert by_user["alice"]["auth"] == "kerberos" and by_user["alice"]["outcome"] == "succeeded", lines
+    assert by_user["bob"]["auth"] == "kerberos" and by_user["bob"]["outcome"] == "denied", lines
+    assert by_user[None]["auth"] == "none", lines
+    # The tokens went inside the channel: neither the realm nor a principal nor the name asked for
+    # is on the internal link (a Kerberos AP-REQ carries the realm and the service in clear).
+    assert len(pcap) > 2000, len(pcap)
+    for needle in (REALM.encode(), b"fwgate/", b"alice", NAME.encode()):
+        assert needle not in pcap, needle
+
+
+CONTROL_HELLO = os.path.join(fwit.REPO, "tests", "integration", "helpers", "gss_control_hello.py")
+
+
+def test_a_token_bound_to_another_channel_is_refused(topo, gateway):
+    k = Kerberized(topo, gateway)
+    good = k.run("alice", [fwit.PYTHON, CONTROL_HELLO, topo.gw_inside, "1745"])
+    assert good.returncode == 0 and out(good).startswith("Ok"), out(good)
+    # What the capture test looks for is in any token: only the channel hides it.
+    assert "realm in clear in it: True; service: True" in out(good), out(good)
+    moved = k.run("alice", [fwit.PYTHON, CONTROL_HELLO, topo.gw_inside, "1745", "--other-channel"])
+    assert moved.returncode == 0 and out(moved).startswith("AuthenticationFailed"), out(moved)
+    assert "channel binding" in out(moved).lower() or "bindings" in out(moved).lower(), out(moved)
+    refused = k.gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("outcome") == "auth-failed")
+    assert refused[0]["auth"] == "kerberos", refused

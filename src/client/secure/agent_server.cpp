@@ -309,21 +309,46 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
   hello.osUser = account;
   hello.pid = static_cast<std::uint32_t>(c.peer.pid);
   hello.timestamp = nowMs();
-  std::vector<std::uint8_t> clear(2048 + frames.size());
+  // The channel: resumed with a ticket (and its next counter), or a handshake whose ephemeral key
+  // is picked now. Either names it for a Kerberos token.
+  c.ticketId = server + " " + crypto::toBase64(c.key);
+  Ticket* ticket = nullptr;
+  if (auto t = tickets_.find(c.ticketId);
+      t != tickets_.end() && std::chrono::steady_clock::now() < t->second.goodUntil) {
+    ticket = &t->second;
+  }
+  const std::uint64_t counter = ticket != nullptr ? ticket->counter + 1 : 0;
+  crypto::KeyPair ephemeral;
+  crypto::Key channel{};
+  if (ticket != nullptr) {
+    channel = crypto::resumedConnectionId(ticket->bytes, counter);
+  } else {
+    ephemeral = crypto::KeyPair::generate();
+    channel = ephemeral.publicKey;
+  }
+  // Kerberos with the agent's own credential cache: for callers of the agent's own account only
+  // (fwgate run's agent is the user's; a host's agent, root's, speaks for no one's ticket).
+  gss::Token token;
+  if (c.peer.uid == ::geteuid()) {
+    std::string kerberosError;
+    token = kerberos_.tokenFor(server, channel, !hello.password.empty(), kerberosError);
+    if (!kerberosError.empty()) {
+      return failure(control::Status::AuthenticationFailed, kerberosError);
+    }
+  }
+  hello.gssToken = token;
+  std::vector<std::uint8_t> clear(2048 + token.size() + frames.size());
   const std::size_t helloSize = control::encodeHello(clear, hello);
   if (helloSize == 0) return failure(control::Status::BadRequest, "the Hello does not fit");
   const auto rest = frames.subspan(first.consumed);
   std::copy(rest.begin(), rest.end(), clear.begin() + static_cast<std::ptrdiff_t>(helloSize));
   const std::size_t clearSize = helloSize + rest.size();
-  c.ticketId = server + " " + crypto::toBase64(c.key);
-  if (auto t = tickets_.find(c.ticketId);
-      t != tickets_.end() && std::chrono::steady_clock::now() < t->second.goodUntil) {
+  if (ticket != nullptr) {
     // Resumed: the ticket and a counter of its own, then the frames in the first record.
-    const std::uint64_t counter = ++t->second.counter;
-    c.stream.emplace(
-        crypto::resumedTransport(t->second.resumption, t->second.bytes, counter, true));
+    ticket->counter = counter;
+    c.stream.emplace(crypto::resumedTransport(ticket->resumption, ticket->bytes, counter, true));
     c.resumed = true;
-    crypto::Bytes body(t->second.bytes);
+    crypto::Bytes body(ticket->bytes);
     for (int i = 0; i < 8; ++i) body.push_back(static_cast<std::uint8_t>(counter >> (56 - 8 * i)));
     if (!c.stream->seal({clear.data(), clearSize}, body)) {
       return failure(control::Status::GeneralFailure, "the channel's nonces are used up");
@@ -337,6 +362,7 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
       reinterpret_cast<const std::uint8_t*>(control::kNoisePrologue.data()),
       control::kNoisePrologue.size());
   c.handshake = crypto::HandshakeIK::initiator(static_, c.key, prologue);
+  c.handshake->useEphemeral(ephemeral);
   const auto message = c.handshake->write({clear.data(), clearSize});
   if (!message) {
     return failure(control::Status::BadRequest, "the frames do not fit one handshake message");

@@ -15,6 +15,8 @@
 
 #include <chrono>
 
+#include "client/client_config.hpp"
+#include "client/secure/kerberos_proof.hpp"
 #include "crypto/noise.hpp"
 
 namespace fwgate::client {
@@ -36,6 +38,10 @@ class AgentServer {
   // Serves until `stop` is set (looked at every 200 ms).
   void serve(const volatile std::sig_atomic_t& stop);
   const std::string& path() const { return path_; }
+  // Kerberos for its own account's callers (client/secure/kerberos_proof.hpp); No by default.
+  void setKerberos(ClientConfig::Kerberos mode, std::string service) {
+    kerberos_ = KerberosProof(mode, std::move(service));
+  }
 
   // The default socket: /run/fwgate/agent.sock for root, $XDG_RUNTIME_DIR/fwgate/agent.sock for
   // a user ("" when XDG_RUNTIME_DIR is not set).
@@ -69,6 +75,7 @@ class AgentServer {
     std::uint64_t counter = 0;
   };
   std::map<std::string, Ticket> tickets_;
+  KerberosProof kerberos_{ClientConfig::Kerberos::No, {}};
 };
 
 }  // namespace fwgate::client

@@ -1,5 +1,7 @@
 #include "client/secure/encrypted_exchange.hpp"
 
+#include "client/secure/kerberos_proof.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -102,17 +104,32 @@ EncryptedReply encryptedExchange(const ClientConfig& config, const GatewayEndpoi
   const std::int64_t deadline = monotonicMs() + timeoutMs;
   if (!gatewayKey(config, gateway, timeoutMs, buffer, out)) return out;
 
+  // The client's own static key: one per exchange (the host's enrolled key will take its place).
+  // The ephemeral key is chosen first: it names the channel a Kerberos token is bound to.
+  const crypto::KeyPair mine = crypto::KeyPair::generate();
+  const crypto::KeyPair ephemeral = crypto::KeyPair::generate();
+  auto handshake = crypto::HandshakeIK::initiator(mine, out.key, prologue());
+  handshake.useEphemeral(ephemeral);
+  KerberosProof kerberos(config.kerberos, config.kerberosService.data());
+  std::string kerberosError;
+  const gss::Token token = kerberos.tokenFor(identity.server, ephemeral.publicKey,
+                                             identity.password[0] != '\0', kerberosError);
+  out.kerberosService = kerberos.lastService();
+  out.kerberosNote = kerberos.note();
+  out.kerberosSent = !token.empty();
+  if (!kerberosError.empty()) {
+    fail(out, EKEYREJECTED, kerberosError);
+    return out;
+  }
+
   // Message 1: Hello (stamped) and the request.
-  std::vector<std::uint8_t> clear(2048 + request.size());
-  const std::size_t helloSize = encodeHelloFor(identity, clear, nowMs());
+  std::vector<std::uint8_t> clear(2048 + token.size() + request.size());
+  const std::size_t helloSize = encodeHelloFor(identity, clear, nowMs(), token);
   if (helloSize == 0 || helloSize + request.size() > clear.size()) {
     fail(out, EMSGSIZE, "the Hello and its request do not fit one handshake message");
     return out;
   }
   std::copy(request.begin(), request.end(), clear.begin() + static_cast<std::ptrdiff_t>(helloSize));
-  // The client's own static key: one per exchange (the host's enrolled key will take its place).
-  const crypto::KeyPair mine = crypto::KeyPair::generate();
-  auto handshake = crypto::HandshakeIK::initiator(mine, out.key, prologue());
   const auto message = handshake.write({clear.data(), helloSize + request.size()});
   if (!message) {
     fail(out, EPROTO, "the gateway key is not a usable X25519 key");

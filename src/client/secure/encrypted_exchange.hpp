@@ -22,6 +22,11 @@ struct EncryptedReply {
   crypto::Key key{};       // the gateway key the exchange used (to pin)
   std::string keyFrom;     // where it came from: the pin's source, or "trust on first use"
   bool encrypted = false;  // the reply came over the encrypted channel
+  // Kerberos: whether the Hello carried a token, for which service, and (when it carried none
+  // in Auto) why not.
+  bool kerberosSent = false;
+  std::string kerberosService;
+  std::string kerberosNote;
 };
 
 // Hello (with `identity` and a Timestamp) and `request` (one frame) to the gateway; the Welcome
