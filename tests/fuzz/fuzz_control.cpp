@@ -53,7 +53,9 @@ void checkBody(Bytes body) {
       FUZZ_CHECK(again.version == hello.version && again.user == hello.user &&
                  again.password == hello.password && again.host == hello.host &&
                  again.application == hello.application && again.osUser == hello.osUser &&
-                 again.pid == hello.pid && again.timestamp == hello.timestamp);
+                 again.pid == hello.pid && again.timestamp == hello.timestamp &&
+                 std::equal(again.gssToken.begin(), again.gssToken.end(), hello.gssToken.begin(),
+                            hello.gssToken.end()));
     }
   }
   Welcome welcome;

@@ -1,4 +1,5 @@
-// Every SOCKS5 stream parser (greeting, RFC 1929, request, bare address) on the same input.
+// Every SOCKS5 stream parser (greeting, RFC 1929, RFC 1961's GSS-API messages, request, bare
+// address) on the same input.
 // Invariants: consumed <= size; status and error agree; a Complete message re-parses alone to the
 // same value and is NeedMore one byte short; an Invalid verdict survives more bytes arriving; a
 // Complete value re-encodes and re-parses equal. Prefixes are parsed from exact-size heap copies so
@@ -84,6 +85,17 @@ void checkUserPass(Bytes in) {
   FUZZ_CHECK(socks5::encodeUserPass(r.value) == copyOf(in, r.consumed));
 }
 
+void checkGssMessage(Bytes in) {
+  const auto r = checkParser(&socks5::parseGssMessage, in);
+  if (!r.complete()) return;
+  if (r.value.type == socks5::GssMessageType::Abort) {
+    FUZZ_CHECK(r.consumed == 2 && r.value.token.empty());
+  } else {
+    FUZZ_CHECK(!r.value.token.empty() && r.value.token.size() <= 0xFFFF);
+  }
+  FUZZ_CHECK(socks5::encodeGssMessage(r.value) == copyOf(in, r.consumed));
+}
+
 void checkRequest(Bytes in) {
   const auto r = checkParser(&socks5::parseRequest, in);
   if (!r.complete()) return;
@@ -122,6 +134,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Bytes in(data, size);
   checkGreeting(in);
   checkUserPass(in);
+  checkGssMessage(in);
   checkRequest(in);
   checkAddress(in);
   // A session parses the greeting, then the next message from what is left.
@@ -129,6 +142,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (greeting.complete()) {
     checkUserPass(in.subspan(greeting.consumed));
     checkRequest(in.subspan(greeting.consumed));
+    // After method 0x01: GSS-API messages one after another, as the session reads them.
+    Bytes rest = in.subspan(greeting.consumed);
+    for (int i = 0; i < 8; ++i) {
+      const auto m = socks5::parseGssMessage(rest);
+      checkGssMessage(rest);
+      if (!m.complete()) break;
+      rest = rest.subspan(m.consumed);
+    }
   }
   return 0;
 }

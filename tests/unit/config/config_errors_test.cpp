@@ -200,6 +200,13 @@ const std::vector<ErrorCase>& errorCases() {
        "c = \"pNLbe5V4Vqrked3VlQc/jXk8c41+7Fvic4ab6wApRGw=\"\n"
        "d = \"pNLbe5V4Vqrked3VlQc/jXk8c41+7Fvic4ab6wApRGw=\"\n",
        {"control.hosts.\"a\"", "control.hosts.\"b\"", "control.hosts.\"d\""}},
+      {"bad [kerberos] values",
+       "[kerberos]\nkeytab = \"\"\nlocal_realms = [\"A@B\", \"\"]\nrealm = \"X\"\n",
+       {"kerberos.keytab", "kerberos.local_realms[0]", "kerberos.local_realms[1]",
+        "kerberos.realm"}},
+      {"a kerberos listener without a keytab",
+       "[[listeners]]\nmethods = [\"kerberos\", \"kerberos\"]\n",
+       {"kerberos.keytab", "listeners[0].methods[1]"}},
       {"TOML syntax error is a file-level error", "[limits\nmax_sessions = 1\n", {""}},
       {"duplicate TOML key is a file-level error",
        "[log]\nlevel = \"info\"\nlevel = \"warn\"\n",

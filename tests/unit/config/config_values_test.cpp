@@ -165,6 +165,25 @@ TEST(ConfigValuesTest, EmptyDocumentGetsDefaults) {
   EXPECT_TRUE(c.rules.empty());
 }
 
+TEST(ConfigValuesTest, KerberosKeysAndTheUserAPrincipalIs) {
+  const LoadResult r = parseConfig(
+      "[kerberos]\nkeytab = \"/etc/fwgate/fwgate.keytab\"\nlocal_realms = [\"EXAMPLE.TEST\"]\n"
+      "[[listeners]]\nmethods = [\"kerberos\", \"none\"]\n"
+      "[[rules]]\naction = \"allow\"\nusers = [\"alice\", \"carol@OTHER.TEST\"]\n",
+      "t");
+  ASSERT_TRUE(r.ok()) << describe(r);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.kerberos.keytab, "/etc/fwgate/fwgate.keytab");
+  EXPECT_EQ(c.listeners[0].methods,
+            (std::vector<AuthMethod>{AuthMethod::Kerberos, AuthMethod::None}));
+  // No users file needed: Kerberos names the users.
+  EXPECT_TRUE(c.usersFile.empty());
+  EXPECT_EQ(c.userOfPrincipal("alice@EXAMPLE.TEST"), "alice");
+  EXPECT_EQ(c.userOfPrincipal("carol@OTHER.TEST"), "carol@OTHER.TEST");
+  EXPECT_EQ(c.userOfPrincipal("alice/admin@EXAMPLE.TEST"), "alice/admin");
+  EXPECT_EQ(c.userOfPrincipal("alice@EXAMPLE.TESTX"), "alice@EXAMPLE.TESTX");
+}
+
 TEST(ConfigValuesTest, EmptyListenerArrayGetsTheDefaultListener) {
   const LoadResult r = parseConfig("listeners = []\n", "t");
   ASSERT_TRUE(r.ok()) << describe(r);

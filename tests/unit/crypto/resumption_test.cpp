@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sodium.h>
+
 #include "crypto/secure_stream.hpp"
 
 namespace fwgate::crypto {
@@ -77,4 +79,20 @@ TEST(ResumptionTest, AResumedConnectionsSidesAgreeAndEachCounterIsItsOwn) {
 }
 
 }  // namespace
+TEST(Resumption, ConnectionIdNamesTicketAndCounter) {
+  const std::vector<std::uint8_t> ticket(kTicketSize, 0x42);
+  const Key a = resumedConnectionId(ticket, 1);
+  EXPECT_EQ(a, resumedConnectionId(ticket, 1));
+  EXPECT_NE(a, resumedConnectionId(ticket, 2));
+  std::vector<std::uint8_t> other = ticket;
+  other[0] ^= 1;
+  EXPECT_NE(a, resumedConnectionId(other, 1));
+  // As the Resume message carries them: the ticket, then the counter big-endian.
+  std::vector<std::uint8_t> message = ticket;
+  for (int i = 0; i < 8; ++i) message.push_back(i == 7 ? 1 : 0);
+  Key direct;
+  crypto_generichash(direct.data(), direct.size(), message.data(), message.size(), nullptr, 0);
+  EXPECT_EQ(a, direct);
+}
+
 }  // namespace fwgate::crypto

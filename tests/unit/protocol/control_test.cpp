@@ -179,6 +179,22 @@ TEST(ControlMessages, HelloRoundTrip) {
   EXPECT_EQ(out.pid, 4242u);
 }
 
+TEST(ControlMessages, HelloCarriesAKerberosToken) {
+  const std::vector<std::uint8_t> token{0x60, 0x82, 0x01, 0x00, 0x06, 0x09};
+  Hello in{kVersion, "", "", "ws1.corp", "curl", "alice", 7, 1796357603000};
+  in.gssToken = token;
+  Hello out;
+  const Buffer frame1 = frameOf(encodeHello, in);
+  ASSERT_TRUE(decodeHello(parseWhole(frame1).body, out));
+  EXPECT_EQ(std::vector<std::uint8_t>(out.gssToken.begin(), out.gssToken.end()), token);
+  // An empty token is malformed, not "no token".
+  Buffer buffer(64);
+  FrameWriter w(buffer, MessageType::Hello);
+  w.u16(Tag::Version, kVersion).raw(Tag::GssToken, std::span<const std::uint8_t>{});
+  buffer.resize(w.finish());
+  EXPECT_FALSE(decodeHello(parseWhole(buffer).body, out));
+}
+
 TEST(ControlMessages, HelloWithoutVersionIsRejected) {
   Buffer buffer(64);
   FrameWriter w(buffer, MessageType::Hello);

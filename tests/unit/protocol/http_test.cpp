@@ -1095,6 +1095,25 @@ TEST(HttpCredentials, Basic) {
   EXPECT_EQ(c->password, "c");
 }
 
+std::optional<std::string> negotiate(std::string_view fields) {
+  std::string s = "GET http://h/ HTTP/1.1\r\nHost: h\r\n";
+  s += fields;
+  s += "\r\n";
+  return proxyNegotiateToken(parsed(s));
+}
+
+TEST(HttpCredentials, Negotiate) {
+  EXPECT_EQ(negotiate("Proxy-Authorization: Negotiate YIIBAA==\r\n"),
+            std::string("\x60\x82\x01\x00", 4));
+  EXPECT_EQ(negotiate("proxy-authorization: negotiate   YIIBAA==\r\n"),
+            std::string("\x60\x82\x01\x00", 4));
+  EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate\r\n"));
+  EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate !!!\r\n"));
+  EXPECT_FALSE(negotiate("Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n"));
+  EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate YIIBAA==\r\n"
+                         "Proxy-Authorization: Negotiate YIIBAA==\r\n"));
+}
+
 TEST(HttpCredentials, Refused) {
   EXPECT_FALSE(credentials(""));
   EXPECT_FALSE(credentials("Authorization: Basic YWxpY2U6czNjcmV0\r\n"));  // not the proxy's

@@ -107,6 +107,35 @@ TEST(Socks5MethodSelection, Bytes) {
   EXPECT_EQ(toBuffer(encodeMethodSelection(Method::NoAcceptable)), bytes({0x05, 0xFF}));
 }
 
+// --- RFC 1961 ---------------------------------------------------------------------------------
+
+TEST(Socks5Gss, ParsesATokenAndTheAbort) {
+  auto r = parseGssMessage(bytes({1, 1, 0, 3, 0x60, 0x01, 0x02, 0xAA}));
+  ASSERT_TRUE(r.complete());
+  EXPECT_EQ(r.consumed, 7u);
+  EXPECT_EQ(r.value.type, GssMessageType::Authentication);
+  EXPECT_EQ(r.value.token, bytes({0x60, 0x01, 0x02}));
+  EXPECT_EQ(encodeGssMessage(r.value), bytes({1, 1, 0, 3, 0x60, 0x01, 0x02}));
+  r = parseGssMessage(bytes({1, 0xFF}));
+  ASSERT_TRUE(r.complete());
+  EXPECT_EQ(r.consumed, 2u);
+  EXPECT_EQ(encodeGssMessage({GssMessageType::Abort, {}}), bytes({1, 0xFF}));
+  r = parseGssMessage(bytes({1, 2, 0, 1, 0x00}));
+  ASSERT_TRUE(r.complete());
+  EXPECT_EQ(r.value.type, GssMessageType::Protection);
+}
+
+TEST(Socks5Gss, WaitsAndRefuses) {
+  EXPECT_TRUE(parseGssMessage(bytes({1, 1, 0x01})).needMore());
+  EXPECT_TRUE(parseGssMessage(bytes({1, 1, 0x01, 0x00, 0xAA})).needMore());  // 256 announced
+  EXPECT_EQ(parseGssMessage(bytes({5, 1, 0, 1, 0})).error, ParseError::BadVersion);
+  EXPECT_EQ(parseGssMessage(bytes({1, 3, 0, 1, 0})).error, ParseError::BadVersion);
+  EXPECT_EQ(parseGssMessage(bytes({1, 1, 0, 0})).error, ParseError::BadLength);
+  EXPECT_TRUE(encodeGssMessage({GssMessageType::Authentication, {}}).empty());
+  EXPECT_TRUE(
+      encodeGssMessage({GssMessageType::Authentication, std::vector<std::uint8_t>(65536)}).empty());
+}
+
 // --- RFC 1929 ---------------------------------------------------------------------------------
 
 TEST(Socks5UserPass, Parses) {
