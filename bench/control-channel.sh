@@ -4,8 +4,10 @@
 # on the external side, with the channel in clear (fwgate run --clear) and encrypted (the agent:
 # the one fwgate run serves, and a host's agent already running), anonymous and with a password
 # (the gateway remembers a verified password, so repeated logins cost a keyed hash, not
-# argon2id). And the round trip itself: a plain TCP connect to the gateway. Three network
-# namespaces (client, gateway with IP forwarding off, external); rounds interleave the modes.
+# argon2id), and with alice's Kerberos ticket (fwgate run's agent: a token per connection,
+# bound to its channel; a realm of the run's own, bench/realm.sh, its KDC on the client's side).
+# And the round trip itself: a plain TCP connect to the gateway. Three network namespaces
+# (client, gateway with IP forwarding off, external); rounds interleave the modes.
 #
 #   bash bench/control-channel.sh [ROUNDS] [COUNT]    (default 3 rounds of 400; needs root and a
 #                                                      build in build/)
@@ -51,9 +53,20 @@ ip netns exec "$g" sysctl -qw net.ipv4.ip_forward=0
 
 password=bench-$$
 printf '%s\n' "$password" | "$fwgate" passwd --users-file "$tmp/users" --stdin alice >/dev/null
+source "$repo/bench/realm.sh"
+realm_create "$tmp" BENCH.TEST 10.253.1.2
+realm_user alice "$password"
+realm_service fwgate/10.253.1.1 "$tmp/gateway.keytab"
+realm_start "$c"
+pids+=("$REALM_PID")
+realm_kinit "$c" alice "$password"
 cat >"$tmp/gateway.toml" <<TOML
 [gateway]
 users_file = "$tmp/users"
+
+[kerberos]
+keytab = "$tmp/gateway.keytab"
+local_realms = ["BENCH.TEST"]
 
 [[listeners]]
 address = "10.253.1.1"
@@ -99,8 +112,9 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# Kerberos only where a mode asks for it (KRB5CCNAME holds alice's ticket for every mode).
 client_env=(FWGATE_SERVER=10.253.1.1:1745 FWGATE_CACHE="$tmp/cache" FWGATE_CONFIG_DIR="$tmp"
-  FWGATE_USER_CONFIG="$tmp/none.ini" HOME="$tmp")
+  FWGATE_USER_CONFIG="$tmp/none.ini" HOME="$tmp" FWGATE_KERBEROS=no)
 # A host's agent, already running (as /run/fwgate/agent.sock would be).
 ip netns exec "$c" env "${client_env[@]}" "$fwgate" agent --socket "$tmp/agent/agent.sock" \
   >"$tmp/agent.log" 2>&1 &
@@ -112,6 +126,7 @@ run() {
   local mode=$1 env=("${client_env[@]}")
   case $mode in
     *password*) env+=(FWGATE_USER=alice FWGATE_PASSWORD="$password") ;;
+    *kerberos*) env+=(FWGATE_KERBEROS=yes) ;;
   esac
   case $mode in
     tcp) ip netns exec "$c" taskset -c "$cpu" "$bench" 10.253.1.1 1080 "$count" ;;
@@ -124,7 +139,7 @@ run() {
   esac
 }
 
-modes=(tcp clear run-agent host-agent clear-password host-agent-password)
+modes=(tcp clear run-agent host-agent clear-password host-agent-password run-agent-kerberos)
 declare -A p50 p90 rate
 for ((r = 1; r <= rounds; r++)); do
   for mode in "${modes[@]}"; do
@@ -139,6 +154,8 @@ grep -q '"channel":"encrypted"' "$tmp/sessions.jsonl" ||
   { echo "control-channel: no encrypted session in the gateway's log" >&2; exit 1; }
 grep -q '"channel":"clear"' "$tmp/sessions.jsonl" ||
   { echo "control-channel: no clear session in the gateway's log" >&2; exit 1; }
+grep -q '"auth":"kerberos".*"user":"alice"' "$tmp/sessions.jsonl" ||
+  { echo "control-channel: no Kerberos login of alice in the gateway's log" >&2; exit 1; }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 label() {
@@ -149,6 +166,7 @@ label() {
     host-agent) echo "remoted connect, encrypted (a host's agent running)" ;;
     clear-password) echo "remoted connect with a password, in clear" ;;
     host-agent-password) echo "remoted connect with a password, encrypted (host's agent)" ;;
+    run-agent-kerberos) echo "remoted connect with a Kerberos ticket, encrypted (fwgate run's agent)" ;;
   esac
 }
 base=$(median <<<"${p50[clear]}")

@@ -10,6 +10,7 @@
 #include "config/pac.hpp"
 #include "config/users.hpp"
 #include "config/web_proxy_offer.hpp"
+#include "gss/gss.hpp"
 
 namespace fwgate::app {
 namespace {
@@ -35,8 +36,9 @@ std::vector<config::Diagnostic> checkUsersFile(const config::Config& c) {
     out.push_back({"gateway.users_file", error + " (the gateway will not start without it)"});
     return out;
   }
+  // With Kerberos, users are also the realm's: a name the file lacks may be a principal's.
   const auto missing = [&](const std::string& user, std::string path) {
-    if (db->find(user) == nullptr) {
+    if (c.kerberos.keytab.empty() && db->find(user) == nullptr) {
       out.push_back({std::move(path), fmt::format("user \"{}\" is not in {}", user, c.usersFile)});
     }
   };
@@ -55,6 +57,18 @@ std::vector<config::Diagnostic> checkUsersFile(const config::Config& c) {
   return out;
 }
 
+// The same for the Kerberos keys: read as the gateway reads them.
+std::vector<config::Diagnostic> checkKeytab(const config::Config& c) {
+  std::vector<config::Diagnostic> out;
+  if (c.kerberos.keytab.empty()) return out;
+  std::string error;
+  if (const auto acceptor = gss::Acceptor::fromKeytab(c.kerberos.keytab, error); !acceptor) {
+    out.push_back({"kerberos.keytab", fmt::format("{}: {} (the gateway will not start without it)",
+                                                  c.kerberos.keytab, error)});
+  }
+  return out;
+}
+
 }  // namespace
 
 int runConfigCheck(const std::string& path) {
@@ -63,6 +77,8 @@ int runConfigCheck(const std::string& path) {
   if (result.config) {
     const auto users = checkUsersFile(*result.config);
     warnings.insert(warnings.end(), users.begin(), users.end());
+    const auto keys = checkKeytab(*result.config);
+    warnings.insert(warnings.end(), keys.begin(), keys.end());
   }
   for (const auto& e : result.errors) fmt::print("error: {}\n", located(e));
   for (const auto& w : warnings) fmt::print("warning: {}\n", located(w));

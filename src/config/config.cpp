@@ -193,21 +193,21 @@ class ConfigParser {
     std::vector<AuthMethod> methods;
     const auto* array = in_.strings(
         t, "methods", path, [&](const std::string& s, const std::string& p, const toml::node& n) {
-          AuthMethod m = AuthMethod::None;
-          if (s == "password") {
-            m = AuthMethod::Password;
-          } else if (s == "kerberos") {
-            m = AuthMethod::Kerberos;
-            if (kerberosListener_.empty()) {
-              kerberosListener_ = path;
-              kerberosListenerLine_ = n.source().begin.line;
+          const auto* known = std::find_if(std::begin(kAuthMethods), std::end(kAuthMethods),
+                                           [&](const AuthMethodName& a) { return a.name == s; });
+          if (known == std::end(kAuthMethods)) {
+            std::string names;
+            for (const auto& a : kAuthMethods) {
+              names += names.empty() ? "" : ", ";
+              names += quote(std::string(a.name));
             }
-          } else if (s != "none") {
-            in_.error(p, n,
-                      fmt::format("unknown method {} (expected \"none\", \"password\" or "
-                                  "\"kerberos\")",
-                                  quote(s)));
+            in_.error(p, n, fmt::format("unknown method {} (expected one of {})", quote(s), names));
             return;
+          }
+          const AuthMethod m = known->method;
+          if (m == AuthMethod::Kerberos && kerberosListener_.empty()) {
+            kerberosListener_ = path;
+            kerberosListenerLine_ = n.source().begin.line;
           }
           if (std::find(methods.begin(), methods.end(), m) != methods.end()) {
             in_.error(p, n, fmt::format("duplicate method {}", quote(s)));
@@ -976,6 +976,13 @@ std::optional<std::string> readWholeFile(const std::string& path, std::string& e
 
 std::string Diagnostic::toString() const {
   return path.empty() ? message : fmt::format("{}: {}", path, message);
+}
+
+std::string_view authMethodName(AuthMethod method) {
+  for (const auto& a : kAuthMethods) {
+    if (a.method == method) return a.name;
+  }
+  return "?";
 }
 
 std::string Config::userOfPrincipal(const std::string& principal) const {

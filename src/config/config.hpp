@@ -20,6 +20,15 @@ using Duration = std::chrono::milliseconds;
 
 // "kerberos": SOCKS 5's GSS-API method 0x01 (RFC 1961) with the keys of [kerberos] keytab.
 enum class AuthMethod : std::uint8_t { None, Password, Kerberos };
+struct AuthMethodName {
+  AuthMethod method;
+  std::string_view name;
+};
+// The one list of listener methods: parsing, errors, the listening line and docs come from it.
+inline constexpr AuthMethodName kAuthMethods[] = {{AuthMethod::None, "none"},
+                                                  {AuthMethod::Password, "password"},
+                                                  {AuthMethod::Kerberos, "kerberos"}};
+std::string_view authMethodName(AuthMethod method);
 
 // [[listeners]]: one SOCKS 4/4a/5 listening socket.
 struct Listener {

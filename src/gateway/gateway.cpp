@@ -38,7 +38,7 @@ std::string methodNames(const config::Listener& l) {
   std::string out;
   for (auto m : l.methods) {
     if (!out.empty()) out += ",";
-    out += m == config::AuthMethod::None ? "none" : "password";
+    out += config::authMethodName(m);
   }
   return out;
 }

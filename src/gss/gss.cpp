@@ -6,6 +6,7 @@
 #include <krb5/krb5.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -47,49 +48,28 @@ gss_buffer_desc view(std::span<const std::uint8_t> bytes) {
   return gss_buffer_desc{bytes.size(), const_cast<std::uint8_t*>(bytes.data())};
 }
 
-// The principals a keytab holds, by krb5's own reader; empty with `error` set when unreadable.
-std::vector<std::string> keytabPrincipals(const std::string& path, std::string& error) {
-  std::vector<std::string> out;
-  krb5_context context = nullptr;
-  if (krb5_init_context(&context) != 0) {
-    error = "krb5 cannot start (krb5.conf?)";
-    return out;
-  }
-  krb5_keytab keytab = nullptr;
-  const std::string name = "FILE:" + path;
-  krb5_error_code code = krb5_kt_resolve(context, name.c_str(), &keytab);
-  krb5_kt_cursor cursor = nullptr;
-  if (code == 0) code = krb5_kt_start_seq_get(context, keytab, &cursor);
-  if (code != 0) {
-    const char* message = krb5_get_error_message(context, code);
-    error = message;
-    krb5_free_error_message(context, message);
-  } else {
-    std::set<std::string> seen;
-    krb5_keytab_entry entry;
-    while (krb5_kt_next_entry(context, keytab, &entry, &cursor) == 0) {
-      char* text = nullptr;
-      if (krb5_unparse_name(context, entry.principal, &text) == 0) {
-        if (seen.insert(text).second) out.emplace_back(text);
-        krb5_free_unparsed_name(context, text);
-      }
-      krb5_free_keytab_entry_contents(context, &entry);
-    }
-    krb5_kt_end_seq_get(context, keytab, &cursor);
-    if (out.empty()) error = "it holds no key";
-  }
-  if (keytab != nullptr) krb5_kt_close(context, keytab);
-  krb5_free_context(context);
+std::string krb5Error(krb5_context context, krb5_error_code code) {
+  const char* message = krb5_get_error_message(context, code);
+  std::string out = message;
+  krb5_free_error_message(context, message);
   return out;
 }
 
+std::atomic<std::uint64_t> g_keytabs{0};
+
 }  // namespace
 
+// The keytab's keys, copied once into a MEMORY keytab of this acceptor (MIT reads a FILE keytab
+// again at every accept), and the GSS-API credential over it.
 struct Acceptor::Credential {
+  krb5_context context = nullptr;
+  krb5_keytab memory = nullptr;
   gss_cred_id_t handle = GSS_C_NO_CREDENTIAL;
   ~Credential() {
     OM_uint32 ignored = 0;
     if (handle != GSS_C_NO_CREDENTIAL) gss_release_cred(&ignored, &handle);
+    if (memory != nullptr) krb5_kt_close(context, memory);
+    if (context != nullptr) krb5_free_context(context);
   }
 };
 
@@ -100,21 +80,63 @@ std::shared_ptr<const Acceptor> Acceptor::fromKeytab(const std::string& path, st
   }
   std::shared_ptr<Acceptor> out(new Acceptor());
   out->keytab_ = path;
-  out->principals_ = keytabPrincipals(path, error);
-  if (out->principals_.empty()) return nullptr;
+  auto c = std::make_unique<Credential>();
+  if (const krb5_error_code code = krb5_init_context(&c->context); code != 0) {
+    error = "krb5 cannot start (krb5.conf?)";
+    return nullptr;
+  }
+  const std::string memoryName = "MEMORY:fwgate-acceptor-" + std::to_string(::getpid()) + "-" +
+                                 std::to_string(g_keytabs.fetch_add(1));
+  krb5_keytab file = nullptr;
+  krb5_kt_cursor cursor = nullptr;
+  const std::string fileName = "FILE:" + path;
+  krb5_error_code code = krb5_kt_resolve(c->context, fileName.c_str(), &file);
+  if (code == 0) code = krb5_kt_resolve(c->context, memoryName.c_str(), &c->memory);
+  if (code == 0) code = krb5_kt_start_seq_get(c->context, file, &cursor);
+  if (code != 0) {
+    error = krb5Error(c->context, code);
+    if (file != nullptr) krb5_kt_close(c->context, file);
+    return nullptr;
+  }
+  std::set<std::string> seen;
+  krb5_keytab_entry entry;
+  while ((code = krb5_kt_next_entry(c->context, file, &entry, &cursor)) == 0) {
+    char* text = nullptr;
+    if (krb5_unparse_name(c->context, entry.principal, &text) == 0) {
+      if (seen.insert(text).second) out->principals_.emplace_back(text);
+      krb5_free_unparsed_name(c->context, text);
+    }
+    const krb5_error_code added = krb5_kt_add_entry(c->context, c->memory, &entry);
+    krb5_free_keytab_entry_contents(c->context, &entry);
+    if (added != 0) {
+      error = krb5Error(c->context, added);
+      break;
+    }
+  }
+  krb5_kt_end_seq_get(c->context, file, &cursor);
+  krb5_kt_close(c->context, file);
+  if (!error.empty()) return nullptr;
+  if (code != KRB5_KT_END) {
+    error = krb5Error(c->context, code);
+    return nullptr;
+  }
+  if (out->principals_.empty()) {
+    error = "it holds no key";
+    return nullptr;
+  }
   // Any principal of the keytab: GSS_C_NO_NAME, with the keytab as the credential store (not the
   // process-wide KRB5_KTNAME), so that a reload can bring another keytab.
-  gss_key_value_element_desc element{"keytab", path.c_str()};
+  gss_key_value_element_desc element{"keytab", memoryName.c_str()};
   gss_key_value_set_desc store{1, &element};
-  out->credential_ = std::make_unique<Credential>();
   OM_uint32 minor = 0;
   const OM_uint32 major =
       gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT,
-                            &store, &out->credential_->handle, nullptr, nullptr);
+                            &store, &c->handle, nullptr, nullptr);
   if (GSS_ERROR(major)) {
     error = statusText(major, minor, GSS_C_NO_OID);
     return nullptr;
   }
+  out->credential_ = std::move(c);
   return out;
 }
 

@@ -17,6 +17,7 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 
 import pytest
 
@@ -187,6 +188,13 @@ def test_web_proxy_negotiate_with_chromium(topo, gateway):
     assert lines[0]["auth"] == "kerberos" and lines[0]["status"] == 200, lines
 
 
+def wait_stderr(gw, text: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout * fwit.SLOW
+    while text not in gw.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text in gw.stderr(), gw.tail()
+
+
 def fwc_lines(k: Kerberized, count: int) -> list[dict]:
     return k.gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "connect", count=count)
 
@@ -237,3 +245,45 @@ def test_a_token_bound_to_another_channel_is_refused(topo, gateway):
     assert "channel binding" in out(moved).lower() or "bindings" in out(moved).lower(), out(moved)
     refused = k.gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("outcome") == "auth-failed")
     assert refused[0]["auth"] == "kerberos", refused
+
+
+def test_a_reload_takes_a_new_keytab_and_a_bad_one_keeps_the_old(topo, gateway):
+    k = Kerberized(topo, gateway)
+    assert MARKER in out(gss_socks(k, "alice"))
+    # The service's key changes (kvno 2), into a keytab of its own; alice's cached ticket is of
+    # the old key, which the running gateway still has.
+    rotated = topo.tmp / "rotated.keytab"
+    k.realm.kadmin(f"ktadd -k {rotated} rcmd/{topo.gw_inside}")
+    rotated.chmod(0o600)
+    assert MARKER in out(gss_socks(k, "alice"))
+    text = open(k.gw.config_path, encoding="utf-8").read()
+    k.gw.write_config(text.replace(str(k.keytab), str(rotated)))
+    k.gw.signal(signal.SIGHUP)
+    wait_stderr(k.gw, "SIGHUP")
+    # The old ticket is of a key the gateway no longer has; a new one (kinit again) is good.
+    old = gss_socks(k, "alice")
+    assert old.returncode == 2 and "aborted" in out(old), out(old)
+    k.realm.kinit(topo, "internal", "alice", PASSWORDS["alice"], k.ccache["alice"])
+    assert MARKER in out(gss_socks(k, "alice"))
+    # A keytab that is not there: the reload fails with its key path, the keys stay.
+    k.gw.write_config(text.replace(str(k.keytab), str(topo.tmp / "missing.keytab")))
+    k.gw.signal(signal.SIGHUP)
+    wait_stderr(k.gw, "kerberos.keytab")
+    assert k.gw.proc.poll() is None, k.gw.tail()
+    assert MARKER in out(gss_socks(k, "alice"))
+
+
+def test_a_missing_keytab_stops_the_start_with_its_key_path(tmp_path):
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[kerberos]\nkeytab = "{tmp_path}/none.keytab"\n'
+                      '[[listeners]]\naddress = "127.0.0.1"\nport = 0\nmethods = ["kerberos"]\n'
+                      '[control]\nlisten = ["127.0.0.1:0"]\n[web_proxy]\nlisten = []\n')
+    # The check may run on another machine: a warning there, with the reason.
+    check = subprocess.run([FWGATE_BIN, "config", "check", str(config)], capture_output=True, timeout=30)
+    assert check.returncode == 0, out(check)
+    assert "warning: kerberos.keytab" in out(check) and "none.keytab" in out(check), out(check)
+    # The gateway itself does not start without its keys.
+    start = subprocess.run([FWGATE_BIN, "gateway", "--config", str(config), "--state-dir", str(tmp_path / "state")],
+                           capture_output=True, timeout=30)
+    assert start.returncode != 0, out(start)
+    assert "kerberos.keytab" in out(start) and "No such file" in out(start), out(start)
