@@ -199,8 +199,19 @@ Step Context::step(std::span<const std::uint8_t> peerToken) {
   gss_OID mech = GSS_C_NO_OID;
   if (s.acceptor) {
     gss_name_t client = GSS_C_NO_NAME;
+    OM_uint32 flags = 0;
     major = gss_accept_sec_context(&minor, &s.handle, s.acceptor->credential_->handle, &input, cb,
-                                   &client, &mech, &output, nullptr, nullptr, nullptr);
+                                   &client, &mech, &output, &flags, nullptr, nullptr);
+    // MIT accepts a token that carries no channel bindings whatever the acceptor gives (for old
+    // initiators); one that must be bound has to say it is.
+    if (major == GSS_S_COMPLETE && !s.binding.empty() && (flags & GSS_C_CHANNEL_BOUND_FLAG) == 0) {
+      OM_uint32 ignored = 0;
+      if (client != GSS_C_NO_NAME) gss_release_name(&ignored, &client);
+      gss_release_buffer(&ignored, &output);
+      s.failed = true;
+      out.error = "the token is bound to no channel (its client gave no channel bindings)";
+      return out;
+    }
     if (major == GSS_S_COMPLETE) {
       gss_buffer_desc name = GSS_C_EMPTY_BUFFER;
       OM_uint32 ignored = 0;

@@ -243,6 +243,10 @@ def test_a_token_bound_to_another_channel_is_refused(topo, gateway):
     moved = k.run("alice", [fwit.PYTHON, CONTROL_HELLO, topo.gw_inside, "1745", "--other-channel"])
     assert moved.returncode == 0 and out(moved).startswith("AuthenticationFailed"), out(moved)
     assert "channel binding" in out(moved).lower() or "bindings" in out(moved).lower(), out(moved)
+    # A token bound to nothing (MIT would take it for an old initiator's) is refused too.
+    unbound = k.run("alice", [fwit.PYTHON, CONTROL_HELLO, topo.gw_inside, "1745", "--unbound"])
+    assert unbound.returncode == 0 and out(unbound).startswith("AuthenticationFailed"), out(unbound)
+    assert "bound to no channel" in out(unbound), out(unbound)
     refused = k.gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("outcome") == "auth-failed")
     assert refused[0]["auth"] == "kerberos", refused
 

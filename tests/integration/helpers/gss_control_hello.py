@@ -2,7 +2,9 @@
 ticket), bound to the channel it travels in or, with --other-channel, to another one: what a token
 copied from one channel into another would be. Prints the Welcome's status and message.
 
-  gss_control_hello.py GATEWAY_HOST CONTROL_PORT [--other-channel]
+  gss_control_hello.py GATEWAY_HOST CONTROL_PORT [--other-channel | --unbound]
+
+--unbound: a token with no channel bindings at all (what an initiator that knows none sends).
 """
 
 import os
@@ -22,13 +24,14 @@ T_GSS_TOKEN = 0x2D
 def main() -> int:
     host, port = sys.argv[1], int(sys.argv[2])
     other = "--other-channel" in sys.argv[3:]
+    unbound = "--unbound" in sys.argv[3:]
     key = fwctl.key_offer((host, port))
     e_secret = os.urandom(32)
     e_public = X25519DH().generate_keypair(PrivateKey(e_secret)).public.data
     binding = os.urandom(32) if other else e_public
+    bindings = None if unbound else gssapi.raw.ChannelBindings(application_data=binding)
     ctx = gssapi.SecurityContext(name=gssapi.Name(f"fwgate@{host}", gssapi.NameType.hostbased_service),
-                                 usage="initiate", channel_bindings=gssapi.raw.ChannelBindings(
-                                     application_data=binding))
+                                 usage="initiate", channel_bindings=bindings)
     token = ctx.step()
     hello = fwctl.hello(timestamp=fwctl.now_ms())
     body = hello[4:] + fwctl.attr(T_GSS_TOKEN, token)
