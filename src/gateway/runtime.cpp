@@ -263,6 +263,25 @@ void logThrottle(const AuthGuard::Event& e) {
 
 }  // namespace
 
+asio::awaitable<std::optional<Login>> Runtime::admitLogin(const config::AuthThrottle& settings,
+                                                          const AuthSource& from,
+                                                          std::string_view user) {
+  const auto admission = shared_.authGuard().admit(settings, from, user, AuthGuard::Clock::now());
+  if (admission.refused) {
+    const auto left =
+        std::chrono::ceil<std::chrono::seconds>(admission.until - AuthGuard::Clock::now());
+    co_return Login{Login::Verdict::Throttled,
+                    fmt::format("{} failed too many logins; refused for {} s more", from.toString(),
+                                left.count())};
+  }
+  if (admission.delay > AuthGuard::Clock::duration::zero()) {
+    asio::steady_timer wait(io_);
+    wait.expires_after(admission.delay);
+    co_await wait.async_wait(kNoThrow);
+  }
+  co_return std::nullopt;
+}
+
 asio::awaitable<Login> Runtime::verifyPassword(std::shared_ptr<const config::UserDatabase> users,
                                                asio::ip::address source, std::string user,
                                                std::string password) {
@@ -272,19 +291,7 @@ asio::awaitable<Login> Runtime::verifyPassword(std::shared_ptr<const config::Use
   const config::AuthThrottle& settings = config->authThrottle;
   const AuthSource from = AuthSource::of(source);
   AuthGuard& guard = shared_.authGuard();
-  const auto admission = guard.admit(settings, from, user, AuthGuard::Clock::now());
-  if (admission.refused) {
-    const auto left =
-        std::chrono::ceil<std::chrono::seconds>(admission.until - AuthGuard::Clock::now());
-    co_return Login{Verdict::Throttled,
-                    fmt::format("{} failed too many logins; refused for {} s more", from.toString(),
-                                left.count())};
-  }
-  if (admission.delay > AuthGuard::Clock::duration::zero()) {
-    asio::steady_timer wait(io_);
-    wait.expires_after(admission.delay);
-    co_await wait.async_wait(kNoThrow);
-  }
+  if (auto refusal = co_await admitLogin(settings, from, user)) co_return std::move(*refusal);
   if (!users) co_return Login{Verdict::Rejected, "no users file"};
   std::string digest = shared_.passwordDigest(password);
   if (shared_.knownPassword(*users, user, digest)) co_return Login{Verdict::Accepted, {}};
@@ -317,19 +324,9 @@ asio::awaitable<KerberosStep> Runtime::kerberosStep(asio::ip::address source,
   const AuthSource from = AuthSource::of(source);
   AuthGuard& guard = shared_.authGuard();
   KerberosStep out;
-  const auto admission = guard.admit(settings, from, {}, AuthGuard::Clock::now());
-  if (admission.refused) {
-    const auto left =
-        std::chrono::ceil<std::chrono::seconds>(admission.until - AuthGuard::Clock::now());
-    out.login =
-        Login{Verdict::Throttled, fmt::format("{} failed too many logins; refused for {} s more",
-                                              from.toString(), left.count())};
+  if (auto refusal = co_await admitLogin(settings, from, {})) {
+    out.login = std::move(*refusal);
     co_return out;
-  }
-  if (admission.delay > AuthGuard::Clock::duration::zero()) {
-    asio::steady_timer wait(io_);
-    wait.expires_after(admission.delay);
-    co_await wait.async_wait(kNoThrow);
   }
   // gss_accept_sec_context reads the keytab and writes the replay cache: the verification
   // threads', in this source's turn.

@@ -279,6 +279,10 @@ class Runtime {
   asio::awaitable<Login> verifyPassword(std::shared_ptr<const config::UserDatabase> users,
                                         asio::ip::address source, std::string user,
                                         std::string password);
+  // A login's admission by [auth_throttle]: the refusal (Throttled), or nullopt once any delay
+  // the source or `user` has earned has passed.
+  asio::awaitable<std::optional<Login>> admitLogin(const config::AuthThrottle& settings,
+                                                   const AuthSource& from, std::string_view user);
   // One step of an accepting Kerberos `context` with the client's `token`: throttled and served
   // per source like a password check; a token that does not verify counts as a failed login.
   asio::awaitable<KerberosStep> kerberosStep(asio::ip::address source,

@@ -37,7 +37,7 @@ class Kerberized:
     """The topology with its realm, the users' credential caches and a gateway that knows the
     realm's users by their bare names (local_realms)."""
 
-    def __init__(self, t, gateway, methods=("kerberos",), encryption="optional"):
+    def __init__(self, t, gateway, methods=("kerberos",), encryption="optional", by_group=False):
         self.t = t
         self.realm = Realm(t.tmp, t.internal)
         for user, password in PASSWORDS.items():
@@ -50,7 +50,10 @@ class Kerberized:
         for user, password in PASSWORDS.items():
             self.ccache[user] = t.tmp / f"ccache-{user}"
             self.realm.kinit(t, "internal", user, password, self.ccache[user])
-        rules = [{"name": "alice-out", "action": "allow", "sources": ["internal"], "users": ["alice"]}]
+        # alice may, bob may not: by her name, or (by_group) as a member of a group.
+        who = {"groups": ["staff"]} if by_group else {"users": ["alice"]}
+        rules = [{"name": "alice-out", "action": "allow", "sources": ["internal"], **who}]
+        groups = '\n[groups]\nstaff = ["alice", "carol@OTHER.TEST"]\n' if by_group else ""
         self.gw = gateway(
             netns=t.ns["gateway"], health=False, bind_external=None,
             listeners=[{"address": t.gw_inside, "port": 0, "methods": list(methods)}],
@@ -58,7 +61,7 @@ class Kerberized:
             rules=rules, web_proxy={"listen": [f"{t.gw_inside}:{WEB_PORT}"]}, expected_web=1,
             env=dict(KRB5_CONFIG=str(self.realm.conf), KRB5RCACHEDIR=str(self.realm.rcache)),
             extra=(f'\n[kerberos]\nkeytab = "{self.keytab}"\nlocal_realms = ["{REALM}"]\n'
-                   f'\n[control]\nlisten = ["{t.gw_inside}:1745"]\nencryption = "{encryption}"\n'))
+                   f'\n[control]\nlisten = ["{t.gw_inside}:1745"]\nencryption = "{encryption}"\n' + groups))
 
     def env(self, user: str | None, **extra) -> dict:
         ccache = self.ccache[user] if user else self.t.tmp / "ccache-nobody"
@@ -117,11 +120,15 @@ def test_a_token_that_does_not_verify_is_aborted_and_counted(topo, gateway):
         "t=b'\\x60\\x82\\x01\\x00'+bytes(300)\n"
         "s.sendall(b'\\x01\\x01'+struct.pack('>H',len(t))+t)\n"
         "r=s.recv(64); sys.stdout.write(r.hex()); s.close()\n")
-    cp = k.run(None, [fwit.PYTHON, "-c", code])
-    assert cp.returncode == 0, out(cp)
-    assert cp.stdout.decode() == "01ff", out(cp)
-    failed = k.gw.wait_sessions(lambda s: s.get("result") == "auth-failed")
-    assert failed[0]["auth"] == "kerberos" and "Kerberos" in failed[0].get("error", ""), failed
+    # Five of them from one address: [auth_throttle] delay_after, then its warning, once.
+    for _ in range(5):
+        cp = k.run(None, [fwit.PYTHON, "-c", code])
+        assert cp.returncode == 0, out(cp)
+        assert cp.stdout.decode() == "01ff", out(cp)
+    failed = k.gw.wait_sessions(lambda s: s.get("result") == "auth-failed", count=5)
+    assert all(f["auth"] == "kerberos" and "Kerberos" in f.get("error", "") for f in failed), failed
+    wait_stderr(k.gw, f"auth: {topo.internal} failed 5 logins")
+    assert k.gw.stderr().count(f"auth: {topo.internal} failed") == 1, k.gw.tail()
 
 
 def curl_proxy(k: Kerberized, user: str | None) -> subprocess.CompletedProcess:
@@ -131,7 +138,7 @@ def curl_proxy(k: Kerberized, user: str | None) -> subprocess.CompletedProcess:
 
 
 def test_web_proxy_negotiate_with_curl(topo, gateway):
-    k = Kerberized(topo, gateway)
+    k = Kerberized(topo, gateway, by_group=True)
     alice = curl_proxy(k, "alice")
     assert alice.returncode == 0 and MARKER in out(alice) and "status 200" in out(alice), out(alice)
     bob = curl_proxy(k, "bob")
@@ -291,3 +298,30 @@ def test_a_missing_keytab_stops_the_start_with_its_key_path(tmp_path):
                            capture_output=True, timeout=30)
     assert start.returncode != 0, out(start)
     assert "kerberos.keytab" in out(start) and "No such file" in out(start), out(start)
+
+
+@pytest.mark.parametrize("sent, why", [
+    (b"\x01\x02\x00\x01\x00", "a protection level before any context"),
+    (b"\x01\x01\x00\x00", "an empty token"),
+    (b"\x02\x01\x00\x01\x00", "GSS-API message version 2"),
+    (b"\x01\x07\x00\x01\x00", "message type 7"),
+], ids=["level-first", "empty-token", "bad-version", "bad-type"])
+def test_malformed_gssapi_messages_get_the_abort(topo, gateway, sent, why):
+    k = Kerberized(topo, gateway)
+    code = (
+        "import socket,sys\n"
+        f"s=socket.create_connection(('{topo.gw_inside}',{k.gw.port}),timeout=10)\n"
+        "s.sendall(b'\\x05\\x01\\x01'); assert s.recv(2)==b'\\x05\\x01'\n"
+        f"s.sendall({sent!r})\n"
+        "r=b''\n"
+        "while True:\n"
+        "  c=s.recv(64)\n"
+        "  if not c: break\n"
+        "  r+=c\n"
+        "sys.stdout.write(r.hex())\n")
+    cp = k.run(None, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0 and cp.stdout.decode() == "01ff", (why, out(cp))
+    line = k.gw.wait_sessions(lambda s: s.get("protocol") == "socks5")[0]
+    assert line["outcome"] == "bad-request" and line["auth"] == "kerberos", line
+    # The gateway goes on: a good login right after.
+    assert MARKER in out(gss_socks(k, "alice"))

@@ -25,7 +25,7 @@ colour = "blue"
 [[listeners]]
 address = "127.0.0.1"
 port = 70000
-methods = ["kerberos"]
+methods = ["telepathy"]
 
 [limits]
 handshake_timeout = "soon"

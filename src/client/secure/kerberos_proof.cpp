@@ -25,7 +25,7 @@ gss::Token KerberosProof::tokenFor(const std::string& server, const crypto::Key&
   if (mode_ == Mode::Auto && now < quietUntil_) return {};
   lastService_ = service_.empty() ? defaultKerberosService(server) : service_;
   if (mode_ == Mode::Auto && !gss::haveInitiatorCredentials()) {
-    note_ = "no Kerberos ticket (kinit)";
+    note_ = "no Kerberos ticket (kinit to use one)";
     quietUntil_ = now + std::chrono::seconds(10);
     return {};
   }

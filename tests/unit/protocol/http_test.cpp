@@ -1110,8 +1110,9 @@ TEST(HttpCredentials, Negotiate) {
   EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate\r\n"));
   EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate !!!\r\n"));
   EXPECT_FALSE(negotiate("Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n"));
-  EXPECT_FALSE(negotiate("Proxy-Authorization: Negotiate YIIBAA==\r\n"
-                         "Proxy-Authorization: Negotiate YIIBAA==\r\n"));
+  EXPECT_FALSE(
+      negotiate("Proxy-Authorization: Negotiate YIIBAA==\r\n"
+                "Proxy-Authorization: Negotiate YIIBAA==\r\n"));
 }
 
 TEST(HttpCredentials, Refused) {
