@@ -384,8 +384,9 @@ int Gateway::run() {
                listenersOf(Service::Socks).size(), listenersOf(Service::Control).size(),
                listenersOf(Service::WebProxy).size(), workers_.size(),
                balance_ == config::Config::Balance::Kernel ? "kernel" : "round-robin");
-  if (!openListeners()) return 1;
+  // The key before the listeners: a "control channel listening" line means its key is in place.
   if (!listenersOf(Service::Control).empty() && !loadControlKey()) return 1;
+  if (!openListeners()) return 1;
   std::string filterSummary;
   if (const auto error = shared_.packetFilters().apply(*snapshot->config, filterSummary);
       !error.empty()) {
