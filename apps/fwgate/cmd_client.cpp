@@ -29,6 +29,8 @@
 #include "commands.hpp"
 #include "crypto/key_file.hpp"
 #include "crypto/noise.hpp"
+#include "kernel/helper.hpp"
+#include "kernel/interceptor.hpp"
 #include "protocol/client_settings.hpp"
 #include "protocol/control.hpp"
 
@@ -289,14 +291,9 @@ volatile sig_atomic_t g_forward = 0;
 void onForward(int sig) {
   g_forward = sig;
 }
-volatile sig_atomic_t g_agentStop = 0;
 
 }  // namespace
 
-// No agent answers: this process serves one for the program, on a socket in a directory of its
-// own (0700), and waits for the program, whose exit status it returns (a signal's death is
-// repeated on itself). SIGINT and SIGQUIT reach the program from the terminal; SIGTERM and SIGHUP
-// sent here are passed on.
 // Kerberos for the agent's own account's programs: FWGATE_KERBEROS (auto by default).
 static void setAgentKerberos(client::AgentServer& server) {
   client::ClientConfig c;
@@ -304,63 +301,92 @@ static void setAgentKerberos(client::AgentServer& server) {
   server.setKerberos(c.kerberos, c.kerberosService.data());
 }
 
-static int runWithPrivateAgent(std::vector<char*>& argv) {
-  // In $TMPDIR when its path leaves room for the socket's name (108 bytes in all).
-  const char* tmp = std::getenv("TMPDIR");
-  std::string base = tmp != nullptr && *tmp == '/' && std::strlen(tmp) < 64 ? tmp : "/tmp";
-  std::vector<char> dir(base.begin(), base.end());
-  for (const char c : std::string_view("/fwgate-run-XXXXXX")) dir.push_back(c);
-  dir.push_back('\0');
-  if (::mkdtemp(dir.data()) == nullptr) {
-    std::fprintf(stderr, "fwgate run: cannot make a directory for the agent: %s\n",
-                 std::strerror(errno));
-    return 126;
+namespace {
+
+// An agent of this run, for the program when no agent answers: on a socket in a directory of its
+// own (0700), named to the program by FWGATE_AGENT_SOCKET, served on a thread until destroyed.
+class PrivateAgent {
+ public:
+  bool start(std::string& error) {
+    // In $TMPDIR when its path leaves room for the socket's name (108 bytes in all).
+    const char* tmp = std::getenv("TMPDIR");
+    std::string base = tmp != nullptr && *tmp == '/' && std::strlen(tmp) < 64 ? tmp : "/tmp";
+    dir_.assign(base.begin(), base.end());
+    for (const char c : std::string_view("/fwgate-run-XXXXXX")) dir_.push_back(c);
+    dir_.push_back('\0');
+    if (::mkdtemp(dir_.data()) == nullptr) {
+      error = std::string("cannot make a directory for the agent: ") + std::strerror(errno);
+      dir_.clear();
+      return false;
+    }
+    const std::string path = std::string(dir_.data()) + "/agent.sock";
+    // A key of this run: the host's key is the host agent's alone.
+    server_ = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
+    setAgentKerberos(*server_);
+    if (!server_->open(error)) {
+      error = "cannot serve the agent: " + error;
+      return false;
+    }
+    ::setenv("FWGATE_AGENT_SOCKET", path.c_str(), 1);
+    serving_ = std::thread([this] { server_->serve(stop_); });
+    return true;
   }
-  const std::string path = std::string(dir.data()) + "/agent.sock";
-  std::string error;
-  // A key of this run: the host's key is the host agent's alone.
-  auto server = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
-  setAgentKerberos(*server);
-  if (!server->open(error)) {
-    std::fprintf(stderr, "fwgate run: cannot serve the agent: %s\n", error.c_str());
-    ::rmdir(dir.data());
-    return 126;
+  ~PrivateAgent() {
+    stop_ = 1;
+    if (serving_.joinable()) serving_.join();
+    server_.reset();  // removes the socket
+    if (!dir_.empty()) ::rmdir(dir_.data());
   }
-  ::setenv("FWGATE_AGENT_SOCKET", path.c_str(), 1);
-  std::thread serving([&server] { server->serve(g_agentStop); });
+
+ private:
+  std::vector<char> dir_;
+  std::unique_ptr<client::AgentServer> server_;
+  std::thread serving_;
+  volatile sig_atomic_t stop_ = 0;
+};
+
+// Starts the program (in the cgroup whose cgroup.procs is `procsFd`, unless -1) and waits for it.
+// SIGINT and SIGQUIT reach the program from the terminal; SIGTERM and SIGHUP sent here are passed
+// on. Returns its wait status (126 << 8 when it could not start).
+int superviseProgram(std::vector<char*>& argv, int procsFd) {
   const pid_t child = ::fork();
   if (child == 0) {
+    if (procsFd >= 0 && ::write(procsFd, "0", 1) != 1) {
+      std::fprintf(stderr, "fwgate run: cannot enter the cgroup: %s\n", std::strerror(errno));
+      ::_exit(126);
+    }
+    if (procsFd >= 0) ::close(procsFd);
     ::execvp(argv[0], argv.data());
     std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
     ::_exit(errno == ENOENT ? 127 : 126);
   }
-  int status = 0;
   if (child < 0) {
     std::fprintf(stderr, "fwgate run: fork: %s\n", std::strerror(errno));
-    status = 126 << 8;
-  } else {
-    struct sigaction ignore {};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGINT, &ignore, nullptr);
-    ::sigaction(SIGQUIT, &ignore, nullptr);
-    struct sigaction forward {};
-    forward.sa_handler = onForward;
-    ::sigaction(SIGTERM, &forward, nullptr);
-    ::sigaction(SIGHUP, &forward, nullptr);
-    for (;;) {
-      const pid_t done = ::waitpid(child, &status, 0);
-      if (done == child) break;
-      if (done < 0 && errno != EINTR) break;
-      if (const int sig = g_forward; sig != 0) {
-        g_forward = 0;
-        ::kill(child, sig);
-      }
+    return 126 << 8;
+  }
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGINT, &ignore, nullptr);
+  ::sigaction(SIGQUIT, &ignore, nullptr);
+  struct sigaction forward {};
+  forward.sa_handler = onForward;
+  ::sigaction(SIGTERM, &forward, nullptr);
+  ::sigaction(SIGHUP, &forward, nullptr);
+  int status = 0;
+  for (;;) {
+    const pid_t done = ::waitpid(child, &status, 0);
+    if (done == child) break;
+    if (done < 0 && errno != EINTR) break;
+    if (const int sig = g_forward; sig != 0) {
+      g_forward = 0;
+      ::kill(child, sig);
     }
   }
-  g_agentStop = 1;
-  serving.join();
-  server.reset();  // removes the socket
-  ::rmdir(dir.data());
+  return status;
+}
+
+// The program's wait status as this process's exit: a signal's death is repeated on itself.
+int exitLike(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     ::signal(sig, SIG_DFL);
@@ -370,10 +396,77 @@ static int runWithPrivateAgent(std::vector<char*>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 126;
 }
 
+// An agent answers (FWGATE_AGENT_SOCKET, the user's or the host's): whether to use it, or to
+// serve one; -1 when one is required and none answers (already said).
+bool agentAnswers() {
+  bool required = false;
+  const int probe = client::agentConnect(required);
+  if (probe >= 0) ::close(probe);
+  return probe >= 0 || required;
+}
+
+std::string baseName(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
+
+volatile sig_atomic_t g_helperStop = 0;
+
+// fwgate run --kernel: the program in a cgroup whose sockets the eBPF programs divert to this
+// process's helper (src/kernel/).
+int runKernel(const ClientRunOptions& options, std::vector<char*>& argv) {
+  if (::geteuid() != 0) {
+    std::fprintf(stderr,
+                 "fwgate run --kernel: loading the eBPF programs and making the cgroup need "
+                 "root (CAP_BPF, CAP_NET_ADMIN, the cgroup root): run it as root\n");
+    return 126;
+  }
+  Loaded l;
+  load(l, baseName(options.command.front()));
+  if (l.config.disabled()) {
+    ::execvp(argv[0], argv.data());  // the firewall client is off for this program
+    std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+  }
+  std::string error;
+  PrivateAgent agent;
+  if (!options.clear && !agentAnswers() && !agent.start(error)) {
+    std::fprintf(stderr, "fwgate run: %s\n", error.c_str());
+    return 126;
+  }
+  if (options.clear) ::unsetenv("FWGATE_AGENT_SOCKET");
+  kernel::Interceptor interceptor;
+  if (!interceptor.open("fwgate-run-" + std::to_string(::getpid()), error)) {
+    std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
+    return 126;
+  }
+  const char* timeout = std::getenv("FWGATE_TIMEOUT");
+  const int timeoutMs = timeout != nullptr && std::atoi(timeout) >= 100 ? std::atoi(timeout) : 5000;
+  kernel::Helper helper(interceptor, l.config, timeoutMs);
+  if (!helper.open(error)) {
+    std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
+    return 126;
+  }
+  std::thread serving([&helper] { helper.serve(g_helperStop); });
+  const int status = superviseProgram(argv, interceptor.procsFd());
+  g_helperStop = 1;
+  serving.join();
+  interceptor.close();
+  return exitLike(status);
+}
+
+}  // namespace
+
 int runProgram(const ClientRunOptions& options) {
   if (options.command.empty()) {
     std::fprintf(stderr, "fwgate run: no program given (fwgate run -- PROGRAM [ARGS...])\n");
     return 2;
+  }
+  if (options.kernel) {
+    applyServerOption(options.server);
+    std::vector<char*> argv;
+    for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    return runKernel(options, argv);
   }
   const std::string library = findClientLibrary();
   if (library.empty()) {
@@ -401,16 +494,19 @@ int runProgram(const ClientRunOptions& options) {
   argv.push_back(nullptr);
   // An agent that answers (the host's, the user's, or the one FWGATE_AGENT_SOCKET names) serves
   // the program's encrypted channel: then the program is all there is to run.
-  bool required = false;
-  const int probe = options.clear ? -1 : client::agentConnect(required);
-  if (probe >= 0) ::close(probe);
-  if (options.clear || probe >= 0 || required) {
+  if (options.clear || agentAnswers()) {
     if (options.clear) ::unsetenv("FWGATE_AGENT_SOCKET");
     ::execvp(argv[0], argv.data());
     std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
     return errno == ENOENT ? 127 : 126;
   }
-  return runWithPrivateAgent(argv);
+  std::string error;
+  PrivateAgent agent;
+  if (!agent.start(error)) {
+    std::fprintf(stderr, "fwgate run: %s\n", error.c_str());
+    return 126;
+  }
+  return exitLike(superviseProgram(argv, -1));
 }
 
 int runCheck(const ClientCheckOptions& options) {

@@ -46,6 +46,7 @@ struct ClientRunOptions {
   std::string server;                // --server: FWGATE_SERVER for the program
   bool debug = false;                // --debug: FWGATE_DEBUG=2
   bool clear = false;                // --clear: no agent, the control channel in clear
+  bool kernel = false;               // --kernel: the eBPF programs, not the preload library
   std::vector<std::string> command;  // the program and its arguments
 };
 // With an agent answering (or --clear): execs the program, returns only on failure. Without one:

@@ -59,12 +59,16 @@ int main(int argc, char** argv) {
                       "Read the password from standard input instead of prompting");
 
   ClientRunOptions run;
-  auto* runCmd = app.add_subcommand(
-      "run", "Run a program through the gateway: fwgate run [--server S] [--debug] -- PROGRAM ...");
+  auto* runCmd = app.add_subcommand("run",
+                                    "Run a program through the gateway: fwgate run [--server S] "
+                                    "[--debug] [--kernel] -- PROGRAM ...");
   runCmd->add_option("--server", run.server, "Gateway HOST[:PORT] (else the client settings)");
   runCmd->add_flag("--debug", run.debug, "One line on stderr per remoting decision");
   runCmd->add_flag("--clear", run.clear,
                    "Without an agent: the control channel in clear (the gateway must allow it)");
+  runCmd->add_flag("--kernel", run.kernel,
+                   "Divert the program's sockets in the kernel (eBPF on a cgroup of its own), for "
+                   "programs that do not use libc (Go, static binaries); as root");
   runCmd->prefix_command();
   runCmd->allow_extras();
 

@@ -479,4 +479,18 @@ void kerberosFromEnvironment(ClientConfig& out) {
   if (const char* k = std::getenv("FWGATE_KERBEROS_SERVICE")) copyText(out.kerberosService, k);
 }
 
+bool resolvedLocally(const ClientConfig& config, std::string_view name) {
+  while (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  const auto endsWith = [&](std::string_view suffix) {
+    return name.size() >= suffix.size() && name.substr(name.size() - suffix.size()) == suffix;
+  };
+  if (name.empty() || name == "localhost" || endsWith(".localhost") || endsWith(".local")) {
+    return true;
+  }
+  const char mode = config.settings.nameResolution;
+  if (mode == 'L') return true;
+  if (mode != 'R' && name.find('.') == std::string_view::npos) return true;
+  return config.ldt.contains(name);
+}
+
 }  // namespace fwgate::client

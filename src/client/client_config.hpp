@@ -107,6 +107,12 @@ struct ClientConfig {
   bool disabled() const { return disabledByEnvironment || settings.disable; }
 };
 
+// Whether `name` is resolved on this host rather than by the gateway: localhost and *.local,
+// every name with NameResolution = L, single labels unless NameResolution = R (the seed's
+// default), and the local domain table. The preload library asks the hosts file too; the kernel
+// client's programs read it themselves.
+bool resolvedLocally(const ClientConfig& config, std::string_view name);
+
 // FWGATE_KERBEROS and FWGATE_KERBEROS_SERVICE into `out`: what an agent follows (it reads no
 // client.ini: the programs it serves may each have their own).
 void kerberosFromEnvironment(ClientConfig& out);

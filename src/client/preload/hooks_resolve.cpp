@@ -91,15 +91,7 @@ bool inHostsFile(std::string_view name) {
 bool remoteName(const Global& g, const char* name) {
   std::string_view n(name);
   while (!n.empty() && n.back() == '.') n.remove_suffix(1);
-  if (n.empty() || n == "localhost" || endsWith(n, ".localhost") || endsWith(n, ".local")) {
-    return false;
-  }
-  const char mode = g.config.settings.nameResolution;
-  if (mode == 'L') return false;
-  // The seed's default: names with a dot are remote, single labels local.
-  if (mode != 'R' && n.find('.') == std::string_view::npos) return false;
-  if (g.config.ldt.contains(n)) return false;
-  return !inHostsFile(n);
+  return !resolvedLocally(g.config, n) && !inHostsFile(n);
 }
 
 struct Lookup {

@@ -1,0 +1,494 @@
+#include "kernel/helper.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "kernel/dns_message.hpp"
+
+namespace fwgate::kernel {
+
+namespace control = protocol::control;
+
+namespace {
+
+constexpr std::uint32_t kAnswerTtl = 60;  // seconds: a program asks again soon, as it would anyway
+constexpr int kMaxThreads = 1024;
+
+int listenOn(int type, std::uint16_t port) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (type == SOCK_STREAM && ::listen(fd, 4096) != 0)) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+std::uint16_t portOf(int fd) {
+  sockaddr_in a{};
+  socklen_t length = sizeof a;
+  return ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &length) == 0 ? ntohs(a.sin_port) : 0;
+}
+
+// Closes with a reset: what the program sees for a refused or failed connection.
+void reset(int fd) {
+  const linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::close(fd);
+}
+
+std::string keyOf(const control::IpAddress& a) {
+  return std::string(reinterpret_cast<const char*>(a.bytes.data()), a.size()) +
+         static_cast<char>(a.family);
+}
+
+std::string text(const control::Endpoint& e) {
+  char address[64];
+  client::formatAddress(e.address, address, sizeof address);
+  return std::string(address) + ":" + std::to_string(e.port);
+}
+
+// The program's name: its executable's, else the thread's as the kernel recorded it.
+std::string programOf(const Origin& origin) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%u/exe", origin.pid);
+  char target[4096];
+  const ssize_t n = ::readlink(path, target, sizeof target - 1);
+  if (n > 0) {
+    target[n] = '\0';
+    std::string s(target);
+    if (const auto at = s.rfind(" (deleted)"); at != std::string::npos) s.erase(at);
+    return s.substr(s.rfind('/') + 1);
+  }
+  return origin.comm;
+}
+
+std::string accountOf(std::uint32_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[1024];
+  if (::getpwuid_r(uid, &pw, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+    return pw.pw_name;
+  }
+  return "uid " + std::to_string(uid);
+}
+
+// Both directions of a connection through pipes with splice(2), until both have ended; a hard
+// error on either side resets the program's. Non-blocking sockets.
+void relay(int program, int gateway) {
+  struct Direction {
+    int from, to;
+    int pipe[2] = {-1, -1};
+    std::size_t held = 0;
+    bool eof = false;
+    bool done = false;
+  };
+  Direction d[2] = {{program, gateway}, {gateway, program}};
+  bool failed = false;
+  for (auto& x : d) {
+    if (::pipe2(x.pipe, O_CLOEXEC | O_NONBLOCK) != 0) failed = true;
+  }
+  constexpr std::size_t kChunk = 1 << 20;
+  while (!failed && !(d[0].done && d[1].done)) {
+    pollfd p[2] = {{program, 0, 0}, {gateway, 0, 0}};
+    for (int i = 0; i < 2; ++i) {
+      Direction& x = d[i];
+      if (x.done) continue;
+      if (!x.eof) p[i].events |= POLLIN;  // x.from is p[i]
+      if (x.held > 0) p[1 - i].events |= POLLOUT;
+    }
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2 && !failed; ++i) {
+      Direction& x = d[i];
+      if (x.done) continue;
+      if (!x.eof && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        const ssize_t n = ::splice(x.from, nullptr, x.pipe[1], nullptr, kChunk,
+                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          x.held += static_cast<std::size_t>(n);
+        } else if (n == 0) {
+          x.eof = true;
+        } else if (errno != EAGAIN && errno != EINTR) {
+          failed = true;
+        }
+      }
+      if (x.held > 0) {
+        const ssize_t n =
+            ::splice(x.pipe[0], nullptr, x.to, nullptr, x.held, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+          x.held -= static_cast<std::size_t>(n);
+        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+          failed = true;
+        }
+      }
+      if (x.eof && x.held == 0) {
+        ::shutdown(x.to, SHUT_WR);
+        x.done = true;
+      }
+    }
+  }
+  for (auto& x : d) {
+    if (x.pipe[0] >= 0) ::close(x.pipe[0]);
+    if (x.pipe[1] >= 0) ::close(x.pipe[1]);
+  }
+  if (failed) {
+    reset(program);
+  } else {
+    ::close(program);
+  }
+  ::close(gateway);
+}
+
+}  // namespace
+
+std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf) {
+  std::vector<std::uint32_t> out;
+  while (!resolvConf.empty()) {
+    const auto end = resolvConf.find('\n');
+    std::string line(resolvConf.substr(0, end));
+    resolvConf.remove_prefix(end == std::string_view::npos ? resolvConf.size() : end + 1);
+    char word[32];
+    char address[64];
+    in_addr a{};
+    if (std::sscanf(line.c_str(), " %31s %63s", word, address) == 2 &&
+        std::strcmp(word, "nameserver") == 0 && ::inet_pton(AF_INET, address, &a) == 1) {
+      out.push_back(a.s_addr);
+    }
+  }
+  if (out.empty()) out.push_back(htonl(INADDR_LOOPBACK));
+  return out;
+}
+
+Helper::Helper(Interceptor& interceptor, const client::ClientConfig& config, int timeoutMs)
+    : interceptor_(interceptor), config_(config), timeoutMs_(timeoutMs) {}
+
+Helper::~Helper() {
+  for (const int fd : {tcp_, dnsUdp_, dnsTcp_}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+bool Helper::open(std::string& error) {
+  char server[300];
+  client::formatServer(config_.server, server, sizeof server);
+  server_ = server;
+  if (config_.server.empty()) {
+    error = "no gateway is configured (FWGATE_SERVER, client.ini, or fwgate detect)";
+    return false;
+  }
+  if (client::resolveServer(config_.server, gateway_) != 0) {
+    error = "cannot resolve the gateway " + server_;
+    return false;
+  }
+  tcp_ = listenOn(SOCK_STREAM, 0);
+  // The name service: UDP and TCP on one port.
+  for (int attempt = 0; attempt < 16 && dnsTcp_ < 0; ++attempt) {
+    if (dnsUdp_ >= 0) ::close(dnsUdp_);
+    dnsUdp_ = listenOn(SOCK_DGRAM, 0);
+    if (dnsUdp_ >= 0) dnsTcp_ = listenOn(SOCK_STREAM, portOf(dnsUdp_));
+  }
+  if (tcp_ < 0 || dnsUdp_ < 0 || dnsTcp_ < 0) {
+    error = std::string("cannot listen on 127.0.0.1: ") + std::strerror(errno);
+    return false;
+  }
+  char resolvConf[8192];
+  const long n = client::readWholeFile("/etc/resolv.conf", resolvConf, sizeof resolvConf);
+  resolvers_ = nameserversOf(n > 0 ? std::string_view(resolvConf, static_cast<std::size_t>(n))
+                                   : std::string_view());
+  std::vector<control::AddressRange> lat;
+  for (std::size_t i = 0; i < config_.lat.size(); ++i) lat.push_back(config_.lat[i]);
+  if (!interceptor_.setLocal(lat, error) || !interceptor_.setResolvers(resolvers_, error)) {
+    return false;
+  }
+  const int probe = client::openControl(gateway_, timeoutMs_);
+  if (probe >= 0) ::close(probe);
+  gatewayAnswers(probe >= 0, errno);
+  return interceptor_.setPorts(portOf(tcp_), portOf(dnsUdp_), error);
+}
+
+void Helper::gatewayAnswers(bool answers, int error) {
+  std::lock_guard lock(mutex_);
+  if (interceptor_.refusing() == !answers) return;
+  interceptor_.setRefuse(!answers);
+  if (answers) {
+    std::fprintf(stderr, "fwgate run: the gateway %s answers again\n", server_.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "fwgate run: the gateway %s is unreachable (%s): connections outside the local "
+                 "network fail (EPERM) until it answers\n",
+                 server_.c_str(), std::strerror(error));
+  }
+}
+
+void Helper::watchGateway(const volatile std::sig_atomic_t& stop) {
+  while (stop == 0) {
+    for (int i = 0; i < 10 && stop == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (stop != 0 || !interceptor_.refusing()) continue;
+    const int probe = client::openControl(gateway_, timeoutMs_);
+    const int error = errno;
+    if (probe >= 0) ::close(probe);
+    gatewayAnswers(probe >= 0, error);
+  }
+}
+
+void Helper::remember(const control::IpAddress& address, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  if (names_.size() >= 4096) names_.clear();
+  names_[keyOf(address)] = name;
+}
+
+std::string Helper::nameOf(const control::IpAddress& address) {
+  std::lock_guard lock(mutex_);
+  const auto found = names_.find(keyOf(address));
+  return found == names_.end() ? std::string() : found->second;
+}
+
+void Helper::serve(const volatile std::sig_atomic_t& stop) {
+  std::thread watching([this, &stop] { watchGateway(stop); });
+  const auto spawn = [this](auto&& work) {
+    {
+      std::lock_guard lock(mutex_);
+      if (threads_ >= kMaxThreads) return false;
+      ++threads_;
+    }
+    std::thread([this, work = std::move(work)]() mutable {
+      work();
+      std::lock_guard lock(mutex_);
+      --threads_;
+    }).detach();
+    return true;
+  };
+  while (stop == 0) {
+    pollfd p[3] = {{tcp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
+    if (::poll(p, 3, 200) <= 0) continue;
+    if (p[0].revents != 0) {
+      for (int fd; (fd = ::accept4(tcp_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
+        if (!spawn([this, fd] { carry(fd); })) reset(fd);
+      }
+    }
+    if (p[1].revents != 0) {
+      for (;;) {
+        std::vector<std::uint8_t> query(4096);
+        sockaddr_storage from{};
+        socklen_t length = sizeof from;
+        const ssize_t n = ::recvfrom(dnsUdp_, query.data(), query.size(), 0,
+                                     reinterpret_cast<sockaddr*>(&from), &length);
+        if (n < 0) break;
+        query.resize(static_cast<std::size_t>(n));
+        spawn([this, q = std::move(query), from, length]() mutable {
+          answerDatagram(std::move(q), from, length);
+        });
+      }
+    }
+    if (p[2].revents != 0) {
+      for (int fd; (fd = ::accept4(dnsTcp_, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
+        if (!spawn([this, fd] { answerStream(fd); })) ::close(fd);
+      }
+    }
+  }
+  watching.join();
+  // The program has ended: its connections end with it; a moment for their threads.
+  for (int i = 0; i < 100; ++i) {
+    {
+      std::lock_guard lock(mutex_);
+      if (threads_ == 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void Helper::carry(int client) {
+  sockaddr_in peer{};
+  socklen_t length = sizeof peer;
+  Origin origin;
+  if (::getpeername(client, reinterpret_cast<sockaddr*>(&peer), &length) != 0 ||
+      !interceptor_.takeOrigin(ntohs(peer.sin_port), origin)) {
+    reset(client);  // not a diverted connection
+    return;
+  }
+  const std::string app = programOf(origin);
+  const std::string destination = text(origin.destination);
+  client::Identity identity;
+  client::fillIdentity(config_, identity);
+  identity.app = app.c_str();
+  identity.pid = origin.pid;
+  std::snprintf(identity.osUser, sizeof identity.osUser, "%s", accountOf(origin.uid).c_str());
+  if (config_.settings.dontRemoteTcp.contains(origin.destination.port)) {
+    // The program's settings keep this port local: a direct connection, relayed.
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    std::memcpy(&to.sin_addr, origin.destination.address.bytes.data(), 4);
+    to.sin_port = htons(origin.destination.port);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int error = 0;
+    if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 &&
+                   (errno != EINPROGRESS || client::waitFor(fd, POLLOUT, timeoutMs_) != 0))) {
+      error = errno;
+    }
+    socklen_t el = sizeof error;
+    if (error == 0) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &el);
+    if (error != 0) {
+      if (fd >= 0) ::close(fd);
+      reset(client);
+      return;
+    }
+    relay(client, fd);
+    return;
+  }
+  const int gateway = client::openControl(gateway_, timeoutMs_);
+  if (gateway < 0) {
+    const int error = errno;
+    gatewayAnswers(false, error);
+    std::fprintf(stderr, "fwgate run: %s[%u] connect %s: the gateway %s is unreachable: %s\n",
+                 app.c_str(), origin.pid, destination.c_str(), server_.c_str(),
+                 std::strerror(error));
+    reset(client);
+    return;
+  }
+  const std::string hint = nameOf(origin.destination.address);
+  client::Channel channel;
+  char detail[200] = {};
+  int error = client::sendConnectRequest(gateway, identity, origin.destination, hint.c_str(),
+                                         channel, detail, sizeof detail);
+  while (error == 0) {
+    if (client::waitFor(gateway, POLLIN, timeoutMs_ + 10000) != 0) {
+      error = ETIMEDOUT;
+      break;
+    }
+    if (client::takeConnectReply(gateway, channel, error, detail, sizeof detail) ==
+        client::ReplyState::Done) {
+      break;
+    }
+  }
+  client::closeChannel(channel);
+  if (error != 0) {
+    std::fprintf(stderr, "fwgate run: %s[%u] connect %s%s%s%s via %s: %s%s%s\n", app.c_str(),
+                 origin.pid, destination.c_str(), hint.empty() ? "" : " (", hint.c_str(),
+                 hint.empty() ? "" : ")", server_.c_str(), std::strerror(error),
+                 detail[0] != '\0' ? " — " : "", detail);
+    ::close(gateway);
+    reset(client);
+    return;
+  }
+  relay(client, gateway);
+}
+
+std::vector<std::uint8_t> Helper::askResolver(std::span<const std::uint8_t> query) {
+  // This process is outside the cgroup: its own query goes where it is sent.
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = resolvers_.front();
+  to.sin_port = htons(53);
+  std::vector<std::uint8_t> reply(4096);
+  ssize_t n = -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0 &&
+      ::send(fd, query.data(), query.size(), 0) == static_cast<ssize_t>(query.size()) &&
+      client::waitFor(fd, POLLIN, 3000) == 0) {
+    n = ::recv(fd, reply.data(), reply.size(), 0);
+  }
+  ::close(fd);
+  reply.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return reply;
+}
+
+std::vector<std::uint8_t> Helper::answer(std::span<const std::uint8_t> query) {
+  DnsQuestion question;
+  if (!parseDnsQuery(query, question)) return {};  // dropped, as a resolver drops garbage
+  if (client::resolvedLocally(config_, question.name)) {
+    const auto reply = askResolver(query);
+    return !reply.empty() ? reply : dnsAnswer(query, kDnsServFail, {}, 0);
+  }
+  if (question.type != kDnsTypeA && question.type != kDnsTypeAAAA) {
+    return dnsAnswer(query, kDnsNotImp, {}, 0);  // the gateway resolves addresses only
+  }
+  std::uint8_t request[600];
+  const std::size_t size = control::encodeResolve(
+      request, {question.name, static_cast<std::uint8_t>(question.type == kDnsTypeA ? 4 : 6)});
+  if (size == 0) return dnsAnswer(query, kDnsServFail, {}, 0);
+  client::Identity identity;
+  client::fillIdentity(config_, identity);
+  std::vector<std::uint8_t> buffer(8192);
+  client::Reply reply;
+  const int error =
+      client::exchange(gateway_, identity, {request, size}, buffer, timeoutMs_ + 10000, reply);
+  control::Resolved resolved;
+  if (error != 0 || reply.welcome.status != control::Status::Ok ||
+      reply.type != static_cast<std::uint8_t>(control::MessageType::Resolved) ||
+      !control::decodeResolved(reply.body, resolved)) {
+    if (error != 0) gatewayAnswers(false, error);
+    return dnsAnswer(query, kDnsServFail, {}, 0);
+  }
+  if (resolved.status == control::Status::NameNotFound) {
+    return dnsAnswer(query, kDnsNxDomain, {}, 0);
+  }
+  if (resolved.status != control::Status::Ok) return dnsAnswer(query, kDnsServFail, {}, 0);
+  for (std::size_t i = 0; i < resolved.count; ++i) remember(resolved.addresses[i], question.name);
+  return dnsAnswer(query, kDnsNoError, {resolved.addresses.data(), resolved.count}, kAnswerTtl);
+}
+
+void Helper::answerDatagram(std::vector<std::uint8_t> query, sockaddr_storage from,
+                            socklen_t length) {
+  const auto reply = answer(query);
+  if (!reply.empty()) {
+    ::sendto(dnsUdp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), length);
+  }
+}
+
+void Helper::answerStream(int client) {
+  // RFC 1035 4.2.2: each message behind its length; as many as the program sends.
+  for (int count = 0; count < 64; ++count) {
+    std::uint8_t head[2];
+    std::vector<std::uint8_t> query;
+    const auto readExactly = [&](std::uint8_t* into, std::size_t n) {
+      for (std::size_t at = 0; at < n;) {
+        if (client::waitFor(client, POLLIN, 10000) != 0) return false;
+        const ssize_t got = ::recv(client, into + at, n - at, 0);
+        if (got <= 0) return false;
+        at += static_cast<std::size_t>(got);
+      }
+      return true;
+    };
+    if (!readExactly(head, 2)) break;
+    query.resize(static_cast<std::size_t>(head[0] << 8 | head[1]));
+    if (query.empty() || !readExactly(query.data(), query.size())) break;
+    const auto reply = answer(query);
+    if (reply.empty()) break;
+    const std::uint8_t length[2] = {static_cast<std::uint8_t>(reply.size() >> 8),
+                                    static_cast<std::uint8_t>(reply.size())};
+    if (::send(client, length, 2, MSG_NOSIGNAL | MSG_MORE) != 2 ||
+        ::send(client, reply.data(), reply.size(), MSG_NOSIGNAL) !=
+            static_cast<ssize_t>(reply.size())) {
+      break;
+    }
+  }
+  ::close(client);
+}
+
+}  // namespace fwgate::kernel

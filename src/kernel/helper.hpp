@@ -1,0 +1,70 @@
+// The user-space half of `fwgate run --kernel` (docs/kernel-client.md): what the eBPF programs
+// divert arrives here on 127.0.0.1 and goes on as a libc program's would through the preload
+// library. A diverted TCP connection is remoted on a control connection of its own (Hello +
+// Connect, through the agent when one serves, as the library does), then its bytes are relayed
+// both ways with splice(2). A query to a resolver is answered with the gateway's Resolve (names
+// of the local domain table go to the resolver itself). A thread per connection and per query;
+// the listening sockets on one poll loop.
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "client/client_config.hpp"
+#include "client/gateway_link.hpp"
+#include "kernel/interceptor.hpp"
+
+namespace fwgate::kernel {
+
+class Helper {
+ public:
+  // `config`: the settings of the program run (its section of client.ini and the gateway's
+  // tables); `timeoutMs`: how long reaching the gateway may take (FWGATE_TIMEOUT).
+  Helper(Interceptor& interceptor, const client::ClientConfig& config, int timeoutMs);
+  ~Helper();
+  Helper(const Helper&) = delete;
+  Helper& operator=(const Helper&) = delete;
+
+  // Listens on 127.0.0.1 (TCP for connections, UDP and TCP for names), tells the interceptor
+  // where, and its tables (the LAT and the resolvers). Asks the gateway once: when it does not
+  // answer, remoted connects are refused at once until it does, and a line says so. False with
+  // `error`.
+  bool open(std::string& error);
+  // Serves until `stop` is set (looked at every 200 ms), then waits a moment for the threads.
+  void serve(const volatile std::sig_atomic_t& stop);
+
+ private:
+  void carry(int client);
+  void answerDatagram(std::vector<std::uint8_t> query, sockaddr_storage from, socklen_t length);
+  void answerStream(int client);
+  std::vector<std::uint8_t> answer(std::span<const std::uint8_t> query);
+  std::vector<std::uint8_t> askResolver(std::span<const std::uint8_t> query);
+  // Whether the gateway answers; switches the interceptor's refusal, with a line when it changes.
+  void gatewayAnswers(bool answers, int error);
+  void watchGateway(const volatile std::sig_atomic_t& stop);
+  void remember(const protocol::control::IpAddress& address, const std::string& name);
+  std::string nameOf(const protocol::control::IpAddress& address);
+
+  Interceptor& interceptor_;
+  client::ClientConfig config_;
+  int timeoutMs_;
+  client::GatewayEndpoints gateway_;
+  std::string server_;  // "host:port", for messages
+  std::vector<std::uint32_t> resolvers_;
+  int tcp_ = -1;
+  int dnsUdp_ = -1;
+  int dnsTcp_ = -1;
+  std::mutex mutex_;                          // names_, the refusal
+  std::map<std::string, std::string> names_;  // address bytes -> the name it answered
+  int threads_ = 0;                           // running, under mutex_
+};
+
+// The IPv4 nameservers of a resolv.conf text (in network byte order); 127.0.0.1 when it names
+// none, as the resolver then uses.
+std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf);
+
+}  // namespace fwgate::kernel

@@ -1,0 +1,282 @@
+#include "kernel/interceptor.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "kernel/redirect_abi.h"
+#include "redirect.skel.h"
+
+namespace fwgate::kernel {
+
+namespace {
+
+std::string errnoText(const char* what, int error) {
+  return std::string(what) + ": " + std::strerror(error);
+}
+
+// The cgroup2 hierarchy's mount point in this mount namespace ("" when none is mounted).
+std::string cgroup2Mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER
+    const auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream after(line.substr(dash + 3));
+    std::string fstype;
+    after >> fstype;
+    if (fstype != "cgroup2") continue;
+    std::istringstream before(line.substr(0, dash));
+    std::string id, parent, device, root, mountPoint;
+    before >> id >> parent >> device >> root >> mountPoint;
+    if (root == "/") return mountPoint;  // the hierarchy's top, not a bind of a subtree
+  }
+  return {};
+}
+
+// libbpf's messages go to stderr only when something fails (warnings and errors).
+int quietPrint(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG || level == LIBBPF_INFO) return 0;
+  return std::vfprintf(stderr, format, args);
+}
+
+// The cgroups `prefix`PID of runs that ended without removing theirs (killed): empty, their
+// process gone. One that still holds processes stays (rmdir refuses it).
+void removeStale(const std::string& top, const std::string& prefix) {
+  DIR* dir = ::opendir(top.c_str());
+  if (dir == nullptr) return;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::access(("/proc/" + pid).c_str(), F_OK) == 0) continue;
+    ::rmdir((top + "/" + name).c_str());
+  }
+  ::closedir(dir);
+}
+
+}  // namespace
+
+std::vector<Prefix4> prefixesOf(std::uint32_t first, std::uint32_t last) {
+  std::vector<Prefix4> out;
+  if (first > last) return out;
+  std::uint64_t at = first;
+  const std::uint64_t end = static_cast<std::uint64_t>(last) + 1;
+  while (at < end) {
+    // The largest block that starts at `at` and ends within the range.
+    std::uint8_t length = 32;
+    while (length > 0) {
+      const std::uint64_t size = std::uint64_t{1} << (32 - (length - 1));
+      if (at % size != 0 || at + size > end) break;
+      --length;
+    }
+    out.push_back({static_cast<std::uint32_t>(at), length});
+    at += std::uint64_t{1} << (32 - length);
+  }
+  return out;
+}
+
+Interceptor::~Interceptor() {
+  close();
+}
+
+bool Interceptor::open(const std::string& name, std::string& error) {
+  libbpf_set_print(quietPrint);
+  std::string top = cgroup2Mount();
+  if (top.empty()) {
+    // `ip netns exec` mounts a new /sys without the cgroup hierarchy: mount it privately.
+    char dir[] = "/tmp/fwgate-cgroup-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) {
+      error = errnoText("cannot make a directory for the cgroup hierarchy", errno);
+      return false;
+    }
+    if (::mount("cgroup2", dir, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+      error = errnoText("no cgroup2 hierarchy is mounted, and mounting one failed", errno);
+      ::rmdir(dir);
+      return false;
+    }
+    mount_ = top = dir;
+  }
+  removeStale(top, name.substr(0, name.rfind('-') + 1));
+  path_ = top + "/" + name;
+  if (::mkdir(path_.c_str(), 0755) != 0) {
+    error = errnoText(("cannot make the cgroup " + path_).c_str(), errno);
+    path_.clear();
+    close();
+    return false;
+  }
+  cgroup_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  procs_ = ::open((path_ + "/cgroup.procs").c_str(), O_WRONLY);  // inherited by the child
+  if (cgroup_ < 0 || procs_ < 0) {
+    error = errnoText(("cannot open the cgroup " + path_).c_str(), errno);
+    close();
+    return false;
+  }
+  skel_ = fwgate_redirect__open_and_load();
+  if (skel_ == nullptr) {
+    error = errnoText("cannot load the eBPF programs (they need CAP_BPF and CAP_NET_ADMIN)", errno);
+    close();
+    return false;
+  }
+  bpf_program* programs[] = {
+      skel_->progs.fwgate_connect4,     skel_->progs.fwgate_connect6,
+      skel_->progs.fwgate_sockops,      skel_->progs.fwgate_sendmsg4,
+      skel_->progs.fwgate_sendmsg6,     skel_->progs.fwgate_recvmsg4,
+      skel_->progs.fwgate_recvmsg6,     skel_->progs.fwgate_getpeername4,
+      skel_->progs.fwgate_getpeername6,
+  };
+  bpf_link** links[] = {
+      &skel_->links.fwgate_connect4,     &skel_->links.fwgate_connect6,
+      &skel_->links.fwgate_sockops,      &skel_->links.fwgate_sendmsg4,
+      &skel_->links.fwgate_sendmsg6,     &skel_->links.fwgate_recvmsg4,
+      &skel_->links.fwgate_recvmsg6,     &skel_->links.fwgate_getpeername4,
+      &skel_->links.fwgate_getpeername6,
+  };
+  for (std::size_t i = 0; i < std::size(programs); ++i) {
+    *links[i] = bpf_program__attach_cgroup(programs[i], cgroup_);
+    if (*links[i] == nullptr) {
+      error = errnoText(
+          ("cannot attach " + std::string(bpf_program__name(programs[i])) + " to " + path_).c_str(),
+          errno);
+      close();
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Interceptor::writeSettings(std::string& error) {
+  fwgate_settings s{};
+  s.helper_ip4 = htonl(INADDR_LOOPBACK);
+  s.tcp_port = htons(tcpPort_);
+  s.dns_port = htons(dnsPort_);
+  s.refuse = refuse_ ? 1 : 0;
+  const std::uint32_t zero = 0;
+  if (bpf_map__update_elem(skel_->maps.settings, &zero, sizeof zero, &s, sizeof s, BPF_ANY) != 0) {
+    error = errnoText("cannot write the eBPF settings", errno);
+    return false;
+  }
+  return true;
+}
+
+bool Interceptor::setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error) {
+  tcpPort_ = tcpPort;
+  dnsPort_ = dnsPort;
+  return writeSettings(error);
+}
+
+void Interceptor::setRefuse(bool refuse) {
+  if (refuse_ == refuse || skel_ == nullptr) return;
+  refuse_ = refuse;
+  std::string ignored;
+  writeSettings(ignored);
+}
+
+bool Interceptor::setLocal(const std::vector<protocol::control::AddressRange>& ranges,
+                           std::string& error) {
+  struct Key {
+    std::uint32_t prefixlen;
+    std::uint32_t ip4;
+  };
+  // Empty the table first: a reload replaces it.
+  Key key{};
+  Key next{};
+  while (bpf_map__get_next_key(skel_->maps.local4, nullptr, &next, sizeof next) == 0) {
+    bpf_map__delete_elem(skel_->maps.local4, &next, sizeof next, 0);
+  }
+  const std::uint8_t one = 1;
+  for (const auto& range : ranges) {
+    if (range.first.family != 4 || range.last.family != 4) continue;
+    std::uint32_t first = 0;
+    std::uint32_t last = 0;
+    std::memcpy(&first, range.first.bytes.data(), 4);
+    std::memcpy(&last, range.last.bytes.data(), 4);
+    for (const Prefix4& p : prefixesOf(ntohl(first), ntohl(last))) {
+      key.prefixlen = p.length;
+      key.ip4 = htonl(p.address);
+      if (bpf_map__update_elem(skel_->maps.local4, &key, sizeof key, &one, sizeof one, BPF_ANY) !=
+          0) {
+        error = errnoText("cannot fill the local address table", errno);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool Interceptor::setResolvers(const std::vector<std::uint32_t>& resolvers, std::string& error) {
+  const std::uint8_t one = 1;
+  for (const std::uint32_t r : resolvers) {
+    if (bpf_map__update_elem(skel_->maps.resolvers4, &r, sizeof r, &one, sizeof one, BPF_ANY) !=
+        0) {
+      error = errnoText("cannot fill the resolver table", errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Interceptor::takeOrigin(std::uint16_t localPort, Origin& out) {
+  if (skel_ == nullptr) return false;
+  const std::uint32_t key = localPort;
+  fwgate_origin o{};
+  if (bpf_map__lookup_and_delete_elem(skel_->maps.by_port, &key, sizeof key, &o, sizeof o, 0) !=
+      0) {
+    return false;
+  }
+  out.destination.address.family = 4;
+  std::memcpy(out.destination.address.bytes.data(), &o.ip4, 4);
+  out.destination.port = ntohs(o.port);
+  out.pid = o.pid;
+  out.uid = o.uid;
+  out.comm.assign(o.comm, strnlen(o.comm, sizeof o.comm));
+  return true;
+}
+
+void Interceptor::close() {
+  if (skel_ != nullptr) {
+    fwgate_redirect__destroy(skel_);  // detaches every program
+    skel_ = nullptr;
+  }
+  if (procs_ >= 0) ::close(procs_);
+  procs_ = -1;
+  if (cgroup_ >= 0) ::close(cgroup_);
+  cgroup_ = -1;
+  if (!path_.empty()) {
+    // What the program left running (daemons it started) ends with the run.
+    if (const int fd = ::open((path_ + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
+      [[maybe_unused]] const ssize_t n = ::write(fd, "1", 1);
+      ::close(fd);
+    }
+    // rmdir waits for nothing: a cgroup is busy until its last process is reaped.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (::rmdir(path_.c_str()) != 0 && errno == EBUSY &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    path_.clear();
+  }
+  if (!mount_.empty()) {
+    ::umount2(mount_.c_str(), MNT_DETACH);
+    ::rmdir(mount_.c_str());
+    mount_.clear();
+  }
+}
+
+}  // namespace fwgate::kernel

@@ -1,0 +1,83 @@
+// The kernel half of `fwgate run --kernel` (docs/kernel-client.md): a cgroup of its own and the
+// eBPF programs of redirect.bpf.c attached to it. Every process placed in the cgroup, and every
+// process they start, has its TCP connects outside the local tables diverted to the helper on
+// 127.0.0.1, and its queries to the resolvers to the helper's name service, whatever library it
+// uses. The programs are attached by links that belong to this process: when it ends, however it
+// ends, the kernel detaches them, and nothing stays diverted.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/control.hpp"
+
+struct fwgate_redirect;
+
+namespace fwgate::kernel {
+
+// A redirected connection's original destination and the process that made it.
+struct Origin {
+  protocol::control::Endpoint destination;
+  std::uint32_t pid = 0;
+  std::uint32_t uid = 0;
+  std::string comm;  // the thread's name, as the kernel has it (15 characters at most)
+};
+
+// An IPv4 range as CIDR prefixes (what the LPM table holds): the fewest that cover first..last
+// exactly. Host byte order.
+struct Prefix4 {
+  std::uint32_t address = 0;
+  std::uint8_t length = 0;
+};
+std::vector<Prefix4> prefixesOf(std::uint32_t first, std::uint32_t last);
+
+class Interceptor {
+ public:
+  Interceptor() = default;
+  ~Interceptor();  // close()
+  Interceptor(const Interceptor&) = delete;
+  Interceptor& operator=(const Interceptor&) = delete;
+
+  // Makes cgroup `name` at the top of the cgroup2 hierarchy (mounting the hierarchy privately
+  // when this mount namespace shows none), loads the programs and attaches them. False with
+  // `error` (the programs need CAP_BPF and CAP_NET_ADMIN, the cgroup root's write access).
+  bool open(const std::string& name, std::string& error);
+  // Where the programs send what they divert (127.0.0.1), and from when on.
+  bool setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error);
+  // The local address table (IPv4 ranges) and the resolvers; replace what was there.
+  bool setLocal(const std::vector<protocol::control::AddressRange>& ranges, std::string& error);
+  bool setResolvers(const std::vector<std::uint32_t>& resolvers, std::string& error);
+  // Remoted connects fail at once (EPERM) while the gateway is unreachable.
+  void setRefuse(bool refuse);
+  bool refusing() const { return refuse_; }
+
+  // The origin of the helper's accepted connection from 127.0.0.1:`localPort` (the program's
+  // port), taken out of the table. False when there is none (not one of ours).
+  bool takeOrigin(std::uint16_t localPort, Origin& out);
+
+  // The cgroup's cgroup.procs, open for writing: a child writes "0" there to enter the cgroup.
+  int procsFd() const { return procs_; }
+  const std::string& path() const { return path_; }
+
+  // Detaches the programs, ends what still runs in the cgroup (cgroup.kill) and removes it, and
+  // the private mount if there was one. Safe to call twice.
+  void close();
+
+ private:
+  bool writeSettings(std::string& error);
+
+  fwgate_redirect* skel_ = nullptr;
+  std::string mount_;  // the private mount of the hierarchy, if made
+  std::string path_;   // the cgroup
+  int cgroup_ = -1;    // its directory
+  int procs_ = -1;     // its cgroup.procs
+  std::uint16_t tcpPort_ = 0;
+  std::uint16_t dnsPort_ = 0;
+  bool refuse_ = false;
+};
+
+}  // namespace fwgate::kernel

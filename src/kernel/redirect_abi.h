@@ -1,0 +1,23 @@
+// What redirect.bpf.c and its loader (interceptor.cpp) share: the layout of two tables' values.
+// C, for both compilers. Addresses and ports in network byte order.
+#pragma once
+
+#include <linux/types.h>
+
+// What userspace tells the programs. Addresses and ports in network byte order.
+struct fwgate_settings {
+  __u32 helper_ip4;  // 127.0.0.1
+  __u16 tcp_port;    // remoted TCP connections
+  __u16 dns_port;    // the name service, UDP and TCP
+  __u32 refuse;      // 1: the gateway is unreachable; remoted connects fail at once (EPERM)
+};
+
+// The destination a program asked for, and who asked. ip4/port in network byte order.
+struct fwgate_origin {
+  __u32 ip4;
+  __u16 port;
+  __u16 family;  // AF_INET or AF_INET6 (the socket's)
+  __u32 pid;
+  __u32 uid;
+  char comm[16];
+};
