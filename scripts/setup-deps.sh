@@ -23,6 +23,10 @@ packages=(
   # an RFC 1961 client of the tests own on MIT krb5 (Debian 12's curl 7.88 cannot finish SOCKS 5
   # GSS-API with any server: fixed in curl 8.17; its dante-client is built without GSS-API)
   python3-gssapi
+  # the kernel-level firewall client (src/kernel): eBPF programs built with clang, their libbpf
+  # skeleton (bpftool), DNS messages (ldns); its tests' programs that bypass libc: busybox-static's
+  # wget and Go programs built offline from the standard library
+  libbpf-dev bpftool libldns-dev busybox-static golang-go
   # the Web Proxy's clients (tests/integration/test_web_proxy*.py): a headless browser, Python's
   # requests, pip, git, wget and apt against servers of the test's own
   chromium python3-requests python3-pip apt

@@ -115,7 +115,8 @@ clear_host_leftovers() {
     in_root groupdel fwgate || return 1
   fi
   for path in /etc/fwgate /var/log/fwgate /var/cache/fwgate /var/lib/fwgate /etc/logrotate.d/fwgate \
-    /etc/systemd/system/fwgate-gateway.service /etc/systemd/system/fwgate-agent.service; do
+    /etc/systemd/system/fwgate-gateway.service /etc/systemd/system/fwgate-agent.service \
+    /etc/systemd/system/fwgate-kernel.service; do
     if exists "$path"; then
       echo "note  this host has $path: removed in the throw-away root first"
       rm -rf "${root:?}$path"
@@ -135,7 +136,8 @@ check_installed() {
   local f
   for f in /usr/bin/fwgate /usr/lib/fwgate/libfwgate-client.so /etc/fwgate/gateway.toml \
     /etc/logrotate.d/fwgate /lib/systemd/system/fwgate-gateway.service \
-    /lib/systemd/system/fwgate-agent.service /usr/share/doc/fwgate/copyright \
+    /lib/systemd/system/fwgate-agent.service /lib/systemd/system/fwgate-kernel.service \
+    /usr/share/man/man8/fwgate-kernel.8.gz /usr/share/doc/fwgate/copyright \
     /usr/share/doc/fwgate/changelog.gz /usr/share/man/man1/fwgate.1.gz \
     /usr/share/man/man5/fwgate.toml.5.gz /usr/share/man/man8/fwgate-gateway.8.gz \
     /usr/share/man/man1/fwgate-run.1.gz; do
@@ -146,10 +148,12 @@ check_installed() {
     "$root/lib/systemd/system/fwgate-gateway.service"
   check "the agent unit runs /usr/bin/fwgate agent" grep -q '^ExecStart=/usr/bin/fwgate agent$' \
     "$root/lib/systemd/system/fwgate-agent.service"
+  check "the kernel unit runs /usr/bin/fwgate kernel start" grep -q '^ExecStart=/usr/bin/fwgate kernel start$' \
+    "$root/lib/systemd/system/fwgate-kernel.service"
   if [[ -x $root/usr/bin/systemd-analyze ]]; then
     run_root "systemd-analyze verify finds nothing wrong with the units" 60 \
       systemd-analyze verify /lib/systemd/system/fwgate-gateway.service \
-      /lib/systemd/system/fwgate-agent.service
+      /lib/systemd/system/fwgate-agent.service /lib/systemd/system/fwgate-kernel.service
   else
     echo "note  no systemd-analyze on this host: the units are not verified"
   fi

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -323,6 +324,7 @@ class PrivateAgent {
     // A key of this run: the host's key is the host agent's alone.
     server_ = std::make_unique<client::AgentServer>(path, crypto::KeyPair::generate());
     setAgentKerberos(*server_);
+    server_->trustKernelHelper(true);
     if (!server_->open(error)) {
       error = "cannot serve the agent: " + error;
       return false;
@@ -410,6 +412,15 @@ std::string baseName(const std::string& path) {
 }
 
 volatile sig_atomic_t g_helperStop = 0;
+void onHelperStop(int) {
+  g_helperStop = 1;
+}
+
+// FWGATE_TIMEOUT, as the preload library reads it: how long reaching the gateway may take.
+int gatewayTimeoutMs() {
+  const char* timeout = std::getenv("FWGATE_TIMEOUT");
+  return timeout != nullptr && std::atoi(timeout) >= 100 ? std::atoi(timeout) : 5000;
+}
 
 // fwgate run --kernel: the program in a cgroup whose sockets the eBPF programs divert to this
 // process's helper (src/kernel/).
@@ -435,13 +446,15 @@ int runKernel(const ClientRunOptions& options, std::vector<char*>& argv) {
   }
   if (options.clear) ::unsetenv("FWGATE_AGENT_SOCKET");
   kernel::Interceptor interceptor;
-  if (!interceptor.open("fwgate-run-" + std::to_string(::getpid()), error)) {
+  if (!interceptor.create("fwgate-run-" + std::to_string(::getpid()), error)) {
     std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
     return 126;
   }
-  const char* timeout = std::getenv("FWGATE_TIMEOUT");
-  const int timeoutMs = timeout != nullptr && std::atoi(timeout) >= 100 ? std::atoi(timeout) : 5000;
-  kernel::Helper helper(interceptor, l.config, timeoutMs);
+  if (!interceptor.setScope({}, true, error)) {
+    std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
+    return 126;
+  }
+  kernel::Helper helper(interceptor, l.config, gatewayTimeoutMs());
   if (!helper.open(error)) {
     std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
     return 126;
@@ -769,6 +782,7 @@ int runAgent(const ClientAgentOptions& options) {
     server = std::make_unique<client::AgentServer>(
         options.socket.empty() ? client::AgentServer::defaultPath() : options.socket, identity);
     setAgentKerberos(*server);
+    server->trustKernelHelper(true);  // `fwgate kernel start` of this host
     std::string error;
     if (!server->open(error)) {
       std::fprintf(stderr, "fwgate agent: cannot serve programs: %s\n", error.c_str());
@@ -838,6 +852,122 @@ int runAgent(const ClientAgentOptions& options) {
   }
   joined();
   std::fprintf(stderr, "fwgate agent: stopped\n");
+  return 0;
+}
+
+namespace {
+
+// systemctl ARGS..., its exit status.
+int systemctl(std::vector<const char*> args) {
+  args.insert(args.begin(), "systemctl");
+  args.push_back(nullptr);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execvp("systemctl", const_cast<char* const*>(args.data()));
+    std::fprintf(stderr, "fwgate kernel: cannot run systemctl: %s\n", std::strerror(errno));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (child > 0 && ::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  return child < 0 || !WIFEXITED(status) ? 1 : WEXITSTATUS(status);
+}
+
+// The accounts --exempt-user names (default: root, and fwgate when it exists). False with
+// the name that is no account.
+bool exemptUids(const std::vector<std::string>& names, std::vector<std::uint32_t>& out,
+                std::string& unknown) {
+  std::vector<std::string> wanted = names;
+  if (wanted.empty()) {
+    wanted.push_back("root");
+    if (::getpwnam("fwgate") != nullptr) wanted.push_back("fwgate");
+  }
+  for (const std::string& name : wanted) {
+    if (name == "none") continue;
+    const passwd* pw = ::getpwnam(name.c_str());
+    if (pw == nullptr) {
+      unknown = name;
+      return false;
+    }
+    out.push_back(pw->pw_uid);
+  }
+  return true;
+}
+
+}  // namespace
+
+int runKernelService(const KernelOptions& options) {
+  if (options.action == "status") {
+    const auto loaded = kernel::loadedPrograms();
+    if (loaded.empty()) {
+      std::printf("fwgate kernel: no eBPF program of fwgate is loaded\n");
+      return 3;
+    }
+    std::printf("fwgate kernel: %zu eBPF programs of fwgate are loaded:", loaded.size());
+    for (const auto& name : loaded) std::printf(" %s", name.c_str());
+    std::printf("\n");
+    return 0;
+  }
+  if (options.action == "install" || options.action == "remove") {
+    if (!exists("/run/systemd/system")) {
+      std::fprintf(stderr,
+                   "fwgate kernel %s: systemd is not running here; run `fwgate kernel start` "
+                   "under what starts services on this host instead\n",
+                   options.action.c_str());
+      return 1;
+    }
+    const bool install = options.action == "install";
+    const int rc = systemctl({install ? "enable" : "disable", "--now", "fwgate-kernel.service"});
+    if (rc != 0) return rc;
+    if (!install && !kernel::loadedPrograms().empty()) {
+      std::fprintf(stderr,
+                   "fwgate kernel remove: eBPF programs of fwgate are still loaded (a "
+                   "fwgate run --kernel, or another fwgate kernel start)\n");
+      return 1;
+    }
+    std::printf("fwgate kernel: %s\n", install ? "installed and started (fwgate-kernel.service)"
+                                               : "stopped and removed: nothing is diverted");
+    return 0;
+  }
+  if (::geteuid() != 0) {
+    std::fprintf(stderr, "fwgate kernel start: needs root (CAP_BPF, CAP_NET_ADMIN)\n");
+    return 1;
+  }
+  applyServerOption(options.server);
+  std::vector<std::uint32_t> exempt;
+  std::string error;
+  if (!exemptUids(options.exempt, exempt, error)) {
+    std::fprintf(stderr, "fwgate kernel start: --exempt-user: no account \"%s\"\n", error.c_str());
+    return 1;
+  }
+  Loaded l;
+  load(l, "*");
+  PrivateAgent agent;
+  if (!agentAnswers() && !agent.start(error)) {
+    std::fprintf(stderr, "fwgate kernel start: %s\n", error.c_str());
+    return 1;
+  }
+  kernel::Interceptor interceptor;
+  if (!interceptor.attach(options.cgroup, error) || !interceptor.setScope(exempt, true, error)) {
+    std::fprintf(stderr, "fwgate kernel start: %s\n", error.c_str());
+    return 1;
+  }
+  kernel::Helper helper(interceptor, l.config, gatewayTimeoutMs());
+  if (!helper.open(error)) {
+    std::fprintf(stderr, "fwgate kernel start: %s\n", error.c_str());
+    return 1;
+  }
+  struct sigaction sa {};
+  sa.sa_handler = onHelperStop;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  std::fprintf(stderr,
+               "fwgate kernel: the programs of cgroup %s go through the gateway %s (%zu "
+               "accounts exempt); SIGTERM stops and removes it\n",
+               interceptor.path().c_str(), serverText(l.config.server).c_str(), exempt.size());
+  helper.serve(g_helperStop);
+  interceptor.close();
+  std::fprintf(stderr, "fwgate kernel: stopped; the eBPF programs are detached\n");
   return 0;
 }
 

@@ -77,6 +77,15 @@ struct ClientAgentOptions {
 };
 int runAgent(const ClientAgentOptions& options);
 
+// `fwgate kernel`: the kernel-level firewall client for the whole host (docs/kernel-client.md).
+struct KernelOptions {
+  std::string action;               // start (in the foreground), install, remove, status
+  std::string server;               // --server
+  std::string cgroup = "/";         // --cgroup: what it covers (the hierarchy's top: every process)
+  std::vector<std::string> exempt;  // --exempt-user (default: root, and fwgate if it exists)
+};
+int runKernelService(const KernelOptions& options);
+
 struct ProxyEnvOptions {
   std::string format = "shell";  // --format: "shell" (export lines) or "systemd" (EnvironmentFile=)
 };

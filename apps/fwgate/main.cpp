@@ -72,6 +72,23 @@ int main(int argc, char** argv) {
   runCmd->prefix_command();
   runCmd->allow_extras();
 
+  KernelOptions kernelOptions;
+  auto* kernelCmd = app.add_subcommand(
+      "kernel",
+      "The kernel-level firewall client for every process of this host (eBPF on the cgroup "
+      "tree): start (in the foreground, as fwgate-kernel.service does), install, remove, status");
+  kernelCmd->add_option("action", kernelOptions.action, "start, install, remove or status")
+      ->required()
+      ->check(CLI::IsMember({"start", "install", "remove", "status"}));
+  kernelCmd->add_option("--server", kernelOptions.server, "Gateway HOST[:PORT]");
+  kernelCmd
+      ->add_option("--cgroup", kernelOptions.cgroup,
+                   "The cgroup whose processes it covers, below the cgroup2 hierarchy's top")
+      ->capture_default_str();
+  kernelCmd->add_option("--exempt-user", kernelOptions.exempt,
+                        "An account whose programs go direct, repeatable (default: root, and "
+                        "fwgate if it exists; 'none': no account)");
+
   ClientCheckOptions check;
   auto* clientCheckCmd = app.add_subcommand(
       "check", "Test the gateway: control protocol versions, LAT, settings for --app");
@@ -184,6 +201,7 @@ int main(int argc, char** argv) {
   if (clientCheckCmd->parsed()) return runCheck(check);
   if (detectCmd->parsed()) return runDetect(detect);
   if (agentCmd->parsed()) return runAgent(agent);
+  if (kernelCmd->parsed()) return runKernelService(kernelOptions);
   if (proxyEnvCmd->parsed()) return runProxyEnv(proxyEnv);
 
   if (monitorCmd->parsed()) return runMonitor(monitor);

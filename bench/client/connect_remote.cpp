@@ -2,7 +2,11 @@
 // preload library with the control channel in clear and encrypted (bench/control-channel.sh).
 // Times COUNT blocking socket() + connect() + close() to HOST:PORT one after the other, after
 // WARMUP untimed ones, and prints one JSON line: the median, the 90th percentile and the
-// connects per second one thread achieves. Plain libc: nothing of fwgate is linked in.
+// connects per second one thread achieves. With ECHO (bytes, default 0), each connection writes
+// that many bytes and reads them back from an echo server before it closes: the time until the
+// destination has answered, which is what a connect costs when it returns before the destination
+// is reached (fwgate run --kernel, bench/kernel-client.sh). Plain libc: nothing of fwgate is
+// linked in.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,7 +22,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s IPV4-ADDRESS PORT [COUNT] [WARMUP]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s IPV4-ADDRESS PORT [COUNT] [WARMUP] [ECHO]\n", argv[0]);
     return 2;
   }
   sockaddr_in address{};
@@ -30,6 +34,9 @@ int main(int argc, char** argv) {
   }
   const int count = argc > 3 ? std::atoi(argv[3]) : 500;
   const int warmup = argc > 4 ? std::atoi(argv[4]) : 20;
+  const std::size_t echo = argc > 5 ? static_cast<std::size_t>(std::atoi(argv[5])) : 0;
+  std::vector<char> out(echo, 'e');
+  std::vector<char> back(echo);
   std::vector<double> us;
   us.reserve(static_cast<std::size_t>(count));
   const auto start = std::chrono::steady_clock::now();
@@ -39,6 +46,19 @@ int main(int argc, char** argv) {
     if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
       std::fprintf(stderr, "connect %d: %s\n", i, std::strerror(errno));
       return 1;
+    }
+    if (echo > 0) {
+      std::size_t got = 0;
+      bool ok = ::send(fd, out.data(), echo, MSG_NOSIGNAL) == static_cast<ssize_t>(echo);
+      while (ok && got < echo) {
+        const ssize_t n = ::recv(fd, back.data() + got, echo - got, 0);
+        ok = n > 0;
+        if (ok) got += static_cast<std::size_t>(n);
+      }
+      if (!ok || back != out) {
+        std::fprintf(stderr, "echo %d: %s\n", i, ok ? "wrong bytes" : std::strerror(errno));
+        return 1;
+      }
     }
     ::close(fd);
     const auto t1 = std::chrono::steady_clock::now();

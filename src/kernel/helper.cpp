@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "kernel/dns_message.hpp"
@@ -83,7 +84,7 @@ std::string programOf(const Origin& origin) {
   return origin.comm;
 }
 
-std::string accountOf(std::uint32_t uid) {
+std::string lookUpAccount(std::uint32_t uid) {
   passwd pw{};
   passwd* found = nullptr;
   char buffer[1024];
@@ -163,6 +164,16 @@ void relay(int program, int gateway) {
 }
 
 }  // namespace
+
+std::string Helper::accountOf(std::uint32_t uid) {
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto found = accounts_.find(uid); found != accounts_.end()) return found->second;
+  }
+  std::string name = lookUpAccount(uid);
+  std::lock_guard lock(mutex_);
+  return accounts_.emplace(uid, std::move(name)).first->second;
+}
 
 std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf) {
   std::vector<std::uint32_t> out;
@@ -270,19 +281,7 @@ std::string Helper::nameOf(const control::IpAddress& address) {
 
 void Helper::serve(const volatile std::sig_atomic_t& stop) {
   std::thread watching([this, &stop] { watchGateway(stop); });
-  const auto spawn = [this](auto&& work) {
-    {
-      std::lock_guard lock(mutex_);
-      if (threads_ >= kMaxThreads) return false;
-      ++threads_;
-    }
-    std::thread([this, work = std::move(work)]() mutable {
-      work();
-      std::lock_guard lock(mutex_);
-      --threads_;
-    }).detach();
-    return true;
-  };
+  const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
     pollfd p[3] = {{tcp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
     if (::poll(p, 3, 200) <= 0) continue;
@@ -313,13 +312,42 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   }
   watching.join();
   // The program has ended: its connections end with it; a moment for their threads.
-  for (int i = 0; i < 100; ++i) {
-    {
-      std::lock_guard lock(mutex_);
-      if (threads_ == 0) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::unique_lock lock(mutex_);
+  stopping_ = true;
+  work_.notify_all();
+  idle_.wait_for(lock, std::chrono::seconds(2), [this] { return threads_ == 0; });
+}
+
+bool Helper::run(std::function<void()> work) {
+  std::lock_guard lock(mutex_);
+  if (waiting_ > static_cast<int>(jobs_.size())) {
+    // An idle thread takes it: no thread is made per connection.
+    jobs_.push_back(std::move(work));
+    work_.notify_one();
+    return true;
   }
+  if (threads_ >= kMaxThreads) return false;
+  ++threads_;
+  std::thread([this, first = std::move(work)]() mutable {
+    std::function<void()> job = std::move(first);
+    for (;;) {
+      job();
+      std::unique_lock lock(mutex_);
+      ++waiting_;
+      // Idle threads stay a while for the next connection, then go.
+      work_.wait_for(lock, std::chrono::seconds(30),
+                     [this] { return !jobs_.empty() || stopping_; });
+      --waiting_;
+      if (jobs_.empty()) {
+        --threads_;
+        idle_.notify_all();
+        return;
+      }
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+  }).detach();
+  return true;
 }
 
 void Helper::carry(int client) {

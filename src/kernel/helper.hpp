@@ -7,8 +7,11 @@
 // the listening sockets on one poll loop.
 #pragma once
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -60,7 +63,17 @@ class Helper {
   int dnsTcp_ = -1;
   std::mutex mutex_;                          // names_, the refusal
   std::map<std::string, std::string> names_;  // address bytes -> the name it answered
-  int threads_ = 0;                           // running, under mutex_
+  // Threads that carry connections and answer queries, kept for the next one while idle.
+  bool run(std::function<void()> work);
+  std::condition_variable work_;  // a job, or stopping
+  std::condition_variable idle_;  // a thread ended
+  std::deque<std::function<void()>> jobs_;
+  int threads_ = 0;  // running, under mutex_
+  int waiting_ = 0;  // of which idle (jobs_.size() of them are about to take one)
+  bool stopping_ = false;
+  // Accounts by uid, asked of NSS once each.
+  std::string accountOf(std::uint32_t uid);
+  std::map<std::uint32_t, std::string> accounts_;
 };
 
 // The IPv4 nameservers of a resolv.conf text (in network byte order); 127.0.0.1 when it names

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,10 @@
 
 #include "kernel/redirect_abi.h"
 #include "redirect.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71  // <asm-generic/socket.h>, Linux 5.14
+#endif
 
 namespace fwgate::kernel {
 
@@ -92,27 +97,53 @@ std::vector<Prefix4> prefixesOf(std::uint32_t first, std::uint32_t last) {
   return out;
 }
 
+std::vector<std::string> loadedPrograms() {
+  std::vector<std::string> out;
+  for (__u32 id = 0; bpf_prog_get_next_id(id, &id) == 0;) {
+    const int fd = bpf_prog_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_prog_info info{};
+    __u32 length = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 &&
+        std::strncmp(info.name, "fwgate_", 7) == 0) {
+      out.emplace_back(info.name);
+    }
+    ::close(fd);
+  }
+  return out;
+}
+
 Interceptor::~Interceptor() {
   close();
 }
 
-bool Interceptor::open(const std::string& name, std::string& error) {
-  libbpf_set_print(quietPrint);
+namespace {
+
+// The cgroup2 hierarchy's top: its mount point here, or a private mount of it (then `mount`).
+std::string hierarchy(std::string& mount, std::string& error) {
   std::string top = cgroup2Mount();
-  if (top.empty()) {
-    // `ip netns exec` mounts a new /sys without the cgroup hierarchy: mount it privately.
-    char dir[] = "/tmp/fwgate-cgroup-XXXXXX";
-    if (::mkdtemp(dir) == nullptr) {
-      error = errnoText("cannot make a directory for the cgroup hierarchy", errno);
-      return false;
-    }
-    if (::mount("cgroup2", dir, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
-      error = errnoText("no cgroup2 hierarchy is mounted, and mounting one failed", errno);
-      ::rmdir(dir);
-      return false;
-    }
-    mount_ = top = dir;
+  if (!top.empty()) return top;
+  // `ip netns exec` mounts a new /sys without the cgroup hierarchy: mount it privately.
+  char dir[] = "/tmp/fwgate-cgroup-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) {
+    error = errnoText("cannot make a directory for the cgroup hierarchy", errno);
+    return {};
   }
+  if (::mount("cgroup2", dir, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    error = errnoText("no cgroup2 hierarchy is mounted, and mounting one failed", errno);
+    ::rmdir(dir);
+    return {};
+  }
+  mount = dir;
+  return mount;
+}
+
+}  // namespace
+
+bool Interceptor::create(const std::string& name, std::string& error) {
+  libbpf_set_print(quietPrint);
+  const std::string top = hierarchy(mount_, error);
+  if (top.empty()) return false;
   removeStale(top, name.substr(0, name.rfind('-') + 1));
   path_ = top + "/" + name;
   if (::mkdir(path_.c_str(), 0755) != 0) {
@@ -121,9 +152,22 @@ bool Interceptor::open(const std::string& name, std::string& error) {
     close();
     return false;
   }
-  cgroup_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  made_ = true;
   procs_ = ::open((path_ + "/cgroup.procs").c_str(), O_WRONLY);  // inherited by the child
-  if (cgroup_ < 0 || procs_ < 0) {
+  return attachPrograms(error);
+}
+
+bool Interceptor::attach(const std::string& cgroup, std::string& error) {
+  libbpf_set_print(quietPrint);
+  const std::string top = hierarchy(mount_, error);
+  if (top.empty()) return false;
+  path_ = cgroup.empty() || cgroup == "/" ? top : top + "/" + cgroup;
+  return attachPrograms(error);
+}
+
+bool Interceptor::attachPrograms(std::string& error) {
+  cgroup_ = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cgroup_ < 0 || (made_ && procs_ < 0)) {
     error = errnoText(("cannot open the cgroup " + path_).c_str(), errno);
     close();
     return false;
@@ -167,6 +211,8 @@ bool Interceptor::writeSettings(std::string& error) {
   s.tcp_port = htons(tcpPort_);
   s.dns_port = htons(dnsPort_);
   s.refuse = refuse_ ? 1 : 0;
+  s.helper_tgid = static_cast<__u32>(::getpid());
+  s.netns_cookie = netnsCookie_;
   const std::uint32_t zero = 0;
   if (bpf_map__update_elem(skel_->maps.settings, &zero, sizeof zero, &s, sizeof s, BPF_ANY) != 0) {
     error = errnoText("cannot write the eBPF settings", errno);
@@ -178,6 +224,30 @@ bool Interceptor::writeSettings(std::string& error) {
 bool Interceptor::setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error) {
   tcpPort_ = tcpPort;
   dnsPort_ = dnsPort;
+  return writeSettings(error);
+}
+
+bool Interceptor::setScope(const std::vector<std::uint32_t>& exemptUids, bool thisNamespaceOnly,
+                           std::string& error) {
+  netnsCookie_ = 0;
+  if (thisNamespaceOnly) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    socklen_t length = sizeof netnsCookie_;
+    if (fd < 0 || ::getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &netnsCookie_, &length) != 0) {
+      error = errnoText("cannot tell this network namespace (SO_NETNS_COOKIE)", errno);
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    ::close(fd);
+  }
+  const std::uint8_t one = 1;
+  for (const std::uint32_t uid : exemptUids) {
+    if (bpf_map__update_elem(skel_->maps.exempt_uids, &uid, sizeof uid, &one, sizeof one,
+                             BPF_ANY) != 0) {
+      error = errnoText("cannot fill the exempt accounts", errno);
+      return false;
+    }
+  }
   return writeSettings(error);
 }
 
@@ -258,7 +328,7 @@ void Interceptor::close() {
   procs_ = -1;
   if (cgroup_ >= 0) ::close(cgroup_);
   cgroup_ = -1;
-  if (!path_.empty()) {
+  if (!path_.empty() && made_) {
     // What the program left running (daemons it started) ends with the run.
     if (const int fd = ::open((path_ + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
       [[maybe_unused]] const ssize_t n = ::write(fd, "1", 1);
@@ -270,8 +340,9 @@ void Interceptor::close() {
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    path_.clear();
   }
+  path_.clear();
+  made_ = false;
   if (!mount_.empty()) {
     ::umount2(mount_.c_str(), MNT_DETACH);
     ::rmdir(mount_.c_str());

@@ -35,6 +35,9 @@ struct Prefix4 {
 };
 std::vector<Prefix4> prefixesOf(std::uint32_t first, std::uint32_t last);
 
+// The names of the eBPF programs of fwgate loaded on this machine now (any process's).
+std::vector<std::string> loadedPrograms();
+
 class Interceptor {
  public:
   Interceptor() = default;
@@ -43,9 +46,17 @@ class Interceptor {
   Interceptor& operator=(const Interceptor&) = delete;
 
   // Makes cgroup `name` at the top of the cgroup2 hierarchy (mounting the hierarchy privately
-  // when this mount namespace shows none), loads the programs and attaches them. False with
-  // `error` (the programs need CAP_BPF and CAP_NET_ADMIN, the cgroup root's write access).
-  bool open(const std::string& name, std::string& error);
+  // when this mount namespace shows none; removing what killed runs of the same name left),
+  // loads the programs and attaches them to it. False with `error` (the programs need CAP_BPF
+  // and CAP_NET_ADMIN, the cgroup root's write access).
+  bool create(const std::string& name, std::string& error);
+  // The same on an existing cgroup (a path below the hierarchy's top; "" or "/": the top, every
+  // process of the host), which close() leaves as it was: the system-wide mode.
+  bool attach(const std::string& cgroup, std::string& error);
+  // Who is left alone besides the helper: these accounts, and, with `thisNamespaceOnly`, sockets
+  // of other network namespaces (containers; 127.0.0.1 there is not the helper's).
+  bool setScope(const std::vector<std::uint32_t>& exemptUids, bool thisNamespaceOnly,
+                std::string& error);
   // Where the programs send what they divert (127.0.0.1), and from when on.
   bool setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error);
   // The local address table (IPv4 ranges) and the resolvers; replace what was there.
@@ -63,12 +74,13 @@ class Interceptor {
   int procsFd() const { return procs_; }
   const std::string& path() const { return path_; }
 
-  // Detaches the programs, ends what still runs in the cgroup (cgroup.kill) and removes it, and
-  // the private mount if there was one. Safe to call twice.
+  // Detaches the programs; a cgroup of its own: ends what still runs in it (cgroup.kill) and
+  // removes it; the private mount if there was one. Safe to call twice.
   void close();
 
  private:
   bool writeSettings(std::string& error);
+  bool attachPrograms(std::string& error);
 
   fwgate_redirect* skel_ = nullptr;
   std::string mount_;  // the private mount of the hierarchy, if made
@@ -78,6 +90,8 @@ class Interceptor {
   std::uint16_t tcpPort_ = 0;
   std::uint16_t dnsPort_ = 0;
   bool refuse_ = false;
+  bool made_ = false;  // the cgroup is this run's (removed by close())
+  std::uint64_t netnsCookie_ = 0;
 };
 
 }  // namespace fwgate::kernel

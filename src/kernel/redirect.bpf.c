@@ -74,6 +74,24 @@ struct {
   __type(value, struct fwgate_origin);
 } by_port SEC(".maps");
 
+// Accounts whose programs are never diverted (the system-wide mode's exemptions).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 64);
+  __type(key, __u32);
+  __type(value, __u8);
+} exempt_uids SEC(".maps");
+
+// Whether the calling process is left alone: the helper itself, an exempt account, or another
+// network namespace than the helper's (where 127.0.0.1 is not the helper's).
+static __always_inline int exempt(void* ctx, const struct fwgate_settings* s) {
+  const __u64 pid_tgid = bpf_get_current_pid_tgid();
+  if ((__u32)(pid_tgid >> 32) == s->helper_tgid) return 1;
+  const __u32 uid = (__u32)bpf_get_current_uid_gid();
+  if (bpf_map_lookup_elem(&exempt_uids, &uid) != 0) return 1;
+  return s->netns_cookie != 0 && bpf_get_netns_cookie(ctx) != s->netns_cookie;
+}
+
 static __always_inline int always_local(__u32 ip4) {
   const __u32 host = bpf_ntohl(ip4);
   return (host >> 24) == 127 || host == 0 || (host >> 16) == 0xa9fe /* 169.254/16 */ ||
@@ -123,7 +141,7 @@ static __always_inline const struct fwgate_settings* current_settings(void) {
 SEC("cgroup/connect4")
 int fwgate_connect4(struct bpf_sock_addr* ctx) {
   const struct fwgate_settings* s = current_settings();
-  if (s == 0) return 1;
+  if (s == 0 || exempt(ctx, s)) return 1;
   const __u32 ip4 = ctx->user_ip4;
   const __u32 port = ctx->user_port;
   int refuse = 0;
@@ -147,7 +165,7 @@ static __always_inline __u32 mapped_ip4(const struct bpf_sock_addr* ctx) {
 SEC("cgroup/connect6")
 int fwgate_connect6(struct bpf_sock_addr* ctx) {
   const struct fwgate_settings* s = current_settings();
-  if (s == 0) return 1;
+  if (s == 0 || exempt(ctx, s)) return 1;
   const __u32 ip4 = mapped_ip4(ctx);
   if (ip4 == 0) return 1;
   const __u32 port = ctx->user_port;
@@ -175,7 +193,7 @@ int fwgate_sockops(struct bpf_sock_ops* ops) {
 SEC("cgroup/sendmsg4")
 int fwgate_sendmsg4(struct bpf_sock_addr* ctx) {
   const struct fwgate_settings* s = current_settings();
-  if (s == 0 || !is_resolver(ctx->user_ip4, ctx->user_port)) return 1;
+  if (s == 0 || !is_resolver(ctx->user_ip4, ctx->user_port) || exempt(ctx, s)) return 1;
   remember(ctx, ctx->user_ip4, (__u16)ctx->user_port, 2);
   ctx->user_ip4 = s->helper_ip4;
   ctx->user_port = s->dns_port;
@@ -187,7 +205,7 @@ int fwgate_sendmsg6(struct bpf_sock_addr* ctx) {
   const struct fwgate_settings* s = current_settings();
   if (s == 0) return 1;
   const __u32 ip4 = mapped_ip4(ctx);
-  if (ip4 == 0 || !is_resolver(ip4, ctx->user_port)) return 1;
+  if (ip4 == 0 || !is_resolver(ip4, ctx->user_port) || exempt(ctx, s)) return 1;
   remember(ctx, ip4, (__u16)ctx->user_port, 10);
   ctx->user_ip6[3] = s->helper_ip4;
   ctx->user_port = s->dns_port;

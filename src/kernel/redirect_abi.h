@@ -6,10 +6,12 @@
 
 // What userspace tells the programs. Addresses and ports in network byte order.
 struct fwgate_settings {
-  __u32 helper_ip4;  // 127.0.0.1
-  __u16 tcp_port;    // remoted TCP connections
-  __u16 dns_port;    // the name service, UDP and TCP
-  __u32 refuse;      // 1: the gateway is unreachable; remoted connects fail at once (EPERM)
+  __u32 helper_ip4;    // 127.0.0.1
+  __u16 tcp_port;      // remoted TCP connections
+  __u16 dns_port;      // the name service, UDP and TCP
+  __u32 refuse;        // 1: the gateway is unreachable; remoted connects fail at once (EPERM)
+  __u32 helper_tgid;   // the helper's process: never diverted (the cgroup may hold it)
+  __u64 netns_cookie;  // only sockets of this network namespace (the helper's); 0: any
 };
 
 // The destination a program asked for, and who asked. ip4/port in network byte order.

@@ -215,3 +215,64 @@ def test_kill_9_of_the_helper_mid_transfer(kernel, gateway, go_programs):
     # The next run removes the empty cgroup the killed one left.
     cp = krun(kernel, ["true"])
     assert cp.returncode == 0, out(cp)
+
+
+def cgroup_tree() -> list[str]:
+    """Every cgroup directory of the hierarchy visible here."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if " - cgroup2 " in line]
+    for mount in mounts:
+        for root, dirs, _ in os.walk(mount):
+            found += [os.path.join(root, d) for d in dirs]
+    return sorted(found)
+
+
+# Connects to a listener of its own on 198.51.100.9 (added to the peer host's lo).
+OWN_LISTENER = ("import socket\ns=socket.socket();s.bind(('198.51.100.9',0));s.listen()\n"
+                "c=socket.create_connection(s.getsockname(),5);a,_=s.accept()\n"
+                "print('reached', c.getpeername()[0])")
+
+
+def test_the_system_wide_mode_on_and_off_twice(kernel, gateway):
+    """`fwgate kernel start` covers every process of the (internal) host, whoever started it, but
+    the exempt accounts (root by default); SIGTERM detaches it all: the cgroup tree, the loaded
+    eBPF programs and the ruleset are as they were, twice."""
+    gw = start_gateway(gateway, kernel)
+    kernel.ip("-n", kernel.ns["peer"], "link", "set", "lo", "up")
+    kernel.ip("-n", kernel.ns["peer"], "addr", "add", "198.51.100.9/32", "dev", "lo")
+    nft_before = fwit.run(["nft", "list", "ruleset"]).stdout
+    tree_before = cgroup_tree()
+    programs_before = bpf_programs()
+    status = kernel.run_in("internal", [FWGATE_BIN, "kernel", "status"], env=client_env(kernel))
+    assert status.returncode == 3 and "no eBPF program" in out(status), out(status)
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    for round_ in range(2):
+        daemon = kernel.spawn("internal", [FWGATE_BIN, "kernel", "start"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=client_env(kernel))
+        said = fwit.read_pipe(daemon.stderr, 4096, 20, until=b"SIGTERM stops").decode(errors="replace")
+        assert "go through the gateway" in said, said
+        status = kernel.run_in("internal", [FWGATE_BIN, "kernel", "status"], env=client_env(kernel))
+        assert status.returncode == 0 and "fwgate_connect4" in out(status), out(status)
+        # A program started by nobody, not under fwgate run: through the gateway, as nobody.
+        cp = kernel.run_in("internal", nobody + [BUSYBOX, "wget", "-q", "-O", "-", f"http://{NAME}/"], timeout=30)
+        assert cp.returncode == 0 and MARKER in out(cp), out(cp)
+        logged = gw.wait_session(lambda s: s.get("application") == "busybox" and s.get("os_user") == "nobody"
+                                 and s.get("command") == "connect", timeout=10)
+        assert logged["requested"] == f"{NAME}:80", logged
+        # root is exempt: its program goes direct, and there is no route out.
+        cp = kernel.run_in("internal", ["curl", "-sS", "--max-time", "2", f"http://{EXTERNAL}/"], timeout=20)
+        assert cp.returncode != 0 and MARKER not in out(cp), out(cp)
+        assert not [s for s in fwc_sessions(gw) if s.get("requested") == f"{EXTERNAL}:80"], fwc_sessions(gw)
+        # Other network namespaces (containers) are not covered: in the peer host's, a connect to
+        # an address outside the internal host's LAT reaches its own listener, not a helper.
+        cp = kernel.run_in("peer", nobody + [fwit.PYTHON, "-c", OWN_LISTENER], timeout=20)
+        assert cp.returncode == 0 and "reached 198.51.100.9" in out(cp), out(cp)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, daemon.stderr.read()
+        assert bpf_programs() == programs_before, f"round {round_}: {bpf_programs() - programs_before} left"
+        assert cgroup_tree() == tree_before, f"round {round_}: the cgroup tree changed"
+        assert fwit.run(["nft", "list", "ruleset"]).stdout == nft_before
+        cp = kernel.run_in("internal", nobody + [BUSYBOX, "wget", "-q", "-T", "2", "-O", "-", f"http://{EXTERNAL}/"],
+                           timeout=30)
+        assert MARKER not in out(cp), out(cp)  # no longer carried

@@ -61,6 +61,22 @@ std::string accountOf(uid_t uid) {
   return "uid " + std::to_string(uid);
 }
 
+// The executable a process runs ("" when it cannot be read).
+std::string executableOf(const std::string& pid) {
+  char target[4096];
+  const ssize_t n = ::readlink(("/proc/" + pid + "/exe").c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : std::string();
+}
+
+// A caller that may name the account and PID of the program it speaks for: root running this
+// same executable (the kernel client's helper, in this process or in `fwgate kernel start`).
+// A preloaded program run by root is not one: what it would say is only its environment's.
+bool speaksForOthers(const ucred& peer) {
+  if (peer.uid != 0) return false;
+  const std::string self = executableOf("self");
+  return !self.empty() && executableOf(std::to_string(peer.pid)) == self;
+}
+
 }  // namespace
 
 struct AgentServer::Connection {
@@ -303,11 +319,15 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
   if (!keyFor(server, pin, c.key, c.keyFrom, why)) {
     return failure(control::Status::GeneralFailure, why);
   }
-  // Who asks, as the kernel says: the PID and the account are the agent's to tell.
+  // Who asks, as the kernel says: the PID and the account are the agent's to tell. Except for
+  // the kernel client's helper (fwgate itself, run by root), which speaks for the programs it
+  // carries: it names their account and PID, as the eBPF programs saw them.
   const std::string account = accountOf(c.peer.uid);
   hello.version = control::kVersion;
-  hello.osUser = account;
-  hello.pid = static_cast<std::uint32_t>(c.peer.pid);
+  if (!trustHelper_ || !speaksForOthers(c.peer) || hello.osUser.empty() || hello.pid == 0) {
+    hello.osUser = account;
+    hello.pid = static_cast<std::uint32_t>(c.peer.pid);
+  }
   hello.timestamp = nowMs();
   // The channel: resumed with a ticket (and its next counter), or a handshake whose ephemeral key
   // is picked now. Either names it for a Kerberos token.

@@ -43,6 +43,10 @@ class AgentServer {
     kerberos_ = KerberosProof(mode, std::move(service));
   }
 
+  // Whether the kernel client's helper (root running this executable) may name the account and
+  // PID of the program it speaks for in the Hellos it has sealed; off by default: the kernel
+  // says who every caller is.
+  void trustKernelHelper(bool trust) { trustHelper_ = trust; }
   // The default socket: /run/fwgate/agent.sock for root, $XDG_RUNTIME_DIR/fwgate/agent.sock for
   // a user ("" when XDG_RUNTIME_DIR is not set).
   static std::string defaultPath();
@@ -76,6 +80,7 @@ class AgentServer {
   };
   std::map<std::string, Ticket> tickets_;
   KerberosProof kerberos_{ClientConfig::Kerberos::No, {}};
+  bool trustHelper_ = false;
 };
 
 }  // namespace fwgate::client

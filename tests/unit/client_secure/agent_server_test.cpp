@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -30,10 +31,11 @@ volatile std::sig_atomic_t g_stop = 0;
 
 class Agent {
  public:
-  Agent() {
+  explicit Agent(bool trustKernelHelper = false) {
     char dir[] = "/tmp/fwgate-agent-test-XXXXXX";
     dir_ = ::mkdtemp(dir);
     server_ = std::make_unique<AgentServer>(dir_ + "/agent.sock", crypto::KeyPair::generate());
+    server_->trustKernelHelper(trustKernelHelper);
     std::string error;
     opened_ = server_->open(error);
     EXPECT_TRUE(opened_) << error;
@@ -110,6 +112,48 @@ Bytes helloAndResolve(std::uint32_t claimedPid) {
 protocol::Bytes prologue() {
   return {reinterpret_cast<const std::uint8_t*>(control::kNoisePrologue.data()),
           control::kNoisePrologue.size()};
+}
+
+// The Hello the gateway reads from the agent's first Seal of helloAndResolve(claimedPid).
+control::Hello sealedHello(Agent& agent, std::uint32_t claimedPid, std::string& osUser) {
+  const int fd = agent.connect();
+  const crypto::KeyPair gateway = crypto::KeyPair::generate();
+  const Answer first =
+      call(fd, AgentMessage::Seal, prefix(crypto::toBase64(gateway.publicKey), "gw.example:1745"),
+           helloAndResolve(claimedPid));
+  ::close(fd);
+  control::Hello hello;
+  EXPECT_GE(first.size, 0) << first.detail;
+  if (first.size < 0) return hello;
+  auto responder = crypto::HandshakeIK::responder(gateway, prologue());
+  static std::optional<Bytes> payload;
+  payload = responder.read(control::parseFrame(first.bytes).value.body);
+  EXPECT_TRUE(payload);
+  if (!payload) return hello;
+  EXPECT_TRUE(control::decodeHello(control::parseFrame(*payload).value.body, hello));
+  osUser = std::string(hello.osUser);
+  return hello;
+}
+
+TEST(AgentServerTest, TheKernelHelperNamesTheProgramOnlyWhenTrustedAndRoot) {
+  // This process runs the agent's own executable: as root, it is what the kernel client's
+  // helper is; the claim holds only when the agent was told to trust that.
+  std::string osUser;
+  {
+    Agent plain;
+    const control::Hello hello = sealedHello(plain, 4242, osUser);
+    EXPECT_EQ(hello.pid, static_cast<std::uint32_t>(::getpid()));
+    EXPECT_NE(osUser, "somebody-else");
+  }
+  Agent trusting(true);
+  const control::Hello hello = sealedHello(trusting, 4242, osUser);
+  if (::geteuid() == 0) {
+    EXPECT_EQ(hello.pid, 4242u);
+    EXPECT_EQ(osUser, "somebody-else");
+  } else {
+    EXPECT_EQ(hello.pid, static_cast<std::uint32_t>(::getpid()));  // not root: the kernel's word
+    EXPECT_NE(osUser, "somebody-else");
+  }
 }
 
 TEST(AgentServerTest, SealsAHandshakeTheGatewayReadsAndOpensItsAnswer) {
