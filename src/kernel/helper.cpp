@@ -26,8 +26,8 @@ namespace {
 constexpr std::uint32_t kAnswerTtl = 60;  // seconds: a program asks again soon, as it would anyway
 constexpr int kMaxThreads = 1024;
 
-int listenOn(int type, std::uint16_t port) {
-  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+int listenOn(int type, std::uint16_t port, bool blocking = false) {
+  const int fd = ::socket(AF_INET, type | SOCK_CLOEXEC | (blocking ? 0 : SOCK_NONBLOCK), 0);
   if (fd < 0) return -1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -94,28 +94,34 @@ std::string lookUpAccount(std::uint32_t uid) {
   return "uid " + std::to_string(uid);
 }
 
-// Both directions of a connection through pipes with splice(2), until both have ended; a hard
-// error on either side resets the program's. Non-blocking sockets.
+// Both directions of a connection until both have ended; a hard error on either side resets the
+// program's. Non-blocking sockets. A direction starts by copying through a buffer (a short
+// exchange costs no pipe) and moves to splice(2) through a pipe of its own once it has carried
+// kSpliceAfter bytes (bulk transfers stay in the kernel).
 void relay(int program, int gateway) {
+  constexpr std::size_t kSpliceAfter = 256 * 1024;
+  constexpr std::size_t kChunk = 1 << 20;
+  constexpr std::size_t kBuffer = 64 * 1024;
   struct Direction {
     int from, to;
-    int pipe[2] = {-1, -1};
-    std::size_t held = 0;
+    std::vector<char> buffer;  // copy mode: [at, at + held) waits to be written
+    std::size_t at = 0;
+    int pipe[2] = {-1, -1};  // splice mode
+    std::size_t held = 0;    // bytes read and not yet written, in either mode
+    std::size_t carried = 0;
     bool eof = false;
     bool done = false;
   };
-  Direction d[2] = {{program, gateway}, {gateway, program}};
+  Direction d[2] = {{program, gateway, std::vector<char>(kBuffer)},
+                    {gateway, program, std::vector<char>(kBuffer)}};
   bool failed = false;
-  for (auto& x : d) {
-    if (::pipe2(x.pipe, O_CLOEXEC | O_NONBLOCK) != 0) failed = true;
-  }
-  constexpr std::size_t kChunk = 1 << 20;
+  const auto hard = [](ssize_t n) { return n < 0 && errno != EAGAIN && errno != EINTR; };
   while (!failed && !(d[0].done && d[1].done)) {
     pollfd p[2] = {{program, 0, 0}, {gateway, 0, 0}};
     for (int i = 0; i < 2; ++i) {
-      Direction& x = d[i];
+      const Direction& x = d[i];
       if (x.done) continue;
-      if (!x.eof) p[i].events |= POLLIN;  // x.from is p[i]
+      if (!x.eof && x.held < (x.pipe[0] >= 0 ? kChunk : 1)) p[i].events |= POLLIN;  // from p[i]
       if (x.held > 0) p[1 - i].events |= POLLOUT;
     }
     if (::poll(p, 2, -1) < 0) {
@@ -125,25 +131,40 @@ void relay(int program, int gateway) {
     for (int i = 0; i < 2 && !failed; ++i) {
       Direction& x = d[i];
       if (x.done) continue;
-      if (!x.eof && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        const ssize_t n = ::splice(x.from, nullptr, x.pipe[1], nullptr, kChunk,
-                                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      // In splice mode the pipe takes more while it still holds some: reads and writes overlap.
+      const bool room = x.pipe[0] >= 0 ? x.held < kChunk : x.held == 0;
+      if (!x.eof && room && (p[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+        if (x.pipe[0] < 0 && x.carried >= kSpliceAfter) {
+          if (::pipe2(x.pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+            failed = true;
+            break;
+          }
+        }
+        const ssize_t n = x.pipe[0] >= 0
+                              ? ::splice(x.from, nullptr, x.pipe[1], nullptr, kChunk,
+                                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                              : ::recv(x.from, x.buffer.data(), x.buffer.size(), MSG_DONTWAIT);
         if (n > 0) {
           x.held += static_cast<std::size_t>(n);
+          if (x.pipe[0] < 0) x.at = 0;
         } else if (n == 0) {
           x.eof = true;
-        } else if (errno != EAGAIN && errno != EINTR) {
+        } else if (hard(n)) {
           failed = true;
         }
       }
-      if (x.held > 0) {
-        const ssize_t n =
-            ::splice(x.pipe[0], nullptr, x.to, nullptr, x.held, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n > 0) {
-          x.held -= static_cast<std::size_t>(n);
-        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-          failed = true;
+      while (x.held > 0) {
+        const ssize_t n = x.pipe[0] >= 0 ? ::splice(x.pipe[0], nullptr, x.to, nullptr, x.held,
+                                                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+                                         : ::send(x.to, x.buffer.data() + x.at, x.held,
+                                                  MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n <= 0) {
+          failed = hard(n);
+          break;
         }
+        x.held -= static_cast<std::size_t>(n);
+        x.at += static_cast<std::size_t>(n);
+        x.carried += static_cast<std::size_t>(n);
       }
       if (x.eof && x.held == 0) {
         ::shutdown(x.to, SHUT_WR);
@@ -206,6 +227,7 @@ bool Helper::open(std::string& error) {
   char server[300];
   client::formatServer(config_.server, server, sizeof server);
   server_ = server;
+  client::fillIdentity(config_, identity_);
   if (config_.server.empty()) {
     error = "no gateway is configured (FWGATE_SERVER, client.ini, or fwgate detect)";
     return false;
@@ -214,7 +236,7 @@ bool Helper::open(std::string& error) {
     error = "cannot resolve the gateway " + server_;
     return false;
   }
-  tcp_ = listenOn(SOCK_STREAM, 0);
+  tcp_ = listenOn(SOCK_STREAM, 0, true);  // accept() blocks in the acceptor threads
   // The name service: UDP and TCP on one port.
   for (int attempt = 0; attempt < 16 && dnsTcp_ < 0; ++attempt) {
     if (dnsUdp_ >= 0) ::close(dnsUdp_);
@@ -281,15 +303,15 @@ std::string Helper::nameOf(const control::IpAddress& address) {
 
 void Helper::serve(const volatile std::sig_atomic_t& stop) {
   std::thread watching([this, &stop] { watchGateway(stop); });
+  {
+    std::lock_guard lock(mutex_);
+    ++threads_;
+  }
+  std::thread(&Helper::acceptConnections, this).detach();
   const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
-    pollfd p[3] = {{tcp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
+    pollfd p[3] = {{-1, 0, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
     if (::poll(p, 3, 200) <= 0) continue;
-    if (p[0].revents != 0) {
-      for (int fd; (fd = ::accept4(tcp_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0;) {
-        if (!spawn([this, fd] { carry(fd); })) reset(fd);
-      }
-    }
     if (p[1].revents != 0) {
       for (;;) {
         std::vector<std::uint8_t> query(4096);
@@ -314,8 +336,50 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   // The program has ended: its connections end with it; a moment for their threads.
   std::unique_lock lock(mutex_);
   stopping_ = true;
+  ::shutdown(tcp_, SHUT_RD);  // wakes the acceptors' accept()
   work_.notify_all();
   idle_.wait_for(lock, std::chrono::seconds(2), [this] { return threads_ == 0; });
+}
+
+void Helper::acceptConnections() {
+  // The thread that accepts a connection carries it: no handoff between accept() and the
+  // gateway. One more acceptor is started when none is left waiting; one that finds two others
+  // waiting when its connection ends goes.
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      ++acceptors_;
+    }
+    const int fd = ::accept4(tcp_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int error = errno;
+    {
+      std::lock_guard lock(mutex_);
+      --acceptors_;
+      if (stopping_) {
+        if (fd >= 0) reset(fd);
+        --threads_;
+        idle_.notify_all();
+        return;
+      }
+      if (acceptors_ == 0 && threads_ < kMaxThreads) {
+        ++threads_;
+        std::thread(&Helper::acceptConnections, this).detach();
+      }
+    }
+    if (fd < 0) {
+      if (error != EINTR && error != ECONNABORTED) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // EMFILE: not a busy loop
+      }
+      continue;
+    }
+    carry(fd);
+    std::lock_guard lock(mutex_);
+    if (acceptors_ >= 2) {
+      --threads_;
+      idle_.notify_all();
+      return;
+    }
+  }
 }
 
 bool Helper::run(std::function<void()> work) {
@@ -361,8 +425,7 @@ void Helper::carry(int client) {
   }
   const std::string app = programOf(origin);
   const std::string destination = text(origin.destination);
-  client::Identity identity;
-  client::fillIdentity(config_, identity);
+  client::Identity identity = identity_;
   identity.app = app.c_str();
   identity.pid = origin.pid;
   std::snprintf(identity.osUser, sizeof identity.osUser, "%s", accountOf(origin.uid).c_str());
@@ -460,8 +523,7 @@ std::vector<std::uint8_t> Helper::answer(std::span<const std::uint8_t> query) {
   const std::size_t size = control::encodeResolve(
       request, {question.name, static_cast<std::uint8_t>(question.type == kDnsTypeA ? 4 : 6)});
   if (size == 0) return dnsAnswer(query, kDnsServFail, {}, 0);
-  client::Identity identity;
-  client::fillIdentity(config_, identity);
+  const client::Identity identity = identity_;
   std::vector<std::uint8_t> buffer(8192);
   client::Reply reply;
   const int error =

@@ -41,6 +41,7 @@ class Helper {
   void serve(const volatile std::sig_atomic_t& stop);
 
  private:
+  void acceptConnections();
   void carry(int client);
   void answerDatagram(std::vector<std::uint8_t> query, sockaddr_storage from, socklen_t length);
   void answerStream(int client);
@@ -56,7 +57,8 @@ class Helper {
   client::ClientConfig config_;
   int timeoutMs_;
   client::GatewayEndpoints gateway_;
-  std::string server_;  // "host:port", for messages
+  client::Identity identity_;  // this host's, the run's program; each connection names its own
+  std::string server_;         // "host:port", for messages
   std::vector<std::uint32_t> resolvers_;
   int tcp_ = -1;
   int dnsUdp_ = -1;
@@ -68,8 +70,9 @@ class Helper {
   std::condition_variable work_;  // a job, or stopping
   std::condition_variable idle_;  // a thread ended
   std::deque<std::function<void()>> jobs_;
-  int threads_ = 0;  // running, under mutex_
-  int waiting_ = 0;  // of which idle (jobs_.size() of them are about to take one)
+  int threads_ = 0;    // running, under mutex_
+  int acceptors_ = 0;  // threads waiting in accept()
+  int waiting_ = 0;    // of which idle (jobs_.size() of them are about to take one)
   bool stopping_ = false;
   // Accounts by uid, asked of NSS once each.
   std::string accountOf(std::uint32_t uid);

@@ -20,6 +20,7 @@ import pytest
 import fwit
 from conftest import FWGATE_BIN
 from test_client import EXTERNAL, MARKER, NAME, client_env, fwc_sessions, out, start_gateway, topo  # noqa: F401
+from test_secondary import FTP_RULES, ftp, sha256  # noqa: F401
 
 pytestmark = pytest.mark.fwgate_only
 
@@ -160,6 +161,17 @@ def test_the_internal_segment_is_reached_directly(kernel, gateway, go_programs):
     assert not [s for s in gw.sessions() if kernel.peer in s.get("requested", "")], gw.sessions()
     kernel.peer_log.flush()
     assert f"10.{kernel.a}.3.1" in (kernel.tmp / "peer-http.log").read_text(errors="replace")
+
+
+def test_ftp_in_passive_mode_from_a_static_client(kernel, gateway, ftp):
+    """busybox's ftpget (passive only) fetches 50 MB under a rule that allows only the FTP
+    definition: its data connection is the primary connection's secondary, as for the library."""
+    gw = start_gateway(gateway, kernel, rules=FTP_RULES)
+    dest = kernel.tmp / "ftpget.bin"
+    cp = krun(kernel, [BUSYBOX, "ftpget", "-u", "anonymous", "-p", "x", EXTERNAL, str(dest), "big.bin"], timeout=120)
+    assert cp.returncode == 0, out(cp)
+    assert sha256(dest) == ftp["sha256"]
+    gw.wait_session(lambda s: s.get("application") == "busybox" and s.get("definition") == "FTP (secondary)")
 
 
 def test_a_denied_port_fails_at_once_with_a_log_line(kernel, gateway, go_programs):
