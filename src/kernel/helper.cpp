@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <thread>
 
 #include "kernel/dns_message.hpp"
@@ -218,7 +220,7 @@ Helper::Helper(Interceptor& interceptor, const client::ClientConfig& config, int
     : interceptor_(interceptor), config_(config), timeoutMs_(timeoutMs) {}
 
 Helper::~Helper() {
-  for (const int fd : {tcp_, dnsUdp_, dnsTcp_}) {
+  for (const int fd : {tcp_, dnsUdp_, dnsTcp_, udp_}) {
     if (fd >= 0) ::close(fd);
   }
 }
@@ -259,7 +261,18 @@ bool Helper::open(std::string& error) {
   const int probe = client::openControl(gateway_, timeoutMs_);
   if (probe >= 0) ::close(probe);
   gatewayAnswers(probe >= 0, errno);
-  return interceptor_.setPorts(portOf(tcp_), portOf(dnsUdp_), error);
+  // Datagrams to remote destinations arrive on 127.64.0.0 + their slot: any address, this port;
+  // IP_PKTINFO says which (and sets the source of the answers).
+  udp_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  const int one = 1;
+  if (udp_ < 0 || ::setsockopt(udp_, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) != 0 ||
+      ::bind(udp_, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
+    error = std::string("cannot open the UDP port: ") + std::strerror(errno);
+    return false;
+  }
+  return interceptor_.setPorts(portOf(tcp_), portOf(dnsUdp_), portOf(udp_), error);
 }
 
 void Helper::gatewayAnswers(bool answers, int error) {
@@ -310,8 +323,9 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   std::thread(&Helper::acceptConnections, this).detach();
   const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
-    pollfd p[3] = {{-1, 0, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
+    pollfd p[4] = {{udp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
     if (::poll(p, 3, 200) <= 0) continue;
+    if (p[0].revents != 0) takeDatagrams();
     if (p[1].revents != 0) {
       for (;;) {
         std::vector<std::uint8_t> query(4096);
@@ -339,6 +353,198 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   ::shutdown(tcp_, SHUT_RD);  // wakes the acceptors' accept()
   work_.notify_all();
   idle_.wait_for(lock, std::chrono::seconds(2), [this] { return threads_ == 0; });
+}
+
+// --- UDP ---------------------------------------------------------------------------------------
+// A program's socket (by its address) and its association with the gateway: the helper's socket
+// of its own that sends through the relay, the control connection that keeps it, and the
+// datagrams waiting for it to be associated.
+struct Helper::Association {
+  sockaddr_in program{};
+  int socket = -1;
+  int control = -1;
+  int wake[2] = {-1, -1};
+  control::Endpoint relay;
+  std::deque<std::pair<control::Endpoint, std::vector<std::uint8_t>>> queue;  // under mutex_
+  bool ended = false;
+  ~Association() {
+    for (const int fd : {socket, control, wake[0], wake[1]}) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+};
+
+void Helper::takeDatagrams() {
+  for (int count = 0; count < 256; ++count) {
+    std::vector<std::uint8_t> payload(65536);
+    sockaddr_in from{};
+    char control[CMSG_SPACE(sizeof(in_pktinfo))];
+    iovec io{payload.data(), payload.size()};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(udp_, &msg, 0);
+    if (n < 0) return;
+    in_addr to{};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        to = reinterpret_cast<const in_pktinfo*>(CMSG_DATA(c))->ipi_addr;
+      }
+    }
+    // Only this host's programs, to a slot address: anything else is not a diverted datagram.
+    const std::uint32_t slot = ntohl(to.s_addr) - Interceptor::kSlotNet;
+    control::Endpoint destination;
+    if ((ntohl(from.sin_addr.s_addr) >> 24) != 127 ||
+        (ntohl(to.s_addr) & 0xffff0000u) != Interceptor::kSlotNet ||
+        !interceptor_.destinationOfSlot(slot, destination)) {
+      continue;
+    }
+    payload.resize(static_cast<std::size_t>(n));
+    const std::string key =
+        std::to_string(from.sin_addr.s_addr) + ":" + std::to_string(from.sin_port);
+    std::shared_ptr<Association> a;
+    bool fresh = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (associations_.size() > 1024) {
+        std::erase_if(associations_, [](const auto& entry) { return entry.second->ended; });
+      }
+      auto& slotFor = associations_[key];
+      if (!slotFor || slotFor->ended) {
+        slotFor = std::make_shared<Association>();
+        slotFor->program = from;
+        fresh = true;
+      }
+      a = slotFor;
+      if (a->queue.size() < 256) a->queue.emplace_back(destination, std::move(payload));
+    }
+    if (fresh) {
+      if (::pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0 || !run([this, a] { associate(a); })) {
+        std::lock_guard lock(mutex_);
+        a->ended = true;
+      }
+    } else if (a->wake[1] >= 0) {
+      [[maybe_unused]] const ssize_t w = ::write(a->wake[1], "", 1);
+    }
+  }
+}
+
+void Helper::associate(std::shared_ptr<Association> a) {
+  const auto end = [&] {
+    std::lock_guard lock(mutex_);
+    a->ended = true;
+  };
+  a->socket = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_in any{};
+  any.sin_family = AF_INET;
+  if (a->socket < 0 || ::bind(a->socket, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0) {
+    end();
+    return;
+  }
+  // Who sends: the program the eBPF program saw, else (a connected socket) the run's.
+  client::Identity identity = identity_;
+  Origin origin;
+  std::string app;
+  if (interceptor_.takeUdpOrigin(ntohs(a->program.sin_port), origin)) {
+    app = programOf(origin);
+    identity.app = app.c_str();
+    identity.pid = origin.pid;
+    std::snprintf(identity.osUser, sizeof identity.osUser, "%s", accountOf(origin.uid).c_str());
+  }
+  char detail[200] = {};
+  const int error = client::udpAssociate(gateway_, identity, portOf(a->socket), timeoutMs_,
+                                         a->control, a->relay, detail, sizeof detail);
+  if (error != 0) {
+    if (error == ECONNREFUSED || error == ETIMEDOUT || error == EHOSTUNREACH) {
+      gatewayAnswers(false, error);
+    }
+    std::fprintf(stderr,
+                 "fwgate run: UDP from port %u: the gateway %s refused to carry it: %s%s%s\n",
+                 ntohs(a->program.sin_port), server_.c_str(), std::strerror(error),
+                 detail[0] != '\0' ? " — " : "", detail);
+    end();
+    return;
+  }
+  sockaddr_in relay{};
+  relay.sin_family = AF_INET;
+  std::memcpy(&relay.sin_addr, a->relay.address.bytes.data(), 4);
+  relay.sin_port = htons(a->relay.port);
+  constexpr auto kIdle = std::chrono::seconds(60);
+  auto last = std::chrono::steady_clock::now();
+  std::vector<std::uint8_t> buffer(65536 + control::kMaxDatagramHeader);
+  for (;;) {
+    // Up: what waits, each datagram behind the header naming its destination.
+    for (;;) {
+      std::pair<control::Endpoint, std::vector<std::uint8_t>> next;
+      {
+        std::lock_guard lock(mutex_);
+        if (a->queue.empty()) break;
+        next = std::move(a->queue.front());
+        a->queue.pop_front();
+      }
+      std::uint8_t header[control::kMaxDatagramHeader];
+      const std::size_t size = control::encodeDatagramHeader(header, next.first);
+      iovec io[2] = {{header, size}, {next.second.data(), next.second.size()}};
+      msghdr msg{};
+      msg.msg_name = &relay;
+      msg.msg_namelen = sizeof relay;
+      msg.msg_iov = io;
+      msg.msg_iovlen = 2;
+      ::sendmsg(a->socket, &msg, MSG_NOSIGNAL);
+      last = std::chrono::steady_clock::now();
+    }
+    pollfd p[3] = {{a->socket, POLLIN, 0}, {a->control, POLLIN, 0}, {a->wake[0], POLLIN, 0}};
+    if (::poll(p, 3, 1000) < 0 && errno != EINTR) break;
+    if (p[1].revents != 0) break;  // the gateway ended the association
+    if (p[2].revents != 0) {
+      char drain[64];
+      while (::read(a->wake[0], drain, sizeof drain) > 0) {
+      }
+    }
+    if (p[0].revents != 0) {
+      // Down: from the relay, to the program, from the slot address of its source.
+      for (;;) {
+        sockaddr_in from{};
+        socklen_t length = sizeof from;
+        const ssize_t n = ::recvfrom(a->socket, buffer.data(), buffer.size(), 0,
+                                     reinterpret_cast<sockaddr*>(&from), &length);
+        if (n < 0) break;
+        if (from.sin_addr.s_addr != relay.sin_addr.s_addr || from.sin_port != relay.sin_port) {
+          continue;
+        }
+        control::Endpoint source;
+        const std::size_t header =
+            control::decodeDatagramHeader({buffer.data(), static_cast<std::size_t>(n)}, source);
+        const std::uint32_t slot = header != 0 ? interceptor_.slotOf(source) : 0;
+        if (slot == 0) continue;  // from a host the program never sent to
+        char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+        iovec io{buffer.data() + header, static_cast<std::size_t>(n) - header};
+        msghdr msg{};
+        msg.msg_name = &a->program;
+        msg.msg_namelen = sizeof a->program;
+        msg.msg_iov = &io;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+        in_pktinfo info{};
+        info.ipi_spec_dst.s_addr = htonl(Interceptor::kSlotNet + slot);
+        std::memcpy(CMSG_DATA(c), &info, sizeof info);
+        ::sendmsg(udp_, &msg, MSG_NOSIGNAL);
+        last = std::chrono::steady_clock::now();
+      }
+    }
+    std::lock_guard lock(mutex_);
+    if (stopping_ || std::chrono::steady_clock::now() - last > kIdle) break;
+  }
+  end();
 }
 
 void Helper::acceptConnections() {

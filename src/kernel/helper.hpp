@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ class Helper {
 
  private:
   void acceptConnections();
+  struct Association;
+  void takeDatagrams();
+  void associate(std::shared_ptr<Association> a);
   void carry(int client);
   void answerDatagram(std::vector<std::uint8_t> query, sockaddr_storage from, socklen_t length);
   void answerStream(int client);
@@ -63,7 +67,9 @@ class Helper {
   int tcp_ = -1;
   int dnsUdp_ = -1;
   int dnsTcp_ = -1;
-  std::mutex mutex_;                          // names_, the refusal
+  int udp_ = -1;
+  std::map<std::string, std::shared_ptr<Association>> associations_;  // by program address
+  std::mutex mutex_;                                                  // names_, the refusal
   std::map<std::string, std::string> names_;  // address bytes -> the name it answered
   // Threads that carry connections and answer queries, kept for the next one while idle.
   bool run(std::function<void()> work);

@@ -210,6 +210,7 @@ bool Interceptor::writeSettings(std::string& error) {
   s.helper_ip4 = htonl(INADDR_LOOPBACK);
   s.tcp_port = htons(tcpPort_);
   s.dns_port = htons(dnsPort_);
+  s.udp_port = htons(udpPort_);
   s.refuse = refuse_ ? 1 : 0;
   s.helper_tgid = static_cast<__u32>(::getpid());
   s.netns_cookie = netnsCookie_;
@@ -221,10 +222,41 @@ bool Interceptor::writeSettings(std::string& error) {
   return true;
 }
 
-bool Interceptor::setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error) {
+bool Interceptor::setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::uint16_t udpPort,
+                           std::string& error) {
   tcpPort_ = tcpPort;
   dnsPort_ = dnsPort;
+  udpPort_ = udpPort;
   return writeSettings(error);
+}
+
+bool Interceptor::destinationOfSlot(std::uint32_t slot, protocol::control::Endpoint& out) {
+  fwgate_destination d{};
+  if (skel_ == nullptr || slot == 0 ||
+      bpf_map__lookup_elem(skel_->maps.slot_destination, &slot, sizeof slot, &d, sizeof d, 0) !=
+          0 ||
+      d.ip4 == 0) {
+    return false;
+  }
+  out.address.family = 4;
+  std::memcpy(out.address.bytes.data(), &d.ip4, 4);
+  out.port = ntohs(d.port);
+  return true;
+}
+
+std::uint32_t Interceptor::slotOf(const protocol::control::Endpoint& destination) {
+  if (skel_ == nullptr || destination.address.family != 4) return 0;
+  std::uint32_t ip4 = 0;
+  std::memcpy(&ip4, destination.address.bytes.data(), 4);
+  const std::uint16_t port = htons(destination.port);
+  const std::uint64_t key = (static_cast<std::uint64_t>(ip4) << 16) | port;
+  std::uint32_t slot = 0;
+  if (bpf_map__lookup_elem(skel_->maps.destination_slot, &key, sizeof key, &slot, sizeof slot, 0) !=
+      0) {
+    return 0;
+  }
+  protocol::control::Endpoint check;
+  return destinationOfSlot(slot, check) && check == destination ? slot : 0;
 }
 
 bool Interceptor::setScope(const std::vector<std::uint32_t>& exemptUids, bool thisNamespaceOnly,
@@ -302,14 +334,12 @@ bool Interceptor::setResolvers(const std::vector<std::uint32_t>& resolvers, std:
   return true;
 }
 
-bool Interceptor::takeOrigin(std::uint16_t localPort, Origin& out) {
-  if (skel_ == nullptr) return false;
+namespace {
+
+bool take(bpf_map* map, std::uint16_t localPort, Origin& out) {
   const std::uint32_t key = localPort;
   fwgate_origin o{};
-  if (bpf_map__lookup_and_delete_elem(skel_->maps.by_port, &key, sizeof key, &o, sizeof o, 0) !=
-      0) {
-    return false;
-  }
+  if (bpf_map__lookup_and_delete_elem(map, &key, sizeof key, &o, sizeof o, 0) != 0) return false;
   out.destination.address.family = 4;
   std::memcpy(out.destination.address.bytes.data(), &o.ip4, 4);
   out.destination.port = ntohs(o.port);
@@ -317,6 +347,16 @@ bool Interceptor::takeOrigin(std::uint16_t localPort, Origin& out) {
   out.uid = o.uid;
   out.comm.assign(o.comm, strnlen(o.comm, sizeof o.comm));
   return true;
+}
+
+}  // namespace
+
+bool Interceptor::takeOrigin(std::uint16_t localPort, Origin& out) {
+  return skel_ != nullptr && take(skel_->maps.by_port, localPort, out);
+}
+
+bool Interceptor::takeUdpOrigin(std::uint16_t localPort, Origin& out) {
+  return skel_ != nullptr && take(skel_->maps.by_udp_port, localPort, out);
 }
 
 void Interceptor::close() {

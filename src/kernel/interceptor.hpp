@@ -57,8 +57,10 @@ class Interceptor {
   // of other network namespaces (containers; 127.0.0.1 there is not the helper's).
   bool setScope(const std::vector<std::uint32_t>& exemptUids, bool thisNamespaceOnly,
                 std::string& error);
-  // Where the programs send what they divert (127.0.0.1), and from when on.
-  bool setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::string& error);
+  // Where the programs send what they divert (127.0.0.1; UDP to 127.64.0.0 + the destination's
+  // slot on udpPort, 0: UDP is not diverted), and from when on.
+  bool setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::uint16_t udpPort,
+                std::string& error);
   // The local address table (IPv4 ranges) and the resolvers; replace what was there.
   bool setLocal(const std::vector<protocol::control::AddressRange>& ranges, std::string& error);
   bool setResolvers(const std::vector<std::uint32_t>& resolvers, std::string& error);
@@ -69,6 +71,15 @@ class Interceptor {
   // The origin of the helper's accepted connection from 127.0.0.1:`localPort` (the program's
   // port), taken out of the table. False when there is none (not one of ours).
   bool takeOrigin(std::uint16_t localPort, Origin& out);
+  // The same for a UDP socket that sent from `localPort` (false: not known, as for a connected
+  // socket).
+  bool takeUdpOrigin(std::uint16_t localPort, Origin& out);
+
+  // A diverted datagram's destination, from the slot address it was sent to (127.64.0.0 +
+  // slot); and the slot of a destination that answers (0: the programs never sent to it).
+  bool destinationOfSlot(std::uint32_t slot, protocol::control::Endpoint& out);
+  std::uint32_t slotOf(const protocol::control::Endpoint& destination);
+  static constexpr std::uint32_t kSlotNet = 0x7f400000u;  // 127.64.0.0/16, host byte order
 
   // The cgroup's cgroup.procs, open for writing: a child writes "0" there to enter the cgroup.
   int procsFd() const { return procs_; }
@@ -89,6 +100,7 @@ class Interceptor {
   int procs_ = -1;     // its cgroup.procs
   std::uint16_t tcpPort_ = 0;
   std::uint16_t dnsPort_ = 0;
+  std::uint16_t udpPort_ = 0;
   bool refuse_ = false;
   bool made_ = false;  // the cgroup is this run's (removed by close())
   std::uint64_t netnsCookie_ = 0;

@@ -108,6 +108,16 @@ static __always_inline int is_resolver(__u32 ip4, __u32 port) {
   return port == bpf_htons(53) && bpf_map_lookup_elem(&resolvers4, &ip4) != 0;
 }
 
+// UDP sockets that sent to a remote destination, by local port (host byte order): who the
+// helper's association speaks for. Known from the first sendmsg (the socket is bound by then);
+// a connected socket's connect comes before its port, so it is not here.
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u32);
+  __type(value, struct fwgate_origin);
+} by_udp_port SEC(".maps");
+
 static __always_inline void remember(void* ctx, __u32 ip4, __u16 port, __u16 family) {
   struct fwgate_origin origin = {.ip4 = ip4, .port = port, .family = family};
   const __u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -118,40 +128,81 @@ static __always_inline void remember(void* ctx, __u32 ip4, __u16 port, __u16 fam
   bpf_map_update_elem(&by_cookie, &cookie, &origin, BPF_ANY);
 }
 
-// Where a connect or a datagram to ip4:port goes instead: 0 when it stays as it is; -1 when it
-// is refused.
-static __always_inline __u16 divert(__u32 type, __u32 ip4, __u32 port,
-                                    const struct fwgate_settings* s, int* refuse) {
-  *refuse = 0;
-  if (is_resolver(ip4, port)) return s->dns_port;
-  if (type != FWGATE_SOCK_STREAM || is_local(ip4)) return 0;
-  if (s->refuse) {
-    *refuse = 1;
-    return 0;
+// UDP destinations by slot: a datagram to D goes to 127.64.0.0 + slot(D) on the helper's UDP
+// port, so that the helper tells D from the address it was sent to (IP_PKTINFO), however many
+// destinations one socket sends to; the answers come back from that address and recvmsg4 gives
+// them D's. Slot 0 is none.
+#define FWGATE_SLOT_NET 0x7f400000u /* 127.64.0.0/16 */
+#define FWGATE_SLOTS 65536
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, FWGATE_SLOTS);
+  __type(key, __u32);
+  __type(value, struct fwgate_destination);
+} slot_destination SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, FWGATE_SLOTS);
+  __type(key, __u64);  // ip4 << 16 | port, both network byte order
+  __type(value, __u32);
+} destination_slot SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u32);
+} slot_counter SEC(".maps");
+
+static __always_inline __u32 slot_for(__u32 ip4, __u16 port) {
+  __u64 key = ((__u64)ip4 << 16) | port;
+  __u32* known = bpf_map_lookup_elem(&destination_slot, &key);
+  if (known != 0) {
+    const __u32 slot = *known;
+    const struct fwgate_destination* d = bpf_map_lookup_elem(&slot_destination, &slot);
+    if (d != 0 && d->ip4 == ip4 && d->port == port) return slot;  // not reused since
   }
-  return s->tcp_port;
+  const __u32 zero = 0;
+  __u32* counter = bpf_map_lookup_elem(&slot_counter, &zero);
+  if (counter == 0) return 0;
+  const __u32 slot = (__sync_fetch_and_add(counter, 1) % (FWGATE_SLOTS - 1)) + 1;
+  const struct fwgate_destination d = {.ip4 = ip4, .port = port};
+  bpf_map_update_elem(&slot_destination, &slot, &d, BPF_ANY);
+  bpf_map_update_elem(&destination_slot, &key, &slot, BPF_ANY);
+  return slot;
+}
+
+// Where a connect or a datagram to ip4:port goes instead: 1 rewritten into *to_ip4:*to_port,
+// 0 left as it is, -1 refused (EPERM).
+static __always_inline int divert(__u32 type, __u32 ip4, __u32 port,
+                                  const struct fwgate_settings* s, __u32* to_ip4, __u32* to_port) {
+  if (is_resolver(ip4, port)) {
+    *to_ip4 = s->helper_ip4;
+    *to_port = s->dns_port;
+    return 1;
+  }
+  if (is_local(ip4)) return 0;
+  if (type == FWGATE_SOCK_STREAM) {
+    if (s->refuse) return -1;
+    *to_ip4 = s->helper_ip4;
+    *to_port = s->tcp_port;
+    return 1;
+  }
+  if (type != FWGATE_SOCK_DGRAM || s->udp_port == 0) return 0;
+  if (s->refuse) return -1;
+  const __u32 slot = slot_for(ip4, (__u16)port);
+  if (slot == 0) return 0;
+  *to_ip4 = bpf_htonl(FWGATE_SLOT_NET + slot);
+  *to_port = s->udp_port;
+  return 1;
 }
 
 static __always_inline const struct fwgate_settings* current_settings(void) {
   const __u32 zero = 0;
   const struct fwgate_settings* s = bpf_map_lookup_elem(&settings, &zero);
   return s != 0 && s->tcp_port != 0 ? s : 0;
-}
-
-SEC("cgroup/connect4")
-int fwgate_connect4(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || exempt(ctx, s)) return 1;
-  const __u32 ip4 = ctx->user_ip4;
-  const __u32 port = ctx->user_port;
-  int refuse = 0;
-  const __u16 to = divert(ctx->type, ip4, port, s, &refuse);
-  if (refuse) return 0;
-  if (to == 0) return 1;
-  remember(ctx, ip4, (__u16)port, 2 /* AF_INET */);
-  ctx->user_ip4 = s->helper_ip4;
-  ctx->user_port = to;
-  return 1;
 }
 
 // ::ffff:a.b.c.d: the IPv4 address of an IPv4-mapped IPv6 address, else 0.
@@ -162,21 +213,52 @@ static __always_inline __u32 mapped_ip4(const struct bpf_sock_addr* ctx) {
   return ctx->user_ip6[3];
 }
 
-SEC("cgroup/connect6")
-int fwgate_connect6(struct bpf_sock_addr* ctx) {
+// connect4/6 and sendmsg4/6: the same decision, the destination rewritten in place.
+static __always_inline int decide(struct bpf_sock_addr* ctx, int v6) {
   const struct fwgate_settings* s = current_settings();
   if (s == 0 || exempt(ctx, s)) return 1;
-  const __u32 ip4 = mapped_ip4(ctx);
+  const __u32 ip4 = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
   if (ip4 == 0) return 1;
   const __u32 port = ctx->user_port;
-  int refuse = 0;
-  const __u16 to = divert(ctx->type, ip4, port, s, &refuse);
-  if (refuse) return 0;
-  if (to == 0) return 1;
-  remember(ctx, ip4, (__u16)port, 10 /* AF_INET6 */);
-  ctx->user_ip6[3] = s->helper_ip4;
-  ctx->user_port = to;
+  __u32 to_ip4 = 0;
+  __u32 to_port = 0;
+  const int action = divert(ctx->type, ip4, port, s, &to_ip4, &to_port);
+  if (action < 0) return 0;
+  if (action == 0) return 1;
+  remember(ctx, ip4, (__u16)port, v6 ? 10 /* AF_INET6 */ : 2 /* AF_INET */);
+  if (ctx->type == FWGATE_SOCK_DGRAM && ctx->sk != 0) {
+    const __u32 local = ctx->sk->src_port;
+    const __u64 cookie = bpf_get_socket_cookie(ctx);
+    struct fwgate_origin* origin = bpf_map_lookup_elem(&by_cookie, &cookie);
+    if (local != 0 && origin != 0) bpf_map_update_elem(&by_udp_port, &local, origin, BPF_NOEXIST);
+  }
+  if (v6) {
+    ctx->user_ip6[3] = to_ip4;
+  } else {
+    ctx->user_ip4 = to_ip4;
+  }
+  ctx->user_port = to_port;
   return 1;
+}
+
+SEC("cgroup/connect4")
+int fwgate_connect4(struct bpf_sock_addr* ctx) {
+  return decide(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int fwgate_connect6(struct bpf_sock_addr* ctx) {
+  return decide(ctx, 1);
+}
+
+SEC("cgroup/sendmsg4")
+int fwgate_sendmsg4(struct bpf_sock_addr* ctx) {
+  return decide(ctx, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int fwgate_sendmsg6(struct bpf_sock_addr* ctx) {
+  return decide(ctx, 1);
 }
 
 SEC("sockops")
@@ -190,74 +272,60 @@ int fwgate_sockops(struct bpf_sock_ops* ops) {
   return 1;
 }
 
-SEC("cgroup/sendmsg4")
-int fwgate_sendmsg4(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || !is_resolver(ctx->user_ip4, ctx->user_port) || exempt(ctx, s)) return 1;
-  remember(ctx, ctx->user_ip4, (__u16)ctx->user_port, 2);
-  ctx->user_ip4 = s->helper_ip4;
-  ctx->user_port = s->dns_port;
+// Who a datagram the program receives, or its connected peer, is: the destination it asked for.
+// 0 when the address is none of the helper's.
+static __always_inline int original(void* ctx, const struct fwgate_settings* s, __u32 ip4,
+                                    __u32 port, __u32* out_ip4, __u32* out_port) {
+  const __u32 host = bpf_ntohl(ip4);
+  if (s->udp_port != 0 && port == s->udp_port && (host & 0xffff0000u) == FWGATE_SLOT_NET) {
+    const __u32 slot = host & 0xffffu;
+    const struct fwgate_destination* d = bpf_map_lookup_elem(&slot_destination, &slot);
+    if (d == 0 || d->ip4 == 0) return 0;
+    *out_ip4 = d->ip4;
+    *out_port = d->port;
+    return 1;
+  }
+  if (ip4 != s->helper_ip4) return 0;
+  const __u64 cookie = bpf_get_socket_cookie(ctx);
+  const struct fwgate_origin* origin = bpf_map_lookup_elem(&by_cookie, &cookie);
+  if (origin == 0) return 0;
+  *out_ip4 = origin->ip4;
+  *out_port = origin->port;
   return 1;
 }
 
-SEC("cgroup/sendmsg6")
-int fwgate_sendmsg6(struct bpf_sock_addr* ctx) {
+static __always_inline int restore(struct bpf_sock_addr* ctx, int v6) {
   const struct fwgate_settings* s = current_settings();
   if (s == 0) return 1;
-  const __u32 ip4 = mapped_ip4(ctx);
-  if (ip4 == 0 || !is_resolver(ip4, ctx->user_port) || exempt(ctx, s)) return 1;
-  remember(ctx, ip4, (__u16)ctx->user_port, 10);
-  ctx->user_ip6[3] = s->helper_ip4;
-  ctx->user_port = s->dns_port;
+  const __u32 ip4 = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+  __u32 to_ip4 = 0;
+  __u32 to_port = 0;
+  if (ip4 == 0 || !original(ctx, s, ip4, ctx->user_port, &to_ip4, &to_port)) return 1;
+  if (v6) {
+    ctx->user_ip6[3] = to_ip4;
+  } else {
+    ctx->user_ip4 = to_ip4;
+  }
+  ctx->user_port = to_port;
   return 1;
-}
-
-// A reply from the name service, or a peer's address asked for: the original destination.
-static __always_inline struct fwgate_origin* origin_of(void* ctx) {
-  const __u64 cookie = bpf_get_socket_cookie(ctx);
-  return bpf_map_lookup_elem(&by_cookie, &cookie);
 }
 
 SEC("cgroup/recvmsg4")
 int fwgate_recvmsg4(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || ctx->user_ip4 != s->helper_ip4 || ctx->user_port != s->dns_port) return 1;
-  struct fwgate_origin* origin = origin_of(ctx);
-  if (origin == 0) return 1;
-  ctx->user_ip4 = origin->ip4;
-  ctx->user_port = origin->port;
-  return 1;
+  return restore(ctx, 0);
 }
 
 SEC("cgroup/recvmsg6")
 int fwgate_recvmsg6(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || mapped_ip4(ctx) != s->helper_ip4 || ctx->user_port != s->dns_port) return 1;
-  struct fwgate_origin* origin = origin_of(ctx);
-  if (origin == 0) return 1;
-  ctx->user_ip6[3] = origin->ip4;
-  ctx->user_port = origin->port;
-  return 1;
+  return restore(ctx, 1);
 }
 
 SEC("cgroup/getpeername4")
 int fwgate_getpeername4(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || ctx->user_ip4 != s->helper_ip4) return 1;
-  struct fwgate_origin* origin = origin_of(ctx);
-  if (origin == 0) return 1;
-  ctx->user_ip4 = origin->ip4;
-  ctx->user_port = origin->port;
-  return 1;
+  return restore(ctx, 0);
 }
 
 SEC("cgroup/getpeername6")
 int fwgate_getpeername6(struct bpf_sock_addr* ctx) {
-  const struct fwgate_settings* s = current_settings();
-  if (s == 0 || mapped_ip4(ctx) != s->helper_ip4) return 1;
-  struct fwgate_origin* origin = origin_of(ctx);
-  if (origin == 0) return 1;
-  ctx->user_ip6[3] = origin->ip4;
-  ctx->user_port = origin->port;
-  return 1;
+  return restore(ctx, 1);
 }

@@ -12,6 +12,16 @@ struct fwgate_settings {
   __u32 refuse;        // 1: the gateway is unreachable; remoted connects fail at once (EPERM)
   __u32 helper_tgid;   // the helper's process: never diverted (the cgroup may hold it)
   __u64 netns_cookie;  // only sockets of this network namespace (the helper's); 0: any
+  __u16 udp_port;      // datagrams to remote destinations (by slot, redirect.bpf.c); 0: none
+  __u16 unused16;
+  __u32 unused32;
+};
+
+// A UDP destination a slot stands for.
+struct fwgate_destination {
+  __u32 ip4;
+  __u16 port;
+  __u16 unused;
 };
 
 // The destination a program asked for, and who asked. ip4/port in network byte order.

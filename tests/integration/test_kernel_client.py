@@ -19,7 +19,7 @@ import pytest
 
 import fwit
 from conftest import FWGATE_BIN
-from test_client import EXTERNAL, MARKER, NAME, client_env, fwc_sessions, out, start_gateway, topo  # noqa: F401
+from test_client import DNS, EXTERNAL, MARKER, NAME, client_env, fwc_sessions, out, start_gateway, topo  # noqa: F401
 from test_secondary import FTP_RULES, ftp, sha256  # noqa: F401
 
 pytestmark = pytest.mark.fwgate_only
@@ -288,3 +288,18 @@ def test_the_system_wide_mode_on_and_off_twice(kernel, gateway):
         cp = kernel.run_in("internal", nobody + [BUSYBOX, "wget", "-q", "-T", "2", "-O", "-", f"http://{EXTERNAL}/"],
                            timeout=30)
         assert MARKER not in out(cp), out(cp)  # no longer carried
+
+
+def test_udp_to_a_remote_server_goes_through_the_gateway(kernel, gateway):
+    """dig asks the external DNS server itself (not the resolver of resolv.conf): its datagrams
+    go through a UDP association, both ways, and the gateway logs the association."""
+    gw = start_gateway(gateway, kernel)
+    for argv in (["dig", "+short", "+time=5", "+tries=1", f"@{DNS}", NAME],
+                 [BUSYBOX, "nslookup", "-type=a", NAME, DNS]):  # the server refuses AAAA
+        cp = krun(kernel, argv, timeout=30)
+        assert cp.returncode == 0 and EXTERNAL in out(cp), (argv, out(cp))
+    logged = gw.wait_sessions(lambda s: s.get("protocol") == "fwc" and s.get("command") == "udp", count=2,
+                              timeout=30)
+    assert {line["application"] for line in logged} == {"dig", "busybox"}, logged
+    for line in logged:
+        assert line["datagrams_up"] >= 1 and line["datagrams_down"] >= 1 and line["definition"] == "DNS", line
