@@ -32,6 +32,7 @@
 #include "crypto/noise.hpp"
 #include "kernel/helper.hpp"
 #include "kernel/interceptor.hpp"
+#include "kernel/join.hpp"
 #include "protocol/client_settings.hpp"
 #include "protocol/control.hpp"
 
@@ -426,10 +427,19 @@ int gatewayTimeoutMs() {
 // process's helper (src/kernel/).
 int runKernel(const ClientRunOptions& options, std::vector<char*>& argv) {
   if (::geteuid() != 0) {
-    std::fprintf(stderr,
-                 "fwgate run --kernel: loading the eBPF programs and making the cgroup need "
-                 "root (CAP_BPF, CAP_NET_ADMIN, the cgroup root): run it as root\n");
-    return 126;
+    // Without root: into the cgroup a `fwgate kernel start --opt-in` covers, by asking it.
+    const std::string socket = kernel::defaultJoinSocket();
+    std::string why;
+    if (!kernel::joinCoveredCgroup(socket, why)) {
+      std::fprintf(stderr,
+                   "fwgate run --kernel: %s; without root it needs `fwgate kernel start --opt-in` "
+                   "serving %s (as root, it loads the eBPF programs itself)\n",
+                   why.c_str(), socket.c_str());
+      return 126;
+    }
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "fwgate run: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    return errno == ENOENT ? 127 : 126;
   }
   Loaded l;
   load(l, baseName(options.command.front()));
@@ -936,7 +946,8 @@ int runKernelService(const KernelOptions& options) {
   applyServerOption(options.server);
   std::vector<std::uint32_t> exempt;
   std::string error;
-  if (!exemptUids(options.exempt, exempt, error)) {
+  // Who opts in wants it: no account is exempt then unless named.
+  if ((!options.optIn || !options.exempt.empty()) && !exemptUids(options.exempt, exempt, error)) {
     std::fprintf(stderr, "fwgate kernel start: --exempt-user: no account \"%s\"\n", error.c_str());
     return 1;
   }
@@ -948,9 +959,23 @@ int runKernelService(const KernelOptions& options) {
     return 1;
   }
   kernel::Interceptor interceptor;
-  if (!interceptor.attach(options.cgroup, error) || !interceptor.setScope(exempt, true, error)) {
+  const bool covered =
+      options.optIn
+          ? interceptor.create("fwgate-kernel-" + std::to_string(::getpid()), error, false)
+          : interceptor.attach(options.cgroup, error);
+  if (!covered || !interceptor.setScope(exempt, true, error)) {
     std::fprintf(stderr, "fwgate kernel start: %s\n", error.c_str());
     return 1;
+  }
+  std::unique_ptr<kernel::JoinServer> joins;
+  if (options.optIn) {
+    joins = std::make_unique<kernel::JoinServer>(
+        options.socket.empty() ? kernel::defaultJoinSocket() : options.socket,
+        interceptor.procsFd());
+    if (!joins->open(error)) {
+      std::fprintf(stderr, "fwgate kernel start: %s\n", error.c_str());
+      return 1;
+    }
   }
   kernel::Helper helper(interceptor, l.config, gatewayTimeoutMs());
   if (!helper.open(error)) {
@@ -961,11 +986,19 @@ int runKernelService(const KernelOptions& options) {
   sa.sa_handler = onHelperStop;
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
+  std::thread answering;
+  if (joins) {
+    std::fprintf(stderr, "fwgate kernel: programs opt in on %s (fwgate run --kernel)\n",
+                 joins->path().c_str());
+    answering = std::thread([&joins] { joins->serve(g_helperStop); });
+  }
   std::fprintf(stderr,
                "fwgate kernel: the programs of cgroup %s go through the gateway %s (%zu "
                "accounts exempt); SIGTERM stops and removes it\n",
                interceptor.path().c_str(), serverText(l.config.server).c_str(), exempt.size());
   helper.serve(g_helperStop);
+  if (answering.joinable()) answering.join();
+  joins.reset();
   interceptor.close();
   std::fprintf(stderr, "fwgate kernel: stopped; the eBPF programs are detached\n");
   return 0;

@@ -83,6 +83,8 @@ struct KernelOptions {
   std::string server;               // --server
   std::string cgroup = "/";         // --cgroup: what it covers (the hierarchy's top: every process)
   std::vector<std::string> exempt;  // --exempt-user (default: root, and fwgate if it exists)
+  bool optIn = false;               // --opt-in: only processes that ask (fwgate run --kernel)
+  std::string socket;               // --socket: where they ask (kernel::defaultJoinSocket())
 };
 int runKernelService(const KernelOptions& options);
 

@@ -85,6 +85,12 @@ int main(int argc, char** argv) {
       ->add_option("--cgroup", kernelOptions.cgroup,
                    "The cgroup whose processes it covers, below the cgroup2 hierarchy's top")
       ->capture_default_str();
+  kernelCmd->add_flag("--opt-in", kernelOptions.optIn,
+                      "Cover only the processes that ask: any user's fwgate run --kernel, "
+                      "without root (a cgroup of its own, the socket of --socket)");
+  kernelCmd->add_option("--socket", kernelOptions.socket,
+                        "Where --opt-in takes requests (default /run/fwgate/kernel.sock, or "
+                        "FWGATE_KERNEL_SOCKET)");
   kernelCmd->add_option("--exempt-user", kernelOptions.exempt,
                         "An account whose programs go direct, repeatable (default: root, and "
                         "fwgate if it exists; 'none': no account)");

@@ -140,10 +140,12 @@ std::string hierarchy(std::string& mount, std::string& error) {
 
 }  // namespace
 
-bool Interceptor::create(const std::string& name, std::string& error) {
+bool Interceptor::create(const std::string& name, std::string& error, bool killOnClose) {
   libbpf_set_print(quietPrint);
   const std::string top = hierarchy(mount_, error);
   if (top.empty()) return false;
+  top_ = top;
+  killOnClose_ = killOnClose;
   removeStale(top, name.substr(0, name.rfind('-') + 1));
   path_ = top + "/" + name;
   if (::mkdir(path_.c_str(), 0755) != 0) {
@@ -368,12 +370,23 @@ void Interceptor::close() {
   procs_ = -1;
   if (cgroup_ >= 0) ::close(cgroup_);
   cgroup_ = -1;
-  if (!path_.empty() && made_) {
+  if (!path_.empty() && made_ && killOnClose_) {
     // What the program left running (daemons it started) ends with the run.
     if (const int fd = ::open((path_ + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
       [[maybe_unused]] const ssize_t n = ::write(fd, "1", 1);
       ::close(fd);
     }
+  } else if (!path_.empty() && made_) {
+    // The programs that opted in run on, no longer diverted, at the top of the tree.
+    std::ifstream procs(path_ + "/cgroup.procs");
+    const int to = ::open((top_ + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+    for (std::string pid; to >= 0 && std::getline(procs, pid);) {
+      pid += "\n";
+      [[maybe_unused]] const ssize_t n = ::write(to, pid.data(), pid.size());
+    }
+    if (to >= 0) ::close(to);
+  }
+  if (!path_.empty() && made_) {
     // rmdir waits for nothing: a cgroup is busy until its last process is reaped.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (::rmdir(path_.c_str()) != 0 && errno == EBUSY &&

@@ -49,7 +49,9 @@ class Interceptor {
   // when this mount namespace shows none; removing what killed runs of the same name left),
   // loads the programs and attaches them to it. False with `error` (the programs need CAP_BPF
   // and CAP_NET_ADMIN, the cgroup root's write access).
-  bool create(const std::string& name, std::string& error);
+  // `killOnClose`: what still runs in it at close() ends (a run's leftovers); else it is moved
+  // back to the top of the tree (the opted-in programs of `fwgate kernel start --opt-in`).
+  bool create(const std::string& name, std::string& error, bool killOnClose = true);
   // The same on an existing cgroup (a path below the hierarchy's top; "" or "/": the top, every
   // process of the host), which close() leaves as it was: the system-wide mode.
   bool attach(const std::string& cgroup, std::string& error);
@@ -103,6 +105,8 @@ class Interceptor {
   std::uint16_t udpPort_ = 0;
   bool refuse_ = false;
   bool made_ = false;  // the cgroup is this run's (removed by close())
+  bool killOnClose_ = true;
+  std::string top_;  // the hierarchy's top
   std::uint64_t netnsCookie_ = 0;
 };
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -303,3 +305,38 @@ def test_udp_to_a_remote_server_goes_through_the_gateway(kernel, gateway):
     assert {line["application"] for line in logged} == {"dig", "busybox"}, logged
     for line in logged:
         assert line["datagrams_up"] >= 1 and line["datagrams_down"] >= 1 and line["definition"] == "DNS", line
+
+
+def test_without_root_a_user_opts_in(kernel, gateway):
+    """`fwgate kernel start --opt-in` covers only the processes that ask: nobody's `fwgate run
+    --kernel` asks on the socket and its program goes through the gateway as nobody; nobody's
+    other programs are not covered; without the daemon the run says what it needs. SIGTERM puts
+    the cgroup tree back as it was."""
+    gw = start_gateway(gateway, kernel)
+    sockets = tempfile.mkdtemp(prefix="fwgate-optin-")
+    os.chmod(sockets, 0o755)
+    path = os.path.join(sockets, "kernel.sock")
+    tree_before = cgroup_tree()
+    nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env",
+              f"FWGATE_KERNEL_SOCKET={path}"]
+    try:
+        cp = kernel.run_in("internal", nobody + [FWGATE_BIN, "run", "--kernel", "--", "true"], env=client_env(kernel))
+        assert cp.returncode == 126 and "--opt-in" in out(cp) and path in out(cp), out(cp)
+        daemon = kernel.spawn("internal", [FWGATE_BIN, "kernel", "start", "--opt-in", "--socket", path],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=client_env(kernel))
+        said = fwit.read_pipe(daemon.stderr, 4096, 20, until=b"SIGTERM stops").decode(errors="replace")
+        assert "opt in on" in said and "0 accounts exempt" in said, said
+        cp = kernel.run_in("internal", nobody + [FWGATE_BIN, "run", "--kernel", "--", BUSYBOX, "wget", "-q", "-O", "-",
+                                                 f"http://{NAME}/"], timeout=30, env=client_env(kernel))
+        assert cp.returncode == 0 and MARKER in out(cp), out(cp)
+        logged = gw.wait_session(lambda s: s.get("application") == "busybox" and s.get("command") == "connect")
+        assert logged["os_user"] == "nobody", logged
+        # The same program, not opted in: not covered.
+        cp = kernel.run_in("internal", nobody + ["curl", "-sS", "--max-time", "2", f"http://{EXTERNAL}/"], timeout=20)
+        assert cp.returncode != 0 and MARKER not in out(cp), out(cp)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0, daemon.stderr.read()
+        assert cgroup_tree() == tree_before
+        assert not os.path.exists(path)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
