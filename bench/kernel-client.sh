@@ -35,29 +35,17 @@ done
 
 tag=fwkc$$
 c=${tag}c g=${tag}g e=${tag}e
+source "$repo/bench/topology.sh"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  for n in "$c" "$g" "$e"; do ip netns del "$n" 2>/dev/null || true; done
+  topology_delete "$tag" "${pids[@]}"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'echo "kernel-client: failed; the gateway said:" >&2; tail -20 "$tmp/gateway.log" >&2' ERR
 
-for n in "$c" "$g" "$e"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-ip link add "${tag}cg" netns "$c" type veth peer name "${tag}gc" netns "$g"
-ip link add "${tag}ge" netns "$g" type veth peer name "${tag}eg" netns "$e"
-ip -n "$c" addr add 198.18.1.2/24 dev "${tag}cg"
-ip -n "$g" addr add 198.18.1.1/24 dev "${tag}gc"
-ip -n "$g" addr add 198.18.2.1/24 dev "${tag}ge"
-ip -n "$e" addr add 198.18.2.2/24 dev "${tag}eg"
-for pair in "$c:${tag}cg" "$g:${tag}gc" "$g:${tag}ge" "$e:${tag}eg"; do
-  ip -n "${pair%%:*}" link set "${pair#*:}" up
-done
-ip -n "$c" route add default via 198.18.1.1
-ip netns exec "$g" sysctl -qw net.ipv4.ip_forward=0
+topology_create "$tag" 198.18
 
 cat >"$tmp/gateway.toml" <<TOML
 [[listeners]]

@@ -213,11 +213,25 @@ static __always_inline __u32 mapped_ip4(const struct bpf_sock_addr* ctx) {
   return ctx->user_ip6[3];
 }
 
+// The IPv4 address a hook sees (v6: the mapped one, 0 when it is none) and its rewriting.
+static __always_inline __u32 address_of(const struct bpf_sock_addr* ctx, int v6) {
+  return v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+}
+
+static __always_inline void rewrite(struct bpf_sock_addr* ctx, int v6, __u32 ip4, __u32 port) {
+  if (v6) {
+    ctx->user_ip6[3] = ip4;
+  } else {
+    ctx->user_ip4 = ip4;
+  }
+  ctx->user_port = port;
+}
+
 // connect4/6 and sendmsg4/6: the same decision, the destination rewritten in place.
 static __always_inline int decide(struct bpf_sock_addr* ctx, int v6) {
   const struct fwgate_settings* s = current_settings();
   if (s == 0 || exempt(ctx, s)) return 1;
-  const __u32 ip4 = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+  const __u32 ip4 = address_of(ctx, v6);
   if (ip4 == 0) return 1;
   const __u32 port = ctx->user_port;
   __u32 to_ip4 = 0;
@@ -232,12 +246,7 @@ static __always_inline int decide(struct bpf_sock_addr* ctx, int v6) {
     struct fwgate_origin* origin = bpf_map_lookup_elem(&by_cookie, &cookie);
     if (local != 0 && origin != 0) bpf_map_update_elem(&by_udp_port, &local, origin, BPF_NOEXIST);
   }
-  if (v6) {
-    ctx->user_ip6[3] = to_ip4;
-  } else {
-    ctx->user_ip4 = to_ip4;
-  }
-  ctx->user_port = to_port;
+  rewrite(ctx, v6, to_ip4, to_port);
   return 1;
 }
 
@@ -297,16 +306,11 @@ static __always_inline int original(void* ctx, const struct fwgate_settings* s, 
 static __always_inline int restore(struct bpf_sock_addr* ctx, int v6) {
   const struct fwgate_settings* s = current_settings();
   if (s == 0) return 1;
-  const __u32 ip4 = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+  const __u32 ip4 = address_of(ctx, v6);
   __u32 to_ip4 = 0;
   __u32 to_port = 0;
   if (ip4 == 0 || !original(ctx, s, ip4, ctx->user_port, &to_ip4, &to_port)) return 1;
-  if (v6) {
-    ctx->user_ip6[3] = to_ip4;
-  } else {
-    ctx->user_ip4 = to_ip4;
-  }
-  ctx->user_port = to_port;
+  rewrite(ctx, v6, to_ip4, to_port);
   return 1;
 }
 
