@@ -996,7 +996,18 @@ int runKernelService(const KernelOptions& options) {
                "fwgate kernel: the programs of cgroup %s go through the gateway %s (%zu "
                "accounts exempt); SIGTERM stops and removes it\n",
                interceptor.path().c_str(), serverText(l.config.server).c_str(), exempt.size());
-  helper.serve(g_helperStop);
+  std::thread serving([&helper] { helper.serve(g_helperStop); });
+  // The agent refreshes the cache (every refresh interval): its tables apply from the next
+  // minute on.
+  for (int tick = 1; g_helperStop == 0; ++tick) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (tick % 300 != 0) continue;
+    load(l, "*");
+    if (l.config.haveGatewayConfig && !helper.refresh(l.config, error)) {
+      std::fprintf(stderr, "fwgate kernel: the refreshed tables do not apply: %s\n", error.c_str());
+    }
+  }
+  serving.join();
   if (answering.joinable()) answering.join();
   joins.reset();
   interceptor.close();

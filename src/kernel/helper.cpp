@@ -217,7 +217,29 @@ std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf) {
 }
 
 Helper::Helper(Interceptor& interceptor, const client::ClientConfig& config, int timeoutMs)
-    : interceptor_(interceptor), config_(config), timeoutMs_(timeoutMs) {}
+    : interceptor_(interceptor),
+      config_(config),
+      current_(std::make_shared<client::ClientConfig>(config)),
+      timeoutMs_(timeoutMs) {}
+
+std::shared_ptr<const client::ClientConfig> Helper::current() {
+  std::lock_guard lock(mutex_);
+  return current_;
+}
+
+bool Helper::installLocal(const client::ClientConfig& config, std::string& error) {
+  std::vector<control::AddressRange> lat;
+  for (std::size_t i = 0; i < config.lat.size(); ++i) lat.push_back(config.lat[i]);
+  return interceptor_.setLocal(lat, error);
+}
+
+bool Helper::refresh(const client::ClientConfig& fresh, std::string& error) {
+  auto next = std::make_shared<const client::ClientConfig>(fresh);
+  if (!installLocal(*next, error)) return false;
+  std::lock_guard lock(mutex_);
+  current_ = std::move(next);
+  return true;
+}
 
 Helper::~Helper() {
   for (const int fd : {tcp_, dnsUdp_, dnsTcp_, udp_}) {
@@ -253,9 +275,7 @@ bool Helper::open(std::string& error) {
   const long n = client::readWholeFile("/etc/resolv.conf", resolvConf, sizeof resolvConf);
   resolvers_ = nameserversOf(n > 0 ? std::string_view(resolvConf, static_cast<std::size_t>(n))
                                    : std::string_view());
-  std::vector<control::AddressRange> lat;
-  for (std::size_t i = 0; i < config_.lat.size(); ++i) lat.push_back(config_.lat[i]);
-  if (!interceptor_.setLocal(lat, error) || !interceptor_.setResolvers(resolvers_, error)) {
+  if (!installLocal(config_, error) || !interceptor_.setResolvers(resolvers_, error)) {
     return false;
   }
   const int probe = client::openControl(gateway_, timeoutMs_);
@@ -635,7 +655,7 @@ void Helper::carry(int client) {
   identity.app = app.c_str();
   identity.pid = origin.pid;
   std::snprintf(identity.osUser, sizeof identity.osUser, "%s", accountOf(origin.uid).c_str());
-  if (config_.settings.dontRemoteTcp.contains(origin.destination.port)) {
+  if (current()->settings.dontRemoteTcp.contains(origin.destination.port)) {
     // The program's settings keep this port local: a direct connection, relayed.
     sockaddr_in to{};
     to.sin_family = AF_INET;
@@ -718,7 +738,7 @@ std::vector<std::uint8_t> Helper::askResolver(std::span<const std::uint8_t> quer
 std::vector<std::uint8_t> Helper::answer(std::span<const std::uint8_t> query) {
   DnsQuestion question;
   if (!parseDnsQuery(query, question)) return {};  // dropped, as a resolver drops garbage
-  if (client::resolvedLocally(config_, question.name)) {
+  if (client::resolvedLocally(*current(), question.name)) {
     const auto reply = askResolver(query);
     return !reply.empty() ? reply : dnsAnswer(query, kDnsServFail, {}, 0);
   }

@@ -38,6 +38,9 @@ class Helper {
   // answer, remoted connects are refused at once until it does, and a line says so. False with
   // `error`.
   bool open(std::string& error);
+  // A newer configuration (the cache the agent refreshes): its address table, local domains and
+  // settings from now on; the gateway and the identity stay as at open(). False with `error`.
+  bool refresh(const client::ClientConfig& fresh, std::string& error);
   // Serves until `stop` is set (looked at every 200 ms), then waits a moment for the threads.
   void serve(const volatile std::sig_atomic_t& stop);
 
@@ -58,7 +61,11 @@ class Helper {
   std::string nameOf(const protocol::control::IpAddress& address);
 
   Interceptor& interceptor_;
-  client::ClientConfig config_;
+  client::ClientConfig config_;  // as at open(): the gateway, and what identity_ points into
+  // The tables and settings in force (config_, or what refresh() brought), under mutex_.
+  std::shared_ptr<const client::ClientConfig> current_;
+  std::shared_ptr<const client::ClientConfig> current();
+  bool installLocal(const client::ClientConfig& config, std::string& error);
   int timeoutMs_;
   client::GatewayEndpoints gateway_;
   client::Identity identity_;  // this host's, the run's program; each connection names its own
