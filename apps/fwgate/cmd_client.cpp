@@ -465,6 +465,7 @@ int runKernel(const ClientRunOptions& options, std::vector<char*>& argv) {
     return 126;
   }
   kernel::Helper helper(interceptor, l.config, gatewayTimeoutMs());
+  helper.setVerbose(options.debug);
   if (!helper.open(error)) {
     std::fprintf(stderr, "fwgate run --kernel: %s\n", error.c_str());
     return 126;

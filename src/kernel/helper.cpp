@@ -712,6 +712,11 @@ void Helper::carry(int client) {
     reset(client);
     return;
   }
+  if (verbose_) {
+    std::fprintf(stderr, "fwgate run: %s[%u] connect %s%s%s%s: remoted via %s\n", app.c_str(),
+                 origin.pid, destination.c_str(), hint.empty() ? "" : " (", hint.c_str(),
+                 hint.empty() ? "" : ")", server_.c_str());
+  }
   relay(client, gateway);
 }
 

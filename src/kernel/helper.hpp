@@ -41,6 +41,8 @@ class Helper {
   // A newer configuration (the cache the agent refreshes): its address table, local domains and
   // settings from now on; the gateway and the identity stay as at open(). False with `error`.
   bool refresh(const client::ClientConfig& fresh, std::string& error);
+  // A line on stderr for every connection remoted, not only for failures (fwgate run --debug).
+  void setVerbose(bool verbose) { verbose_ = verbose; }
   // Serves until `stop` is set (looked at every 200 ms), then waits a moment for the threads.
   void serve(const volatile std::sig_atomic_t& stop);
 
@@ -67,6 +69,7 @@ class Helper {
   std::shared_ptr<const client::ClientConfig> current();
   bool installLocal(const client::ClientConfig& config, std::string& error);
   int timeoutMs_;
+  bool verbose_ = false;
   client::GatewayEndpoints gateway_;
   client::Identity identity_;  // this host's, the run's program; each connection names its own
   std::string server_;         // "host:port", for messages

@@ -109,8 +109,11 @@ def test_busybox_wget_and_curl_by_name(kernel, gateway):
 def test_go_fetches_50_mb_by_name_and_sees_the_real_peer(kernel, gateway, go_programs):
     gw = start_gateway(gateway, kernel)
     digest = big_file(kernel)
-    cp = krun(kernel, [go_programs["goget"], f"http://{NAME}/big.bin"], timeout=120)
+    cp = kernel.run_in("internal", [FWGATE_BIN, "run", "--kernel", "--debug", "--", go_programs["goget"],
+                                    f"http://{NAME}/big.bin"], timeout=120, env=client_env(kernel))
     assert cp.returncode == 0, out(cp)
+    # --debug: a line per remoted connection, with the name the helper answered.
+    assert re.search(rf"goget\[\d+\] connect {EXTERNAL}:80 \({NAME}\): remoted via", out(cp)), out(cp)
     assert f"status 200 sha256 {digest} size {BIG}" in out(cp), out(cp)
     # getpeername (the cgroup/getpeername4 program): the destination, not the helper.
     assert f"remote {EXTERNAL}:80" in out(cp), out(cp)
