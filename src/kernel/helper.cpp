@@ -68,7 +68,13 @@ std::string keyOf(const control::IpAddress& a) {
 std::string text(const control::Endpoint& e) {
   char address[64];
   client::formatAddress(e.address, address, sizeof address);
-  return std::string(address) + ":" + std::to_string(e.port);
+  std::string out;
+  if (e.address.family == 6) out += '[';
+  out += address;
+  if (e.address.family == 6) out += ']';
+  out += ':';
+  out += std::to_string(e.port);
+  return out;
 }
 
 // The program's name: its executable's, else the thread's as the kernel recorded it.
@@ -242,7 +248,7 @@ bool Helper::refresh(const client::ClientConfig& fresh, std::string& error) {
 }
 
 Helper::~Helper() {
-  for (const int fd : {tcp_, dnsUdp_, dnsTcp_, udp_}) {
+  for (const int fd : {tcp_, tcp6_, dnsUdp_, dnsTcp_, udp_}) {
     if (fd >= 0) ::close(fd);
   }
 }
@@ -292,7 +298,22 @@ bool Helper::open(std::string& error) {
     error = std::string("cannot open the UDP port: ") + std::strerror(errno);
     return false;
   }
-  return interceptor_.setPorts(portOf(tcp_), portOf(dnsUdp_), portOf(udp_), error);
+  // Native IPv6 connects to [::1], when this namespace has it; else they are left alone.
+  tcp6_ = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in6 loopback6{};
+  loopback6.sin6_family = AF_INET6;
+  loopback6.sin6_addr = in6addr_loopback;
+  std::uint16_t port6 = 0;
+  if (tcp6_ >= 0 && ::bind(tcp6_, reinterpret_cast<sockaddr*>(&loopback6), sizeof loopback6) == 0 &&
+      ::listen(tcp6_, 4096) == 0) {
+    socklen_t length = sizeof loopback6;
+    ::getsockname(tcp6_, reinterpret_cast<sockaddr*>(&loopback6), &length);
+    port6 = ntohs(loopback6.sin6_port);
+  } else if (tcp6_ >= 0) {
+    ::close(tcp6_);
+    tcp6_ = -1;
+  }
+  return interceptor_.setPorts(portOf(tcp_), portOf(dnsUdp_), portOf(udp_), port6, error);
 }
 
 void Helper::gatewayAnswers(bool answers, int error) {
@@ -340,7 +361,12 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
     std::lock_guard lock(mutex_);
     ++threads_;
   }
-  std::thread(&Helper::acceptConnections, this).detach();
+  std::thread(&Helper::acceptConnections, this, tcp_).detach();
+  if (tcp6_ >= 0) {
+    std::lock_guard lock(mutex_);
+    ++threads_;
+    std::thread(&Helper::acceptConnections, this, tcp6_).detach();
+  }
   const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
     pollfd p[4] = {{udp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
@@ -371,6 +397,7 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   std::unique_lock lock(mutex_);
   stopping_ = true;
   ::shutdown(tcp_, SHUT_RD);  // wakes the acceptors' accept()
+  if (tcp6_ >= 0) ::shutdown(tcp6_, SHUT_RD);
   work_.notify_all();
   idle_.wait_for(lock, std::chrono::seconds(2), [this] { return threads_ == 0; });
 }
@@ -567,29 +594,29 @@ void Helper::associate(std::shared_ptr<Association> a) {
   end();
 }
 
-void Helper::acceptConnections() {
+void Helper::acceptConnections(int listener) {
   // The thread that accepts a connection carries it: no handoff between accept() and the
   // gateway. One more acceptor is started when none is left waiting; one that finds two others
   // waiting when its connection ends goes.
   for (;;) {
     {
       std::lock_guard lock(mutex_);
-      ++acceptors_;
+      ++acceptors_[listener];
     }
-    const int fd = ::accept4(tcp_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    const int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     const int error = errno;
     {
       std::lock_guard lock(mutex_);
-      --acceptors_;
+      --acceptors_[listener];
       if (stopping_) {
         if (fd >= 0) reset(fd);
         --threads_;
         idle_.notify_all();
         return;
       }
-      if (acceptors_ == 0 && threads_ < kMaxThreads) {
+      if (acceptors_[listener] == 0 && threads_ < kMaxThreads) {
         ++threads_;
-        std::thread(&Helper::acceptConnections, this).detach();
+        std::thread(&Helper::acceptConnections, this, listener).detach();
       }
     }
     if (fd < 0) {
@@ -600,7 +627,7 @@ void Helper::acceptConnections() {
     }
     carry(fd);
     std::lock_guard lock(mutex_);
-    if (acceptors_ >= 2) {
+    if (acceptors_[listener] >= 2) {
       --threads_;
       idle_.notify_all();
       return;
@@ -641,11 +668,15 @@ bool Helper::run(std::function<void()> work) {
 }
 
 void Helper::carry(int client) {
-  sockaddr_in peer{};
+  sockaddr_storage peer{};
   socklen_t length = sizeof peer;
   Origin origin;
+  const auto portOfPeer = [&] {
+    return ntohs(peer.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(peer).sin6_port
+                                            : reinterpret_cast<sockaddr_in&>(peer).sin_port);
+  };
   if (::getpeername(client, reinterpret_cast<sockaddr*>(&peer), &length) != 0 ||
-      !interceptor_.takeOrigin(ntohs(peer.sin_port), origin)) {
+      !interceptor_.takeOrigin(portOfPeer(), origin)) {
     reset(client);  // not a diverted connection
     return;
   }
@@ -657,13 +688,24 @@ void Helper::carry(int client) {
   std::snprintf(identity.osUser, sizeof identity.osUser, "%s", accountOf(origin.uid).c_str());
   if (current()->settings.dontRemoteTcp.contains(origin.destination.port)) {
     // The program's settings keep this port local: a direct connection, relayed.
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    std::memcpy(&to.sin_addr, origin.destination.address.bytes.data(), 4);
-    to.sin_port = htons(origin.destination.port);
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_storage to{};
+    socklen_t toLength = 0;
+    if (origin.destination.address.family == 6) {
+      auto& a = reinterpret_cast<sockaddr_in6&>(to);
+      a.sin6_family = AF_INET6;
+      std::memcpy(&a.sin6_addr, origin.destination.address.bytes.data(), 16);
+      a.sin6_port = htons(origin.destination.port);
+      toLength = sizeof a;
+    } else {
+      auto& a = reinterpret_cast<sockaddr_in&>(to);
+      a.sin_family = AF_INET;
+      std::memcpy(&a.sin_addr, origin.destination.address.bytes.data(), 4);
+      a.sin_port = htons(origin.destination.port);
+      toLength = sizeof a;
+    }
+    const int fd = ::socket(to.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int error = 0;
-    if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 &&
+    if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&to), toLength) != 0 &&
                    (errno != EINPROGRESS || client::waitFor(fd, POLLOUT, timeoutMs_) != 0))) {
       error = errno;
     }

@@ -47,7 +47,7 @@ class Helper {
   void serve(const volatile std::sig_atomic_t& stop);
 
  private:
-  void acceptConnections();
+  void acceptConnections(int listener);
   struct Association;
   void takeDatagrams();
   void associate(std::shared_ptr<Association> a);
@@ -75,6 +75,7 @@ class Helper {
   std::string server_;         // "host:port", for messages
   std::vector<std::uint32_t> resolvers_;
   int tcp_ = -1;
+  int tcp6_ = -1;  // [::1], for native IPv6 destinations (-1: this namespace has no ::1)
   int dnsUdp_ = -1;
   int dnsTcp_ = -1;
   int udp_ = -1;
@@ -86,9 +87,9 @@ class Helper {
   std::condition_variable work_;  // a job, or stopping
   std::condition_variable idle_;  // a thread ended
   std::deque<std::function<void()>> jobs_;
-  int threads_ = 0;    // running, under mutex_
-  int acceptors_ = 0;  // threads waiting in accept()
-  int waiting_ = 0;    // of which idle (jobs_.size() of them are about to take one)
+  int threads_ = 0;               // running, under mutex_
+  std::map<int, int> acceptors_;  // threads waiting in accept(), by listening socket
+  int waiting_ = 0;               // of which idle (jobs_.size() of them are about to take one)
   bool stopping_ = false;
   // Accounts by uid, asked of NSS once each.
   std::string accountOf(std::uint32_t uid);

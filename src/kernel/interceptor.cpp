@@ -113,6 +113,39 @@ std::vector<std::string> loadedPrograms() {
   return out;
 }
 
+std::vector<Prefix6> prefixesOf6(const std::array<std::uint8_t, 16>& first,
+                                 const std::array<std::uint8_t, 16>& last) {
+  __extension__ typedef unsigned __int128 U;
+  const auto number = [](const std::array<std::uint8_t, 16>& a) {
+    U n = 0;
+    for (const std::uint8_t b : a) n = n << 8 | b;
+    return n;
+  };
+  std::vector<Prefix6> out;
+  U at = number(first);
+  const U end = number(last);
+  if (at > end) return out;
+  for (;;) {
+    // The largest aligned block from `at` that ends within the range.
+    std::uint8_t length = 128;
+    while (length > 0) {
+      const unsigned bits = 128 - (length - 1);
+      const U mask = bits >= 128 ? ~U{0} : (U{1} << bits) - 1;
+      if ((at & mask) != 0 || at + mask > end || at + mask < at) break;
+      --length;
+    }
+    Prefix6 p;
+    for (int i = 15; i >= 0; --i)
+      p.address[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(at >> (8 * (15 - i)));
+    p.length = length;
+    out.push_back(p);
+    const U size_minus_one = length == 0 ? ~U{0} : (U{1} << (128 - length)) - 1;
+    if (at + size_minus_one >= end) break;
+    at += size_minus_one + 1;
+  }
+  return out;
+}
+
 Interceptor::~Interceptor() {
   close();
 }
@@ -213,6 +246,7 @@ bool Interceptor::writeSettings(std::string& error) {
   s.tcp_port = htons(tcpPort_);
   s.dns_port = htons(dnsPort_);
   s.udp_port = htons(udpPort_);
+  s.tcp6_port = htons(tcp6Port_);
   s.refuse = refuse_ ? 1 : 0;
   s.helper_tgid = static_cast<__u32>(::getpid());
   s.netns_cookie = netnsCookie_;
@@ -225,7 +259,8 @@ bool Interceptor::writeSettings(std::string& error) {
 }
 
 bool Interceptor::setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::uint16_t udpPort,
-                           std::string& error) {
+                           std::uint16_t tcp6Port, std::string& error) {
+  tcp6Port_ = tcp6Port;
   tcpPort_ = tcpPort;
   dnsPort_ = dnsPort;
   udpPort_ = udpPort;
@@ -305,7 +340,27 @@ bool Interceptor::setLocal(const std::vector<protocol::control::AddressRange>& r
     bpf_map__delete_elem(skel_->maps.local4, &next, sizeof next, 0);
   }
   const std::uint8_t one = 1;
+  struct Key6 {
+    std::uint32_t prefixlen;
+    std::uint8_t ip6[16];
+  };
+  Key6 next6{};
+  while (bpf_map__get_next_key(skel_->maps.local6, nullptr, &next6, sizeof next6) == 0) {
+    bpf_map__delete_elem(skel_->maps.local6, &next6, sizeof next6, 0);
+  }
   for (const auto& range : ranges) {
+    if (range.first.family == 6 && range.last.family == 6) {
+      for (const Prefix6& p : prefixesOf6(range.first.bytes, range.last.bytes)) {
+        Key6 key6{p.length, {}};
+        std::memcpy(key6.ip6, p.address.data(), 16);
+        if (bpf_map__update_elem(skel_->maps.local6, &key6, sizeof key6, &one, sizeof one,
+                                 BPF_ANY) != 0) {
+          error = errnoText("cannot fill the local address table (IPv6)", errno);
+          return false;
+        }
+      }
+      continue;
+    }
     if (range.first.family != 4 || range.last.family != 4) continue;
     std::uint32_t first = 0;
     std::uint32_t last = 0;
@@ -342,8 +397,13 @@ bool take(bpf_map* map, std::uint16_t localPort, Origin& out) {
   const std::uint32_t key = localPort;
   fwgate_origin o{};
   if (bpf_map__lookup_and_delete_elem(map, &key, sizeof key, &o, sizeof o, 0) != 0) return false;
-  out.destination.address.family = 4;
-  std::memcpy(out.destination.address.bytes.data(), &o.ip4, 4);
+  if (o.ip4 == 0 && o.family == 10) {
+    out.destination.address.family = 6;
+    std::memcpy(out.destination.address.bytes.data(), o.ip6, 16);
+  } else {
+    out.destination.address.family = 4;
+    std::memcpy(out.destination.address.bytes.data(), &o.ip4, 4);
+  }
   out.destination.port = ntohs(o.port);
   out.pid = o.pid;
   out.uid = o.uid;

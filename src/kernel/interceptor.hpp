@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,13 @@ struct Prefix4 {
   std::uint8_t length = 0;
 };
 std::vector<Prefix4> prefixesOf(std::uint32_t first, std::uint32_t last);
+// The same for IPv6 (addresses as 16 bytes, network order).
+struct Prefix6 {
+  std::array<std::uint8_t, 16> address{};
+  std::uint8_t length = 0;
+};
+std::vector<Prefix6> prefixesOf6(const std::array<std::uint8_t, 16>& first,
+                                 const std::array<std::uint8_t, 16>& last);
 
 // The names of the eBPF programs of fwgate loaded on this machine now (any process's).
 std::vector<std::string> loadedPrograms();
@@ -62,7 +70,7 @@ class Interceptor {
   // Where the programs send what they divert (127.0.0.1; UDP to 127.64.0.0 + the destination's
   // slot on udpPort, 0: UDP is not diverted), and from when on.
   bool setPorts(std::uint16_t tcpPort, std::uint16_t dnsPort, std::uint16_t udpPort,
-                std::string& error);
+                std::uint16_t tcp6Port, std::string& error);
   // The local address table (IPv4 ranges) and the resolvers; replace what was there.
   bool setLocal(const std::vector<protocol::control::AddressRange>& ranges, std::string& error);
   bool setResolvers(const std::vector<std::uint32_t>& resolvers, std::string& error);
@@ -103,6 +111,7 @@ class Interceptor {
   std::uint16_t tcpPort_ = 0;
   std::uint16_t dnsPort_ = 0;
   std::uint16_t udpPort_ = 0;
+  std::uint16_t tcp6Port_ = 0;
   bool refuse_ = false;
   bool made_ = false;  // the cgroup is this run's (removed by close())
   bool killOnClose_ = true;

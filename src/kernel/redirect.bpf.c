@@ -50,6 +50,20 @@ struct {
   __type(value, __u8);
 } local4 SEC(".maps");
 
+struct lpm_key6 {
+  __u32 prefixlen;
+  __u32 ip6[4];
+};
+
+// The same for IPv6.
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, 4096);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct lpm_key6);
+  __type(value, __u8);
+} local6 SEC(".maps");
+
 // The resolvers of /etc/resolv.conf.
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -255,9 +269,58 @@ int fwgate_connect4(struct bpf_sock_addr* ctx) {
   return decide(ctx, 0);
 }
 
+// Loopback, unspecified, link-local, multicast, or in the LAT: an IPv6 destination stays.
+static __always_inline int is_local6(const struct bpf_sock_addr* ctx) {
+  const __u32 w0 = bpf_ntohl(ctx->user_ip6[0]);
+  if ((w0 >> 24) == 0xff || (w0 & 0xffc00000u) == 0xfe800000u) return 1;
+  if (w0 == 0 && ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == 0 &&
+      (ctx->user_ip6[3] == 0 || ctx->user_ip6[3] == bpf_htonl(1))) {
+    return 1;
+  }
+  struct lpm_key6 key = {.prefixlen = 128};
+  key.ip6[0] = ctx->user_ip6[0];
+  key.ip6[1] = ctx->user_ip6[1];
+  key.ip6[2] = ctx->user_ip6[2];
+  key.ip6[3] = ctx->user_ip6[3];
+  return bpf_map_lookup_elem(&local6, &key) != 0;
+}
+
+static __always_inline int is_helper6(const struct bpf_sock_addr* ctx,
+                                      const struct fwgate_settings* s) {
+  return s->tcp6_port != 0 && ctx->user_port == s->tcp6_port && ctx->user_ip6[0] == 0 &&
+         ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == 0 && ctx->user_ip6[3] == bpf_htonl(1);
+}
+
+// A native IPv6 TCP connect outside the LAT: to [::1] on the helper's IPv6 port.
+static __always_inline int decide6(struct bpf_sock_addr* ctx) {
+  const struct fwgate_settings* s = current_settings();
+  if (s == 0 || s->tcp6_port == 0 || ctx->type != FWGATE_SOCK_STREAM || exempt(ctx, s) ||
+      is_local6(ctx)) {
+    return 1;
+  }
+  if (s->refuse) return 0;
+  struct fwgate_origin origin = {.port = (__u16)ctx->user_port, .family = 10 /* AF_INET6 */};
+  origin.ip6[0] = ctx->user_ip6[0];
+  origin.ip6[1] = ctx->user_ip6[1];
+  origin.ip6[2] = ctx->user_ip6[2];
+  origin.ip6[3] = ctx->user_ip6[3];
+  const __u64 pid_tgid = bpf_get_current_pid_tgid();
+  origin.pid = pid_tgid >> 32;
+  origin.uid = (__u32)bpf_get_current_uid_gid();
+  bpf_get_current_comm(origin.comm, sizeof origin.comm);
+  const __u64 cookie = bpf_get_socket_cookie(ctx);
+  bpf_map_update_elem(&by_cookie, &cookie, &origin, BPF_ANY);
+  ctx->user_ip6[0] = 0;
+  ctx->user_ip6[1] = 0;
+  ctx->user_ip6[2] = 0;
+  ctx->user_ip6[3] = bpf_htonl(1);
+  ctx->user_port = s->tcp6_port;
+  return 1;
+}
+
 SEC("cgroup/connect6")
 int fwgate_connect6(struct bpf_sock_addr* ctx) {
-  return decide(ctx, 1);
+  return mapped_ip4(ctx) != 0 ? decide(ctx, 1) : decide6(ctx);
 }
 
 SEC("cgroup/sendmsg4")
@@ -331,5 +394,15 @@ int fwgate_getpeername4(struct bpf_sock_addr* ctx) {
 
 SEC("cgroup/getpeername6")
 int fwgate_getpeername6(struct bpf_sock_addr* ctx) {
-  return restore(ctx, 1);
+  const struct fwgate_settings* s = current_settings();
+  if (s == 0 || !is_helper6(ctx, s)) return restore(ctx, 1);
+  const __u64 cookie = bpf_get_socket_cookie(ctx);
+  const struct fwgate_origin* origin = bpf_map_lookup_elem(&by_cookie, &cookie);
+  if (origin == 0 || origin->ip4 != 0) return 1;
+  ctx->user_ip6[0] = origin->ip6[0];
+  ctx->user_ip6[1] = origin->ip6[1];
+  ctx->user_ip6[2] = origin->ip6[2];
+  ctx->user_ip6[3] = origin->ip6[3];
+  ctx->user_port = origin->port;
+  return 1;
 }

@@ -21,7 +21,7 @@ import pytest
 
 import fwit
 from conftest import FWGATE_BIN
-from test_client import DNS, EXTERNAL, MARKER, NAME, client_env, fwc_sessions, out, start_gateway, topo  # noqa: F401
+from test_client import DNS, EXTERNAL, EXTERNAL6, MARKER, NAME, client_env, fwc_sessions, out, start_gateway, topo  # noqa: F401
 from test_secondary import FTP_RULES, ftp, sha256  # noqa: F401
 
 pytestmark = pytest.mark.fwgate_only
@@ -343,3 +343,18 @@ def test_without_root_a_user_opts_in(kernel, gateway):
         assert not os.path.exists(path)
     finally:
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_a_native_ipv6_destination(kernel, gateway):
+    """An IPv6 socket's connect to an IPv6 address outside the LAT goes to the helper on [::1] and
+    through the gateway; the program's getpeername shows the destination."""
+    gw = start_gateway(gateway, kernel, extra="[firewall_client]\nrequire_definition = false\n")
+    echo6 = kernel.spawn("external", [fwit.PYTHON, os.path.join(fwit.HELPER_DIR, "echo_server.py"),
+                                      "--host", EXTERNAL6, "--lifetime", "120"])
+    port6 = int(fwit.read_pipe(echo6.stdout, 64, 15, until=b"\n"))
+    code = (f"import socket\ns=socket.create_connection(('{EXTERNAL6}',{port6}),10)\ns.sendall(b'ping')\n"
+            "print(s.recv(4).decode(), *s.getpeername()[:2])")
+    cp = krun(kernel, [fwit.PYTHON, "-c", code])
+    assert cp.returncode == 0 and f"ping {EXTERNAL6} {port6}" in out(cp), out(cp)
+    logged = gw.wait_session(lambda s: s.get("command") == "connect" and EXTERNAL6 in s.get("requested", ""))
+    assert logged["outcome"] == "succeeded", logged

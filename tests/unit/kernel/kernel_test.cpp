@@ -50,6 +50,34 @@ TEST(Prefixes, TheWholeSpaceAndOneAddress) {
   EXPECT_TRUE(prefixesOf(2, 1).empty());
 }
 
+TEST(Prefixes, IPv6RangesAreCoveredExactly) {
+  std::array<std::uint8_t, 16> first{};
+  std::array<std::uint8_t, 16> last{};
+  ::inet_pton(AF_INET6, "2001:db8::", first.data());
+  ::inet_pton(AF_INET6, "2001:db8::ffff:ffff:ffff:ffff", last.data());
+  const auto one = prefixesOf6(first, last);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].length, 64);
+  EXPECT_EQ(one[0].address, first);
+  // ::5 - ::8: ::5/128, ::6/127, ::8/128.
+  std::array<std::uint8_t, 16> a{};
+  std::array<std::uint8_t, 16> b{};
+  a[15] = 5;
+  b[15] = 8;
+  const auto three = prefixesOf6(a, b);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_EQ(three[0].length, 128);
+  EXPECT_EQ(three[1].length, 127);
+  EXPECT_EQ(three[1].address[15], 6);
+  EXPECT_EQ(three[2].address[15], 8);
+  std::array<std::uint8_t, 16> all{};
+  all.fill(0xff);
+  const auto everything = prefixesOf6({}, all);
+  ASSERT_EQ(everything.size(), 1u);
+  EXPECT_EQ(everything[0].length, 0);
+  EXPECT_TRUE(prefixesOf6(b, a).empty());
+}
+
 TEST(ResolvConf, NameserversInOrderAndTheDefault) {
   const auto servers = nameserversOf(
       "# comment\nsearch example.test\nnameserver 10.0.0.53\n  nameserver\t192.0.2.1\n"
