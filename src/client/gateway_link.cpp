@@ -28,7 +28,8 @@ namespace {
 
 void copyTo(char* out, std::size_t size, std::string_view text) {
   const std::size_t n = text.size() < size - 1 ? text.size() : size - 1;
-  std::memcpy(out, text.data(), n);
+  // An empty view may have no data at all: memcpy from null is undefined even for 0 bytes.
+  if (n > 0) std::memcpy(out, text.data(), n);
   out[n] = '\0';
 }
 
