@@ -369,7 +369,7 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
   }
   const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
-    pollfd p[4] = {{udp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
+    pollfd p[3] = {{udp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
     if (::poll(p, 3, 200) <= 0) continue;
     if (p[0].revents != 0) takeDatagrams();
     if (p[1].revents != 0) {
