@@ -322,7 +322,11 @@ std::vector<std::uint8_t> AgentServer::seal(Connection& c, const std::vector<std
   // Who asks, as the kernel says: the PID and the account are the agent's to tell. Except for
   // the kernel client's helper (fwgate itself, run by root), which speaks for the programs it
   // carries: it names their account and PID, as the eBPF programs saw them.
-  const std::string account = accountOf(c.peer.uid);
+  // Asked of NSS once per account for the agent's life (a read of /etc/passwd per connection
+  // otherwise); the serving loop is one thread.
+  auto known = accounts_.find(c.peer.uid);
+  if (known == accounts_.end()) known = accounts_.emplace(c.peer.uid, accountOf(c.peer.uid)).first;
+  const std::string& account = known->second;
   hello.version = control::kVersion;
   if (!trustHelper_ || !speaksForOthers(c.peer) || hello.osUser.empty() || hello.pid == 0) {
     hello.osUser = account;

@@ -6,6 +6,8 @@
 // program says, and a Timestamp. A poll loop on one thread; the library's calls are short.
 #pragma once
 
+#include <sys/types.h>
+
 #include <csignal>
 #include <map>
 #include <memory>
@@ -81,6 +83,7 @@ class AgentServer {
   std::map<std::string, Ticket> tickets_;
   KerberosProof kerberos_{ClientConfig::Kerberos::No, {}};
   bool trustHelper_ = false;
+  std::map<uid_t, std::string> accounts_;  // the callers' account names, by uid
 };
 
 }  // namespace fwgate::client
