@@ -22,57 +22,18 @@ done
 
 tag=fwb$$
 c=${tag}c g=${tag}g e=${tag}e
+source "$repo/bench/topology.sh"
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  for n in "$c" "$g" "$e"; do ip netns del "$n" 2>/dev/null || true; done
+  topology_delete "$tag" "${pids[@]}"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-for n in "$c" "$g" "$e"; do ip netns add "$n"; ip -n "$n" link set lo up; done
-ip link add "${tag}cg" netns "$c" type veth peer name "${tag}gc" netns "$g"
-ip link add "${tag}ge" netns "$g" type veth peer name "${tag}eg" netns "$e"
-ip -n "$c" addr add 10.254.1.2/24 dev "${tag}cg"
-ip -n "$g" addr add 10.254.1.1/24 dev "${tag}gc"
-ip -n "$g" addr add 10.254.2.1/24 dev "${tag}ge"
-ip -n "$e" addr add 10.254.2.2/24 dev "${tag}eg"
-for pair in "$c:${tag}cg" "$g:${tag}gc" "$g:${tag}ge" "$e:${tag}eg"; do
-  ip -n "${pair%%:*}" link set "${pair#*:}" up
-done
-ip netns exec "$g" sysctl -qw net.ipv4.ip_forward=0
+topology_create "$tag" 10.254
 
-cat >"$tmp/gateway.toml" <<TOML
-[[listeners]]
-address = "10.254.1.1"
-port = 1080
-methods = ["none"]
-
-[limits]
-max_sessions = 65536
-
-[log]
-sessions = "$tmp/sessions.jsonl"
-
-[control]
-listen = ["10.254.1.1:1745"]
-
-[firewall_client]
-require_definition = false
-
-[networks.internal]
-ranges = ["10.254.1.0/24"]
-firewall_clients = true
-
-[[rules]]
-name = "internal clients"
-action = "allow"
-sources = ["internal"]
-TOML
-ip netns exec "$g" "$fwgate" gateway --config "$tmp/gateway.toml" --state-dir "$tmp/state" >"$tmp/gateway.log" 2>&1 &
-pids+=($!)
+topology_gateway "$tag" 10.254 "$tmp" "$fwgate"
 ip netns exec "$e" python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -48,44 +48,13 @@ realm_service fwgate/10.253.1.1 "$tmp/gateway.keytab"
 realm_start "$c"
 pids+=("$REALM_PID")
 realm_kinit "$c" alice "$password"
-cat >"$tmp/gateway.toml" <<TOML
-[gateway]
-users_file = "$tmp/users"
+topology_gateway "$tag" 10.253 "$tmp" "$fwgate" "[gateway]
+users_file = \"$tmp/users\"
 
 [kerberos]
-keytab = "$tmp/gateway.keytab"
-local_realms = ["BENCH.TEST"]
-
-[[listeners]]
-address = "10.253.1.1"
-port = 1080
-methods = ["none"]
-
-[limits]
-max_sessions = 65536
-
-[log]
-sessions = "$tmp/sessions.jsonl"
-
-[control]
-listen = ["10.253.1.1:1745"]
-encryption = "optional"
-
-[firewall_client]
-require_definition = false
-
-[networks.internal]
-ranges = ["10.253.1.0/24"]
-firewall_clients = true
-
-[[rules]]
-name = "internal clients"
-action = "allow"
-sources = ["internal"]
-TOML
-ip netns exec "$g" "$fwgate" gateway --config "$tmp/gateway.toml" --state-dir "$tmp/state" \
-  >"$tmp/gateway.log" 2>&1 &
-pids+=($!)
+keytab = \"$tmp/gateway.keytab\"
+local_realms = [\"BENCH.TEST\"]
+"
 ip netns exec "$e" python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -47,36 +47,7 @@ trap 'echo "kernel-client: failed; the gateway said:" >&2; tail -20 "$tmp/gatewa
 
 topology_create "$tag" 198.18
 
-cat >"$tmp/gateway.toml" <<TOML
-[[listeners]]
-address = "198.18.1.1"
-port = 1080
-methods = ["none"]
-
-[limits]
-max_sessions = 65536
-
-[log]
-sessions = "$tmp/sessions.jsonl"
-
-[control]
-listen = ["198.18.1.1:1745"]
-
-[firewall_client]
-require_definition = false
-
-[networks.internal]
-ranges = ["198.18.1.0/24"]
-firewall_clients = true
-
-[[rules]]
-name = "internal clients"
-action = "allow"
-sources = ["internal"]
-TOML
-ip netns exec "$g" "$fwgate" gateway --config "$tmp/gateway.toml" --state-dir "$tmp/state" \
-  >"$tmp/gateway.log" 2>&1 &
-pids+=($!)
+topology_gateway "$tag" 198.18 "$tmp" "$fwgate"
 ip netns exec "$e" "$loadgen" echo --listen 198.18.2.2:9000 >/dev/null 2>&1 &
 pids+=($!)
 ip netns exec "$e" "$loadgen" sink --listen 198.18.2.2:9001 --stats 198.18.2.2:9002 >/dev/null 2>&1 &

@@ -30,3 +30,43 @@ topology_delete() {
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
   for n in "${tag}c" "${tag}g" "${tag}e"; do ip netns del "$n" 2>/dev/null || true; done
 }
+
+# topology_gateway TAG NET DIR FWGATE [TOML]: the gateway of these benchmarks, started in TAGg,
+# its PID added to the caller's `pids`: SOCKS without authentication on NET.1.1:1080, the control
+# channel on NET.1.1:1745, NET.1.0/24 the firewall clients' network and allowed everything, the
+# session log in DIR/sessions.jsonl, its output in DIR/gateway.log, its key under DIR/state.
+# TOML (sections of the caller's own, such as [gateway] and [kerberos]) comes first.
+topology_gateway() {
+  local tag=$1 net=$2 dir=$3 fwgate=$4 extra=${5:-}
+  cat >"$dir/gateway.toml" <<TOML
+$extra
+[[listeners]]
+address = "$net.1.1"
+port = 1080
+methods = ["none"]
+
+[limits]
+max_sessions = 65536
+
+[log]
+sessions = "$dir/sessions.jsonl"
+
+[control]
+listen = ["$net.1.1:1745"]
+
+[firewall_client]
+require_definition = false
+
+[networks.internal]
+ranges = ["$net.1.0/24"]
+firewall_clients = true
+
+[[rules]]
+name = "internal clients"
+action = "allow"
+sources = ["internal"]
+TOML
+  ip netns exec "${tag}g" "$fwgate" gateway --config "$dir/gateway.toml" --state-dir "$dir/state" \
+    >"$dir/gateway.log" 2>&1 &
+  pids+=($!)
+}
