@@ -17,6 +17,7 @@
 #include <memory>
 #include <thread>
 
+#include "client/discovery.hpp"
 #include "kernel/dns_message.hpp"
 
 namespace fwgate::kernel {
@@ -205,17 +206,13 @@ std::string Helper::accountOf(std::uint32_t uid) {
 }
 
 std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf) {
+  // resolv.conf as the client core reads it for discovery (and the system resolver does).
+  client::ResolverConf conf;
+  client::parseResolvConf(resolvConf, conf);
   std::vector<std::uint32_t> out;
-  while (!resolvConf.empty()) {
-    const auto end = resolvConf.find('\n');
-    std::string line(resolvConf.substr(0, end));
-    resolvConf.remove_prefix(end == std::string_view::npos ? resolvConf.size() : end + 1);
-    char word[32];
-    char address[64];
-    in_addr a{};
-    if (std::sscanf(line.c_str(), " %31s %63s", word, address) == 2 &&
-        std::strcmp(word, "nameserver") == 0 && ::inet_pton(AF_INET, address, &a) == 1) {
-      out.push_back(a.s_addr);
+  for (std::size_t i = 0; i < conf.serverCount; ++i) {
+    if (conf.servers[i].ss_family == AF_INET) {
+      out.push_back(reinterpret_cast<const sockaddr_in&>(conf.servers[i]).sin_addr.s_addr);
     }
   }
   if (out.empty()) out.push_back(htonl(INADDR_LOOPBACK));
@@ -367,7 +364,6 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
     ++threads_;
     std::thread(&Helper::acceptConnections, this, tcp6_).detach();
   }
-  const auto spawn = [this](std::function<void()> work) { return run(std::move(work)); };
   while (stop == 0) {
     pollfd p[3] = {{udp_, POLLIN, 0}, {dnsUdp_, POLLIN, 0}, {dnsTcp_, POLLIN, 0}};
     if (::poll(p, 3, 200) <= 0) continue;
@@ -381,14 +377,14 @@ void Helper::serve(const volatile std::sig_atomic_t& stop) {
                                      reinterpret_cast<sockaddr*>(&from), &length);
         if (n < 0) break;
         query.resize(static_cast<std::size_t>(n));
-        spawn([this, q = std::move(query), from, length]() mutable {
+        run([this, q = std::move(query), from, length]() mutable {
           answerDatagram(std::move(q), from, length);
         });
       }
     }
     if (p[2].revents != 0) {
       for (int fd; (fd = ::accept4(dnsTcp_, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;) {
-        if (!spawn([this, fd] { answerStream(fd); })) ::close(fd);
+        if (!run([this, fd] { answerStream(fd); })) ::close(fd);
       }
     }
   }
@@ -422,11 +418,12 @@ struct Helper::Association {
 };
 
 void Helper::takeDatagrams() {
+  // One buffer for the loop (one thread reads here); a datagram keeps only its own bytes.
+  static thread_local std::vector<std::uint8_t> received(65536);
   for (int count = 0; count < 256; ++count) {
-    std::vector<std::uint8_t> payload(65536);
     sockaddr_in from{};
     char control[CMSG_SPACE(sizeof(in_pktinfo))];
-    iovec io{payload.data(), payload.size()};
+    iovec io{received.data(), received.size()};
     msghdr msg{};
     msg.msg_name = &from;
     msg.msg_namelen = sizeof from;
@@ -450,7 +447,7 @@ void Helper::takeDatagrams() {
         !interceptor_.destinationOfSlot(slot, destination)) {
       continue;
     }
-    payload.resize(static_cast<std::size_t>(n));
+    std::vector<std::uint8_t> payload(received.begin(), received.begin() + n);
     const std::string key =
         std::to_string(from.sin_addr.s_addr) + ":" + std::to_string(from.sin_port);
     std::shared_ptr<Association> a;

@@ -96,8 +96,8 @@ class Helper {
   std::map<std::uint32_t, std::string> accounts_;
 };
 
-// The IPv4 nameservers of a resolv.conf text (in network byte order); 127.0.0.1 when it names
-// none, as the resolver then uses.
+// The IPv4 nameservers of a resolv.conf text (in network byte order), through
+// client::parseResolvConf; 127.0.0.1 when it names none.
 std::vector<std::uint32_t> nameserversOf(std::string_view resolvConf);
 
 }  // namespace fwgate::kernel
