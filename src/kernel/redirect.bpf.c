@@ -132,14 +132,33 @@ struct {
   __type(value, struct fwgate_origin);
 } by_udp_port SEC(".maps");
 
+// Who asks, into `origin` (whose destination the caller set), kept by the socket's cookie.
+static __always_inline void keep(void* ctx, struct fwgate_origin* origin) {
+  origin->pid = bpf_get_current_pid_tgid() >> 32;
+  origin->uid = (__u32)bpf_get_current_uid_gid();
+  bpf_get_current_comm(origin->comm, sizeof origin->comm);
+  const __u64 cookie = bpf_get_socket_cookie(ctx);
+  bpf_map_update_elem(&by_cookie, &cookie, origin, BPF_ANY);
+}
+
 static __always_inline void remember(void* ctx, __u32 ip4, __u16 port, __u16 family) {
   struct fwgate_origin origin = {.ip4 = ip4, .port = port, .family = family};
-  const __u64 pid_tgid = bpf_get_current_pid_tgid();
-  origin.pid = pid_tgid >> 32;
-  origin.uid = (__u32)bpf_get_current_uid_gid();
-  bpf_get_current_comm(origin.comm, sizeof origin.comm);
-  const __u64 cookie = bpf_get_socket_cookie(ctx);
-  bpf_map_update_elem(&by_cookie, &cookie, &origin, BPF_ANY);
+  keep(ctx, &origin);
+}
+
+// A hook's IPv6 address, word by word (the context is read at constant offsets only).
+static __always_inline void read_ip6(const struct bpf_sock_addr* ctx, __u32 out[4]) {
+  out[0] = ctx->user_ip6[0];
+  out[1] = ctx->user_ip6[1];
+  out[2] = ctx->user_ip6[2];
+  out[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void write_ip6(struct bpf_sock_addr* ctx, const __u32 in[4]) {
+  ctx->user_ip6[0] = in[0];
+  ctx->user_ip6[1] = in[1];
+  ctx->user_ip6[2] = in[2];
+  ctx->user_ip6[3] = in[3];
 }
 
 // UDP destinations by slot: a datagram to D goes to 127.64.0.0 + slot(D) on the helper's UDP
@@ -278,10 +297,7 @@ static __always_inline int is_local6(const struct bpf_sock_addr* ctx) {
     return 1;
   }
   struct lpm_key6 key = {.prefixlen = 128};
-  key.ip6[0] = ctx->user_ip6[0];
-  key.ip6[1] = ctx->user_ip6[1];
-  key.ip6[2] = ctx->user_ip6[2];
-  key.ip6[3] = ctx->user_ip6[3];
+  read_ip6(ctx, key.ip6);
   return bpf_map_lookup_elem(&local6, &key) != 0;
 }
 
@@ -300,20 +316,10 @@ static __always_inline int decide6(struct bpf_sock_addr* ctx) {
   }
   if (s->refuse) return 0;
   struct fwgate_origin origin = {.port = (__u16)ctx->user_port, .family = 10 /* AF_INET6 */};
-  origin.ip6[0] = ctx->user_ip6[0];
-  origin.ip6[1] = ctx->user_ip6[1];
-  origin.ip6[2] = ctx->user_ip6[2];
-  origin.ip6[3] = ctx->user_ip6[3];
-  const __u64 pid_tgid = bpf_get_current_pid_tgid();
-  origin.pid = pid_tgid >> 32;
-  origin.uid = (__u32)bpf_get_current_uid_gid();
-  bpf_get_current_comm(origin.comm, sizeof origin.comm);
-  const __u64 cookie = bpf_get_socket_cookie(ctx);
-  bpf_map_update_elem(&by_cookie, &cookie, &origin, BPF_ANY);
-  ctx->user_ip6[0] = 0;
-  ctx->user_ip6[1] = 0;
-  ctx->user_ip6[2] = 0;
-  ctx->user_ip6[3] = bpf_htonl(1);
+  read_ip6(ctx, origin.ip6);
+  keep(ctx, &origin);
+  const __u32 loopback[4] = {0, 0, 0, bpf_htonl(1)};
+  write_ip6(ctx, loopback);
   ctx->user_port = s->tcp6_port;
   return 1;
 }
@@ -399,10 +405,7 @@ int fwgate_getpeername6(struct bpf_sock_addr* ctx) {
   const __u64 cookie = bpf_get_socket_cookie(ctx);
   const struct fwgate_origin* origin = bpf_map_lookup_elem(&by_cookie, &cookie);
   if (origin == 0 || origin->ip4 != 0) return 1;
-  ctx->user_ip6[0] = origin->ip6[0];
-  ctx->user_ip6[1] = origin->ip6[1];
-  ctx->user_ip6[2] = origin->ip6[2];
-  ctx->user_ip6[3] = origin->ip6[3];
+  write_ip6(ctx, origin->ip6);
   ctx->user_port = origin->port;
   return 1;
 }
