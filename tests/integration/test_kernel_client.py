@@ -179,31 +179,27 @@ def test_ftp_in_passive_mode_from_a_static_client(kernel, gateway, ftp):
     gw.wait_session(lambda s: s.get("application") == "busybox" and s.get("definition") == "FTP (secondary)")
 
 
-def test_a_denied_port_fails_at_once_with_a_log_line(kernel, gateway, go_programs):
+def test_a_denied_port_is_a_reset_with_a_log_line(kernel, gateway, go_programs):
     gw = start_gateway(gateway, kernel, rules=[
         {"name": "no web", "action": "deny", "sources": ["internal"], "ports": [80]},
         {"name": "internal clients", "action": "allow", "sources": ["internal"]}])
-    started = time.monotonic()
     cp = krun(kernel, [go_programs["goget"], f"http://{EXTERNAL}/"])
-    took = time.monotonic() - started
     assert cp.returncode != 0 and "connection reset" in out(cp), out(cp)
     assert re.search(r"goget\[\d+\] connect 203\.0\.113\.7:80 via .*: Permission denied", out(cp)), out(cp)
-    print(f"denied in {took:.2f}s")
     logged = gw.wait_session(lambda s: s.get("application") == "goget")
     assert logged["rule"] == "no web" and logged["outcome"] == "denied", logged
 
 
-def test_an_unreachable_gateway_fails_connects_at_once(kernel, gateway, go_programs):
+def test_an_unreachable_gateway_fails_connects_at_once(kernel, gateway):
     # No gateway at all: the control port does not answer.
     cp = krun(kernel, [BUSYBOX, "wget", "-q", "-O", "-", f"http://{EXTERNAL}/"], timeout=30,
               FWGATE_TIMEOUT="1000")
     assert cp.returncode != 0, out(cp)
     assert "is unreachable" in out(cp) and "fail (EPERM) until it answers" in out(cp), out(cp)
-    assert "Operation not permitted" in out(cp) or "not permitted" in out(cp).lower(), out(cp)
-    print(out(cp))
+    assert "not permitted" in out(cp).lower(), out(cp)  # EPERM, from the eBPF program
 
 
-def test_kill_9_of_the_helper_mid_transfer(kernel, gateway, go_programs):
+def test_kill_9_of_the_helper_mid_transfer(kernel, gateway):
     """The program's transfer fails, its next connects are not diverted (they fail, as without a
     client), and nothing of the run stays loaded; the host's other programs never saw it."""
     start_gateway(gateway, kernel)
